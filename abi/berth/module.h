@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The berth module ABI.
+ *
+ * A module is a shared object `<name>.so` exporting exactly one symbol, the side-effect-free function
+ * `berth_module_v1_<name>` (dashes in <name> become underscores), which returns a descriptor. The loader
+ * checks, in this order and before reading anything else: the symbol, magic, ABI major (equal), ABI minor
+ * (not newer than berthd's), struct_size, and the build signature. Then it validates each registration.
+ *
+ * Modules never link against berthd: everything they need from the core comes through the function table
+ * `ic->api` (berth_core_api_t). It starts with its size and only ever grows at the end; a module that needs a
+ * function added in minor N declares abi_minor N (BERTH_MODULE does that for you) and is refused cleanly by
+ * an older berthd. BERTH_API_HAS tells whether a table has a function.
+ *
+ * Threading: init, fini and InitContext calls run on the loop thread. After init returns, the module must not
+ * keep or use its InitContext except for the fields documented as long-lived (log, api, loop).
+ */
+#ifndef BERTH_MODULE_H
+#define BERTH_MODULE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "config.h"
+#include "error.h"
+#include "hooks.h"
+#include "log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BERTH_ABI_MAJOR 1
+#define BERTH_ABI_MINOR 0
+#define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
+
+/* ---- build signature: everything a version number cannot catch ---------------------------------- */
+#define BERTH__STR2(x) #x
+#define BERTH__STR(x) BERTH__STR2(x)
+#if defined(__SANITIZE_ADDRESS__)
+#define BERTH__SIG_ASAN "asan1"
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BERTH__SIG_ASAN "asan1"
+#endif
+#endif
+#ifndef BERTH__SIG_ASAN
+#define BERTH__SIG_ASAN "asan0"
+#endif
+/* gcc has no macro for UBSan: berth's build and the berth-module.pc set BERTH_BUILD_UBSAN. */
+#if defined(BERTH_BUILD_UBSAN) && BERTH_BUILD_UBSAN
+#define BERTH__SIG_UBSAN "ubsan1"
+#else
+#define BERTH__SIG_UBSAN "ubsan0"
+#endif
+#if __SIZEOF_LONG__ == 8 || (defined(_FILE_OFFSET_BITS) && _FILE_OFFSET_BITS == 64)
+#define BERTH__SIG_OFF "off64"
+#else
+#define BERTH__SIG_OFF "off32"
+#endif
+#if __SIZEOF_LONG__ == 8 || (defined(_TIME_BITS) && _TIME_BITS == 64)
+#define BERTH__SIG_TIME "time64"
+#else
+#define BERTH__SIG_TIME "time32"
+#endif
+/* Comma-separated name+value fields; the loader names the first one that differs from berthd's. */
+#define BERTH_BUILD_SIGNATURE                                                                              \
+    "ptr" BERTH__STR(__SIZEOF_POINTER__) "," BERTH__SIG_OFF "," BERTH__SIG_TIME                            \
+                                         ",uv" BERTH__STR(UV_VERSION_MAJOR) "," BERTH__SIG_ASAN            \
+                                                                            "," BERTH__SIG_UBSAN
+
+typedef struct berth_init_ctx_s berth_init_ctx_t;
+typedef struct berth_core_api_s berth_core_api_t;
+typedef struct berth_ready_token_s berth_ready_token_t;
+
+/* Registration flags. */
+#define BERTH_PLUGIN_NO_RELOAD 0x1u /* never toggled at runtime (e.g. the metadata store) */
+
+/* One plugin. A module carries one or more. Filled by the module; the core reads min(struct_size, known). */
+typedef struct berth_plugin_reg_s {
+    uint32_t struct_size;              /* sizeof(berth_plugin_reg_t) as compiled */
+    const char *type;                  /* "io.containerd.event.v1"; the interface version is in the name */
+    const char *id;                    /* "exchange"; URI = type "." id */
+    const char *const *requires;       /* NULL-terminated types it may look up; {"*", NULL} = every type */
+    const char *const *after;          /* NULL-terminated URIs it needs by name (missing: dep-unavailable) */
+    const char *const *platforms;      /* NULL-terminated "os/arch[/variant]"; NULL = host platform */
+    const berth_config_field_t *config;/* schema, ends with {NULL}; NULL = takes no config */
+    /* Returns 0 with *instance set, BERTH_ESKIP with a message containing "skip plugin", or an error. */
+    int (*init)(berth_init_ctx_t *ic, void **instance, berth_error_t **err);
+    /* Reverse init order, on the loop thread. Must start closing every libuv handle it owns. */
+    void (*fini)(void *instance);
+    const void *ops;                   /* the type's vtable (e.g. const berth_events_v1_ops_t *) */
+    uint32_t flags;                    /* BERTH_PLUGIN_* */
+    void *reserved[5];
+} berth_plugin_reg_t;
+
+/* What the entry function returns. Static data: the loader may call the entry more than once. */
+typedef struct berth_module_desc_s {
+    uint32_t magic;                    /* BERTH_MODULE_MAGIC */
+    uint16_t abi_major;                /* BERTH_ABI_MAJOR as compiled */
+    uint16_t abi_minor;                /* the newest core-table minor the module uses */
+    uint32_t struct_size;              /* sizeof(berth_module_desc_t) as compiled */
+    const char *signature;             /* BERTH_BUILD_SIGNATURE as compiled */
+    const char *name;                  /* file basename without .so */
+    const char *version;
+    const char *license;               /* SPDX expression */
+    const char *origin;                /* URL or vendor */
+    const char *description;
+    const berth_plugin_reg_t *const *plugins; /* NULL-terminated */
+    void *reserved[8];
+} berth_module_desc_t;
+
+#if defined(__GNUC__)
+#define BERTH_EXPORT __attribute__((visibility("default")))
+#else
+#define BERTH_EXPORT
+#endif
+
+/* Defines the entry function. NAME is the file basename with '-' as '_'. Usage:
+ *   BERTH_MODULE(hello, .version = "1.0", .license = "Apache-2.0", .plugins = hello_plugins);
+ */
+#define BERTH_MODULE(NAME, ...)                                                                            \
+    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void);                                 \
+    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void)                                  \
+    {                                                                                                      \
+        static const berth_module_desc_t desc = {.magic = BERTH_MODULE_MAGIC,                              \
+                                                 .abi_major = BERTH_ABI_MAJOR,                             \
+                                                 .abi_minor = BERTH_ABI_MINOR,                             \
+                                                 .struct_size = sizeof(berth_module_desc_t),               \
+                                                 .signature = BERTH_BUILD_SIGNATURE,                       \
+                                                 .name = #NAME,                                            \
+                                                 __VA_ARGS__};                                             \
+        return &desc;                                                                                      \
+    }
+
+/* A healthy instance, as get/get_single/foreach hand it out. Borrowed: valid until its plugin's fini. */
+typedef struct berth_instance_s {
+    const char *type;
+    const char *id;
+    void *instance;
+    const void *ops;
+} berth_instance_t;
+
+/* One row of the plugin table (introspection, `berthd modules`). Borrowed for the callback only. */
+typedef struct berth_plugin_info_s {
+    uint32_t struct_size;
+    const char *type;
+    const char *id;
+    const char *file;                  /* the .so it came from */
+    const char *status;                /* ok | skip | error | disabled | abi-error | dep-unavailable */
+    const char *reason;                /* "" when ok */
+    int error_code;                    /* BERTH_E* behind a non-ok status, 0 when ok */
+    int init_order;                    /* 1-based; 0 = never initialised */
+    const char *const *requires;
+    const char *const *platforms;
+    const char *const *capabilities;
+    const char *const *export_keys;    /* parallel to export_values */
+    const char *const *export_values;
+} berth_plugin_info_t;
+
+/* The core's function table. Append only; never reorder, never remove. */
+struct berth_core_api_s {
+    uint32_t size;                     /* sizeof as compiled into berthd */
+    uint16_t abi_major, abi_minor;
+
+    /* memory: for anything whose ownership crosses the boundary */
+    void *(*malloc)(size_t n);
+    void (*free)(void *p);
+    char *(*strdup)(const char *s);
+
+    /* errors (error.h). Both return `code` / the record's code, so `return api->error_make(...)` reads. */
+    int (*error_make)(berth_error_t **err, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* Prefixes "<fmt>: " to the message of *err (if any); returns its code. */
+    int (*error_wrap)(berth_error_t **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    void (*error_free)(berth_error_t *err);
+    const char *(*error_name)(int code); /* "NotFound" */
+
+    /* logging (log.h). */
+    void (*log)(const berth_logger_t *lg, int level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    void (*vlog)(const berth_logger_t *lg, int level, const char *fmt, va_list ap);
+    int (*log_enabled)(const berth_logger_t *lg, int level);
+
+    /* config (config.h). A NULL node reads as absent everywhere. */
+    int (*node_kind)(const berth_config_node_t *n);
+    const berth_config_node_t *(*map_get)(const berth_config_node_t *map, const char *key);
+    size_t (*map_size)(const berth_config_node_t *map);
+    const char *(*map_key_at)(const berth_config_node_t *map, size_t i);
+    const berth_config_node_t *(*map_value_at)(const berth_config_node_t *map, size_t i);
+    size_t (*list_size)(const berth_config_node_t *list);
+    const berth_config_node_t *(*list_at)(const berth_config_node_t *list, size_t i);
+    const char *(*scalar)(const berth_config_node_t *n); /* NULL unless a scalar */
+    const char *(*get_string)(const berth_config_node_t *map, const char *key, const char *dflt);
+    int (*get_int)(const berth_config_node_t *map, const char *key, int64_t dflt, int64_t *out,
+                   berth_error_t **err);
+    int (*get_bool)(const berth_config_node_t *map, const char *key, int dflt, int *out,
+                    berth_error_t **err);
+
+    /* InitContext lookups: only types listed in the caller's `requires` (or by URI in `after`). */
+    int (*get)(berth_init_ctx_t *ic, const char *type, const char *id, berth_instance_t *out,
+               berth_error_t **err);
+    int (*get_single)(berth_init_ctx_t *ic, const char *type, berth_instance_t *out, berth_error_t **err);
+    /* Healthy instances in init order; cb returning non-zero stops early. Returns how many were visited,
+     * or a negative BERTH_E* if the type was not declared. */
+    int (*foreach)(berth_init_ctx_t *ic, const char *type,
+                   int (*cb)(void *user, const berth_instance_t *inst), void *user);
+    /* Status of any plugin by URI ("ok", "skip", ...), reason copied into the static-lifetime core table. */
+    int (*status)(berth_init_ctx_t *ic, const char *uri, const char **status, const char **reason);
+
+    /* metadata shown by introspection */
+    int (*export_set)(berth_init_ctx_t *ic, const char *key, const char *value);
+    int (*capability_add)(berth_init_ctx_t *ic, const char *capability);
+
+    /* readiness: READY=1 is sent once every token registered during init is done. After a plugin
+     * registers a token, a failed init stops the daemon (containerd #9153). Loop thread only. */
+    berth_ready_token_t *(*readiness_register)(berth_init_ctx_t *ic);
+    void (*readiness_done)(berth_ready_token_t *token);
+
+    /* hooks (hooks.h) */
+    int (*hook_register)(berth_init_ctx_t *ic, berth_hook_point_t point, int priority, berth_hook_fn fn,
+                         void *user, berth_error_t **err);
+    int (*hook_invoke)(berth_hook_point_t point, void *payload, berth_error_t **err);
+    berth_hook_mode_t (*hook_mode)(berth_hook_point_t point);
+
+    /* string maps for hook payloads and labels */
+    berth_kv_t *(*kv_new)(void);
+    void (*kv_free)(berth_kv_t *kv);
+    int (*kv_set)(berth_kv_t *kv, const char *key, const char *value);
+    int (*kv_unset)(berth_kv_t *kv, const char *key);
+    const char *(*kv_get)(const berth_kv_t *kv, const char *key);
+    size_t (*kv_size)(const berth_kv_t *kv);
+    const char *(*kv_key_at)(const berth_kv_t *kv, size_t i);
+    const char *(*kv_value_at)(const berth_kv_t *kv, size_t i);
+
+    /* the plugin table, for introspection services: every row, in init order then the rest */
+    void (*plugins_list)(void (*cb)(void *user, const berth_plugin_info_t *info), void *user);
+
+    /* path safety: open `rel` beneath the directory fd `dirfd` (openat2 RESOLVE_BENEATH|NO_MAGICLINKS,
+     * refusing "..", absolute paths and symlink escapes). Returns an fd or a negative BERTH_E*. */
+    int (*open_beneath)(int dirfd, const char *rel, int flags, unsigned mode, berth_error_t **err);
+    /* mkdir -p with `mode` for each created component; an existing path must be a directory. */
+    int (*mkdir_all)(const char *path, unsigned mode, berth_error_t **err);
+
+    /* run fn(arg) on the loop thread soon; callable from any thread (how pool work reports back). */
+    int (*call_on_loop)(void (*fn)(void *arg), void *arg);
+};
+
+#define BERTH_API_HAS(api, fn)                                                                             \
+    (offsetof(berth_core_api_t, fn) + sizeof(((berth_core_api_t *)0)->fn) <= (api)->size &&               \
+     (api)->fn != NULL)
+
+/* The InitContext. Only these leading fields are public (read-only); the core keeps more after them. */
+struct berth_init_ctx_s {
+    uint32_t size;                     /* of the public part as berthd compiled it */
+    const berth_core_api_t *api;       /* long-lived */
+    const char *type;
+    const char *id;
+    const char *uri;                   /* type "." id */
+    const char *root;                  /* <root>/<uri>, created 0700 */
+    const char *state;                 /* <state>/<uri>, created 0700 */
+    const char *daemon_root;           /* berthd's root and state, for paths shared by contract */
+    const char *daemon_state;
+    const berth_config_node_t *config; /* this plugin's section, validated, defaults filled; a map */
+    uv_loop_t *loop;                   /* long-lived */
+    const berth_logger_t *log;         /* long-lived: until after fini */
+};
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BERTH_MODULE_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every public ABI type, reachable from one exported function, so abidw/abidiff can see the whole
+ * surface of abi/berth/ in this library's DWARF. Compared against tests/abi/berth-abi.xml in CI.
+ */
+#include <berth/config.h>
+#include <berth/error.h>
+#include <berth/events.h>
+#include <berth/hooks.h>
+#include <berth/log.h>
+#include <berth/module.h>
+
+typedef struct berth_abi_surface_s {
+    berth_module_desc_t *desc;
+    berth_plugin_reg_t *reg;
+    berth_core_api_t *api;
+    berth_init_ctx_t *ic;
+    berth_instance_t *instance;
+    berth_plugin_info_t *info;
+    berth_config_field_t *field;
+    berth_error_t *error;
+    berth_events_v1_ops_t *events;
+    berth_event_t *event;
+    berth_hook_container_create_t *hook_create;
+    berth_hook_container_start_t *hook_start;
+    berth_hook_container_update_t *hook_update;
+    berth_hook_image_t *hook_image;
+    berth_hook_generic_t *hook_generic;
+    berth_hook_api_handlers_t *hook_api;
+    berth_rpc_handler_t *rpc;
+    enum berth_errcode code;
+    enum berth_log_level level;
+    enum berth_config_kind kind;
+    enum berth_config_type cfg_type;
+    berth_hook_point_t point;
+    berth_hook_mode_t mode;
+} berth_abi_surface_t;
+
+BERTH_EXPORT void berth_abi_surface(berth_abi_surface_t *s);
+BERTH_EXPORT void
+berth_abi_surface(berth_abi_surface_t *s)
+{
+    (void)s;
+}
