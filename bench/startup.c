@@ -103,8 +103,8 @@ main(int argc, char **argv)
     printf("berthd startup (%s, default config, %d runs)\n", berthd, n);
     printf("  start-to-ready  median %.2f ms   min %.2f ms   max %.2f ms   (target <= 5 ms)\n",
            ready[n / 2], ready[0], ready[n - 1]);
-    printf("  idle RSS        median %.0f KiB (%.2f MiB)                 (target <= 3 MiB)\n", rss[n / 2],
-           rss[n / 2] / 1024.0);
+    printf("  idle RSS        median %.0f KiB (%.2f MiB)                 (target <= 3 MiB)\n",
+           rss[n / 2], rss[n / 2] / 1024.0);
     if (failures)
         printf("  %d run(s) failed to start or stop cleanly\n", failures);
     char cmd[600];

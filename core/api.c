@@ -58,8 +58,7 @@ api_log(const berth_logger_t *lg, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-static void
-api_plugins_list(void (*cb)(void *user, const berth_plugin_info_t *info), void *user);
+static void api_plugins_list(void (*cb)(void *user, const berth_plugin_info_t *info), void *user);
 
 const berth_core_api_t berth__core_api = {
     .size = sizeof(berth_core_api_t),
@@ -181,7 +180,6 @@ berth__call_on_loop_setup(uv_loop_t *loop)
         calls_async = NULL;
         return BERTH_EINTERNAL;
     }
-    uv_unref((uv_handle_t *)calls_async); /* pending calls alone do not keep the daemon up */
     return 0;
 }
 

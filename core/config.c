@@ -132,8 +132,8 @@ typedef struct parser {
 static int
 mark_error(parser_t *p, yaml_mark_t m, const char *what)
 {
-    return berth__error_make(p->err, BERTH_EINVAL, "%s:%zu:%zu: %s", p->file, m.line + 1, m.column + 1,
-                             what);
+    return berth__error_make(p->err, BERTH_EINVAL, "%s:%zu:%zu: %s", p->file, m.line + 1,
+                             m.column + 1, what);
 }
 
 static int
@@ -144,7 +144,8 @@ next_event(parser_t *p, yaml_event_t *ev)
     const char *ctx = p->yp.context ? p->yp.context : "";
     return berth__error_make(p->err, BERTH_EINVAL, "%s:%zu:%zu: %s%s%s", p->file,
                              p->yp.problem_mark.line + 1, p->yp.problem_mark.column + 1,
-                             p->yp.problem ? p->yp.problem : "YAML syntax error", ctx[0] ? " " : "", ctx);
+                             p->yp.problem ? p->yp.problem : "YAML syntax error", ctx[0] ? " " : "",
+                             ctx);
 }
 
 static int parse_node(parser_t *p, yaml_event_t *ev, int depth, berth_config_node_t **out);
@@ -195,10 +196,11 @@ parse_node(parser_t *p, yaml_event_t *ev, int depth, berth_config_node_t **out)
     int line = (int)ev->start_mark.line + 1, col = (int)ev->start_mark.column + 1;
     yaml_mark_t mark = ev->start_mark;
     int rc = 0;
-    const yaml_char_t *anchor = ev->type == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
-                                : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
-                                : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
-                                                                        : NULL;
+    const yaml_char_t *anchor =
+        ev->type == YAML_SCALAR_EVENT           ? ev->data.scalar.anchor
+        : ev->type == YAML_SEQUENCE_START_EVENT ? ev->data.sequence_start.anchor
+        : ev->type == YAML_MAPPING_START_EVENT  ? ev->data.mapping_start.anchor
+                                                : NULL;
     if (depth > MAX_DEPTH)
         rc = mark_error(p, mark, "nesting deeper than 64 levels");
     else if (ev->type == YAML_ALIAS_EVENT || anchor != NULL)
@@ -218,7 +220,8 @@ parse_node(parser_t *p, yaml_event_t *ev, int depth, berth_config_node_t **out)
         int list = ev->type == YAML_SEQUENCE_START_EVENT;
         yaml_event_delete(ev);
         *out = node_new(list ? BERTH_CONFIG_LIST : BERTH_CONFIG_MAP, p->file, line, col);
-        return parse_children(p, *out, list ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT, depth);
+        return parse_children(p, *out, list ? YAML_SEQUENCE_END_EVENT : YAML_MAPPING_END_EVENT,
+                              depth);
     }
     default:
         yaml_event_delete(ev);
@@ -257,7 +260,8 @@ parse_document(parser_t *p, berth_config_node_t **out)
 }
 
 static int
-parse_text(const char *file, const char *text, size_t len, berth_config_node_t **out, berth_error_t **err)
+parse_text(const char *file, const char *text, size_t len, berth_config_node_t **out,
+           berth_error_t **err)
 {
     if (len > MAX_DOCUMENT)
         return berth__error_make(err, BERTH_EINVAL, "%s: larger than %u bytes", file, MAX_DOCUMENT);
@@ -280,16 +284,11 @@ static const struct top_key {
     int type;
     const char *dflt;
 } top_keys[] = {
-    {"version", BERTH_CFG_INT, "1"},
-    {"root", BERTH_CFG_STRING, "/var/lib/berth"},
-    {"state", BERTH_CFG_STRING, "/run/berth"},
-    {"module_dirs", BERTH_CFG_LIST, "[]"},
-    {"disabled", BERTH_CFG_LIST, "[]"},
-    {"required", BERTH_CFG_LIST, "[]"},
-    {"log_level", BERTH_CFG_STRING, "info"},
-    {"log_format", BERTH_CFG_STRING, "logfmt"},
-    {"thread_pool_size", BERTH_CFG_INT, "0"},
-    {"plugins", BERTH_CFG_MAP, "{}"},
+    {"version", BERTH_CFG_INT, "1"},           {"root", BERTH_CFG_STRING, "/var/lib/berth"},
+    {"state", BERTH_CFG_STRING, "/run/berth"}, {"module_dirs", BERTH_CFG_LIST, "[]"},
+    {"disabled", BERTH_CFG_LIST, "[]"},        {"required", BERTH_CFG_LIST, "[]"},
+    {"log_level", BERTH_CFG_STRING, "info"},   {"log_format", BERTH_CFG_STRING, "logfmt"},
+    {"thread_pool_size", BERTH_CFG_INT, "0"},  {"plugins", BERTH_CFG_MAP, "{}"},
 };
 
 static const char *
@@ -325,24 +324,26 @@ known_keys(const char *const *keys, size_t stride, size_t n)
     return out;
 }
 
-static int
-node_error(const berth_config_node_t *n, const char *path, berth_error_t **err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int node_error(const berth_config_node_t *n, const char *path, berth_error_t **err,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int
-node_error(const berth_config_node_t *n, const char *path, berth_error_t **err, const char *fmt, ...)
+node_error(const berth_config_node_t *n, const char *path, berth_error_t **err, const char *fmt,
+           ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *what = berth__xvasprintf(fmt, ap);
     va_end(ap);
-    int rc = berth__error_make(err, BERTH_EINVAL, "%s:%d:%d: %s: %s", n->file, n->line, n->col, path, what);
+    int rc = berth__error_make(err, BERTH_EINVAL, "%s:%d:%d: %s: %s", n->file, n->line, n->col,
+                               path, what);
     free(what);
     return rc;
 }
 
 static int
-key_error(const berth_config_node_t *map, size_t i, const char *path, berth_error_t **err, const char *what)
+key_error(const berth_config_node_t *map, size_t i, const char *path, berth_error_t **err,
+          const char *what)
 {
     return berth__error_make(err, BERTH_EINVAL, "%s:%d:%d: %s: %s", map->file, map->key_line[i],
                              map->key_col[i], path, what);
@@ -416,13 +417,14 @@ extract_typed(berth__config_t *cfg, berth_error_t **err)
     int64_t v;
     berth__parse_int(berth__get_string(t, "version", "1"), &v);
     if (v != 1)
-        return node_error(berth__map_get(t, "version"), "version", err, "only version 1 is known, got %s",
-                          berth__get_string(t, "version", ""));
+        return node_error(berth__map_get(t, "version"), "version", err,
+                          "only version 1 is known, got %s", berth__get_string(t, "version", ""));
     cfg->version = 1;
     const char *dirs[] = {"root", "state"};
     for (size_t i = 0; i < 2; i++)
         if (berth__get_string(t, dirs[i], "")[0] != '/')
-            return node_error(berth__map_get(t, dirs[i]), dirs[i], err, "must be an absolute path, got \"%s\"",
+            return node_error(berth__map_get(t, dirs[i]), dirs[i], err,
+                              "must be an absolute path, got \"%s\"",
                               berth__get_string(t, dirs[i], ""));
     cfg->log_level = berth__log_level_parse(berth__get_string(t, "log_level", ""));
     if (cfg->log_level < 0)
@@ -432,7 +434,8 @@ extract_typed(berth__config_t *cfg, berth_error_t **err)
     cfg->log_format = berth__log_format_parse(berth__get_string(t, "log_format", ""));
     if (cfg->log_format < 0)
         return node_error(berth__map_get(t, "log_format"), "log_format", err,
-                          "expected logfmt or journald, got \"%s\"", berth__get_string(t, "log_format", ""));
+                          "expected logfmt or journald, got \"%s\"",
+                          berth__get_string(t, "log_format", ""));
     berth__parse_int(berth__get_string(t, "thread_pool_size", "0"), &v);
     if (v < 0 || v > 1024)
         return node_error(berth__map_get(t, "thread_pool_size"), "thread_pool_size", err,
@@ -457,7 +460,8 @@ validate_top(berth__config_t *cfg, berth_error_t **err)
         while (k < BERTH_ARRAY_LEN(top_keys) && strcmp(top_keys[k].key, t->keys[i]) != 0)
             k++;
         if (k == BERTH_ARRAY_LEN(top_keys)) {
-            cleanup_free char *known = known_keys(&top_keys[0].key, sizeof(top_keys[0]), BERTH_ARRAY_LEN(top_keys));
+            cleanup_free char *known =
+                known_keys(&top_keys[0].key, sizeof(top_keys[0]), BERTH_ARRAY_LEN(top_keys));
             cleanup_free char *what = berth__xasprintf("unknown key (known: %s)", known);
             return key_error(t, i, t->keys[i], err, what);
         }
@@ -486,7 +490,8 @@ validate_top(berth__config_t *cfg, berth_error_t **err)
 }
 
 int
-berth__config_load_string(berth__config_t *cfg, const char *name, const char *text, berth_error_t **err)
+berth__config_load_string(berth__config_t *cfg, const char *name, const char *text,
+                          berth_error_t **err)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->file = berth__xstrdup(name);
@@ -519,11 +524,13 @@ berth__config_load(berth__config_t *cfg, const char *path, berth_error_t **err)
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0)
-        return berth__error_make(err, berth__error_from_errno(errno), "open config %s: %s", path, strerror(errno));
+        return berth__error_make(err, berth__error_from_errno(errno), "open config %s: %s", path,
+                                 strerror(errno));
     if (!S_ISREG(st.st_mode))
         return berth__error_make(err, BERTH_EINVAL, "config %s: not a regular file", path);
     if ((size_t)st.st_size > MAX_DOCUMENT)
-        return berth__error_make(err, BERTH_EINVAL, "config %s: larger than %u bytes", path, MAX_DOCUMENT);
+        return berth__error_make(err, BERTH_EINVAL, "config %s: larger than %u bytes", path,
+                                 MAX_DOCUMENT);
     cleanup_free char *text = berth__xmalloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (got < (size_t)st.st_size) {
@@ -572,11 +579,14 @@ set_path(berth_config_node_t *map, const char *path, const char *shown, berth_co
 }
 
 static int
-split_assignment(const char *assignment, char **key, berth_config_node_t **value, berth_error_t **err)
+split_assignment(const char *assignment, char **key, berth_config_node_t **value,
+                 berth_error_t **err)
 {
     const char *eq = strchr(assignment, '=');
-    if (eq == NULL || eq == assignment || eq[-1] == '.' || assignment[0] == '.' || strstr(assignment, ".."))
-        return berth__error_make(err, BERTH_EINVAL, "--set %s: expected key.path=value", assignment);
+    if (eq == NULL || eq == assignment || eq[-1] == '.' || assignment[0] == '.' ||
+        strstr(assignment, ".."))
+        return berth__error_make(err, BERTH_EINVAL, "--set %s: expected key.path=value",
+                                 assignment);
     *key = berth__xstrndup(assignment, (size_t)(eq - assignment));
     if (parse_text("--set", eq + 1, strlen(eq + 1), value, err) < 0) {
         free(*key);
@@ -633,7 +643,8 @@ split_plugin_path(const char *rest, const char *const *known, char **uri, const 
 }
 
 int
-berth__config_resolve_plugin_sets(berth__config_t *cfg, const char *const *known_uris, berth_error_t **err)
+berth__config_resolve_plugin_sets(berth__config_t *cfg, const char *const *known_uris,
+                                  berth_error_t **err)
 {
     int rc = 0;
     berth_config_node_t *plugins = (berth_config_node_t *)berth__map_get(cfg->tree, "plugins");
@@ -645,7 +656,8 @@ berth__config_resolve_plugin_sets(berth__config_t *cfg, const char *const *known
         if (split_assignment(a, &key, &value, err) < 0)
             return -1;
         if (split_plugin_path(key + 8, known_uris, &uri, &path) < 0) {
-            rc = berth__error_make(err, BERTH_EINVAL, "--set %s: no known plugin URI prefixes this path", a);
+            rc = berth__error_make(err, BERTH_EINVAL,
+                                   "--set %s: no known plugin URI prefixes this path", a);
             node_free(value);
         } else if (path[0] == '\0') {
             map_put(plugins, uri, value);
@@ -657,7 +669,8 @@ berth__config_resolve_plugin_sets(berth__config_t *cfg, const char *const *known
             null_to(section, BERTH_CONFIG_MAP);
             if (section->kind != BERTH_CONFIG_MAP) {
                 node_free(value);
-                rc = berth__error_make(err, BERTH_EINVAL, "--set %s: plugins.%s is not a map", a, uri);
+                rc = berth__error_make(err, BERTH_EINVAL, "--set %s: plugins.%s is not a map", a,
+                                       uri);
             } else {
                 rc = set_path(section, path, a, value, err);
             }
@@ -689,9 +702,10 @@ check_uri_list(const berth_config_node_t *list, const char *key, berth_error_t *
 {
     for (size_t i = 0; i < berth__list_size(list); i++)
         if (!uri_parts_ok(list->items[i]->text))
-            return node_error(list->items[i], key, err,
-                              "\"%s\" is not a plugin URI (type.id, e.g. io.containerd.event.v1.exchange)",
-                              list->items[i]->text);
+            return node_error(
+                list->items[i], key, err,
+                "\"%s\" is not a plugin URI (type.id, e.g. io.containerd.event.v1.exchange)",
+                list->items[i]->text);
     return 0;
 }
 
@@ -714,7 +728,8 @@ suggestion(const char *key, const char *const *known)
 }
 
 int
-berth__config_check_plugin_uris(berth__config_t *cfg, const char *const *known_uris, berth_error_t **err)
+berth__config_check_plugin_uris(berth__config_t *cfg, const char *const *known_uris,
+                                berth_error_t **err)
 {
     if (check_uri_list(berth__map_get(cfg->tree, "disabled"), "disabled", err) < 0 ||
         check_uri_list(berth__map_get(cfg->tree, "required"), "required", err) < 0)
@@ -736,8 +751,9 @@ berth__config_check_plugin_uris(berth__config_t *cfg, const char *const *known_u
 }
 
 int
-berth__config_plugin_section(berth__config_t *cfg, const char *uri, const berth_config_field_t *schema,
-                             const berth_config_node_t **out, berth_error_t **err)
+berth__config_plugin_section(berth__config_t *cfg, const char *uri,
+                             const berth_config_field_t *schema, const berth_config_node_t **out,
+                             berth_error_t **err)
 {
     berth_config_node_t *plugins = (berth_config_node_t *)berth__map_get(cfg->tree, "plugins");
     if (map_index(plugins, uri) < 0)
@@ -755,8 +771,9 @@ berth__config_plugin_section(berth__config_t *cfg, const char *uri, const berth_
         while (k < nfields && strcmp(schema[k].key, section->keys[i]) != 0)
             k++;
         if (k == nfields) {
-            cleanup_free char *known = nfields ? known_keys(&schema[0].key, sizeof(schema[0]), nfields)
-                                               : berth__xstrdup("this plugin takes no keys");
+            cleanup_free char *known = nfields
+                                           ? known_keys(&schema[0].key, sizeof(schema[0]), nfields)
+                                           : berth__xstrdup("this plugin takes no keys");
             cleanup_free char *what = berth__xasprintf("unknown key (known: %s)", known);
             return key_error(section, i, path, err, what);
         }
@@ -783,7 +800,8 @@ static int
 needs_quotes(const char *s, int quoted)
 {
     /* quoting only matters where a plain scalar would read back differently; the schema types text */
-    if (s[0] == '\0' || (quoted && (strcmp(s, "~") == 0 || strcmp(s, "null") == 0)) || s[0] == ' ' || s[strlen(s) - 1] == ' ' || s[0] == '-' || s[0] == '?')
+    if (s[0] == '\0' || (quoted && (strcmp(s, "~") == 0 || strcmp(s, "null") == 0)) ||
+        s[0] == ' ' || s[strlen(s) - 1] == ' ' || s[0] == '-' || s[0] == '?')
         return 1;
     return strpbrk(s, ":#{}[],&*!|>'\"%@`\n\t\\") != NULL;
 }

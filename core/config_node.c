@@ -113,8 +113,9 @@ berth__parse_bool(const char *s, int *out)
 static int
 type_error(const berth_config_node_t *n, const char *key, const char *want, berth_error_t **err)
 {
-    return berth__error_make(err, BERTH_EINVAL, "%s:%d:%d: %s: expected %s, got \"%s\"", n->file, n->line,
-                             n->col, key, want, n->kind == BERTH_CONFIG_SCALAR ? n->text : "a list or map");
+    return berth__error_make(err, BERTH_EINVAL, "%s:%d:%d: %s: expected %s, got \"%s\"", n->file,
+                             n->line, n->col, key, want,
+                             n->kind == BERTH_CONFIG_SCALAR ? n->text : "a list or map");
 }
 
 int
@@ -132,7 +133,8 @@ berth__get_int(const berth_config_node_t *map, const char *key, int64_t dflt, in
 }
 
 int
-berth__get_bool(const berth_config_node_t *map, const char *key, int dflt, int *out, berth_error_t **err)
+berth__get_bool(const berth_config_node_t *map, const char *key, int dflt, int *out,
+                berth_error_t **err)
 {
     const berth_config_node_t *n = berth__map_get(map, key);
     if (n == NULL) {

@@ -60,10 +60,11 @@ berth__lock_root(const char *root, berth_error_t **err)
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
-        return berth__error_make(err, BERTH_EUNAVAILABLE,
-                                 "another berthd (pid %s) is already using root %s; give this one its "
-                                 "own --root and --state",
-                                 pid[0] ? pid : "unknown", root);
+        return berth__error_make(
+            err, BERTH_EUNAVAILABLE,
+            "another berthd (pid %s) is already using root %s; give this one its "
+            "own --root and --state",
+            pid[0] ? pid : "unknown", root);
     }
     char pid[32];
     int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -95,7 +96,8 @@ close_handle(uv_handle_t *h, void *arg)
 {
     (void)arg;
     if (!uv_is_closing(h)) {
-        LOG_WARN("closing a libuv handle (type %s) a plugin left open", uv_handle_type_name(h->type));
+        LOG_WARN("closing a libuv handle (type %s) a plugin left open",
+                 uv_handle_type_name(h->type));
         uv_close(h, NULL);
     }
 }
@@ -168,7 +170,8 @@ start_plugins(daemon_t *d)
     if (berth__registry_check_required(&d->reg, &err) < 0)
         return fail(d, err, "not starting");
     if (berth__registry_init_all(&d->reg) < 0) {
-        berth__error_make(&err, BERTH_EPRECONDITION, "a plugin that registered readiness failed to init");
+        berth__error_make(&err, BERTH_EPRECONDITION,
+                          "a plugin that registered readiness failed to init");
         return fail(d, err, "not starting");
     }
     if (berth__registry_check_required(&d->reg, &err) < 0)
@@ -234,7 +237,8 @@ berth__daemon_run(const berth__opts_t *o)
     }
     berth__log_setup(d->cfg.log_level, d->cfg.log_format);
     set_pool_size(d->cfg.thread_pool_size);
-    if (berth__mkdir_all(d->cfg.root, 0711, &err) < 0 || berth__mkdir_all(d->cfg.state, 0711, &err) < 0 ||
+    if (berth__mkdir_all(d->cfg.root, 0711, &err) < 0 ||
+        berth__mkdir_all(d->cfg.state, 0711, &err) < 0 ||
         (lock_fd = berth__lock_root(d->cfg.root, &err)) < 0) {
         fprintf(stderr, "berthd: %s\n", berth__error_msg(err));
         berth__error_free(err);

@@ -6,15 +6,15 @@
 #include "registry.h"
 
 typedef struct berth__opts {
-    const char *config_path;  /* --config; NULL = built-in default */
-    const char *root;         /* --root */
-    const char *state;        /* --state */
-    const char *log_level;    /* --log-level */
-    char **sets;              /* --set key.path=value, in order */
-    int ready_fd;             /* --ready-fd, -1 = none */
-    int probe;                /* modules --probe */
-    int init;                 /* modules --init */
-    const char *builtin_dir;  /* BERTH_MODULE_DIR override of the built-in module dir (tests) */
+    const char *config_path; /* --config; NULL = built-in default */
+    const char *root;        /* --root */
+    const char *state;       /* --state */
+    const char *log_level;   /* --log-level */
+    char **sets;             /* --set key.path=value, in order */
+    int ready_fd;            /* --ready-fd, -1 = none */
+    int probe;               /* modules --probe */
+    int init;                /* modules --init */
+    const char *builtin_dir; /* BERTH_MODULE_DIR override of the built-in module dir (tests) */
 } berth__opts_t;
 
 /* Loads the config and applies --set and flags (flags win). */

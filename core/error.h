@@ -7,7 +7,8 @@
 
 int berth__error_make(berth_error_t **err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int berth__error_wrap(berth_error_t **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int berth__error_wrap(berth_error_t **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void berth__error_free(berth_error_t *err);
 const char *berth__error_name(int code);
 /* Maps an errno value to the closest BERTH_E* class (ENOENT -> NOTFOUND, EEXIST -> EEXIST, ...). */

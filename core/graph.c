@@ -33,7 +33,7 @@ depends_on(const berth__plugin_t *a, const berth__plugin_t *b)
     if (requires_all(a))
         return !requires_all(b);
     for (size_t i = 0; a->reg.requires && a->reg.requires[i]; i++)
-        if (strcmp(a->reg.requires[i], b->type) == 0)
+        if (strcmp(a->reg.requires[i], b -> type) == 0)
             return 1;
     for (size_t i = 0; a->reg.after && a->reg.after[i]; i++)
         if (strcmp(a->reg.after[i], b->uri) == 0)
@@ -162,8 +162,8 @@ mark_unavailable(berth__plugin_t *p, const char *what, const berth__plugin_t *ca
                                  "requires %s: no plugin provides it", what);
         return;
     }
-    berth__plugin_set_status(p, BERTH_ST_DEP_UNAVAILABLE, BERTH_EPRECONDITION, "requires %s: %s", what,
-                             cause->root_cause ? cause->root_cause : cause->uri);
+    berth__plugin_set_status(p, BERTH_ST_DEP_UNAVAILABLE, BERTH_EPRECONDITION, "requires %s: %s",
+                             what, cause->root_cause ? cause->root_cause : cause->uri);
     /* dependents quote the root cause, not the chain of dep-unavailable rows above it */
     free(p->root_cause);
     p->root_cause = berth__xstrdup(cause->root_cause ? cause->root_cause : p->reason);
@@ -183,7 +183,8 @@ berth__graph_check_deps(berth__registry_t *reg, berth__plugin_t *p, int at_init)
             if (strcmp(q->type, type) != 0)
                 continue;
             ok = usable(q, at_init);
-            if (cause == NULL || (cause->status == BERTH_ST_DISABLED && q->status != BERTH_ST_DISABLED))
+            if (cause == NULL ||
+                (cause->status == BERTH_ST_DISABLED && q->status != BERTH_ST_DISABLED))
                 cause = q;
         }
         if (!ok) {

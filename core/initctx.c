@@ -42,8 +42,8 @@ static int
 refuse_undeclared(berth__plugin_t *p, const char *type, berth_error_t **err)
 {
     return berth__error_make(err, BERTH_EPRECONDITION,
-                             "plugin %s looked up type %s, which it does not list in requires", p->uri,
-                             type);
+                             "plugin %s looked up type %s, which it does not list in requires",
+                             p->uri, type);
 }
 
 static void
@@ -74,7 +74,8 @@ berth__ic_get(berth_init_ctx_t *ic, const char *type, const char *id, berth_inst
 }
 
 int
-berth__ic_get_single(berth_init_ctx_t *ic, const char *type, berth_instance_t *out, berth_error_t **err)
+berth__ic_get_single(berth_init_ctx_t *ic, const char *type, berth_instance_t *out,
+                     berth_error_t **err)
 {
     berth__initctx_t *c = priv(ic);
     if (!declared(c->plugin, type, NULL))
@@ -92,15 +93,16 @@ berth__ic_get_single(berth_init_ctx_t *ic, const char *type, berth_instance_t *o
     if (found == NULL)
         return berth__error_make(err, BERTH_ENOTFOUND, "no healthy plugin of type %s", type);
     if (second != NULL)
-        return berth__error_make(err, BERTH_EMULTI, "several plugins of type %s (%s, %s, ...): ask by id",
-                                 type, found->uri, second->uri);
+        return berth__error_make(err, BERTH_EMULTI,
+                                 "several plugins of type %s (%s, %s, ...): ask by id", type,
+                                 found->uri, second->uri);
     fill_instance(found, out);
     return 0;
 }
 
 int
-berth__ic_foreach(berth_init_ctx_t *ic, const char *type, int (*cb)(void *user, const berth_instance_t *inst),
-                  void *user)
+berth__ic_foreach(berth_init_ctx_t *ic, const char *type,
+                  int (*cb)(void *user, const berth_instance_t *inst), void *user)
 {
     berth__initctx_t *c = priv(ic);
     if (!declared(c->plugin, type, NULL))
@@ -312,8 +314,8 @@ berth__registry_check_required(berth__registry_t *reg, berth_error_t **err)
         if (p == NULL)
             line = berth__xasprintf("required plugin %s not included (no module provides it)", uri);
         else if (p->status != BERTH_ST_OK && p->status != BERTH_ST_PENDING)
-            line = berth__xasprintf("required plugin %s is %s: %s", uri, berth__status_name(p->status),
-                                    p->reason);
+            line = berth__xasprintf("required plugin %s is %s: %s", uri,
+                                    berth__status_name(p->status), p->reason);
         if (line == NULL)
             continue;
         char *joined = msg ? berth__xasprintf("%s; %s", msg, line) : line;

@@ -11,7 +11,8 @@ int berth__ic_get_single(berth_init_ctx_t *ic, const char *type, berth_instance_
                          berth_error_t **err);
 int berth__ic_foreach(berth_init_ctx_t *ic, const char *type,
                       int (*cb)(void *user, const berth_instance_t *inst), void *user);
-int berth__ic_status(berth_init_ctx_t *ic, const char *uri, const char **status, const char **reason);
+int berth__ic_status(berth_init_ctx_t *ic, const char *uri, const char **status,
+                     const char **reason);
 int berth__ic_export_set(berth_init_ctx_t *ic, const char *key, const char *value);
 int berth__ic_capability_add(berth_init_ctx_t *ic, const char *capability);
 berth_ready_token_t *berth__ic_readiness_register(berth_init_ctx_t *ic);

@@ -67,8 +67,9 @@ signature_mismatch(const char *mod, char *reason, size_t len)
     while (*a || *b) {
         size_t la = strcspn(a, ","), lb = strcspn(b, ",");
         if (la != lb || strncmp(a, b, la) != 0) {
-            snprintf(reason, len, "build signature differs: module built with %.*s, berthd has %.*s",
-                     (int)la, la ? a : "(nothing)", (int)lb, lb ? b : "(nothing)");
+            snprintf(reason, len,
+                     "build signature differs: module built with %.*s, berthd has %.*s", (int)la,
+                     la ? a : "(nothing)", (int)lb, lb ? b : "(nothing)");
             return 1;
         }
         a += la + (a[la] == ',');
@@ -79,18 +80,21 @@ signature_mismatch(const char *mod, char *reason, size_t len)
 
 /* The ABI checks, in order. Fills *out with the descriptor or reason with why not. */
 static int
-check_module(void *handle, const char *name, const berth_module_desc_t **out, char *reason, size_t len)
+check_module(void *handle, const char *name, const berth_module_desc_t **out, char *reason,
+             size_t len)
 {
     char sym[256];
     entry_symbol(sym, sizeof(sym), name, BERTH_ABI_MAJOR);
-    const berth_module_desc_t *(*entry)(void) = (const berth_module_desc_t *(*)(void))dlsym(handle, sym);
+    const berth_module_desc_t *(*entry)(void) =
+        (const berth_module_desc_t *(*)(void))dlsym(handle, sym);
     if (entry == NULL) {
         for (int major = 0; major < 10; major++) {
             char other[256];
             entry_symbol(other, sizeof(other), name, major);
             if (major != BERTH_ABI_MAJOR && dlsym(handle, other) != NULL) {
-                snprintf(reason, len, "built for berth ABI %d; this berthd speaks ABI %d (found %s)",
-                         major, BERTH_ABI_MAJOR, other);
+                snprintf(reason, len,
+                         "built for berth ABI %d; this berthd speaks ABI %d (found %s)", major,
+                         BERTH_ABI_MAJOR, other);
                 return -1;
             }
         }
@@ -118,7 +122,8 @@ check_module(void *handle, const char *name, const berth_module_desc_t **out, ch
     }
     size_t min = offsetof(berth_module_desc_t, plugins) + sizeof(d->plugins);
     if (d->struct_size < min) {
-        snprintf(reason, len, "descriptor struct_size %u is smaller than the %zu bytes ABI 1.0 needs",
+        snprintf(reason, len,
+                 "descriptor struct_size %u is smaller than the %zu bytes ABI 1.0 needs",
                  d->struct_size, min);
         return -1;
     }
@@ -286,7 +291,8 @@ registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
         if (*s <= ' ' || *s == '/')
             return "registration id contains a space, control character or '/'";
     if (uri_parts(r->type) + uri_parts(r->id) < 4)
-        return "plugin URI needs at least four dot-separated parts (e.g. io.containerd.event.v1.exchange)";
+        return "plugin URI needs at least four dot-separated parts (e.g. "
+               "io.containerd.event.v1.exchange)";
     if (r->init == NULL)
         return "registration has no init function";
     size_t n = 0;
@@ -295,7 +301,7 @@ registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
             return "registration has too many requires";
         if (strcmp(r->requires[n], "*") == 0 && (n > 0 || r->requires[1] != NULL))
             return "requires \"*\" must stand alone";
-        if (strcmp(r->requires[n], r->type) == 0) {
+        if (strcmp(r->requires[n], r -> type) == 0) {
             snprintf(buf, len, "plugin requires its own type %s", r->type);
             return buf;
         }
@@ -304,12 +310,15 @@ registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
 }
 
 static void
-add_registration(berth__registry_t *reg, berth__module_t *mod, const berth_plugin_reg_t *r, size_t index)
+add_registration(berth__registry_t *reg, berth__module_t *mod, const berth_plugin_reg_t *r,
+                 size_t index)
 {
     if (r->struct_size < offsetof(berth_plugin_reg_t, ops)) {
         char reason[MAX_REASON];
-        snprintf(reason, sizeof(reason), "registration %zu: struct_size %u is smaller than the %zu bytes "
-                 "ABI 1.0 needs", index, r->struct_size, offsetof(berth_plugin_reg_t, ops));
+        snprintf(reason, sizeof(reason),
+                 "registration %zu: struct_size %u is smaller than the %zu bytes "
+                 "ABI 1.0 needs",
+                 index, r->struct_size, offsetof(berth_plugin_reg_t, ops));
         module_row(reg, mod, BERTH_ST_ABI_ERROR, reason);
         return;
     }
@@ -370,7 +379,8 @@ load_file(berth__registry_t *reg, const char *path, const berth__load_opts_t *op
                 char *dot = strrchr(res.uris[i], '.');
                 *dot = '\0';
                 berth__plugin_t *p = berth__registry_add(reg, mod, res.uris[i], dot + 1);
-                berth__plugin_set_status(p, BERTH_ST_DISABLED, 0, "disabled in config (not loaded)");
+                berth__plugin_set_status(p, BERTH_ST_DISABLED, 0,
+                                         "disabled in config (not loaded)");
             }
         berth__strv_free(res.uris);
         if (skip_open)

@@ -22,7 +22,8 @@ int berth__log_level_parse(const char *s);
 const char *berth__log_level_name(int level);
 int berth__log_format_parse(const char *s);
 
-void berth__log(const berth_logger_t *lg, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void berth__log(const berth_logger_t *lg, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void berth__vlog(const berth_logger_t *lg, int level, const char *fmt, va_list ap);
 int berth__log_enabled(const berth_logger_t *lg, int level);
 

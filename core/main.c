@@ -11,32 +11,39 @@
 static void
 usage(FILE *out)
 {
-    fputs("usage: berthd [flags]                      run the daemon\n"
-          "       berthd modules [--probe] [--init]   resolve and list every plugin\n"
-          "       berthd config default|dump|check    print the default or effective config, or check it\n"
-          "flags:\n"
-          "  -c, --config FILE       config file (default: the built-in config/berthd.yaml)\n"
-          "      --root DIR          persistent data directory\n"
-          "      --state DIR         runtime state directory\n"
-          "  -l, --log-level LEVEL   error, warn, info, debug or trace\n"
-          "      --set KEY.PATH=VAL  override any config value (repeatable; VAL is YAML)\n"
-          "      --ready-fd N        write READY=1 and a newline to fd N once ready, then close it\n"
-          "      --probe             (modules) load each module in a child process first\n"
-          "      --init              (modules) also run every plugin's init and fini\n"
-          "  -v, --version           print the version\n"
-          "environment: BERTH_MODULE_DIR replaces the built-in module directory;\n"
-          "             NOTIFY_SOCKET receives READY=1 (sd_notify)\n",
-          out);
+    fputs(
+        "usage: berthd [flags]                      run the daemon\n"
+        "       berthd modules [--probe] [--init]   resolve and list every plugin\n"
+        "       berthd config default|dump|check    print the default or effective config, or "
+        "check it\n"
+        "flags:\n"
+        "  -c, --config FILE       config file (default: the built-in config/berthd.yaml)\n"
+        "      --root DIR          persistent data directory\n"
+        "      --state DIR         runtime state directory\n"
+        "  -l, --log-level LEVEL   error, warn, info, debug or trace\n"
+        "      --set KEY.PATH=VAL  override any config value (repeatable; VAL is YAML)\n"
+        "      --ready-fd N        write READY=1 and a newline to fd N once ready, then close it\n"
+        "      --probe             (modules) load each module in a child process first\n"
+        "      --init              (modules) also run every plugin's init and fini\n"
+        "  -v, --version           print the version\n"
+        "environment: BERTH_MODULE_DIR replaces the built-in module directory;\n"
+        "             NOTIFY_SOCKET receives READY=1 (sd_notify)\n",
+        out);
 }
 
 enum { OPT_ROOT = 256, OPT_STATE, OPT_SET, OPT_READY_FD, OPT_PROBE, OPT_INIT };
 
 static const struct option long_opts[] = {
-    {"config", required_argument, NULL, 'c'},   {"root", required_argument, NULL, OPT_ROOT},
-    {"state", required_argument, NULL, OPT_STATE}, {"log-level", required_argument, NULL, 'l'},
-    {"set", required_argument, NULL, OPT_SET},   {"ready-fd", required_argument, NULL, OPT_READY_FD},
-    {"probe", no_argument, NULL, OPT_PROBE},     {"init", no_argument, NULL, OPT_INIT},
-    {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'v'},
+    {"config", required_argument, NULL, 'c'},
+    {"root", required_argument, NULL, OPT_ROOT},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"log-level", required_argument, NULL, 'l'},
+    {"set", required_argument, NULL, OPT_SET},
+    {"ready-fd", required_argument, NULL, OPT_READY_FD},
+    {"probe", no_argument, NULL, OPT_PROBE},
+    {"init", no_argument, NULL, OPT_INIT},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
 };
 
@@ -57,23 +64,44 @@ parse_flags(int argc, char **argv, berth__opts_t *o)
     int c;
     while ((c = getopt_long(argc, argv, "c:l:hv", long_opts, NULL)) != -1) {
         switch (c) {
-        case 'c': o->config_path = optarg; break;
-        case OPT_ROOT: o->root = optarg; break;
-        case OPT_STATE: o->state = optarg; break;
-        case 'l': o->log_level = optarg; break;
-        case OPT_SET: berth__strv_push(&o->sets, optarg); break;
-        case OPT_PROBE: o->probe = 1; break;
-        case OPT_INIT: o->init = 1; break;
+        case 'c':
+            o->config_path = optarg;
+            break;
+        case OPT_ROOT:
+            o->root = optarg;
+            break;
+        case OPT_STATE:
+            o->state = optarg;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case OPT_SET:
+            berth__strv_push(&o->sets, optarg);
+            break;
+        case OPT_PROBE:
+            o->probe = 1;
+            break;
+        case OPT_INIT:
+            o->init = 1;
+            break;
         case OPT_READY_FD:
             if (parse_fd(optarg, &o->ready_fd) < 0) {
-                fprintf(stderr, "berthd: --ready-fd: `%s` is not a file descriptor number\n", optarg);
+                fprintf(stderr, "berthd: --ready-fd: `%s` is not a file descriptor number\n",
+                        optarg);
                 return 2;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        case 'v': printf("berthd %s (module ABI %d.%d)\n", BERTH_VERSION_STRING, BERTH_ABI_MAJOR,
-                         BERTH_ABI_MINOR); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'v':
+            printf("berthd %s (module ABI %d.%d)\n", BERTH_VERSION_STRING, BERTH_ABI_MAJOR,
+                   BERTH_ABI_MINOR);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     return -1;

@@ -58,6 +58,10 @@ berth__prepare_registry(berth__registry_t *reg, const berth__opts_t *o, berth_er
     if (rc == 0)
         rc = berth__config_check_plugin_uris(reg->cfg, uris, err);
     free(uris);
+    /* --set may have added plugin sections: positions decide graph and hook ties */
+    for (size_t i = 0; i < reg->nplugins; i++)
+        reg->plugins[i]->config_position =
+            berth__config_plugin_position(reg->cfg, reg->plugins[i]->uri);
     if (rc == 0)
         rc = berth__registry_validate_config(reg, err);
     if (rc < 0)
@@ -74,7 +78,7 @@ print_hook(void *user, berth_hook_point_t point, int priority)
     FILE *out = user;
     fprintf(out, "      hook %s priority=%d (%s)\n", berth__hook_point_name(point), priority,
             point < BERTH_HOOK_POINT_COUNT ? (const char *[]){"", "mutating", "veto", "advisory",
-                                                                "post"}[berth__hook_mode(point)]
+                                                              "post"}[berth__hook_mode(point)]
                                            : "");
 }
 
@@ -199,7 +203,8 @@ berth__cmd_config(const berth__opts_t *o, const char *what)
     berth__registry_init(&reg, &cfg, NULL);
     berth_error_t *err = NULL;
     int rc = 0;
-    if (berth__config_from_opts(&cfg, &eff, &err) < 0 || berth__prepare_registry(&reg, &eff, &err) < 0) {
+    if (berth__config_from_opts(&cfg, &eff, &err) < 0 ||
+        berth__prepare_registry(&reg, &eff, &err) < 0) {
         fprintf(stderr, "berthd: config: %s\n", berth__error_msg(err));
         berth__error_free(err);
         rc = 1;

@@ -36,8 +36,8 @@ berth__mkdir_all(const char *path, unsigned mode, berth_error_t **err)
         } else {
             struct stat st;
             if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
-                return berth__error_make(err, BERTH_EEXIST, "mkdir `%s`: exists and is not a directory",
-                                         p);
+                return berth__error_make(err, BERTH_EEXIST,
+                                         "mkdir `%s`: exists and is not a directory", p);
         }
         *s = saved;
         if (saved == '\0')
@@ -54,7 +54,8 @@ int
 berth__open_beneath(int dirfd, const char *rel, int flags, unsigned mode, berth_error_t **err)
 {
     if (rel == NULL || rel[0] == '/')
-        return berth__error_make(err, BERTH_EINVAL, "path `%s` must be relative", rel ? rel : "(null)");
+        return berth__error_make(err, BERTH_EINVAL, "path `%s` must be relative",
+                                 rel ? rel : "(null)");
     struct open_how how = {
         .flags = (unsigned long long)(flags | O_CLOEXEC),
         .mode = (flags & O_CREAT) ? mode : 0,
@@ -65,7 +66,8 @@ berth__open_beneath(int dirfd, const char *rel, int flags, unsigned mode, berth_
         int e = errno;
         if (e == EXDEV)
             return berth__error_make(err, BERTH_EINVAL, "path `%s` escapes its directory", rel);
-        return berth__error_make(err, berth__error_from_errno(e), "open `%s`: %s", rel, strerror(e));
+        return berth__error_make(err, berth__error_from_errno(e), "open `%s`: %s", rel,
+                                 strerror(e));
     }
     return (int)fd;
 }

@@ -30,8 +30,8 @@ typedef enum berth__status {
 
 typedef struct berth__module {
     char *path;
-    char *name;                      /* basename without ".so" */
-    void *handle;                    /* dlopen handle; NULL when never opened or closed after failure */
+    char *name;   /* basename without ".so" */
+    void *handle; /* dlopen handle; NULL when never opened or closed after failure */
     const berth_module_desc_t *desc; /* valid while handle is open */
 } berth__module_t;
 
@@ -45,22 +45,22 @@ typedef struct berth__initctx {
 } berth__initctx_t;
 
 struct berth__plugin {
-    berth__module_t *module;         /* NULL for rows made by the core itself */
-    berth_plugin_reg_t reg;          /* copy of the module's registration, zero-filled past struct_size */
+    berth__module_t *module; /* NULL for rows made by the core itself */
+    berth_plugin_reg_t reg;  /* copy of the module's registration, zero-filled past struct_size */
     char *type, *id, *uri;
     berth__status_t status;
-    char *reason;                    /* why not ok; "" when ok */
-    char *root_cause;                /* "<uri>: <status>: <reason>", what dependents quote */
+    char *reason;     /* why not ok; "" when ok */
+    char *root_cause; /* "<uri>: <status>: <reason>", what dependents quote */
     int error_code;
-    int init_order;                  /* 1-based, 0 = not initialised */
-    int config_position;             /* under plugins:, INT32_MAX when none */
+    int init_order;      /* 1-based, 0 = not initialised */
+    int config_position; /* under plugins:, INT32_MAX when none */
     void *instance;
     berth__initctx_t ic;
     berth_logger_t logger;
     char **export_keys, **export_values, **capabilities;
-    int ready_tokens;                /* registered during init */
-    int stopped;                     /* fini has run */
-    unsigned hook_failures;          /* POST/ADVISORY handler errors */
+    int ready_tokens;       /* registered during init */
+    int stopped;            /* fini has run */
+    unsigned hook_failures; /* POST/ADVISORY handler errors */
 };
 
 typedef struct berth__registry {
@@ -68,14 +68,14 @@ typedef struct berth__registry {
     uv_loop_t *loop;
     berth__module_t **modules;
     size_t nmodules;
-    berth__plugin_t **plugins;       /* discovery order */
+    berth__plugin_t **plugins; /* discovery order */
     size_t nplugins;
-    berth__plugin_t **order;         /* init order (resolved by the graph) */
+    berth__plugin_t **order; /* init order (resolved by the graph) */
     size_t norder;
-    size_t ninit;                    /* how many of `order` have had init called */
-    int pending_ready;               /* readiness tokens not yet done */
+    size_t ninit;      /* how many of `order` have had init called */
+    int pending_ready; /* readiness tokens not yet done */
     int ready_sent;
-    int fatal;                       /* a plugin with readiness tokens failed */
+    int fatal;                                     /* a plugin with readiness tokens failed */
     void (*on_ready)(struct berth__registry *reg); /* called once when the last token is done */
 } berth__registry_t;
 
@@ -87,15 +87,15 @@ void berth__registry_free(berth__registry_t *reg);
 berth__plugin_t *berth__registry_add(berth__registry_t *reg, berth__module_t *mod, const char *type,
                                      const char *id);
 berth__plugin_t *berth__registry_find(const berth__registry_t *reg, const char *uri);
-void berth__plugin_set_status(berth__plugin_t *p, berth__status_t st, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void berth__plugin_set_status(berth__plugin_t *p, berth__status_t st, int code, const char *fmt,
+                              ...) __attribute__((format(printf, 4, 5)));
 /* NULL-terminated URIs of every plugin row that came from a module (caller frees the array only). */
 const char **berth__registry_uris(const berth__registry_t *reg);
 void berth__registry_info(const berth__plugin_t *p, berth_plugin_info_t *info);
 
 /* loader.c: scans the built-in module dir and cfg->module_dirs. probe: load each file in a child first. */
 typedef struct berth__load_opts {
-    const char *builtin_dir;         /* NULL: <dir of berthd>/../lib/berth/modules */
+    const char *builtin_dir; /* NULL: <dir of berthd>/../lib/berth/modules */
     int probe;
 } berth__load_opts_t;
 int berth__loader_scan(berth__registry_t *reg, const berth__load_opts_t *opts);
@@ -124,8 +124,8 @@ void berth__call_on_loop_close(void);
 int berth__call_on_loop(void (*fn)(void *arg), void *arg);
 
 /* hooks.c */
-int berth__hook_register(berth_init_ctx_t *ic, berth_hook_point_t point, int priority, berth_hook_fn fn,
-                         void *user, berth_error_t **err);
+int berth__hook_register(berth_init_ctx_t *ic, berth_hook_point_t point, int priority,
+                         berth_hook_fn fn, void *user, berth_error_t **err);
 int berth__hook_invoke(berth_hook_point_t point, void *payload, berth_error_t **err);
 berth_hook_mode_t berth__hook_mode(berth_hook_point_t point);
 const char *berth__hook_point_name(berth_hook_point_t point);
@@ -133,7 +133,8 @@ const char *berth__hook_point_name(berth_hook_point_t point);
 void berth__hook_forget(const berth__plugin_t *p);
 /* Calls cb for each handler p registered, in dispatch order. */
 void berth__hook_foreach_of(const berth__plugin_t *p,
-                            void (*cb)(void *user, berth_hook_point_t point, int priority), void *user);
+                            void (*cb)(void *user, berth_hook_point_t point, int priority),
+                            void *user);
 void berth__hooks_reset(void);
 
 #endif

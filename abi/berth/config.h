@@ -39,10 +39,10 @@ enum berth_config_type {
 
 /* One schema entry. An array of them ends with an entry whose key is NULL. */
 typedef struct berth_config_field_s {
-    const char *key;           /* top-level key inside the plugin's section */
-    int type;                  /* enum berth_config_type */
-    const char *default_yaml;  /* default as YAML text ("0660", "[]", "true"); NULL = no default */
-    const char *doc;           /* one line for `berthd config default` and docs/configuration.md */
+    const char *key;          /* top-level key inside the plugin's section */
+    int type;                 /* enum berth_config_type */
+    const char *default_yaml; /* default as YAML text ("0660", "[]", "true"); NULL = no default */
+    const char *doc;          /* one line for `berthd config default` and docs/configuration.md */
 } berth_config_field_t;
 
 #ifdef __cplusplus

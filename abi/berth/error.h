@@ -22,35 +22,35 @@ extern "C" {
 
 enum berth_errcode {
     BERTH_OK = 0,
-    BERTH_EUNKNOWN = -1,        /* gRPC Unknown */
-    BERTH_EINVAL = -2,          /* InvalidArgument */
-    BERTH_ENOTFOUND = -3,       /* NotFound */
-    BERTH_EEXIST = -4,          /* AlreadyExists */
-    BERTH_EPERM = -5,           /* PermissionDenied */
-    BERTH_ERESOURCE = -6,       /* ResourceExhausted */
-    BERTH_EPRECONDITION = -7,   /* FailedPrecondition */
-    BERTH_EABORTED = -8,        /* Aborted (containerd's ErrConflict maps here too) */
-    BERTH_ERANGE = -9,          /* OutOfRange */
-    BERTH_ENOTIMPL = -10,       /* Unimplemented */
-    BERTH_EINTERNAL = -11,      /* Internal */
-    BERTH_EUNAVAILABLE = -12,   /* Unavailable */
-    BERTH_EDATALOSS = -13,      /* DataLoss */
-    BERTH_EUNAUTH = -14,        /* Unauthenticated */
-    BERTH_ECANCELED = -15,      /* Canceled */
-    BERTH_ETIMEDOUT = -16,      /* DeadlineExceeded */
-    BERTH_ENOMEM = -17,         /* ResourceExhausted, out of memory */
-    BERTH_EIO = -18,            /* Internal, an I/O failure; message carries strerror */
+    BERTH_EUNKNOWN = -1,      /* gRPC Unknown */
+    BERTH_EINVAL = -2,        /* InvalidArgument */
+    BERTH_ENOTFOUND = -3,     /* NotFound */
+    BERTH_EEXIST = -4,        /* AlreadyExists */
+    BERTH_EPERM = -5,         /* PermissionDenied */
+    BERTH_ERESOURCE = -6,     /* ResourceExhausted */
+    BERTH_EPRECONDITION = -7, /* FailedPrecondition */
+    BERTH_EABORTED = -8,      /* Aborted (containerd's ErrConflict maps here too) */
+    BERTH_ERANGE = -9,        /* OutOfRange */
+    BERTH_ENOTIMPL = -10,     /* Unimplemented */
+    BERTH_EINTERNAL = -11,    /* Internal */
+    BERTH_EUNAVAILABLE = -12, /* Unavailable */
+    BERTH_EDATALOSS = -13,    /* DataLoss */
+    BERTH_EUNAUTH = -14,      /* Unauthenticated */
+    BERTH_ECANCELED = -15,    /* Canceled */
+    BERTH_ETIMEDOUT = -16,    /* DeadlineExceeded */
+    BERTH_ENOMEM = -17,       /* ResourceExhausted, out of memory */
+    BERTH_EIO = -18,          /* Internal, an I/O failure; message carries strerror */
     /* Not an error class on the wire: returned by a plugin's init to say "not applicable here".
      * Its message must contain the words "skip plugin" (ctr tells skip from error by them). */
     BERTH_ESKIP = -19,
-    BERTH_EMULTI = -20,         /* FailedPrecondition: get_single found several instances */
+    BERTH_EMULTI = -20, /* FailedPrecondition: get_single found several instances */
     BERTH_ECODE_MIN = -20
 };
 
 /* An error record. Read-only for modules; create, wrap and free through the core table. */
 typedef struct berth_error_s {
-    int code;        /* one of enum berth_errcode, negative */
-    char *message;   /* NUL-terminated, outermost context first: "ctx: ctx: cause" */
+    int code;      /* one of enum berth_errcode, negative */
+    char *message; /* NUL-terminated, outermost context first: "ctx: ctx: cause" */
 } berth_error_t;
 
 #ifdef __cplusplus

@@ -30,11 +30,11 @@ extern "C" {
 /* An event as delivered; every pointer is borrowed for the duration of the callback only. */
 typedef struct berth_event_s {
     uint32_t struct_size;
-    int64_t timestamp_ns;   /* wall clock, set when published */
+    int64_t timestamp_ns; /* wall clock, set when published */
     const char *namespace_;
     const char *topic;
-    const char *type_url;   /* the Any's type URL, e.g. "containerd.events.TaskExit" */
-    const uint8_t *data;    /* the Any's value bytes */
+    const char *type_url; /* the Any's type URL, e.g. "containerd.events.TaskExit" */
+    const uint8_t *data;  /* the Any's value bytes */
     size_t data_len;
 } berth_event_t;
 

@@ -76,7 +76,8 @@ typedef enum berth_hook_mode {
 } berth_hook_mode_t;
 
 /* A handler. Returns 0 or a negative BERTH_E* with *err filled (api->error_make). */
-typedef int (*berth_hook_fn)(void *user, berth_hook_point_t point, void *payload, berth_error_t **err);
+typedef int (*berth_hook_fn)(void *user, berth_hook_point_t point, void *payload,
+                             berth_error_t **err);
 
 /* A string map (labels, annotations). Opaque; used through api->kv_*. */
 typedef struct berth_kv_s berth_kv_t;
@@ -85,35 +86,36 @@ typedef struct berth_hook_container_create_s {
     uint32_t struct_size;
     const char *namespace_;
     const char *id;
-    char *image;          /* mutable */
-    char *runtime;        /* mutable: runtime name, e.g. io.containerd.runc.v2 */
-    char *snapshotter;    /* mutable: pouch's multi-snapshotter use */
-    char *snapshot_key;   /* mutable */
-    char *spec_json;      /* mutable: the OCI spec as JSON text, NULL when the request carries none */
-    berth_kv_t *labels;   /* mutable */
+    char *image;        /* mutable */
+    char *runtime;      /* mutable: runtime name, e.g. io.containerd.runc.v2 */
+    char *snapshotter;  /* mutable: pouch's multi-snapshotter use */
+    char *snapshot_key; /* mutable */
+    char *spec_json;    /* mutable: the OCI spec as JSON text, NULL when the request carries none */
+    berth_kv_t *labels; /* mutable */
 } berth_hook_container_create_t;
 
 typedef struct berth_hook_container_start_s {
     uint32_t struct_size;
     const char *namespace_;
     const char *id;
-    const char *bundle;      /* bundle directory */
-    const char *spec_json;   /* read-only */
+    const char *bundle;    /* bundle directory */
+    const char *spec_json; /* read-only */
     /* Adds an OCI prestart hook. Hooks run higher priority first; hooks already in the spec count as
      * priority 0 - their index. argv/env are NULL-terminated and copied. */
     int (*add_prestart)(struct berth_hook_container_start_s *self, int priority, const char *path,
                         const char *const *argv, const char *const *env, berth_error_t **err);
-    void *priv;              /* the invoker's */
+    void *priv; /* the invoker's */
 } berth_hook_container_start_t;
 
 typedef struct berth_hook_container_update_s {
     uint32_t struct_size;
     const char *namespace_;
     const char *id;
-    const char *rootfs;       /* may be NULL when no task runs */
-    char *resources_json;     /* mutable at pre-update: the requested resources, OCI LinuxResources JSON */
-    berth_kv_t *env;          /* mutable at pre-update: the process env as NAME -> value */
-    berth_kv_t *labels;       /* mutable at pre-update */
+    const char *rootfs; /* may be NULL when no task runs */
+    char *
+        resources_json; /* mutable at pre-update: the requested resources, OCI LinuxResources JSON */
+    berth_kv_t *env;    /* mutable at pre-update: the process env as NAME -> value */
+    berth_kv_t *labels; /* mutable at pre-update */
 } berth_hook_container_update_t;
 
 typedef struct berth_hook_image_s {
@@ -128,7 +130,7 @@ typedef struct berth_hook_generic_s {
     uint32_t struct_size;
     const char *namespace_;
     const char *id;
-    berth_kv_t *options;       /* mutable for MUTATING points */
+    berth_kv_t *options; /* mutable for MUTATING points */
 } berth_hook_generic_t;
 
 /* A unary RPC handler on serialized protobuf: request bytes in, response bytes out (allocated with
@@ -144,13 +146,15 @@ typedef struct berth_rpc_handler_s {
 
 typedef struct berth_hook_api_handlers_s {
     uint32_t struct_size;
-    const char *transport;     /* the transport's URI */
+    const char *transport; /* the transport's URI */
     /* path: "/containerd.services.version.v1.Version/Version". lookup gives the current handler (to wrap
      * it: keep it and call it from yours); replace installs a new one. Both BERTH_ENOTFOUND for an unknown
      * path; replace may also add a new path. */
-    int (*lookup)(struct berth_hook_api_handlers_s *self, const char *path, berth_rpc_handler_t *out);
-    int (*replace)(struct berth_hook_api_handlers_s *self, const char *path, const berth_rpc_handler_t *h);
-    void *priv;                /* the transport's */
+    int (*lookup)(struct berth_hook_api_handlers_s *self, const char *path,
+                  berth_rpc_handler_t *out);
+    int (*replace)(struct berth_hook_api_handlers_s *self, const char *path,
+                   const berth_rpc_handler_t *h);
+    void *priv; /* the transport's */
 } berth_hook_api_handlers_t;
 
 #ifdef __cplusplus

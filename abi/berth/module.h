@@ -67,9 +67,9 @@ extern "C" {
 #define BERTH__SIG_TIME "time32"
 #endif
 /* Comma-separated name+value fields; the loader names the first one that differs from berthd's. */
-#define BERTH_BUILD_SIGNATURE                                                                              \
-    "ptr" BERTH__STR(__SIZEOF_POINTER__) "," BERTH__SIG_OFF "," BERTH__SIG_TIME                            \
-                                         ",uv" BERTH__STR(UV_VERSION_MAJOR) "," BERTH__SIG_ASAN            \
+#define BERTH_BUILD_SIGNATURE                                                                   \
+    "ptr" BERTH__STR(__SIZEOF_POINTER__) "," BERTH__SIG_OFF "," BERTH__SIG_TIME                 \
+                                         ",uv" BERTH__STR(UV_VERSION_MAJOR) "," BERTH__SIG_ASAN \
                                                                             "," BERTH__SIG_UBSAN
 
 typedef struct berth_init_ctx_s berth_init_ctx_t;
@@ -81,33 +81,34 @@ typedef struct berth_ready_token_s berth_ready_token_t;
 
 /* One plugin. A module carries one or more. Filled by the module; the core reads min(struct_size, known). */
 typedef struct berth_plugin_reg_s {
-    uint32_t struct_size;              /* sizeof(berth_plugin_reg_t) as compiled */
-    const char *type;                  /* "io.containerd.event.v1"; the interface version is in the name */
-    const char *id;                    /* "exchange"; URI = type "." id */
-    const char *const *requires;       /* NULL-terminated types it may look up; {"*", NULL} = every type */
-    const char *const *after;          /* NULL-terminated URIs it needs by name (missing: dep-unavailable) */
-    const char *const *platforms;      /* NULL-terminated "os/arch[/variant]"; NULL = host platform */
-    const berth_config_field_t *config;/* schema, ends with {NULL}; NULL = takes no config */
+    uint32_t struct_size; /* sizeof(berth_plugin_reg_t) as compiled */
+    const char *type;     /* "io.containerd.event.v1"; the interface version is in the name */
+    const char *id;       /* "exchange"; URI = type "." id */
+    /* NULL-terminated types it may look up; {"*", NULL} = every type */
+    const char *const *requires;
+    const char *const *after; /* NULL-terminated URIs it needs by name (missing: dep-unavailable) */
+    const char *const *platforms; /* NULL-terminated "os/arch[/variant]"; NULL = host platform */
+    const berth_config_field_t *config; /* schema, ends with {NULL}; NULL = takes no config */
     /* Returns 0 with *instance set, BERTH_ESKIP with a message containing "skip plugin", or an error. */
     int (*init)(berth_init_ctx_t *ic, void **instance, berth_error_t **err);
     /* Reverse init order, on the loop thread. Must start closing every libuv handle it owns. */
     void (*fini)(void *instance);
-    const void *ops;                   /* the type's vtable (e.g. const berth_events_v1_ops_t *) */
-    uint32_t flags;                    /* BERTH_PLUGIN_* */
+    const void *ops; /* the type's vtable (e.g. const berth_events_v1_ops_t *) */
+    uint32_t flags;  /* BERTH_PLUGIN_* */
     void *reserved[5];
 } berth_plugin_reg_t;
 
 /* What the entry function returns. Static data: the loader may call the entry more than once. */
 typedef struct berth_module_desc_s {
-    uint32_t magic;                    /* BERTH_MODULE_MAGIC */
-    uint16_t abi_major;                /* BERTH_ABI_MAJOR as compiled */
-    uint16_t abi_minor;                /* the newest core-table minor the module uses */
-    uint32_t struct_size;              /* sizeof(berth_module_desc_t) as compiled */
-    const char *signature;             /* BERTH_BUILD_SIGNATURE as compiled */
-    const char *name;                  /* file basename without .so */
+    uint32_t magic;        /* BERTH_MODULE_MAGIC */
+    uint16_t abi_major;    /* BERTH_ABI_MAJOR as compiled */
+    uint16_t abi_minor;    /* the newest core-table minor the module uses */
+    uint32_t struct_size;  /* sizeof(berth_module_desc_t) as compiled */
+    const char *signature; /* BERTH_BUILD_SIGNATURE as compiled */
+    const char *name;      /* file basename without .so */
     const char *version;
-    const char *license;               /* SPDX expression */
-    const char *origin;                /* URL or vendor */
+    const char *license; /* SPDX expression */
+    const char *origin;  /* URL or vendor */
     const char *description;
     const berth_plugin_reg_t *const *plugins; /* NULL-terminated */
     void *reserved[8];
@@ -122,18 +123,18 @@ typedef struct berth_module_desc_s {
 /* Defines the entry function. NAME is the file basename with '-' as '_'. Usage:
  *   BERTH_MODULE(hello, .version = "1.0", .license = "Apache-2.0", .plugins = hello_plugins);
  */
-#define BERTH_MODULE(NAME, ...)                                                                            \
-    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void);                                 \
-    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void)                                  \
-    {                                                                                                      \
-        static const berth_module_desc_t desc = {.magic = BERTH_MODULE_MAGIC,                              \
-                                                 .abi_major = BERTH_ABI_MAJOR,                             \
-                                                 .abi_minor = BERTH_ABI_MINOR,                             \
-                                                 .struct_size = sizeof(berth_module_desc_t),               \
-                                                 .signature = BERTH_BUILD_SIGNATURE,                       \
-                                                 .name = #NAME,                                            \
-                                                 __VA_ARGS__};                                             \
-        return &desc;                                                                                      \
+#define BERTH_MODULE(NAME, ...)                                                              \
+    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void);                    \
+    BERTH_EXPORT const berth_module_desc_t *berth_module_v1_##NAME(void)                     \
+    {                                                                                        \
+        static const berth_module_desc_t desc = {.magic = BERTH_MODULE_MAGIC,                \
+                                                 .abi_major = BERTH_ABI_MAJOR,               \
+                                                 .abi_minor = BERTH_ABI_MINOR,               \
+                                                 .struct_size = sizeof(berth_module_desc_t), \
+                                                 .signature = BERTH_BUILD_SIGNATURE,         \
+                                                 .name = #NAME,                              \
+                                                 __VA_ARGS__};                               \
+        return &desc;                                                                        \
     }
 
 /* A healthy instance, as get/get_single/foreach hand it out. Borrowed: valid until its plugin's fini. */
@@ -149,21 +150,21 @@ typedef struct berth_plugin_info_s {
     uint32_t struct_size;
     const char *type;
     const char *id;
-    const char *file;                  /* the .so it came from */
-    const char *status;                /* ok | skip | error | disabled | abi-error | dep-unavailable */
-    const char *reason;                /* "" when ok */
-    int error_code;                    /* BERTH_E* behind a non-ok status, 0 when ok */
-    int init_order;                    /* 1-based; 0 = never initialised */
+    const char *file;   /* the .so it came from */
+    const char *status; /* ok | skip | error | disabled | abi-error | dep-unavailable */
+    const char *reason; /* "" when ok */
+    int error_code;     /* BERTH_E* behind a non-ok status, 0 when ok */
+    int init_order;     /* 1-based; 0 = never initialised */
     const char *const *requires;
     const char *const *platforms;
     const char *const *capabilities;
-    const char *const *export_keys;    /* parallel to export_values */
+    const char *const *export_keys; /* parallel to export_values */
     const char *const *export_values;
 } berth_plugin_info_t;
 
 /* The core's function table. Append only; never reorder, never remove. */
 struct berth_core_api_s {
-    uint32_t size;                     /* sizeof as compiled into berthd */
+    uint32_t size; /* sizeof as compiled into berthd */
     uint16_t abi_major, abi_minor;
 
     /* memory: for anything whose ownership crosses the boundary */
@@ -175,7 +176,8 @@ struct berth_core_api_s {
     int (*error_make)(berth_error_t **err, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
     /* Prefixes "<fmt>: " to the message of *err (if any); returns its code. */
-    int (*error_wrap)(berth_error_t **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    int (*error_wrap)(berth_error_t **err, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
     void (*error_free)(berth_error_t *err);
     const char *(*error_name)(int code); /* "NotFound" */
 
@@ -203,7 +205,8 @@ struct berth_core_api_s {
     /* InitContext lookups: only types listed in the caller's `requires` (or by URI in `after`). */
     int (*get)(berth_init_ctx_t *ic, const char *type, const char *id, berth_instance_t *out,
                berth_error_t **err);
-    int (*get_single)(berth_init_ctx_t *ic, const char *type, berth_instance_t *out, berth_error_t **err);
+    int (*get_single)(berth_init_ctx_t *ic, const char *type, berth_instance_t *out,
+                      berth_error_t **err);
     /* Healthy instances in init order; cb returning non-zero stops early. Returns how many were visited,
      * or a negative BERTH_E* if the type was not declared. */
     int (*foreach)(berth_init_ctx_t *ic, const char *type,
@@ -221,8 +224,8 @@ struct berth_core_api_s {
     void (*readiness_done)(berth_ready_token_t *token);
 
     /* hooks (hooks.h) */
-    int (*hook_register)(berth_init_ctx_t *ic, berth_hook_point_t point, int priority, berth_hook_fn fn,
-                         void *user, berth_error_t **err);
+    int (*hook_register)(berth_init_ctx_t *ic, berth_hook_point_t point, int priority,
+                         berth_hook_fn fn, void *user, berth_error_t **err);
     int (*hook_invoke)(berth_hook_point_t point, void *payload, berth_error_t **err);
     berth_hook_mode_t (*hook_mode)(berth_hook_point_t point);
 
@@ -249,24 +252,25 @@ struct berth_core_api_s {
     int (*call_on_loop)(void (*fn)(void *arg), void *arg);
 };
 
-#define BERTH_API_HAS(api, fn)                                                                             \
-    (offsetof(berth_core_api_t, fn) + sizeof(((berth_core_api_t *)0)->fn) <= (api)->size &&               \
+#define BERTH_API_HAS(api, fn)                                                              \
+    (offsetof(berth_core_api_t, fn) + sizeof(((berth_core_api_t *)0)->fn) <= (api)->size && \
      (api)->fn != NULL)
 
 /* The InitContext. Only these leading fields are public (read-only); the core keeps more after them. */
 struct berth_init_ctx_s {
-    uint32_t size;                     /* of the public part as berthd compiled it */
-    const berth_core_api_t *api;       /* long-lived */
+    uint32_t size;               /* of the public part as berthd compiled it */
+    const berth_core_api_t *api; /* long-lived */
     const char *type;
     const char *id;
-    const char *uri;                   /* type "." id */
-    const char *root;                  /* <root>/<uri>, created 0700 */
-    const char *state;                 /* <state>/<uri>, created 0700 */
-    const char *daemon_root;           /* berthd's root and state, for paths shared by contract */
+    const char *uri;         /* type "." id */
+    const char *root;        /* <root>/<uri>, created 0700 */
+    const char *state;       /* <state>/<uri>, created 0700 */
+    const char *daemon_root; /* berthd's root and state, for paths shared by contract */
     const char *daemon_state;
-    const berth_config_node_t *config; /* this plugin's section, validated, defaults filled; a map */
-    uv_loop_t *loop;                   /* long-lived */
-    const berth_logger_t *log;         /* long-lived: until after fini */
+    const berth_config_node_t
+        *config;               /* this plugin's section, validated, defaults filled; a map */
+    uv_loop_t *loop;           /* long-lived */
+    const berth_logger_t *log; /* long-lived: until after fini */
 };
 
 #ifdef __cplusplus

@@ -6,9 +6,9 @@
 #include <sys/types.h>
 
 typedef struct run_result {
-    int status;   /* exit code, or 128 + signal */
-    char *out;    /* stdout */
-    char *err;    /* stderr */
+    int status; /* exit code, or 128 + signal */
+    char *out;  /* stdout */
+    char *err;  /* stderr */
 } run_result_t;
 
 /* A temp root for one test: <tmp>/root, <tmp>/state, plus helpers to build file paths in it. */
@@ -16,7 +16,7 @@ typedef struct test_dirs {
     char base[256];
     char root[300];
     char state[300];
-    char empty[300];  /* an empty directory, used as BERTH_MODULE_DIR */
+    char empty[300]; /* an empty directory, used as BERTH_MODULE_DIR */
 } test_dirs_t;
 
 void dirs_make(test_dirs_t *d);
@@ -28,8 +28,8 @@ void run_free(run_result_t *r);
 
 /* Starts berthd with --ready-fd; returns its pid once it said READY=1, or -pid if it exited / never
  * became ready within timeout_s (then *status has its exit status). stderr goes to errfile. */
-pid_t start_berthd(const char *module_dir, const char *const *argv, const char *errfile, int timeout_s,
-                   int *status);
+pid_t start_berthd(const char *module_dir, const char *const *argv, const char *errfile,
+                   int timeout_s, int *status);
 /* Sends sig, waits up to timeout_s; returns the exit status (128 + signal when killed), -1 on timeout. */
 int stop_berthd(pid_t pid, int sig, int timeout_s);
 int wait_exit(pid_t pid, int timeout_s);

@@ -45,8 +45,9 @@ daemon_args(const char *scenario, const char *const *extra)
     argv[n++] = dirs.state;
     argv[n++] = "--set";
     argv[n++] = set_dirs;
-    const char *uris[] = {"test.life.base.v1.base", "test.life.mid.v1.mid", "test.life.top.v1.top",
-                          "test.hook.lo.v1.lo",     "test.hook.hi.v1.hi",   "test.hook.veto.v1.veto"};
+    const char *uris[] = {"test.life.base.v1.base", "test.life.mid.v1.mid",
+                          "test.life.top.v1.top",   "test.hook.lo.v1.lo",
+                          "test.hook.hi.v1.hi",     "test.hook.veto.v1.veto"};
     for (size_t i = 0; i < 6 && strcmp(scenario, "life") == 0 && i < 3; i++) {
         snprintf(sets[i], sizeof(sets[i]), "plugins.%s.trace=\"%s\"", uris[i], trace);
         argv[n++] = "--set";
@@ -205,8 +206,8 @@ Test(daemon, hooks_run_by_priority_then_config_order)
     cr_assert_gt(pid, 0, "exit %d", status);
     cr_expect_eq(stop_berthd(pid, SIGTERM, 30), 0);
     char *t = read_file(trace);
-    const char *expected[] = {"test.hook.hi.v1.hi hook", "test.hook.tie2.v1.t hook", "test.hook.tie1.v1.t hook",
-                              "test.hook.lo.v1.lo hook"};
+    const char *expected[] = {"test.hook.hi.v1.hi hook", "test.hook.tie2.v1.t hook",
+                              "test.hook.tie1.v1.t hook", "test.hook.lo.v1.lo hook"};
     const char *at = t;
     for (size_t i = 0; i < 4; i++) {
         const char *p = strstr(at, expected[i]);
@@ -235,7 +236,8 @@ Test(daemon, notify_socket_gets_ready)
     snprintf(sock, sizeof(sock), "%s/notify.sock", dirs.base);
     int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+    cr_assert_lt(strlen(sock), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
     cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     struct timeval tv = {30, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -295,7 +297,8 @@ Test(daemon, config_default_is_a_valid_config)
 
 Test(daemon, config_dump_shows_set_values)
 {
-    const char *argv[] = {"config", "dump", "--set", "log_level=debug", "--root", "/srv/berth", NULL};
+    const char *argv[] = {"config", "dump",       "--set", "log_level=debug",
+                          "--root", "/srv/berth", NULL};
     run_result_t r = run_berthd(dirs.empty, argv, 30);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.out, "log_level: debug") != NULL, "%s", r.out);

@@ -54,17 +54,22 @@ Test(loader, every_abi_failure_is_one_row)
     cr_assert_eq(r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out, r.err);
     expect_row(r.out, "test.fixture.ok.v1.a", " ok ", NULL);
     expect_row(r.out, "test.fixture.dash.v1.d", " ok ", NULL);
-    expect_row(r.out, "berth.module.fx_nosym", "abi-error", "not a berth module (no berth_module_v1_fx_nosym)");
-    expect_row(r.out, "berth.module.fx_major", "abi-error", "built for berth ABI 2; this berthd speaks ABI 1");
+    expect_row(r.out, "berth.module.fx_nosym", "abi-error",
+               "not a berth module (no berth_module_v1_fx_nosym)");
+    expect_row(r.out, "berth.module.fx_major", "abi-error",
+               "built for berth ABI 2; this berthd speaks ABI 1");
     expect_row(r.out, "berth.module.fx_magic", "abi-error", "garbled descriptor: magic 0xdeadbeef");
     expect_row(r.out, "berth.module.fx_minor", "abi-error", "needs berthd ABI 1.99");
     expect_row(r.out, "berth.module.fx_size", "abi-error", "struct_size 8 is smaller");
-    expect_row(r.out, "berth.module.fx_sig", "abi-error", "module built with asan7, berthd has asan");
+    expect_row(r.out, "berth.module.fx_sig", "abi-error",
+               "module built with asan7, berthd has asan");
     expect_row(r.out, "berth.module.fx_needlib", "abi-error", "dlopen: libfx_gone.so");
-    const char *files[] = {"fx_nosym.so", "fx_major.so", "fx_magic.so", "fx_minor.so", "fx_size.so",
-                           "fx_sig.so",   "fx_needlib.so", "fx_ok.so",   "fx-dash.so"};
+    const char *files[] = {"fx_nosym.so",   "fx_major.so", "fx_magic.so",
+                           "fx_minor.so",   "fx_size.so",  "fx_sig.so",
+                           "fx_needlib.so", "fx_ok.so",    "fx-dash.so"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-        cr_expect_eq(count_of(r.out, files[i]), 1, "%s should have exactly one row:\n%s", files[i], r.out);
+        cr_expect_eq(count_of(r.out, files[i]), 1, "%s should have exactly one row:\n%s", files[i],
+                     r.out);
     run_free(&r);
 }
 
@@ -101,16 +106,19 @@ Test(loader, graph_statuses_without_init)
     cr_assert_eq(r.status, 0, "exit %d\n%s\n%s", r.status, r.out, r.err);
     expect_row(r.out, "test.graph.base.v1.base", " ok ", NULL);
     expect_row(r.out, "test.graph.user.v1.user", " ok ", NULL);
-    cr_expect_lt(row_index(r.out, "test.graph.base.v1.base"), row_index(r.out, "test.graph.user.v1.user"));
+    cr_expect_lt(row_index(r.out, "test.graph.base.v1.base"),
+                 row_index(r.out, "test.graph.user.v1.user"));
     expect_row(r.out, "test.graph.orphan.v1.orphan", "dep-unavailable",
                "requires test.graph.missing.v1: no plugin provides it");
-    expect_row(r.out, "test.graph.cyca.v1.a", "error",
-               "dependency cycle: test.graph.cyca.v1.a -> test.graph.cycb.v1.b -> test.graph.cyca.v1.a");
+    expect_row(
+        r.out, "test.graph.cyca.v1.a", "error",
+        "dependency cycle: test.graph.cyca.v1.a -> test.graph.cycb.v1.b -> test.graph.cyca.v1.a");
     expect_row(r.out, "test.graph.cycb.v1.b", "error", "dependency cycle");
     expect_row(r.out, "test.graph.dup.v1.dup  ", "ok", "fx_dup1.so");
     char *dup = line_with(r.out, "duplicate plugin test.graph.dup.v1.dup");
     cr_assert(dup != NULL, "%s", r.out);
-    cr_expect(strstr(dup, "abi-error") && strstr(dup, "fx_dup1.so") && strstr(dup, "fx_dup2.so"), "%s", dup);
+    cr_expect(strstr(dup, "abi-error") && strstr(dup, "fx_dup1.so") && strstr(dup, "fx_dup2.so"),
+              "%s", dup);
     free(dup);
     expect_row(r.out, "test.graph.two.v1.one", " ok ", "fx_two.so");
     expect_row(r.out, "test.graph.two.v1.two", " ok ", "fx_two.so");
@@ -129,7 +137,8 @@ Test(loader, graph_statuses_with_init)
     expect_row(r.out, "test.graph.skip.v1.skip", "skip", "skip plugin");
     expect_row(r.out, "test.graph.fail.v1.fail", "error", "failed on purpose");
     expect_row(r.out, "test.graph.failuser.v1.fu", "dep-unavailable",
-               "requires test.graph.fail.v1: test.graph.fail.v1.fail: error: test.graph.fail.v1.fail failed");
+               "requires test.graph.fail.v1: test.graph.fail.v1.fail: error: "
+               "test.graph.fail.v1.fail failed");
     /* the root cause, not the chain */
     expect_row(r.out, "test.graph.failuser2.v1.fu2", "dep-unavailable",
                "requires test.graph.failuser.v1: test.graph.fail.v1.fail: error:");
@@ -141,12 +150,14 @@ Test(loader, graph_statuses_with_init)
 
 Test(loader, disabled_module_is_never_opened)
 {
-    const char *extra[] = {"--set", "disabled=[test.graph.skip.v1.skip, test.graph.base.v1.base]", NULL};
+    const char *extra[] = {"--set", "disabled=[test.graph.skip.v1.skip, test.graph.base.v1.base]",
+                           NULL};
     run_result_t r = modules("graph", extra);
     cr_assert_eq(r.status, 0, "%s\n%s", r.out, r.err);
     expect_row(r.out, "test.graph.skip.v1.skip", "disabled", "not loaded");
     expect_row(r.out, "test.graph.base.v1.base", "disabled", NULL);
-    expect_row(r.out, "test.graph.user.v1.user", "dep-unavailable", "test.graph.base.v1.base: disabled");
+    expect_row(r.out, "test.graph.user.v1.user", "dep-unavailable",
+               "test.graph.base.v1.base: disabled");
     run_free(&r);
 }
 
@@ -155,7 +166,8 @@ Test(loader, failing_required_plugin_exits_1)
     const char *extra[] = {"--init", "--set", "required=[test.graph.fail.v1.fail]", NULL};
     run_result_t r = modules("graph", extra);
     cr_expect_eq(r.status, 1, "%s\n%s", r.out, r.err);
-    cr_expect(strstr(r.err, "required plugin test.graph.fail.v1.fail is error") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "required plugin test.graph.fail.v1.fail is error") != NULL, "%s",
+              r.err);
     run_free(&r);
 }
 
@@ -164,7 +176,8 @@ Test(loader, required_plugin_not_included)
     const char *extra[] = {"--set", "required=[test.nothing.v1.none]", NULL};
     run_result_t r = modules("graph", extra);
     cr_expect_eq(r.status, 1);
-    cr_expect(strstr(r.err, "required plugin test.nothing.v1.none not included") != NULL, "%s", r.err);
+    cr_expect(strstr(r.err, "required plugin test.nothing.v1.none not included") != NULL, "%s",
+              r.err);
     run_free(&r);
 }
 

@@ -100,10 +100,11 @@ Test(graph, cycle_is_reported_with_its_path)
     berth__graph_resolve(&reg);
     cr_expect_eq(a->status, BERTH_ST_ERROR);
     cr_expect_eq(b->status, BERTH_ST_ERROR);
-    cr_expect_str_eq(a->reason, "dependency cycle: t.c.a.v1.a -> t.c.b.v1.b -> t.c.c.v1.c -> t.c.a.v1.a");
+    cr_expect_str_eq(a->reason,
+                     "dependency cycle: t.c.a.v1.a -> t.c.b.v1.b -> t.c.c.v1.c -> t.c.a.v1.a");
     cr_expect_eq(d->status, BERTH_ST_DEP_UNAVAILABLE);
-    cr_expect(strstr(d->reason, "requires t.c.a.v1: t.c.a.v1.a: error: dependency cycle") != NULL, "%s",
-              d->reason);
+    cr_expect(strstr(d->reason, "requires t.c.a.v1: t.c.a.v1.a: error: dependency cycle") != NULL,
+              "%s", d->reason);
     cr_expect_eq(reg.norder, 2); /* d and e */
 }
 
@@ -148,5 +149,6 @@ Test(graph, after_names_a_plugin_by_uri)
     a->status = BERTH_ST_PENDING;
     berth__graph_resolve(&reg);
     cr_expect_eq(a->status, BERTH_ST_DEP_UNAVAILABLE);
-    cr_expect(strstr(a->reason, "requires t.a.q.v1.none: no plugin provides it") != NULL, "%s", a->reason);
+    cr_expect(strstr(a->reason, "requires t.a.q.v1.none: no plugin provides it") != NULL, "%s",
+              a->reason);
 }

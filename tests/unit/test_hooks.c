@@ -98,7 +98,8 @@ Test(hooks, modes_are_fixed_per_point)
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_CONTAINER_PRE_CREATE), BERTH_HOOK_MUTATING);
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_IMAGE_POST_PULL), BERTH_HOOK_POST);
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_API_HANDLER_UPDATE), BERTH_HOOK_MUTATING);
-    cr_expect_eq(berth__hook_register(NULL, BERTH_HOOK_POINT_COUNT, 0, record, "", NULL), BERTH_EINVAL);
+    cr_expect_eq(berth__hook_register(NULL, BERTH_HOOK_POINT_COUNT, 0, record, "", NULL),
+                 BERTH_EINVAL);
 }
 
 Test(hooks, forget_drops_a_plugins_handlers)

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* containerd's filter syntax over envelopes: parsing, errors and matching. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "filter.h"
+
+static char errbuf[512];
+
+static int
+matches(const char *filter, const char *ns, const char *topic)
+{
+    const char *filters[] = {filter, NULL};
+    evfilter_t *f = NULL;
+    cr_assert_eq(evfilter_parse(filters, &f, errbuf, sizeof(errbuf)), 0, "%s: %s", filter, errbuf);
+    int m = evfilter_match(f, ns, topic);
+    evfilter_free(f);
+    return m;
+}
+
+static void
+parse_fails(const char *filter, const char *message)
+{
+    const char *filters[] = {filter, NULL};
+    evfilter_t *f = NULL;
+    cr_assert_eq(evfilter_parse(filters, &f, errbuf, sizeof(errbuf)), -1, "accepted %s", filter);
+    cr_expect_null(f);
+    cr_expect_str_eq(errbuf, message);
+}
+
+Test(filter, equality_on_topic_and_namespace)
+{
+    cr_expect(matches("topic==\"/tasks/exit\"", "default", "/tasks/exit"));
+    cr_expect_not(matches("topic==\"/tasks/exit\"", "default", "/tasks/start"));
+    cr_expect(matches("namespace==default", "default", "/x"));
+    cr_expect_not(matches("namespace==default", "k8s.io", "/x"));
+    cr_expect(matches("namespace==k8s.io", "k8s.io", "/x"));
+}
+
+Test(filter, conjunction_and_disjunction)
+{
+    cr_expect(matches("namespace==default,topic==\"/a\"", "default", "/a"));
+    cr_expect_not(matches("namespace==default,topic==\"/a\"", "default", "/b"));
+    const char *any[] = {"topic==\"/a\"", "topic==\"/b\"", NULL};
+    evfilter_t *f = NULL;
+    cr_assert_eq(evfilter_parse(any, &f, errbuf, sizeof(errbuf)), 0);
+    cr_expect(evfilter_match(f, "ns", "/a"));
+    cr_expect(evfilter_match(f, "ns", "/b"));
+    cr_expect_not(evfilter_match(f, "ns", "/c"));
+    evfilter_free(f);
+}
+
+Test(filter, not_equal_regex_and_presence)
+{
+    cr_expect(matches("topic!=\"/a\"", "ns", "/b"));
+    cr_expect_not(matches("topic!=\"/a\"", "ns", "/a"));
+    cr_expect(matches("topic~=\"^/images/\"", "ns", "/images/create"));
+    cr_expect_not(matches("topic~=\"^/images/\"", "ns", "/tasks/create"));
+    cr_expect(matches("topic~=/^.tasks.(exit|oom)$/", "ns", "/tasks/oom"));
+    cr_expect(matches("topic~=|exit|", "ns", "/tasks/exit"));
+    cr_expect(matches("topic", "ns", "/a"));
+    cr_expect_not(matches("event.id", "ns", "/a")); /* payload fields are unknown to the exchange */
+    cr_expect(matches(" namespace == default ", "default", "/a"));
+}
+
+Test(filter, empty_list_and_empty_string_match_everything)
+{
+    evfilter_t *f = (evfilter_t *)1;
+    cr_assert_eq(evfilter_parse(NULL, &f, errbuf, sizeof(errbuf)), 0);
+    cr_expect_null(f);
+    cr_expect(evfilter_match(NULL, "a", "/b"));
+    cr_expect(matches("", "ns", "/x"));
+}
+
+Test(filter, quoted_escapes)
+{
+    cr_expect(matches("topic==\"/a\\x2fb\"", "ns", "/a/b"));
+    cr_expect(matches("topic==\"/\\u00e9\"", "ns", "/\xc3\xa9"));
+    cr_expect(matches("\"topic\"==\"/q\\\"\"", "ns", "/q\""));
+}
+
+Test(filter, errors_name_the_input_and_position)
+{
+    parse_fails("topic==", "filters: parse error: [topic==]: expected value or quoted");
+    parse_fails("topic==/tasks/exit",
+                "filters: parse error: [topic== >|/|< tasks/exit]: invalid quote encountered");
+    parse_fails("topic=\"/a\"", "filters: parse error: [topic >|=|< \"/a\"]: unsupported operator");
+    parse_fails("topic==\"/a",
+                "filters: parse error: [topic== >|\"|< /a]: quoted literal not terminated");
+    parse_fails("topic==\"/a\" x",
+                "filters: parse error: [topic==\"/a\"  >|x|< ]: unexpected input");
+    parse_fails(",", "filters: parse error: [ >|,|< ]: expected field or quoted");
+    parse_fails("topic~=\"(\"", "filters: parse error: [topic~=\"(\"]: invalid regular expression");
+    parse_fails("topic==\"\\q\"",
+                "filters: parse error: [topic== >|\"|< \\q\"]: illegal escape sequence");
+}
+
+Test(filter, bounds)
+{
+    static char big[5000];
+    memset(big, 'a', sizeof(big) - 1);
+    parse_fails(big, "filters: filter longer than 4096 bytes");
+    const char *many[70];
+    for (int i = 0; i < 69; i++)
+        many[i] = "topic";
+    many[69] = NULL;
+    evfilter_t *f = NULL;
+    cr_expect_eq(evfilter_parse(many, &f, errbuf, sizeof(errbuf)), -1);
+    cr_expect_str_eq(errbuf, "filters: more than 64 filters");
+}
