@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# The main job: build berthd, start it on its built-in default config, show its modules, stop it cleanly.
-# It uses a private root and state under /tmp so it never touches a system berthd.
+# The main job: build berthd, start it on its built-in default config (root /var/lib/berth, state
+# /run/berth, so run it as root), show its modules, stop it cleanly.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -12,15 +12,15 @@ WORK=$(mktemp -d /tmp/berth-main-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 BERTHD=build/bin/berthd
 
-echo "== starting berthd (built-in default config, root and state under $WORK)"
+echo "== starting berthd on its built-in default config"
 mkfifo "$WORK/ready"
-"$BERTHD" --root "$WORK/root" --state "$WORK/state" --ready-fd 3 3>"$WORK/ready" &
+"$BERTHD" --ready-fd 3 3>"$WORK/ready" &
 PID=$!
 read -r line <"$WORK/ready"
 echo "berthd pid $PID says: $line"
 
 echo "== berthd modules"
-"$BERTHD" modules --root "$WORK/root" --state "$WORK/state"
+"$BERTHD" modules
 
 echo "== stopping berthd (SIGTERM)"
 kill -TERM "$PID"
