@@ -31,6 +31,18 @@ teardown(void)
 
 TestSuite(daemon, .init = setup, .fini = teardown);
 
+/* Each of expected[] occurs in text, in this order. */
+static void
+expect_in_order(const char *text, const char *const *expected, size_t n)
+{
+    const char *at = text;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strstr(at, expected[i]);
+        cr_assert(p != NULL, "`%s` missing or out of order in:\n%s", expected[i], text);
+        at = p + 1;
+    }
+}
+
 /* argv for a daemon over one fixture scenario whose plugins all write to `trace`. */
 static const char **
 daemon_args(const char *scenario, const char *const *extra)
@@ -92,12 +104,7 @@ Test(daemon, fini_runs_in_reverse_init_order)
     const char *expected[] = {"test.life.base.v1.base init", "test.life.mid.v1.mid init",
                               "test.life.top.v1.top init",   "test.life.top.v1.top fini",
                               "test.life.mid.v1.mid fini",   "test.life.base.v1.base fini"};
-    const char *at = t;
-    for (size_t i = 0; i < 6; i++) {
-        const char *p = strstr(at, expected[i]);
-        cr_assert(p != NULL, "`%s` missing or out of order in:\n%s", expected[i], t);
-        at = p + 1;
-    }
+    expect_in_order(t, expected, 6);
     free(t);
 }
 
@@ -208,12 +215,7 @@ Test(daemon, hooks_run_by_priority_then_config_order)
     char *t = read_file(trace);
     const char *expected[] = {"test.hook.hi.v1.hi hook", "test.hook.tie2.v1.t hook",
                               "test.hook.tie1.v1.t hook", "test.hook.lo.v1.lo hook"};
-    const char *at = t;
-    for (size_t i = 0; i < 4; i++) {
-        const char *p = strstr(at, expected[i]);
-        cr_assert(p != NULL, "`%s` missing or out of order in:\n%s", expected[i], t);
-        at = p + 1;
-    }
+    expect_in_order(t, expected, 4);
     free(t);
 }
 
