@@ -135,4 +135,9 @@ berth__registry_info(const berth__plugin_t *p, berth_plugin_info_t *info)
     info->capabilities = (const char *const *)p->capabilities;
     info->export_keys = (const char *const *)p->export_keys;
     info->export_values = (const char *const *)p->export_values;
+    info->module_name = p->module ? p->module->name : "";
+    info->module_version =
+        p->module && p->module->desc && p->module->desc->version ? p->module->desc->version : "";
+    info->abi_major = p->module && p->module->desc ? p->module->desc->abi_major : 0;
+    info->abi_minor = p->module && p->module->desc ? p->module->desc->abi_minor : 0;
 }

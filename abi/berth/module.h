@@ -160,6 +160,9 @@ typedef struct berth_plugin_info_s {
     const char *const *capabilities;
     const char *const *export_keys; /* parallel to export_values */
     const char *const *export_values;
+    const char *module_name; /* the module file's name and version, "" for core rows */
+    const char *module_version;
+    int abi_major, abi_minor; /* what the module was built for; 0 when unknown */
 } berth_plugin_info_t;
 
 /* The core's function table. Append only; never reorder, never remove. */

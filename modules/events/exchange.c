@@ -11,7 +11,7 @@
 #include <berth/events.h>
 #include <berth/module.h>
 
-#include "filter.h"
+#include "filters.h"
 
 #define MAX_QUEUED 65536
 #define MAX_NAMESPACE 76
@@ -25,7 +25,7 @@ typedef struct pending {
 } pending_t;
 
 struct berth_subscription_s {
-    evfilter_t *filter;
+    filters_t *filter;
     berth_event_cb cb;
     void *user;
     int dead;
@@ -92,12 +92,24 @@ sweep_dead(exchange_t *x)
         berth_subscription_t *s = *at;
         if (s->dead) {
             *at = s->next;
-            evfilter_free(s->filter);
+            filters_free(s->filter);
             free(s);
         } else {
             at = &s->next;
         }
     }
+}
+
+/* containerd's Envelope.Field: namespace and topic; the payload is opaque to the exchange */
+static const char *
+envelope_field(void *object, const char *const *path, int npath)
+{
+    const pending_t *e = object;
+    if (npath != 1)
+        return NULL;
+    return strcmp(path[0], "namespace") == 0 ? e->namespace_
+           : strcmp(path[0], "topic") == 0   ? e->topic
+                                             : NULL;
 }
 
 static void
@@ -114,7 +126,7 @@ deliver(exchange_t *x, const pending_t *e)
     };
     /* subscribers added by a callback are prepended, so this walk does not reach them */
     for (berth_subscription_t *s = x->subs; s; s = s->next)
-        if (!s->dead && evfilter_match(s->filter, e->namespace_, e->topic))
+        if (!s->dead && filters_match(s->filter, envelope_field, (void *)e))
             s->cb(s->user, &ev);
 }
 
@@ -203,9 +215,9 @@ ex_subscribe(void *instance, const char *const *filters, berth_event_cb cb, void
     exchange_t *x = instance;
     if (cb == NULL || out == NULL)
         return x->api->error_make(err, BERTH_EINVAL, "subscribe: no callback");
-    evfilter_t *f = NULL;
+    filters_t *f = NULL;
     char msg[512];
-    if (evfilter_parse(filters, &f, msg, sizeof(msg)) < 0)
+    if (filters_parse(filters, &f, msg, sizeof(msg)) < 0)
         return x->api->error_make(err, BERTH_EINVAL, "%s: invalid argument", msg);
     berth_subscription_t *s = calloc(1, sizeof(*s));
     s->filter = f;

@@ -6,6 +6,7 @@
 #include <berth/config.h>
 #include <berth/error.h>
 #include <berth/events.h>
+#include <berth/grpc.h>
 #include <berth/hooks.h>
 #include <berth/log.h>
 #include <berth/module.h>
@@ -28,6 +29,10 @@ typedef struct berth_abi_surface_s {
     berth_hook_generic_t *hook_generic;
     berth_hook_api_handlers_t *hook_api;
     berth_rpc_handler_t *rpc;
+    berth_grpc_service_v1_t *grpc_service;
+    berth_grpc_method_t *grpc_method;
+    berth_grpc_stream_api_t *grpc_stream_api;
+    berth_rpc_kind_t rpc_kind;
     enum berth_errcode code;
     enum berth_log_level level;
     enum berth_config_kind kind;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "filter.h"
+#include "filters.h"
 
 #include <ctype.h>
 #include <regex.h>
@@ -26,7 +26,7 @@ typedef struct conjunction {
     int n;
 } conjunction_t;
 
-struct evfilter {
+struct filters {
     conjunction_t *any;
     int n;
 };
@@ -281,7 +281,7 @@ conjunction_free(conjunction_t *c)
 }
 
 void
-evfilter_free(evfilter_t *f)
+filters_free(filters_t *f)
 {
     if (f == NULL)
         return;
@@ -292,59 +292,49 @@ evfilter_free(evfilter_t *f)
 }
 
 int
-evfilter_parse(const char *const *filters, evfilter_t **out, char *errbuf, size_t errlen)
+filters_parse(const char *const *filters, filters_t **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
     size_t n = 0;
     while (filters && filters[n])
         n++;
-    if (n > EVFILTER_MAX_FILTERS) {
-        snprintf(errbuf, errlen, "filters: more than %d filters", EVFILTER_MAX_FILTERS);
+    if (n > FILTERS_MAX_FILTERS) {
+        snprintf(errbuf, errlen, "filters: more than %d filters", FILTERS_MAX_FILTERS);
         return -1;
     }
-    evfilter_t *f = calloc(1, sizeof(*f));
+    filters_t *f = calloc(1, sizeof(*f));
     f->any = calloc(n ? n : 1, sizeof(conjunction_t));
     for (size_t i = 0; i < n; i++) {
-        if (strlen(filters[i]) > EVFILTER_MAX_LEN) {
-            snprintf(errbuf, errlen, "filters: filter longer than %d bytes", EVFILTER_MAX_LEN);
-            evfilter_free(f);
+        if (strlen(filters[i]) > FILTERS_MAX_LEN) {
+            snprintf(errbuf, errlen, "filters: filter longer than %d bytes", FILTERS_MAX_LEN);
+            filters_free(f);
             return -1;
         }
         if (filters[i][0] == '\0') { /* containerd: the empty filter matches everything */
-            evfilter_free(f);
+            filters_free(f);
             return 0;
         }
         parser_t p = {filters[i], 0, errbuf, errlen};
         f->n++;
         if (conjunction(&p, &f->any[i]) < 0) {
-            evfilter_free(f);
+            filters_free(f);
             return -1;
         }
     }
     if (n == 0) {
-        evfilter_free(f);
+        filters_free(f);
         return 0;
     }
     *out = f;
     return 0;
 }
 
-/* The envelope's fields, as containerd's Envelope.Field: namespace and topic; payload fields unknown. */
-static const char *
-field_value(const selector_t *s, const char *ns, const char *topic)
-{
-    if (s->npath != 1)
-        return NULL;
-    const char *v = strcmp(s->path[0], "namespace") == 0 ? ns
-                    : strcmp(s->path[0], "topic") == 0   ? topic
-                                                         : NULL;
-    return v && v[0] ? v : NULL;
-}
-
 static int
-selector_match(const selector_t *s, const char *ns, const char *topic)
+selector_match(const selector_t *s, filters_field_fn field_of, void *object)
 {
-    const char *v = field_value(s, ns, topic);
+    const char *v = field_of(object, (const char *const *)s->path, s->npath);
+    if (v && v[0] == '\0')
+        v = NULL;
     switch (s->op) {
     case OP_PRESENT:
         return v != NULL;
@@ -359,14 +349,14 @@ selector_match(const selector_t *s, const char *ns, const char *topic)
 }
 
 int
-evfilter_match(const evfilter_t *f, const char *namespace_, const char *topic)
+filters_match(const filters_t *f, filters_field_fn field_of, void *object)
 {
     if (f == NULL)
         return 1;
     for (int i = 0; i < f->n; i++) {
         int all = 1;
         for (int j = 0; j < f->any[i].n && all; j++)
-            all = selector_match(&f->any[i].sel[j], namespace_, topic);
+            all = selector_match(&f->any[i].sel[j], field_of, object);
         if (all)
             return 1;
     }

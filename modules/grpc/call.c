@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One HTTP/2 stream as one gRPC call: routing on :path, length-prefixed messages in, handlers (inline, on
+ * the pool, or streaming), and the response as HEADERS, DATA, trailers, or a trailers-only error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport.h"
+
+#define NV(n, v)                                                                               \
+    {                                                                                          \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME \
+    }
+
+static int
+route_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const route_t *)elem)->path);
+}
+
+const route_t *
+routes_find(const server_t *srv, const char *path)
+{
+    return bsearch(path, srv->routes, srv->nroutes, sizeof(route_t), route_cmp);
+}
+
+/* ---- responses ------------------------------------------------------------------------------------ */
+
+static void
+submit_trailers(stream_t *st)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%d", st->status);
+    nghttp2_nv trailers[] = {NV("grpc-status", code), NV("grpc-message", st->status_message)};
+    nghttp2_submit_trailer(st->conn->ng, st->id, trailers, 2);
+    st->trailers_sent = 1;
+}
+
+static ssize_t
+read_out(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t len, uint32_t *flags,
+         nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    (void)id;
+    (void)user;
+    stream_t *st = src->ptr;
+    size_t avail = st->out.len - st->out_off;
+    size_t n = avail < len ? avail : len;
+    memcpy(dst, st->out.data + st->out_off, n);
+    st->out_off += n;
+    if (st->out_off == st->out.len)
+        st->out.len = st->out_off = 0;
+    if (st->out.len == 0 && st->finished) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        submit_trailers(st);
+        return (ssize_t)n;
+    }
+    return n == 0 ? NGHTTP2_ERR_DEFERRED : (ssize_t)n;
+}
+
+static void
+start_response(stream_t *st)
+{
+    nghttp2_nv headers[] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+    nghttp2_data_provider prd = {.source.ptr = st, .read_callback = read_out};
+    nghttp2_submit_response(st->conn->ng, st->id, headers, 2, &prd);
+    st->response_started = 1;
+}
+
+/* An error before any message: one HEADERS frame with END_STREAM carrying the status. */
+static void
+respond_trailers_only(stream_t *st)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%d", st->status);
+    nghttp2_nv headers[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                            NV("grpc-status", code), NV("grpc-message", st->status_message)};
+    nghttp2_submit_response(st->conn->ng, st->id, headers, 4, NULL);
+    st->response_started = 1;
+    st->trailers_sent = 1;
+}
+
+static int
+stream_send(stream_t *st, const uint8_t *msg, size_t len)
+{
+    if (st->finished || st->gone || st->conn->closing)
+        return BERTH_EUNAVAILABLE;
+    uint8_t prefix[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                         (uint8_t)len};
+    buf_append(&st->out, prefix, 5);
+    buf_append(&st->out, msg, len);
+    if (!st->response_started)
+        start_response(st);
+    else
+        nghttp2_session_resume_data(st->conn->ng, st->id);
+    conn_flush(st->conn);
+    return 0;
+}
+
+static void
+stop_deadline(stream_t *st)
+{
+    if (st->deadline) {
+        st->deadline->data = NULL;
+        uv_close((uv_handle_t *)st->deadline, (uv_close_cb)free);
+        st->deadline = NULL;
+    }
+}
+
+void
+call_finish(stream_t *st, int code, const char *message)
+{
+    if (st->finished || st->gone || st->conn->closing)
+        return;
+    st->finished = 1;
+    stop_deadline(st);
+    st->status = grpc_status_of(code);
+    st->status_message = code == 0 ? strdup("") : grpc_status_message(code, message);
+    if (!st->response_started)
+        respond_trailers_only(st);
+    else
+        nghttp2_session_resume_data(st->conn->ng, st->id);
+    conn_flush(st->conn);
+}
+
+static void
+finish_with(stream_t *st, int code, berth_error_t *err)
+{
+    call_finish(st, code, err ? err->message : "");
+    if (err)
+        st->conn->srv->api->error_free(err);
+}
+
+/* ---- the stream api handed to streaming handlers -------------------------------------------------- */
+
+static void
+sapi_finish(stream_t *st, int code, const char *message)
+{
+    call_finish(st, code, message);
+}
+
+static const char *
+sapi_namespace(const stream_t *st)
+{
+    return st->namespace_;
+}
+
+static void
+sapi_set_user(stream_t *st, void *user)
+{
+    st->user = user;
+}
+
+static void *
+sapi_get_user(const stream_t *st)
+{
+    return st->user;
+}
+
+const berth_grpc_stream_api_t grpc_stream_api = {
+    .struct_size = sizeof(berth_grpc_stream_api_t),
+    .send = stream_send,
+    .finish = sapi_finish,
+    .namespace_ = sapi_namespace,
+    .set_user = sapi_set_user,
+    .get_user = sapi_get_user,
+};
+
+/* ---- unary calls ---------------------------------------------------------------------------------- */
+
+typedef struct unary_work {
+    uv_work_t req;
+    stream_t *st;
+    berth_rpc_handler_t handler;
+    char namespace_[80];
+    buf_t request;
+    uint8_t *resp;
+    size_t resp_len;
+    int rc;
+    berth_error_t *err;
+} unary_work_t;
+
+static void
+unary_done(stream_t *st, int rc, uint8_t *resp, size_t resp_len, berth_error_t *err)
+{
+    if (rc == 0 && stream_send(st, resp ? resp : (uint8_t *)"", resp_len) == 0)
+        call_finish(st, 0, NULL);
+    else if (rc != 0)
+        finish_with(st, rc, err), err = NULL;
+    free(resp);
+    if (err)
+        st->conn->srv->api->error_free(err);
+}
+
+static void
+run_unary(uv_work_t *req)
+{
+    unary_work_t *w = (unary_work_t *)req;
+    w->rc = w->handler.fn(w->handler.user, w->namespace_, w->request.data, w->request.len, &w->resp,
+                          &w->resp_len, &w->err);
+    server_t *srv = w->st->conn->srv;
+    pthread_mutex_lock(&srv->work_lock);
+    if (--srv->working == 0)
+        pthread_cond_broadcast(&srv->work_done);
+    pthread_mutex_unlock(&srv->work_lock);
+}
+
+static void
+stream_free(stream_t *st)
+{
+    stop_deadline(st);
+    buf_free(&st->in);
+    buf_free(&st->unary_req);
+    buf_free(&st->out);
+    free(st->status_message);
+    free(st->path);
+    free(st);
+}
+
+static void
+after_unary(uv_work_t *req, int status)
+{
+    (void)status;
+    unary_work_t *w = (unary_work_t *)req;
+    stream_t *st = w->st;
+    conn_t *c = st->conn;
+    st->in_work = 0;
+    if (st->gone) {
+        free(w->resp);
+        if (w->err)
+            c->srv->api->error_free(w->err);
+        stream_free(st);
+    } else {
+        unary_done(st, w->rc, w->resp, w->resp_len, w->err);
+        conn_flush(c);
+    }
+    buf_free(&w->request);
+    free(w);
+    conn_unref(c);
+}
+
+static void
+dispatch_unary(stream_t *st)
+{
+    const berth_rpc_handler_t *h = &st->route->unary;
+    if (h->flags & BERTH_RPC_INLINE) {
+        uint8_t *resp = NULL;
+        size_t len = 0;
+        berth_error_t *err = NULL;
+        int rc = h->fn(h->user, st->namespace_, st->unary_req.data, st->unary_req.len, &resp, &len,
+                       &err);
+        unary_done(st, rc, resp, len, err);
+        return;
+    }
+    unary_work_t *w = calloc(1, sizeof(*w));
+    w->st = st;
+    w->handler = *h;
+    memcpy(w->namespace_, st->namespace_, sizeof(w->namespace_));
+    w->request = st->unary_req;
+    memset(&st->unary_req, 0, sizeof(st->unary_req));
+    server_t *srv = st->conn->srv;
+    pthread_mutex_lock(&srv->work_lock);
+    srv->working++;
+    pthread_mutex_unlock(&srv->work_lock);
+    st->in_work = 1;
+    st->conn->refs++;
+    uv_queue_work(srv->loop, &w->req, run_unary, after_unary);
+}
+
+/* ---- requests ------------------------------------------------------------------------------------- */
+
+static void
+on_deadline(uv_timer_t *t)
+{
+    stream_t *st = t->data;
+    if (st != NULL)
+        call_finish(st, BERTH_ETIMEDOUT, "context deadline exceeded");
+}
+
+static int
+check_namespace(stream_t *st)
+{
+    char msg[200];
+    if (st->bad_namespace || (st->namespace_[0] && !grpc_valid_namespace(st->namespace_))) {
+        snprintf(msg, sizeof(msg),
+                 "identifier \"%.80s\" must match ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$",
+                 st->bad_namespace ? "(too long)" : st->namespace_);
+        call_finish(st, BERTH_EINVAL, msg);
+        return -1;
+    }
+    if (st->namespace_[0] == '\0') {
+        call_finish(st, BERTH_EPRECONDITION, "namespace is required");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+service_known(const server_t *srv, const char *path, size_t service_len)
+{
+    for (size_t i = 0; i < srv->nroutes; i++)
+        if (strncmp(srv->routes[i].path, path, service_len + 1) == 0 &&
+            srv->routes[i].path[service_len + 1] == '/')
+            return 1;
+    return 0;
+}
+
+/* grpc-go's words, since clients (ctr's containers ls) probe for Unimplemented. */
+static void
+unknown_method(stream_t *st)
+{
+    char msg[512];
+    const char *slash = st->path && st->path[0] == '/' ? strrchr(st->path, '/') : NULL;
+    if (slash == NULL || slash == st->path) {
+        snprintf(msg, sizeof(msg), "malformed method name: \"%.400s\"", st->path ? st->path : "");
+    } else {
+        int service_len = (int)(slash - st->path - 1);
+        if (service_known(st->conn->srv, st->path, (size_t)service_len))
+            snprintf(msg, sizeof(msg), "unknown method %.200s for service %.*s", slash + 1,
+                     service_len < 200 ? service_len : 200, st->path + 1);
+        else
+            snprintf(msg, sizeof(msg), "unknown service %.*s",
+                     service_len < 400 ? service_len : 400, st->path + 1);
+    }
+    call_finish(st, BERTH_ENOTIMPL, msg);
+}
+
+static void
+open_stream(stream_t *st, const uint8_t *req, size_t len)
+{
+    const berth_grpc_method_t *m = st->route->method;
+    berth_error_t *err = NULL;
+    st->opened = 1;
+    int rc = m->open ? m->open(st->route->instance, &grpc_stream_api, st, req, len, &err)
+                     : BERTH_ENOTIMPL;
+    if (rc != 0)
+        finish_with(st, rc, err);
+    else if (!st->response_started && !st->finished)
+        start_response(st); /* headers now: a stream may stay quiet for a long time */
+}
+
+void
+call_headers_done(stream_t *st)
+{
+    server_t *srv = st->conn->srv;
+    if (!st->grpc_content_type) {
+        nghttp2_nv headers[] = {NV(":status", "415"), NV("content-type", "text/plain")};
+        nghttp2_submit_response(st->conn->ng, st->id, headers, 2, NULL);
+        st->response_started = st->finished = st->trailers_sent = 1;
+        return;
+    }
+    if (srv->closing) {
+        call_finish(st, BERTH_EUNAVAILABLE, "server shutting down");
+        return;
+    }
+    st->route = st->path ? routes_find(srv, st->path) : NULL;
+    if (st->route == NULL) {
+        unknown_method(st);
+        return;
+    }
+    if ((st->route->method->flags & BERTH_RPC_NAMESPACED) && check_namespace(st) < 0)
+        return;
+    if (st->timeout_ms >= 0) {
+        st->deadline = calloc(1, sizeof(*st->deadline));
+        uv_timer_init(srv->loop, st->deadline);
+        st->deadline->data = st;
+        uv_timer_start(st->deadline, on_deadline, (uint64_t)st->timeout_ms, 0);
+    }
+    berth_rpc_kind_t kind = st->route->method->kind;
+    if (kind == BERTH_RPC_CLIENT_STREAM || kind == BERTH_RPC_BIDI_STREAM)
+        open_stream(st, (const uint8_t *)"", 0);
+}
+
+static void
+deliver_message(stream_t *st, const uint8_t *msg, size_t len)
+{
+    const berth_grpc_method_t *m = st->route->method;
+    if (m->kind == BERTH_RPC_CLIENT_STREAM || m->kind == BERTH_RPC_BIDI_STREAM) {
+        berth_error_t *err = NULL;
+        int rc = m->message ? m->message(st->route->instance, &grpc_stream_api, st, msg, len, &err)
+                            : BERTH_ENOTIMPL;
+        if (rc != 0)
+            finish_with(st, rc, err);
+        return;
+    }
+    if (st->messages_in++ > 0) {
+        call_finish(st, BERTH_EINTERNAL,
+                    "grpc: more than one request message for a non-client-streaming method");
+        return;
+    }
+    if (m->kind == BERTH_RPC_SERVER_STREAM)
+        open_stream(st, msg, len);
+    else
+        buf_append(&st->unary_req, msg, len);
+}
+
+int
+call_data(stream_t *st, const uint8_t *data, size_t len)
+{
+    if (st->finished || st->route == NULL)
+        return 0;
+    buf_append(&st->in, data, len);
+    size_t off = 0;
+    while (!st->finished && st->in.len - off >= 5) {
+        const uint8_t *p = st->in.data + off;
+        uint32_t mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        if (p[0] & 1) {
+            call_finish(st, BERTH_EINTERNAL,
+                        "grpc: compressed message received, but no compression was "
+                        "negotiated (berthd accepts identity encoding only)");
+            break;
+        }
+        if ((int64_t)mlen > st->conn->srv->max_message) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "grpc: received message larger than max (%u vs. %lld)", mlen,
+                     (long long)st->conn->srv->max_message);
+            call_finish(st, BERTH_ERESOURCE, msg);
+            break;
+        }
+        if (st->in.len - off - 5 < mlen)
+            break;
+        deliver_message(st, p + 5, mlen);
+        off += 5 + (size_t)mlen;
+    }
+    if (st->finished) {
+        buf_free(&st->in);
+        return 0;
+    }
+    memmove(st->in.data, st->in.data + off, st->in.len - off);
+    st->in.len -= off;
+    return 0;
+}
+
+void
+call_end_of_input(stream_t *st)
+{
+    if (st == NULL || st->finished || st->gone || st->route == NULL)
+        return;
+    if (st->in.len > 0) {
+        call_finish(st, BERTH_EINTERNAL, "grpc: the request ended inside a message");
+        return;
+    }
+    const berth_grpc_method_t *m = st->route->method;
+    switch (m->kind) {
+    case BERTH_RPC_UNARY:
+        dispatch_unary(st);
+        break;
+    case BERTH_RPC_SERVER_STREAM:
+        if (!st->opened)
+            open_stream(st, (const uint8_t *)"", 0);
+        break;
+    default:
+        if (m->end_of_input)
+            m->end_of_input(st->route->instance, &grpc_stream_api, st);
+    }
+}
+
+void
+call_stream_gone(stream_t *st)
+{
+    conn_t *c = st->conn;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        c->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->gone = 1;
+    stop_deadline(st);
+    if (st->opened && st->route->method->closed) {
+        st->opened = 0;
+        st->route->method->closed(st->route->instance, &grpc_stream_api, st);
+    }
+    if (!st->in_work)
+        stream_free(st);
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The transport plugin (io.berth.transport.v1.grpc): collects every healthy io.containerd.grpc.v1 service
+ * into a routing table, lets hook handlers wrap or replace unary handlers (api.handler-update), and
+ * listens on the configured unix socket.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "services.h"
+#include "transport.h"
+
+int server_listen(server_t *srv, int64_t uid, int64_t gid, int64_t mode, berth_error_t **err);
+void server_stop(server_t *srv);
+
+typedef struct collect {
+    server_t *srv;
+    int failed;
+} collect_t;
+
+static int
+add_service(void *user, const berth_instance_t *inst)
+{
+    collect_t *c = user;
+    server_t *srv = c->srv;
+    const berth_grpc_service_v1_t *svc = inst->ops;
+    if (svc == NULL || svc->struct_size < sizeof(*svc) || svc->name == NULL) {
+        srv->api->log(srv->log, BERTH_LOG_WARN,
+                      "service plugin %s.%s has no service table; not served", inst->type,
+                      inst->id);
+        return 0;
+    }
+    srv->routes = realloc(srv->routes, (srv->nroutes + svc->n_methods) * sizeof(route_t));
+    for (size_t i = 0; i < svc->n_methods; i++) {
+        route_t *r = &srv->routes[srv->nroutes++];
+        const berth_grpc_method_t *m = &svc->methods[i];
+        size_t n = strlen(svc->name) + strlen(m->name) + 3;
+        r->path = malloc(n);
+        snprintf(r->path, n, "/%s/%s", svc->name, m->name);
+        r->method = m;
+        r->instance = inst->instance;
+        r->unary = (berth_rpc_handler_t){m->unary, inst->instance, m->flags};
+    }
+    return 0;
+}
+
+static int
+route_order(const void *a, const void *b)
+{
+    return strcmp(((const route_t *)a)->path, ((const route_t *)b)->path);
+}
+
+/* ---- api.handler-update --------------------------------------------------------------------------- */
+
+static int
+handlers_lookup(berth_hook_api_handlers_t *self, const char *path, berth_rpc_handler_t *out)
+{
+    const route_t *r = routes_find(self->priv, path);
+    if (r == NULL || r->method->kind != BERTH_RPC_UNARY)
+        return BERTH_ENOTFOUND;
+    *out = r->unary;
+    return 0;
+}
+
+static int
+handlers_replace(berth_hook_api_handlers_t *self, const char *path, const berth_rpc_handler_t *h)
+{
+    route_t *r = (route_t *)routes_find(self->priv, path);
+    if (r == NULL || r->method->kind != BERTH_RPC_UNARY || h == NULL || h->fn == NULL)
+        return BERTH_ENOTFOUND;
+    r->unary = *h;
+    return 0;
+}
+
+static int
+run_handler_hooks(server_t *srv, berth_error_t **err)
+{
+    berth_hook_api_handlers_t payload = {
+        .struct_size = sizeof(payload),
+        .transport = srv->uri,
+        .lookup = handlers_lookup,
+        .replace = handlers_replace,
+        .priv = srv,
+    };
+    return srv->api->hook_invoke(BERTH_HOOK_API_HANDLER_UPDATE, &payload, err);
+}
+
+/* ---- init / fini ---------------------------------------------------------------------------------- */
+
+static const berth_config_field_t transport_config[] = {
+    {"address", BERTH_CFG_STRING, "\"\"", "unix socket path; empty means <state>/berthd.sock"},
+    {"uid", BERTH_CFG_INT, "-1", "owner of the socket (-1: berthd's)"},
+    {"gid", BERTH_CFG_INT, "-1", "group of the socket (-1: berthd's)"},
+    {"mode", BERTH_CFG_INT, "0660", "permissions of the socket"},
+    {"max_message_size", BERTH_CFG_INT, "16777216",
+     "largest request or response message, in bytes"},
+    {"max_concurrent_streams", BERTH_CFG_INT, "1024",
+     "HTTP/2 streams one connection may have open"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int
+read_config(berth_init_ctx_t *ic, server_t *srv, int64_t *uid, int64_t *gid, int64_t *mode,
+            berth_error_t **err)
+{
+    const berth_core_api_t *api = ic->api;
+    const char *address = api->get_string(ic->config, "address", "");
+    if (address[0] == '\0') {
+        size_t n = strlen(ic->daemon_state) + sizeof("/berthd.sock");
+        srv->address = malloc(n);
+        snprintf(srv->address, n, "%s/berthd.sock", ic->daemon_state);
+    } else {
+        srv->address = strdup(address);
+    }
+    if (srv->address[0] != '/')
+        return api->error_make(err, BERTH_EINVAL, "address %s: must be an absolute path",
+                               srv->address);
+    if (api->get_int(ic->config, "uid", -1, uid, err) < 0 ||
+        api->get_int(ic->config, "gid", -1, gid, err) < 0 ||
+        api->get_int(ic->config, "mode", 0660, mode, err) < 0 ||
+        api->get_int(ic->config, "max_message_size", 16 << 20, &srv->max_message, err) < 0 ||
+        api->get_int(ic->config, "max_concurrent_streams", 1024, &srv->max_streams, err) < 0)
+        return -1;
+    if (*mode < 0 || *mode > 07777)
+        return api->error_make(err, BERTH_EINVAL, "mode %llo: not a permission mode",
+                               (long long)*mode);
+    if (srv->max_message < 1024 || srv->max_message > (1ll << 30))
+        return api->error_make(err, BERTH_EINVAL, "max_message_size %lld: must be 1 KiB .. 1 GiB",
+                               (long long)srv->max_message);
+    if (srv->max_streams < 1 || srv->max_streams > (1 << 20))
+        return api->error_make(err, BERTH_EINVAL,
+                               "max_concurrent_streams %lld: must be 1 .. 1048576",
+                               (long long)srv->max_streams);
+    return 0;
+}
+
+static int
+transport_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
+{
+    server_t *srv = calloc(1, sizeof(*srv));
+    srv->api = ic->api;
+    srv->log = ic->log;
+    srv->loop = ic->loop;
+    srv->uri = strdup(ic->uri);
+    srv->refs = 1;
+    pthread_mutex_init(&srv->work_lock, NULL);
+    pthread_cond_init(&srv->work_done, NULL);
+    int64_t uid, gid, mode;
+    collect_t collect = {srv, 0};
+    if (read_config(ic, srv, &uid, &gid, &mode, err) < 0)
+        goto fail;
+    ic->api->foreach (ic, BERTH_GRPC_SERVICE_TYPE, add_service, &collect);
+    qsort(srv->routes, srv->nroutes, sizeof(route_t), route_order);
+    if (run_handler_hooks(srv, err) < 0 || server_listen(srv, uid, gid, mode, err) < 0)
+        goto fail;
+    ic->api->export_set(ic, "address", srv->address);
+    ic->api->log(ic->log, BERTH_LOG_INFO, "serving address=%s methods=%zu", srv->address,
+                 srv->nroutes);
+    *instance = srv;
+    return 0;
+fail:
+    for (size_t i = 0; i < srv->nroutes; i++)
+        free(srv->routes[i].path);
+    srv->nroutes = 0;
+    server_stop(srv);
+    return -1;
+}
+
+static void
+transport_fini(void *instance)
+{
+    server_t *srv = instance;
+    for (size_t i = 0; i < srv->nroutes; i++)
+        free(srv->routes[i].path);
+    /* paths are gone; no new call can route, and server_stop ends the open ones */
+    srv->nroutes = 0;
+    server_stop(srv);
+}
+
+static const char *const transport_requires[] = {BERTH_GRPC_SERVICE_TYPE, NULL};
+
+const berth_plugin_reg_t grpc_transport_plugin = {
+    .struct_size = sizeof(berth_plugin_reg_t),
+    .type = BERTH_TRANSPORT_TYPE,
+    .id = "grpc",
+    .requires = transport_requires,
+    .config = transport_config,
+    .init = transport_init,
+    .fini = transport_fini,
+};

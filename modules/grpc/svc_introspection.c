@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * containerd.services.introspection.v1.Introspection: Plugins from the core's live plugin table (so it
+ * also shows plugins that failed, with their reason as init_err, the way `ctr plugins ls` expects), and
+ * Server with a UUID kept under the plugin's root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "filters.h"
+#include "github.com/containerd/containerd/api/services/introspection/v1/introspection.pb-c.h"
+#include "services.h"
+
+typedef Containerd__Services__Introspection__V1__Plugin plugin_pb_t;
+
+typedef struct introspection {
+    const berth_core_api_t *api;
+    char uuid[37];
+} introspection_t;
+
+typedef struct listing {
+    const filters_t *filters;
+    plugin_pb_t **plugins;
+    size_t n;
+} listing_t;
+
+static const char *
+plugin_field(void *object, const char *const *path, int npath)
+{
+    const berth_plugin_info_t *p = object;
+    if (npath < 1)
+        return NULL;
+    return strcmp(path[0], "type") == 0 ? p->type : strcmp(path[0], "id") == 0 ? p->id : NULL;
+}
+
+static char **
+strv_copy(const char *const *v, size_t *n)
+{
+    *n = 0;
+    while (v && v[*n])
+        (*n)++;
+    char **out = calloc(*n + 1, sizeof(char *));
+    for (size_t i = 0; i < *n; i++)
+        out[i] = strdup(v[i]);
+    return out;
+}
+
+static void
+add_platforms(plugin_pb_t *pb, const char *const *platforms)
+{
+    size_t n = 0;
+    while (platforms && platforms[n])
+        n++;
+    pb->platforms = calloc(n + 1, sizeof(*pb->platforms));
+    for (size_t i = 0; i < n; i++) {
+        Containerd__Types__Platform *p = malloc(sizeof(*p));
+        containerd__types__platform__init(p);
+        char *copy = strdup(platforms[i]), *save = NULL;
+        char *os = strtok_r(copy, "/", &save), *arch = strtok_r(NULL, "/", &save),
+             *variant = strtok_r(NULL, "/", &save);
+        p->os = strdup(os ? os : "");
+        p->architecture = strdup(arch ? arch : "");
+        p->variant = strdup(variant ? variant : "");
+        free(copy);
+        pb->platforms[pb->n_platforms++] = p;
+    }
+}
+
+static void
+add_exports(plugin_pb_t *pb, const berth_plugin_info_t *info)
+{
+    size_t n = 0;
+    while (info->export_keys && info->export_keys[n])
+        n++;
+    pb->exports = calloc(n + 1, sizeof(*pb->exports));
+    for (size_t i = 0; i < n; i++) {
+        Containerd__Services__Introspection__V1__Plugin__ExportsEntry *e = malloc(sizeof(*e));
+        containerd__services__introspection__v1__plugin__exports_entry__init(e);
+        e->key = strdup(info->export_keys[i]);
+        e->value = strdup(info->export_values[i]);
+        pb->exports[pb->n_exports++] = e;
+    }
+}
+
+/* Non-ok rows carry init_err; ctr shows "skip" when its message says "skip plugin", else "error". */
+static void
+add_init_err(plugin_pb_t *pb, const berth_plugin_info_t *info)
+{
+    if (strcmp(info->status, "ok") == 0)
+        return;
+    Google__Rpc__Status *s = malloc(sizeof(*s));
+    google__rpc__status__init(s);
+    s->code = info->error_code ? grpc_status_of(info->error_code) : 2;
+    int plain = strcmp(info->status, "skip") == 0 || strcmp(info->status, "error") == 0;
+    int disabled = strcmp(info->status, "disabled") == 0;
+    size_t n = strlen(info->status) + strlen(info->reason) + 32;
+    s->message = malloc(n);
+    if (plain)
+        snprintf(s->message, n, "%s", info->reason);
+    else if (disabled)
+        snprintf(s->message, n, "%s: skip plugin", info->reason);
+    else
+        snprintf(s->message, n, "%s: %s", info->status, info->reason);
+    pb->init_err = s;
+}
+
+static void
+collect_plugin(void *user, const berth_plugin_info_t *info)
+{
+    listing_t *l = user;
+    if (!filters_match(l->filters, plugin_field, (void *)info))
+        return;
+    plugin_pb_t *pb = malloc(sizeof(*pb));
+    containerd__services__introspection__v1__plugin__init(pb);
+    pb->type = strdup(info->type);
+    pb->id = strdup(info->id);
+    pb->requires = strv_copy(info->requires, &pb->n_requires);
+    pb->capabilities = strv_copy(info->capabilities, &pb->n_capabilities);
+    add_platforms(pb, info->platforms);
+    add_exports(pb, info);
+    add_init_err(pb, info);
+    l->plugins = realloc(l->plugins, (l->n + 1) * sizeof(*l->plugins));
+    l->plugins[l->n++] = pb;
+}
+
+static int
+plugins_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
+             size_t *resp_len, berth_error_t **err)
+{
+    introspection_t *x = user;
+    Containerd__Services__Introspection__V1__PluginsRequest *r =
+        containerd__services__introspection__v1__plugins_request__unpack(NULL, len, req);
+    if (r == NULL)
+        return grpc_bad_request(
+            x->api, &containerd__services__introspection__v1__plugins_request__descriptor, err);
+    char msg[512];
+    filters_t *f = NULL;
+    if (filters_parse((const char *const *)r->filters, &f, msg, sizeof(msg)) < 0) {
+        containerd__services__introspection__v1__plugins_request__free_unpacked(r, NULL);
+        return x->api->error_make(err, BERTH_EINVAL, "%s", msg);
+    }
+    listing_t l = {.filters = f};
+    x->api->plugins_list(collect_plugin, &l);
+    Containerd__Services__Introspection__V1__PluginsResponse out =
+        CONTAINERD__SERVICES__INTROSPECTION__V1__PLUGINS_RESPONSE__INIT;
+    out.plugins = l.plugins;
+    out.n_plugins = l.n;
+    int rc = grpc_pack(&out.base, resp, resp_len);
+    for (size_t i = 0; i < l.n; i++)
+        protobuf_c_message_free_unpacked(&l.plugins[i]->base, NULL);
+    free(l.plugins);
+    filters_free(f);
+    containerd__services__introspection__v1__plugins_request__free_unpacked(r, NULL);
+    return rc;
+}
+
+static int
+server_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
+            size_t *resp_len, berth_error_t **err)
+{
+    introspection_t *x = user;
+    Containerd__Services__Introspection__V1__ServerResponse out =
+        CONTAINERD__SERVICES__INTROSPECTION__V1__SERVER_RESPONSE__INIT;
+    out.uuid = x->uuid;
+    return grpc_pack(&out.base, resp, resp_len);
+}
+
+static const berth_grpc_method_t introspection_methods[] = {
+    {.name = "Plugins", .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_INLINE, .unary = plugins_call},
+    {.name = "Server", .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_INLINE, .unary = server_call},
+};
+
+static const berth_grpc_service_v1_t introspection_service = {
+    .struct_size = sizeof(berth_grpc_service_v1_t),
+    .name = "containerd.services.introspection.v1.Introspection",
+    .methods = introspection_methods,
+    .n_methods = 2,
+};
+
+static int
+valid_uuid(const char *s)
+{
+    if (strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++)
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-'
+                                                      : !strchr("0123456789abcdef", s[i]))
+            return 0;
+    return 1;
+}
+
+/* The UUID survives restarts, as containerd's does: <root>/uuid, made once from getrandom (v4). */
+static int
+load_uuid(berth_init_ctx_t *ic, introspection_t *x, berth_error_t **err)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/uuid", ic->root);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        int ok = fgets(x->uuid, sizeof(x->uuid), f) != NULL && valid_uuid(x->uuid);
+        fclose(f);
+        if (ok)
+            return 0;
+    }
+    uint8_t b[16];
+    if (getrandom(b, sizeof(b), 0) != sizeof(b))
+        return ic->api->error_make(err, BERTH_EIO, "getrandom: %s", strerror(errno));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(x->uuid, sizeof(x->uuid),
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, x->uuid, 36) != 36 || fsync(fd) < 0 || close(fd) < 0 ||
+        rename(tmp, path) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return ic->api->error_make(err, BERTH_EIO, "write %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static int
+introspection_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
+{
+    introspection_t *x = calloc(1, sizeof(*x));
+    x->api = ic->api;
+    if (load_uuid(ic, x, err) < 0) {
+        free(x);
+        return -1;
+    }
+    *instance = x;
+    return 0;
+}
+
+const berth_plugin_reg_t grpc_introspection_plugin = {
+    .struct_size = sizeof(berth_plugin_reg_t),
+    .type = BERTH_GRPC_SERVICE_TYPE,
+    .id = "introspection",
+    .init = introspection_init,
+    .fini = free,
+    .ops = &introspection_service,
+};

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The gRPC transport's internals: one server (a unix-socket listener), connections (one nghttp2 server
+ * session each) and streams (one call each). Everything here lives on the loop thread except the unary
+ * handler that runs on a pool thread, which touches only its own `work` copy.
+ */
+#ifndef BERTH_GRPC_TRANSPORT_H
+#define BERTH_GRPC_TRANSPORT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include <berth/grpc.h>
+#include <berth/module.h>
+
+typedef struct route {
+    char *path; /* "/pkg.Service/Method" */
+    const berth_grpc_method_t *method;
+    void *instance;            /* the service plugin's instance */
+    berth_rpc_handler_t unary; /* after the api.handler-update hook */
+} route_t;
+
+typedef struct buf {
+    uint8_t *data;
+    size_t len, cap;
+} buf_t;
+
+typedef struct server server_t;
+typedef struct conn conn_t;
+
+struct berth_grpc_stream_s {
+    conn_t *conn;
+    int32_t id;
+    char *path;
+    char namespace_[80];
+    int bad_namespace;      /* header present but too long to keep */
+    int grpc_content_type;  /* content-type starts with application/grpc */
+    int compressed_allowed; /* a grpc-encoding was sent (we still refuse compressed bodies) */
+    int64_t timeout_ms;     /* from grpc-timeout, -1 = none */
+    const route_t *route;
+    buf_t in;        /* request bytes not yet framed into messages */
+    int messages_in; /* complete request messages seen */
+    buf_t unary_req; /* the unary request message */
+    buf_t out;       /* framed response messages waiting for the data provider */
+    size_t out_off;
+    int response_started; /* HEADERS submitted */
+    int finished;         /* status decided; trailers follow the data */
+    int trailers_sent;
+    int status; /* gRPC status code */
+    char *status_message;
+    int opened;  /* a stream handler's open ran; `closed` is owed */
+    int in_work; /* a unary handler runs on the pool */
+    int gone;    /* nghttp2 closed the stream */
+    void *user;
+    uv_timer_t *deadline;
+    struct berth_grpc_stream_s *next, *prev;
+};
+typedef struct berth_grpc_stream_s stream_t;
+
+struct conn {
+    server_t *srv;
+    uv_pipe_t pipe;
+    nghttp2_session *ng;
+    stream_t *streams;
+    int in_nghttp2; /* inside mem_recv: flushing must wait */
+    int closing;
+    int refs; /* the pipe, plus one per stream in pool work */
+    struct conn *next, *prev;
+};
+
+struct server {
+    const berth_core_api_t *api;
+    const berth_logger_t *log;
+    uv_loop_t *loop;
+    char *uri;
+    uv_pipe_t listener;
+    int listening;
+    char *address;
+    int64_t max_message;
+    int64_t max_streams;
+    route_t *routes;
+    size_t nroutes;
+    conn_t *conns;
+    int closing;
+    int refs;                  /* listener + connections */
+    pthread_mutex_t work_lock; /* counts handlers running on pool threads */
+    pthread_cond_t work_done;
+    int working;
+};
+
+/* status.c */
+int grpc_status_of(int berth_code);
+/* The message as grpc-message wants it: the class suffix containerd's errdefs would add, then
+ * percent-encoded. Caller frees. */
+char *grpc_status_message(int berth_code, const char *message);
+/* Percent-encodes everything outside 0x20..0x7e, and '%'. Caller frees. */
+char *grpc_percent_encode(const char *s);
+/* grpc-timeout ("10S", "4999949u") in milliseconds, rounded up; -1 if malformed. */
+int64_t grpc_parse_timeout(const char *v, size_t len);
+int grpc_valid_namespace(const char *ns);
+
+/* call.c */
+void call_headers_done(stream_t *st);
+int call_data(stream_t *st, const uint8_t *data, size_t len);
+void call_end_of_input(stream_t *st);
+void call_stream_gone(stream_t *st);
+void call_finish(stream_t *st, int code, const char *message);
+extern const berth_grpc_stream_api_t grpc_stream_api;
+const route_t *routes_find(const server_t *srv, const char *path);
+
+/* transport.c */
+void conn_flush(conn_t *c);
+void conn_unref(conn_t *c);
+void buf_append(buf_t *b, const void *data, size_t len);
+void buf_free(buf_t *b);
+
+#endif
