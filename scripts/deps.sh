@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages berth builds, tests and runs with. Idempotent; silent when all are there.
 set -eu
-PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion-dev abigail-tools clang-format"
+PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion-dev abigail-tools clang-format
+  libnghttp2-dev nghttp2-client libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
+  golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
+  containerd"
 
 missing=""
 for p in $PACKAGES; do

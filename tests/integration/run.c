@@ -103,8 +103,37 @@ append(char **buf, size_t *len, int fd)
     (*buf)[*len] = '\0';
 }
 
+static run_result_t run_child(const char *module_dir, const char *const *argv, int timeout_s,
+                              int any_prog);
+
 run_result_t
 run_berthd(const char *module_dir, const char *const *argv, int timeout_s)
+{
+    return run_child(module_dir, argv, timeout_s, 0);
+}
+
+run_result_t
+run_prog(const char *const *argv, int timeout_s)
+{
+    return run_child(NULL, argv, timeout_s, 1);
+}
+
+pid_t
+spawn_to_file(const char *const *argv, const char *outfile)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(outfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static run_result_t
+run_child(const char *module_dir, const char *const *argv, int timeout_s, int any_prog)
 {
     run_result_t r = {.status = -1, .out = calloc(1, 1), .err = calloc(1, 1)};
     int po[2], pe[2];
@@ -116,6 +145,10 @@ run_berthd(const char *module_dir, const char *const *argv, int timeout_s)
         dup2(pe[1], STDERR_FILENO);
         close(po[0]);
         close(pe[0]);
+        if (any_prog) {
+            execv(argv[0], (char *const *)argv);
+            _exit(127);
+        }
         exec_berthd(module_dir, argv);
     }
     close(po[1]);

@@ -34,6 +34,11 @@ pid_t start_berthd(const char *module_dir, const char *const *argv, const char *
 int stop_berthd(pid_t pid, int sig, int timeout_s);
 int wait_exit(pid_t pid, int timeout_s);
 
+/* Runs any program (argv[0] is its path); output captured like run_berthd. */
+run_result_t run_prog(const char *const *argv, int timeout_s);
+/* Starts a program with stdout and stderr appended to outfile; returns its pid. */
+pid_t spawn_to_file(const char *const *argv, const char *outfile);
+
 char *read_file(const char *path);
 /* Number of times needle occurs in hay. */
 int count_of(const char *hay, const char *needle);

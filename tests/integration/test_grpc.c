@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The grpc module against real clients: Debian's ctr (version, plugins ls, events), and grpcc for what ctr
+ * cannot send (Publish, broken frames, compressed and oversized messages, many streams), on a real socket.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "run.h"
+
+static test_dirs_t dirs;
+static char sock[400], errlog[400], scratch[400];
+static pid_t daemon_pid;
+
+static void
+setup(void)
+{
+    dirs_make(&dirs);
+    snprintf(sock, sizeof(sock), "%s/berthd.sock", dirs.state);
+    snprintf(errlog, sizeof(errlog), "%s/stderr", dirs.base);
+    snprintf(scratch, sizeof(scratch), "%s/out", dirs.base);
+    daemon_pid = 0;
+}
+
+static void
+teardown(void)
+{
+    if (daemon_pid > 0)
+        stop_berthd(daemon_pid, SIGKILL, 5);
+    dirs_remove(&dirs);
+}
+
+TestSuite(grpc, .init = setup, .fini = teardown);
+
+/* berthd with the built-in modules plus, optionally, one fixture scenario dir. */
+static void
+start(const char *scenario, const char *set)
+{
+    char dirs_set[600];
+    snprintf(dirs_set, sizeof(dirs_set), "module_dirs=[\"%s/%s\"]", FX_DIR,
+             scenario ? scenario : "none");
+    const char *argv[] = {
+        "--root", dirs.root, "--state", dirs.state, "--set", dirs_set, set ? "--set" : NULL,
+        set,      NULL};
+    int status = 0;
+    daemon_pid = start_berthd(MODULE_DIR, argv, errlog, 30, &status);
+    char *log = read_file(errlog);
+    cr_assert_gt(daemon_pid, 0, "berthd did not start (exit %d):\n%s", status, log);
+    free(log);
+}
+
+static int
+stop(void)
+{
+    int rc = stop_berthd(daemon_pid, SIGTERM, 30);
+    daemon_pid = 0;
+    return rc;
+}
+
+static run_result_t
+ctr(const char *a, const char *b, const char *c)
+{
+    const char *argv[] = {CTR, "--address", sock, a, b, c, NULL};
+    return run_prog(argv, 30);
+}
+
+/* grpcc with up to 8 arguments after the method path. */
+static int
+grpcc(const char *path, const char *const *args)
+{
+    const char *argv[16] = {GRPCC, sock, path};
+    size_t n = 3;
+    for (size_t i = 0; args && args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    run_result_t r = run_prog(argv, 60);
+    int status = r.status;
+    if (status != 0)
+        cr_log_warn("grpcc %s: %s%s", path, r.out, r.err);
+    run_free(&r);
+    return status;
+}
+
+static void
+expect_alive(void)
+{
+    run_result_t r = ctr("version", NULL, NULL);
+    cr_expect_eq(r.status, 0, "berthd stopped answering: %s", r.err);
+    run_free(&r);
+}
+
+Test(grpc, ctr_version_and_a_stable_uuid)
+{
+    start(NULL, NULL);
+    run_result_t r = ctr("version", NULL, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "Version:  1.6.20+berth") != NULL, "%s", r.out);
+    char *uuid = line_with(r.out, "UUID: ");
+    cr_assert(uuid != NULL, "%s", r.out);
+    run_free(&r);
+    cr_expect_eq(stop(), 0);
+    start(NULL, NULL);
+    r = ctr("version", NULL, NULL);
+    cr_expect(strstr(r.out, uuid) != NULL, "UUID changed across a restart: was %s, now\n%s", uuid,
+              r.out);
+    free(uuid);
+    run_free(&r);
+    cr_expect_eq(stop(), 0);
+}
+
+Test(grpc, socket_is_0660)
+{
+    start(NULL, NULL);
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0);
+    cr_expect(S_ISSOCK(st.st_mode));
+    cr_expect_eq(st.st_mode & 0777, 0660);
+    cr_expect_eq(stop(), 0);
+    cr_expect_neq(access(sock, F_OK), 0, "the socket should be gone after a clean stop");
+}
+
+static void
+expect_ctr_row(const char *out, const char *needle, const char *status)
+{
+    char *line = line_with(out, needle);
+    cr_assert(line != NULL, "no row with %s in:\n%s", needle, out);
+    cr_expect(strstr(line, status) != NULL, "`%s` lacks %s", line, status);
+    free(line);
+}
+
+Test(grpc, ctr_plugins_ls_shows_status_and_reason)
+{
+    start("graph", NULL);
+    run_result_t r = ctr("plugins", "ls", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    expect_ctr_row(r.out, "io.berth.transport.v1", " ok");
+    expect_ctr_row(r.out, "exchange", " ok");
+    expect_ctr_row(r.out, "test.graph.fail.v1", "error");
+    expect_ctr_row(r.out, "test.graph.skip.v1", "skip");
+    expect_ctr_row(r.out, "test.graph.failuser.v1", "error");
+    run_free(&r);
+    r = ctr("plugins", "ls", "-d");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "test.graph.fail.v1.fail failed on purpose") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "dep-unavailable: requires test.graph.fail.v1") != NULL, "%s", r.out);
+    run_free(&r);
+    r = ctr("plugins", "ls", "type==io.containerd.grpc.v1");
+    cr_expect(strstr(r.out, "version") != NULL && strstr(r.out, "exchange") == NULL, "%s", r.out);
+    run_free(&r);
+    cr_expect_eq(stop(), 0);
+}
+
+static pid_t
+ctr_events(const char *filter)
+{
+    const char *argv[] = {CTR, "--address", sock, "events", filter, NULL};
+    pid_t pid = spawn_to_file(argv, scratch);
+    usleep(300 * 1000); /* subscribed */
+    return pid;
+}
+
+Test(grpc, ctr_events_sees_what_a_module_publishes)
+{
+    start("publisher", NULL);
+    pid_t pid = ctr_events(NULL);
+    usleep(500 * 1000);
+    kill(pid, SIGTERM);
+    wait_exit(pid, 10);
+    char *out = read_file(scratch);
+    cr_expect(strstr(out, "default /test/tick {\"id\":\"tick\"}") != NULL, "%s", out);
+    free(out);
+    cr_expect_eq(stop(), 0);
+}
+
+Test(grpc, published_events_reach_filtered_subscribers)
+{
+    start(NULL, NULL);
+    pid_t pid = ctr_events("topic==\"/test/rpc\"");
+    const char *rpc[] = {"--publish", "/test/rpc", "containerd.events.ContainerCreate", "\n\002c1",
+                         NULL};
+    const char *other[] = {"--publish", "/test/other", "containerd.events.ContainerCreate",
+                           "\n\002c2", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Publish", rpc), 0);
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Publish", other), 0);
+    usleep(300 * 1000);
+    kill(pid, SIGTERM);
+    wait_exit(pid, 10);
+    char *out = read_file(scratch);
+    cr_expect(strstr(out, "default /test/rpc {\"id\":\"c1\"}") != NULL, "%s", out);
+    cr_expect(strstr(out, "/test/other") == NULL, "%s", out);
+    free(out);
+    cr_expect_eq(stop(), 0);
+}
+
+Test(grpc, errors_carry_containerds_codes)
+{
+    start(NULL, NULL);
+    const char *unimpl[] = {"--expect", "12", NULL};
+    cr_expect_eq(grpcc("/containerd.services.nope.v1.Nope/List", unimpl), 0);
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Nope", unimpl), 0);
+    const char *bad_ns[] = {"--ns", "bad/ns", "--publish", "/t", "x", "y", "--expect", "3", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Publish", bad_ns), 0);
+    const char *no_ns[] = {"--ns", "", "--publish", "/t", "x", "y", "--expect", "9", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Publish", no_ns), 0);
+    const char *bad_topic[] = {"--publish", "no-slash", "x", "y", "--expect", "3", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Publish", bad_topic), 0);
+    const char *deadline[] = {"--timeout", "200m", "--expect", "4", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Subscribe", deadline), 0);
+    const char *health[] = {NULL};
+    cr_expect_eq(grpcc("/grpc.health.v1.Health/Check", health), 0);
+    cr_expect_eq(stop(), 0);
+}
+
+/* Writes bytes on a fresh connection and waits for berthd to hang up. Returns bytes read back. */
+static ssize_t
+raw_exchange(const void *data, size_t len)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[4096];
+    ssize_t total = 0, n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        total += n;
+    cr_expect_eq(n, 0, "berthd should close the connection");
+    close(fd);
+    return total;
+}
+
+Test(grpc, hostile_clients_get_an_error_or_a_close)
+{
+    start(NULL, "plugins.io.berth.transport.v1.grpc.max_message_size=4096");
+    static const char garbage[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    raw_exchange(garbage, sizeof(garbage) - 1);
+    /* preface, empty SETTINGS, then a HEADERS frame announcing 1 MiB: over SETTINGS_MAX_FRAME_SIZE */
+    static const unsigned char big_frame[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                                             "\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                                             "\x10\x00\x00\x01\x04\x00\x00\x00\x01"
+                                             "0123456789";
+    cr_expect_gt(raw_exchange(big_frame, sizeof(big_frame) - 1), 0, "expected a GOAWAY");
+    const char *big[] = {"--size", "8000", "--expect", "8", NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", big), 0);
+    const char *lying[] = {"--declared-len", "100000", "--expect", "8", NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", lying), 0);
+    const char *zipped[] = {"--compressed", "--expect", "13", NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", zipped), 0);
+    const char *many[] = {"--streams", "1000", NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", many), 0);
+    const char *many_subs[] = {"--streams", "200", "--timeout", "300m", "--expect", "4", NULL};
+    cr_expect_eq(grpcc("/containerd.services.events.v1.Events/Subscribe", many_subs), 0);
+    pid_t pid = ctr_events(NULL);
+    kill(pid, SIGKILL); /* a client that dies mid-stream */
+    wait_exit(pid, 10);
+    expect_alive();
+    cr_expect_eq(stop(), 0,
+                 "berthd did not stop cleanly (a leak or a crash under ASan shows here)");
+}
+
+Test(grpc, shutdown_tells_subscribers_unavailable)
+{
+    start(NULL, NULL);
+    pid_t pid = ctr_events(NULL);
+    cr_expect_eq(stop(), 0);
+    cr_expect_eq(wait_exit(pid, 10), 1);
+    char *out = read_file(scratch);
+    cr_expect(strstr(out, "code = Unavailable desc = server shutting down") != NULL, "%s", out);
+    free(out);
+}
+
+Test(grpc, modules_service_lists_files_and_reasons)
+{
+    start("graph", NULL);
+    const char *argv[] = {GRPCC, sock, "/berth.services.modules.v1.Modules/List", NULL};
+    run_result_t r = run_prog(argv, 30);
+    cr_expect_eq(r.status, 0, "%s", r.out);
+    cr_expect(strstr(r.out, "fx_fail.so") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "test.graph.fail.v1.fail failed on purpose") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "dep-unavailable") != NULL, "%s", r.out);
+    cr_expect(strstr(r.out, "1.0") != NULL, "the module ABI version is missing: %s", r.out);
+    run_free(&r);
+    const char *filtered[] = {
+        GRPCC, sock, "/berth.services.modules.v1.Modules/List", "--hex", "0a0a7374617475733d3d6f6b",
+        NULL}; /* filters: ["status==ok"] */
+    r = run_prog(filtered, 30);
+    cr_expect(strstr(r.out, "fx_base.so") != NULL && strstr(r.out, "failed on purpose") == NULL,
+              "%s", r.out);
+    run_free(&r);
+    cr_expect_eq(stop(), 0);
+}
