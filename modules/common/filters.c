@@ -294,10 +294,16 @@ filters_free(filters_t *f)
 int
 filters_parse(const char *const *filters, filters_t **out, char *errbuf, size_t errlen)
 {
-    *out = NULL;
     size_t n = 0;
     while (filters && filters[n])
         n++;
+    return filters_parse_n(filters, n, out, errbuf, errlen);
+}
+
+int
+filters_parse_n(const char *const *filters, size_t n, filters_t **out, char *errbuf, size_t errlen)
+{
+    *out = NULL;
     if (n > FILTERS_MAX_FILTERS) {
         snprintf(errbuf, errlen, "filters: more than %d filters", FILTERS_MAX_FILTERS);
         return -1;

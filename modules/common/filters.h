@@ -25,6 +25,9 @@ typedef const char *(*filters_field_fn)(void *object, const char *const *path, i
 /* Compiles filters (NULL-terminated, may be NULL). On a parse error returns -1 and writes containerd's
  * message ("filters: parse error: [topic==]: expected value or quoted") into errbuf. */
 int filters_parse(const char *const *filters, filters_t **out, char *errbuf, size_t errlen);
+/* The same over a counted array (protobuf-c's repeated strings are not NULL-terminated). */
+int filters_parse_n(const char *const *filters, size_t n, filters_t **out, char *errbuf,
+                    size_t errlen);
 /* Whether the object passes. A NULL filter passes everything. */
 int filters_match(const filters_t *f, filters_field_fn field, void *object);
 void filters_free(filters_t *f);

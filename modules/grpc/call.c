@@ -48,7 +48,8 @@ read_out(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t len, uint32_t *fl
     stream_t *st = src->ptr;
     size_t avail = st->out.len - st->out_off;
     size_t n = avail < len ? avail : len;
-    memcpy(dst, st->out.data + st->out_off, n);
+    if (n > 0)
+        memcpy(dst, st->out.data + st->out_off, n);
     st->out_off += n;
     if (st->out_off == st->out.len)
         st->out.len = st->out_off = 0;
@@ -428,8 +429,10 @@ call_data(stream_t *st, const uint8_t *data, size_t len)
         buf_free(&st->in);
         return 0;
     }
-    memmove(st->in.data, st->in.data + off, st->in.len - off);
-    st->in.len -= off;
+    if (off > 0) {
+        memmove(st->in.data, st->in.data + off, st->in.len - off);
+        st->in.len -= off;
+    }
     return 0;
 }
 

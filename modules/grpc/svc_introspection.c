@@ -140,7 +140,7 @@ plugins_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t
             x->api, &containerd__services__introspection__v1__plugins_request__descriptor, err);
     char msg[512];
     filters_t *f = NULL;
-    if (filters_parse((const char *const *)r->filters, &f, msg, sizeof(msg)) < 0) {
+    if (filters_parse_n((const char *const *)r->filters, r->n_filters, &f, msg, sizeof(msg)) < 0) {
         containerd__services__introspection__v1__plugins_request__free_unpacked(r, NULL);
         return x->api->error_make(err, BERTH_EINVAL, "%s", msg);
     }

@@ -98,7 +98,7 @@ list_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **
             api, &berth__services__modules__v1__list_modules_request__descriptor, err);
     char msg[512];
     filters_t *f = NULL;
-    int rc = filters_parse((const char *const *)r->filters, &f, msg, sizeof(msg));
+    int rc = filters_parse_n((const char *const *)r->filters, r->n_filters, &f, msg, sizeof(msg));
     berth__services__modules__v1__list_modules_request__free_unpacked(r, NULL);
     if (rc < 0)
         return api->error_make(err, BERTH_EINVAL, "%s", msg);

@@ -427,9 +427,12 @@ server_stop(server_t *srv)
     for (conn_t *c = srv->conns; c; c = c->next) {
         if (c->closing)
             continue;
+        /* no flushing while walking the list: a flush may close (and free) streams */
+        c->in_nghttp2 = 1;
         for (stream_t *st = c->streams; st; st = st->next)
             if (!st->finished && !st->in_work)
                 call_finish(st, BERTH_EUNAVAILABLE, "server shutting down");
+        c->in_nghttp2 = 0;
         nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
                               NULL, 0);
