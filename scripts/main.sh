@@ -22,6 +22,10 @@ echo "berthd pid $PID says: $line"
 echo "== berthd modules"
 "$BERTHD" modules
 
+echo "== containerd's ctr against berthd"
+ctr --address /run/berth/berthd.sock version
+ctr --address /run/berth/berthd.sock plugins ls
+
 echo "== stopping berthd (SIGTERM)"
 kill -TERM "$PID"
 wait "$PID"

@@ -149,11 +149,20 @@ conn_flush(conn_t *c)
             break;
         buf_append(&out, data, (size_t)n);
     }
+    size_t done = 0;
     if (out.len > 0) {
+        /* most replies fit the socket buffer: write now, queue only what is left */
+        uv_buf_t now = uv_buf_init((char *)out.data, (unsigned)out.len);
+        int n = uv_try_write((uv_stream_t *)&c->pipe, &now, 1);
+        done = n > 0 ? (size_t)n : 0;
+    }
+    if (done == out.len) {
+        buf_free(&out);
+    } else {
         write_req_t *w = calloc(1, sizeof(*w));
         w->conn = c;
         w->data = out.data;
-        uv_buf_t b = uv_buf_init((char *)out.data, (unsigned)out.len);
+        uv_buf_t b = uv_buf_init((char *)out.data + done, (unsigned)(out.len - done));
         c->refs++;
         if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0) {
             free(w->data);
@@ -167,13 +176,16 @@ conn_flush(conn_t *c)
         conn_close(c);
 }
 
+/* One loop thread, and on_read consumes the bytes before returning: one buffer serves every read. */
+static char read_buffer[READ_CHUNK];
+
 static void
 alloc_read(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     (void)h;
     (void)suggested;
-    b->base = malloc(READ_CHUNK);
-    b->len = b->base ? READ_CHUNK : 0;
+    b->base = read_buffer;
+    b->len = sizeof(read_buffer);
 }
 
 static void
@@ -194,7 +206,6 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     } else if (n < 0 && !c->closing) {
         conn_close(c);
     }
-    free(b->base);
 }
 
 /* ---- nghttp2 callbacks ---------------------------------------------------------------------------- */
