@@ -11,9 +11,6 @@
 #include "services.h"
 #include "transport.h"
 
-int server_listen(server_t *srv, int64_t uid, int64_t gid, int64_t mode, berth_error_t **err);
-void server_stop(server_t *srv);
-
 typedef struct collect {
     server_t *srv;
     int failed;
@@ -86,6 +83,24 @@ run_handler_hooks(server_t *srv, berth_error_t **err)
     return srv->api->hook_invoke(BERTH_HOOK_API_HANDLER_UPDATE, &payload, err);
 }
 
+static void
+start_serving(void *arg)
+{
+    server_t *srv = arg;
+    berth_error_t *err = NULL;
+    if (!srv->closing) {
+        if (run_handler_hooks(srv, &err) < 0 || server_accept(srv, &err) < 0) {
+            srv->api->log(srv->log, BERTH_LOG_ERROR, "not serving: %s", err ? err->message : "");
+            srv->api->error_free(err);
+        } else {
+            srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s methods=%zu", srv->address,
+                          srv->nroutes);
+        }
+    }
+    srv->api->readiness_done(srv->ready); /* also frees the token when we stopped before serving */
+    server_unref(srv);
+}
+
 /* ---- init / fini ---------------------------------------------------------------------------------- */
 
 static const berth_config_field_t transport_config[] = {
@@ -152,11 +167,14 @@ transport_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         goto fail;
     ic->api->foreach (ic, BERTH_GRPC_SERVICE_TYPE, add_service, &collect);
     qsort(srv->routes, srv->nroutes, sizeof(route_t), route_order);
-    if (run_handler_hooks(srv, err) < 0 || server_listen(srv, uid, gid, mode, err) < 0)
+    if (server_listen(srv, uid, gid, mode, err) < 0)
         goto fail;
     ic->api->export_set(ic, "address", srv->address);
-    ic->api->log(ic->log, BERTH_LOG_INFO, "serving address=%s methods=%zu", srv->address,
-                 srv->nroutes);
+    /* Serving starts once the loop runs: after every plugin's init (so every api.handler-update handler
+     * is registered, whatever the init order) and after daemon.pre-start. READY=1 waits for it. */
+    srv->ready = ic->api->readiness_register(ic);
+    srv->refs++;
+    ic->api->call_on_loop(start_serving, srv);
     *instance = srv;
     return 0;
 fail:

@@ -40,7 +40,7 @@ buf_free(buf_t *b)
     memset(b, 0, sizeof(*b));
 }
 
-static void
+void
 server_unref(server_t *srv)
 {
     if (--srv->refs > 0)
@@ -407,16 +407,23 @@ server_listen(server_t *srv, int64_t uid, int64_t gid, int64_t mode, berth_error
     srv->refs++;
     srv->listening = 1;
     int rc = uv_pipe_bind(&srv->listener, srv->address);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
     if (rc < 0)
-        return srv->api->error_make(err, BERTH_EIO, "listen on %s: %s", srv->address,
-                                    uv_strerror(rc));
+        return srv->api->error_make(err, BERTH_EIO, "bind %s: %s", srv->address, uv_strerror(rc));
     if (chmod(srv->address, (mode_t)mode) < 0)
         return srv->api->error_make(err, BERTH_EIO, "chmod %s: %s", srv->address, strerror(errno));
     if ((uid >= 0 || gid >= 0) && chown(srv->address, (uid_t)uid, (gid_t)gid) < 0)
         return srv->api->error_make(err, BERTH_EIO, "chown %s to %lld:%lld: %s", srv->address,
                                     (long long)uid, (long long)gid, strerror(errno));
+    return 0;
+}
+
+int
+server_accept(server_t *srv, berth_error_t **err)
+{
+    int rc = uv_listen((uv_stream_t *)&srv->listener, 511, on_connection);
+    if (rc < 0)
+        return srv->api->error_make(err, BERTH_EIO, "listen on %s: %s", srv->address,
+                                    uv_strerror(rc));
     return 0;
 }
 

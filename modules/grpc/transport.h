@@ -85,8 +85,9 @@ struct server {
     size_t nroutes;
     conn_t *conns;
     int closing;
-    int refs;                  /* listener + connections */
-    pthread_mutex_t work_lock; /* counts handlers running on pool threads */
+    int refs;                   /* listener + connections */
+    berth_ready_token_t *ready; /* held until the socket accepts */
+    pthread_mutex_t work_lock;  /* counts handlers running on pool threads */
     pthread_cond_t work_done;
     int working;
 };
@@ -112,6 +113,11 @@ extern const berth_grpc_stream_api_t grpc_stream_api;
 const route_t *routes_find(const server_t *srv, const char *path);
 
 /* transport.c */
+/* Binds the socket (mode, owner); server_accept starts taking connections; server_stop ends it all. */
+int server_listen(server_t *srv, int64_t uid, int64_t gid, int64_t mode, berth_error_t **err);
+int server_accept(server_t *srv, berth_error_t **err);
+void server_stop(server_t *srv);
+void server_unref(server_t *srv);
 void conn_flush(conn_t *c);
 void conn_unref(conn_t *c);
 void buf_append(buf_t *b, const void *data, size_t len);

@@ -296,3 +296,14 @@ Test(grpc, modules_service_lists_files_and_reasons)
     run_free(&r);
     cr_expect_eq(stop(), 0);
 }
+
+Test(grpc, a_module_wraps_a_handler_through_the_hook)
+{
+    start("wrap", NULL);
+    const char *denied[] = {"--ns", "forbidden", "--expect", "7", NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", denied), 0);
+    const char *allowed[] = {NULL};
+    cr_expect_eq(grpcc("/containerd.services.version.v1.Version/Version", allowed), 0);
+    expect_alive();
+    cr_expect_eq(stop(), 0);
+}
