@@ -12,9 +12,9 @@
 #include <berth/module.h>
 
 #include "filters.h"
+#include "identifiers.h"
 
 #define MAX_QUEUED 65536
-#define MAX_NAMESPACE 76
 
 typedef struct pending {
     int64_t timestamp_ns;
@@ -43,24 +43,6 @@ typedef struct exchange {
     berth_subscription_t *subs; /* loop thread only; newest first */
     int delivering;
 } exchange_t;
-
-static int
-valid_namespace(const char *ns)
-{
-    /* containerd's identifiers: ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$, at most 76 bytes */
-    size_t n = ns ? strlen(ns) : 0;
-    if (n == 0 || n > MAX_NAMESPACE)
-        return 0;
-    int after_sep = 1;
-    for (size_t i = 0; i < n; i++) {
-        char c = ns[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (after_sep || (c != '.' && c != '_' && c != '-')))
-            return 0;
-        after_sep = !alnum;
-    }
-    return !after_sep;
-}
 
 static int
 valid_topic(const char *topic)
@@ -174,7 +156,7 @@ ex_publish(void *instance, int64_t timestamp_ns, const char *namespace_, const c
                                   "topic %s: must start with '/' and have no empty "
                                   "components: invalid argument",
                                   topic ? topic : "(null)");
-    if (!valid_namespace(namespace_))
+    if (!identifier_valid(namespace_))
         return x->api->error_make(err, BERTH_EINVAL,
                                   "namespace %s: invalid namespace name: invalid argument",
                                   namespace_ ? namespace_ : "(null)");

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "identifiers.h"
 #include "transport.h"
 
 #define NV(n, v)                                                                               \
@@ -284,9 +285,8 @@ static int
 check_namespace(stream_t *st)
 {
     char msg[200];
-    if (st->bad_namespace || (st->namespace_[0] && !grpc_valid_namespace(st->namespace_))) {
-        snprintf(msg, sizeof(msg),
-                 "identifier \"%.80s\" must match ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$",
+    if (st->bad_namespace || (st->namespace_[0] && !identifier_valid(st->namespace_))) {
+        snprintf(msg, sizeof(msg), "identifier \"%.80s\" must match " IDENTIFIER_PATTERN,
                  st->bad_namespace ? "(too long)" : st->namespace_);
         call_finish(st, BERTH_EINVAL, msg);
         return -1;

@@ -20,6 +20,8 @@ int grpc_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
 /* A request that does not decode: InvalidArgument naming the message type. */
 int grpc_bad_request(const berth_core_api_t *api, const ProtobufCMessageDescriptor *d,
                      berth_error_t **err);
+/* Copies a NULL-terminated vector for a repeated string field (the copy is NULL-terminated too). */
+char **grpc_strv_copy(const char *const *v, size_t *n);
 /* The gRPC code for a BERTH_E* (status.c). */
 int grpc_status_of(int berth_code);
 

@@ -130,21 +130,3 @@ grpc_parse_timeout(const char *v, size_t len)
         return -1;
     }
 }
-
-int
-grpc_valid_namespace(const char *ns)
-{
-    /* containerd's identifiers.Validate: ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$, at most 76 bytes */
-    size_t n = strlen(ns);
-    if (n == 0 || n > 76)
-        return 0;
-    int after_sep = 1;
-    for (size_t i = 0; i < n; i++) {
-        char c = ns[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (after_sep || (c != '.' && c != '_' && c != '-')))
-            return 0;
-        after_sep = !alnum;
-    }
-    return !after_sep;
-}

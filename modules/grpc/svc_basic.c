@@ -17,6 +17,18 @@ grpc_pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
     return 0;
 }
 
+char **
+grpc_strv_copy(const char *const *v, size_t *n)
+{
+    *n = 0;
+    while (v && v[*n])
+        (*n)++;
+    char **out = calloc(*n + 1, sizeof(char *));
+    for (size_t i = 0; i < *n; i++)
+        out[i] = strdup(v[i]);
+    return out;
+}
+
 int
 grpc_bad_request(const berth_core_api_t *api, const ProtobufCMessageDescriptor *d,
                  berth_error_t **err)

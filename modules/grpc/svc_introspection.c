@@ -38,18 +38,6 @@ plugin_field(void *object, const char *const *path, int npath)
     return strcmp(path[0], "type") == 0 ? p->type : strcmp(path[0], "id") == 0 ? p->id : NULL;
 }
 
-static char **
-strv_copy(const char *const *v, size_t *n)
-{
-    *n = 0;
-    while (v && v[*n])
-        (*n)++;
-    char **out = calloc(*n + 1, sizeof(char *));
-    for (size_t i = 0; i < *n; i++)
-        out[i] = strdup(v[i]);
-    return out;
-}
-
 static void
 add_platforms(plugin_pb_t *pb, const char *const *platforms)
 {
@@ -119,8 +107,8 @@ collect_plugin(void *user, const berth_plugin_info_t *info)
     containerd__services__introspection__v1__plugin__init(pb);
     pb->type = strdup(info->type);
     pb->id = strdup(info->id);
-    pb->requires = strv_copy(info->requires, &pb->n_requires);
-    pb->capabilities = strv_copy(info->capabilities, &pb->n_capabilities);
+    pb->requires = grpc_strv_copy(info->requires, &pb->n_requires);
+    pb->capabilities = grpc_strv_copy(info->capabilities, &pb->n_capabilities);
     add_platforms(pb, info->platforms);
     add_exports(pb, info);
     add_init_err(pb, info);

@@ -36,18 +36,6 @@ row_field(void *object, const char *const *path, int npath)
                                       : NULL;
 }
 
-static char **
-strv_copy(const char *const *v, size_t *n)
-{
-    *n = 0;
-    while (v && v[*n])
-        (*n)++;
-    char **out = calloc(*n + 1, sizeof(char *));
-    for (size_t i = 0; i < *n; i++)
-        out[i] = strdup(v[i]);
-    return out;
-}
-
 static void
 collect_row(void *user, const berth_plugin_info_t *info)
 {
@@ -69,8 +57,8 @@ collect_row(void *user, const berth_plugin_info_t *info)
     m->status = strdup(info->status);
     m->reason = strdup(info->reason);
     m->init_order = info->init_order;
-    m->requires = strv_copy(info->requires, &m->n_requires);
-    m->capabilities = strv_copy(info->capabilities, &m->n_capabilities);
+    m->requires = grpc_strv_copy(info->requires, &m->n_requires);
+    m->capabilities = grpc_strv_copy(info->capabilities, &m->n_capabilities);
     size_t n = 0;
     while (info->export_keys && info->export_keys[n])
         n++;

@@ -101,7 +101,6 @@ char *grpc_status_message(int berth_code, const char *message);
 char *grpc_percent_encode(const char *s);
 /* grpc-timeout ("10S", "4999949u") in milliseconds, rounded up; -1 if malformed. */
 int64_t grpc_parse_timeout(const char *v, size_t len);
-int grpc_valid_namespace(const char *ns);
 
 /* call.c */
 void call_headers_done(stream_t *st);
