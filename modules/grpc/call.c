@@ -124,15 +124,27 @@ call_finish(stream_t *st, int code, const char *message)
         respond_trailers_only(st);
     else
         nghttp2_session_resume_data(st->conn->ng, st->id);
-    conn_flush(st->conn);
+    /* no flush here: a flush may close and free the stream under the caller's feet */
+}
+
+/* Finishes and sends at once, from outside nghttp2's callbacks. The stream may be gone afterwards. */
+static void
+finish_now(stream_t *st, int code, const char *message)
+{
+    conn_t *c = st->conn;
+    c->refs++;
+    call_finish(st, code, message);
+    conn_flush(c);
+    conn_unref(c);
 }
 
 static void
 finish_with(stream_t *st, int code, berth_error_t *err)
 {
+    const berth_core_api_t *api = st->conn->srv->api;
     call_finish(st, code, err ? err->message : "");
     if (err)
-        st->conn->srv->api->error_free(err);
+        api->error_free(err);
 }
 
 /* ---- the stream api handed to streaming handlers -------------------------------------------------- */
@@ -140,7 +152,7 @@ finish_with(stream_t *st, int code, berth_error_t *err)
 static void
 sapi_finish(stream_t *st, int code, const char *message)
 {
-    call_finish(st, code, message);
+    finish_now(st, code, message);
 }
 
 static const char *
@@ -184,16 +196,18 @@ typedef struct unary_work {
     berth_error_t *err;
 } unary_work_t;
 
+/* Ends a unary call; the caller flushes. */
 static void
 unary_done(stream_t *st, int rc, uint8_t *resp, size_t resp_len, berth_error_t *err)
 {
+    const berth_core_api_t *api = st->conn->srv->api;
     if (rc == 0 && stream_send(st, resp ? resp : (uint8_t *)"", resp_len) == 0)
         call_finish(st, 0, NULL);
     else if (rc != 0)
-        finish_with(st, rc, err), err = NULL;
+        call_finish(st, rc, err ? err->message : "");
     free(resp);
     if (err)
-        st->conn->srv->api->error_free(err);
+        api->error_free(err);
 }
 
 static void
@@ -278,7 +292,7 @@ on_deadline(uv_timer_t *t)
 {
     stream_t *st = t->data;
     if (st != NULL)
-        call_finish(st, BERTH_ETIMEDOUT, "context deadline exceeded");
+        finish_now(st, BERTH_ETIMEDOUT, "context deadline exceeded");
 }
 
 static int

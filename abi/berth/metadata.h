@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The metadata service, type "io.containerd.metadata.v1" (module metadata-lmdb, id "lmdb"): the records
+ * containerd keeps in its bolt database, per namespace, here in one LMDB environment. Later modules (content,
+ * images, snapshotters, runtime) keep their records and ownership through it; this first version holds
+ * namespaces and leases.
+ *
+ * Every call is synchronous, thread-safe and may block on disk: call it from a pool thread (the gRPC
+ * handlers of the module run there). Each call is one LMDB transaction: it happens entirely or not at all.
+ * Errors follow containerd's words: `namespace "x": not found`, `lease "y": already exists`, ...
+ * Label maps are berth_kv_t (hooks.h), created and read through the core table's kv_* functions.
+ */
+#ifndef BERTH_METADATA_H
+#define BERTH_METADATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "hooks.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BERTH_METADATA_TYPE "io.containerd.metadata.v1"
+/* A label key and value together may not exceed this (containerd's labels.Validate). */
+#define BERTH_LABEL_MAX 4096
+
+typedef struct berth_lease_s {
+    const char *id;
+    int64_t created_ns; /* wall clock, nanoseconds since the epoch */
+    const berth_kv_t *labels;
+} berth_lease_t;
+
+typedef struct berth_metadata_v1_ops_s {
+    uint32_t struct_size;
+
+    /* Namespaces. Names follow containerd's identifier rule (InvalidArgument otherwise). */
+    int (*namespace_create)(void *md, const char *ns, const berth_kv_t *labels,
+                            berth_error_t **err);
+    /* Fills labels (a caller-made kv). A namespace that does not exist reads as empty, as containerd's. */
+    int (*namespace_labels)(void *md, const char *ns, berth_kv_t *labels, berth_error_t **err);
+    /* Sets one label; an empty value removes it. Creates the namespace if needed (containerd does too). */
+    int (*namespace_set_label)(void *md, const char *ns, const char *key, const char *value,
+                               berth_error_t **err);
+    /* Replaces every label. */
+    int (*namespace_set_labels)(void *md, const char *ns, const berth_kv_t *labels,
+                                berth_error_t **err);
+    /* Calls cb for each namespace in name order; cb returning non-zero stops. */
+    int (*namespace_list)(void *md, int (*cb)(void *user, const char *ns, const berth_kv_t *labels),
+                          void *user, berth_error_t **err);
+    /* FailedPrecondition while the namespace still holds leases or other records; NotFound if absent. */
+    int (*namespace_delete)(void *md, const char *ns, berth_error_t **err);
+
+    /* Leases, per namespace. */
+    int (*lease_create)(void *md, const char *ns, const char *id, const berth_kv_t *labels,
+                        int64_t *created_ns, berth_error_t **err);
+    int (*lease_delete)(void *md, const char *ns, const char *id, berth_error_t **err);
+    int (*lease_list)(void *md, const char *ns, int (*cb)(void *user, const berth_lease_t *lease),
+                      void *user, berth_error_t **err);
+    /* Resource types as containerd's: "content" (id a digest), "ingests", "snapshots/<snapshotter>". */
+    int (*lease_add_resource)(void *md, const char *ns, const char *id, const char *type,
+                              const char *resource, berth_error_t **err);
+    int (*lease_delete_resource)(void *md, const char *ns, const char *id, const char *type,
+                                 const char *resource, berth_error_t **err);
+    int (*lease_list_resources)(void *md, const char *ns, const char *id,
+                                int (*cb)(void *user, const char *type, const char *resource),
+                                void *user, berth_error_t **err);
+} berth_metadata_v1_ops_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BERTH_METADATA_H */

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The LMDB environment and the key layout. One unnamed database; keys are NUL-separated paths, so records of
+ * one namespace sort together and prefix scans find them:
+ *   "n\0<ns>"                          namespace record (containerd's Namespace message: name, labels)
+ *   "l\0<ns>\0<id>"                    lease record (containerd's Lease message: id, created_at, labels)
+ *   "r\0<ns>\0<id>\0<type>\0<resource>" lease resource (empty value)
+ * Values are protobuf, encoded with the containerd messages protoc-c generated.
+ */
+#ifndef BERTH_METADATA_STORE_H
+#define BERTH_METADATA_STORE_H
+
+#include <lmdb.h>
+
+#include <berth/metadata.h>
+#include <berth/module.h>
+
+#define MD_KEY_MAX 2048
+
+typedef struct md {
+    MDB_env *env;
+    MDB_dbi dbi;
+    const berth_core_api_t *api;
+    const berth_logger_t *log;
+    int64_t map_size;
+} md_t;
+
+typedef struct md_key {
+    char data[MD_KEY_MAX];
+    size_t len;
+} md_key_t;
+
+int md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err);
+void md_close(md_t *md);
+int md_begin(md_t *md, int write, MDB_txn **txn, berth_error_t **err);
+/* Commits; on failure the transaction is gone and *err says why (a full map names the knob). */
+int md_commit(md_t *md, MDB_txn *txn, berth_error_t **err);
+/* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted, the rest Internal. */
+int md_fail(md_t *md, int rc, const char *what, berth_error_t **err);
+
+/* Builds "<kind>\0<p1>\0<p2>..." from NULL-terminated parts; -1 if too long. */
+int md_key(md_key_t *k, char kind, ...);
+/* 1 when key `have` starts with the prefix. */
+int md_has_prefix(const MDB_val *have, const md_key_t *prefix);
+/* Deletes every key with the prefix. */
+int md_delete_prefix(md_t *md, MDB_txn *txn, const md_key_t *prefix, berth_error_t **err);
+/* 1 when some key has the prefix. */
+int md_any_prefix(MDB_txn *txn, MDB_dbi dbi, const md_key_t *prefix);
+
+/* Labels as containerd's labels.Validate allows them. */
+int md_check_labels(md_t *md, const berth_kv_t *labels, const char *what, berth_error_t **err);
+
+/* The code of the error already in *err: what a function returns after a callee failed. */
+#define MD_ERR(err) ((err) && *(err) ? (*(err))->code : BERTH_EUNKNOWN)
+
+extern const berth_metadata_v1_ops_t md_ops;
+
+#endif

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The metadata store through its C service API (abi/berth/metadata.h): the real metadata-lmdb.so, loaded by
+ * its descriptor, with the core's real function table, on a real LMDB file in a temp dir.
+ */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <berth/metadata.h>
+#include <berth/module.h>
+
+#include "config.h" /* the core's config parser: to hand the module a real config section */
+
+extern const berth_core_api_t berth__core_api;
+
+static const berth_core_api_t *api = &berth__core_api;
+static char dir[64];
+static void *handle;
+static const berth_plugin_reg_t *reg;
+static const berth_metadata_v1_ops_t *ops;
+static void *md;
+static berth_error_t *err;
+
+static void
+open_store(void)
+{
+    berth_init_ctx_t ic = {
+        .size = sizeof(ic), .api = api, .uri = "io.containerd.metadata.v1.lmdb", .root = dir};
+    cr_assert_eq(reg->init(&ic, &md, &err), 0, "%s", err ? err->message : "");
+}
+
+static void
+setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/berth-md-XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    handle = dlopen(METADATA_SO, RTLD_NOW | RTLD_LOCAL);
+    cr_assert(handle != NULL, "%s", dlerror());
+    const berth_module_desc_t *(*entry)(void) =
+        (const berth_module_desc_t *(*)(void))dlsym(handle, "berth_module_v1_metadata_lmdb");
+    cr_assert(entry != NULL);
+    reg = entry()->plugins[0];
+    cr_assert_str_eq(reg->type, BERTH_METADATA_TYPE);
+    ops = reg->ops;
+    open_store();
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void
+teardown(void)
+{
+    reg->fini(md);
+    api->error_free(err);
+    err = NULL;
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    dlclose(handle);
+}
+
+TestSuite(metadata, .init = setup, .fini = teardown);
+
+static void
+expect_error(int rc, int code, const char *message)
+{
+    cr_assert_eq(rc, code, "rc %d, wanted %d (%s)", rc, code, err ? err->message : "");
+    cr_assert(err != NULL);
+    cr_expect_str_eq(err->message, message);
+    api->error_free(err);
+    err = NULL;
+}
+
+static int
+count_ns(void *user, const char *ns, const berth_kv_t *labels)
+{
+    char *seen = user;
+    strcat(seen, ns);
+    strcat(seen, ";");
+    return 0;
+}
+
+Test(metadata, namespaces_lifecycle)
+{
+    berth_kv_t *labels = api->kv_new();
+    api->kv_set(labels, "a", "1");
+    cr_assert_eq(ops->namespace_create(md, "team", labels, &err), 0);
+    expect_error(ops->namespace_create(md, "team", NULL, &err), BERTH_EEXIST,
+                 "namespace \"team\": already exists");
+    expect_error(ops->namespace_create(md, "bad/ns", NULL, &err), BERTH_EINVAL,
+                 "identifier \"bad/ns\" must match ^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$");
+    cr_assert_eq(ops->namespace_set_label(md, "team", "b", "2", &err), 0);
+    cr_assert_eq(ops->namespace_set_label(md, "team", "a", "", &err), 0);
+    berth_kv_t *got = api->kv_new();
+    cr_assert_eq(ops->namespace_labels(md, "team", got, &err), 0);
+    cr_expect_eq(api->kv_size(got), 1);
+    cr_expect_str_eq(api->kv_get(got, "b"), "2");
+    cr_assert_eq(ops->namespace_create(md, "alpha", NULL, &err), 0);
+    char seen[128] = "";
+    cr_assert_eq(ops->namespace_list(md, count_ns, seen, &err), 0);
+    cr_expect_str_eq(seen, "alpha;team;");
+    cr_assert_eq(ops->namespace_delete(md, "alpha", &err), 0);
+    expect_error(ops->namespace_delete(md, "alpha", &err), BERTH_ENOTFOUND,
+                 "namespace \"alpha\": not found");
+    api->kv_free(labels);
+    api->kv_free(got);
+}
+
+Test(metadata, records_survive_a_restart)
+{
+    cr_assert_eq(ops->namespace_create(md, "kept", NULL, &err), 0);
+    cr_assert_eq(ops->lease_create(md, "kept", "l1", NULL, NULL, &err), 0);
+    reg->fini(md);
+    open_store();
+    char seen[64] = "";
+    ops->namespace_list(md, count_ns, seen, &err);
+    cr_expect_str_eq(seen, "kept;");
+    expect_error(ops->lease_create(md, "kept", "l1", NULL, NULL, &err), BERTH_EEXIST,
+                 "lease \"l1\": already exists");
+}
+
+static int
+list_lease(void *user, const berth_lease_t *l)
+{
+    strcat(user, l->id);
+    strcat(user, api->kv_get(l->labels, "x") ? "+x;" : ";");
+    return 0;
+}
+
+static int
+list_resource(void *user, const char *type, const char *id)
+{
+    strcat(user, type);
+    strcat(user, "=");
+    strcat(user, id);
+    strcat(user, ";");
+    return 0;
+}
+
+Test(metadata, leases_and_resources)
+{
+    static const char digest[] =
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    berth_kv_t *labels = api->kv_new();
+    api->kv_set(labels, "x", "y");
+    int64_t created = 0;
+    cr_assert_eq(ops->lease_create(md, "ns1", "b", labels, &created, &err), 0);
+    cr_expect_gt(created, 0);
+    cr_assert_eq(ops->lease_create(md, "ns1", "a", NULL, NULL, &err), 0);
+    expect_error(ops->lease_create(md, "ns1", "", NULL, NULL, &err), BERTH_EINVAL,
+                 "lease id must be provided");
+    char seen[256] = "";
+    cr_assert_eq(ops->lease_list(md, "ns1", list_lease, seen, &err), 0);
+    cr_expect_str_eq(seen, "a;b+x;");
+    cr_assert_eq(ops->lease_add_resource(md, "ns1", "a", "content", digest, &err), 0);
+    cr_assert_eq(ops->lease_add_resource(md, "ns1", "a", "snapshots/overlayfs", "key1", &err), 0);
+    cr_assert_eq(ops->lease_add_resource(md, "ns1", "a", "ingests", "ref1", &err), 0);
+    expect_error(ops->lease_add_resource(md, "ns1", "a", "content", "nodigest", &err), BERTH_EINVAL,
+                 "invalid content resource id nodigest");
+    expect_error(ops->lease_add_resource(md, "ns1", "a", "images", "x", &err), BERTH_ENOTIMPL,
+                 "resource type images not supported yet");
+    expect_error(ops->lease_add_resource(md, "ns1", "zz", "ingests", "x", &err), BERTH_ENOTFOUND,
+                 "lease \"zz\": not found");
+    seen[0] = '\0';
+    cr_assert_eq(ops->lease_list_resources(md, "ns1", "a", list_resource, seen, &err), 0);
+    cr_expect(strstr(seen, "content=sha256:0123") && strstr(seen, "snapshots/overlayfs=key1;") &&
+                  strstr(seen, "ingests=ref1;"),
+              "%s", seen);
+    cr_assert_eq(ops->lease_delete_resource(md, "ns1", "a", "ingests", "ref1", &err), 0);
+    cr_assert_eq(ops->lease_delete(md, "ns1", "a", &err), 0);
+    expect_error(ops->lease_delete(md, "ns1", "a", &err), BERTH_ENOTFOUND,
+                 "lease \"a\": not found");
+    /* a lease in another namespace is invisible here */
+    seen[0] = '\0';
+    cr_assert_eq(ops->lease_list(md, "ns2", list_lease, seen, &err), 0);
+    cr_expect_str_eq(seen, "");
+    api->kv_free(labels);
+}
+
+Test(metadata, oversized_labels_are_refused_and_nothing_is_lost)
+{
+    static char big[5000];
+    memset(big, 'v', sizeof(big) - 1);
+    cr_assert_eq(ops->namespace_create(md, "keep", NULL, &err), 0);
+    cr_assert_eq(ops->namespace_set_label(md, "keep", "k", "v", &err), 0);
+    cr_expect_eq(ops->namespace_set_label(md, "keep", "big", big, &err), BERTH_EINVAL);
+    api->error_free(err);
+    err = NULL;
+    berth_kv_t *got = api->kv_new();
+    ops->namespace_labels(md, "keep", got, &err);
+    cr_expect_eq(api->kv_size(got), 1);
+    api->kv_free(got);
+}
+
+Test(metadata, a_full_map_is_a_clear_error)
+{
+    reg->fini(md);
+    /* the smallest map the module accepts, filled with leases until LMDB says no */
+    berth__config_t cfg;
+    cr_assert_eq(berth__config_load_string(
+                     &cfg, "t.yaml",
+                     "plugins:\n  io.containerd.metadata.v1.lmdb:\n    map_size: 1048576\n", &err),
+                 0);
+    const berth_config_node_t *section =
+        berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.containerd.metadata.v1.lmdb");
+    char small[96];
+    snprintf(small, sizeof(small), "%s/small", dir);
+    cr_assert_eq(mkdir(small, 0700), 0);
+    berth_init_ctx_t ic = {.size = sizeof(ic),
+                           .api = api,
+                           .uri = "io.containerd.metadata.v1.lmdb",
+                           .root = small,
+                           .config = section};
+    cr_assert_eq(reg->init(&ic, &md, &err), 0, "%s", err ? err->message : "");
+    berth_kv_t *labels = api->kv_new();
+    static char value[3000];
+    memset(value, 'x', sizeof(value) - 1);
+    api->kv_set(labels, "pad", value);
+    int rc = 0;
+    char id[32];
+    for (int i = 0; i < 200000 && rc == 0; i++) {
+        snprintf(id, sizeof(id), "lease-%d", i);
+        rc = ops->lease_create(md, "full", id, labels, NULL, &err);
+    }
+    cr_assert_eq(rc, BERTH_ERESOURCE, "%s", err ? err->message : "no error");
+    cr_expect(strstr(err->message, "metadata store is full") != NULL, "%s", err->message);
+    api->error_free(err);
+    err = NULL;
+    char seen[64] = "";
+    cr_assert_eq(ops->namespace_list(md, count_ns, seen, &err), 0);
+    cr_expect_str_eq(seen, "full;");
+    api->kv_free(labels);
+    berth__config_free(&cfg);
+}
