@@ -9,6 +9,7 @@
 #include <berth/grpc.h>
 #include <berth/hooks.h>
 #include <berth/log.h>
+#include <berth/metadata.h>
 #include <berth/module.h>
 
 typedef struct berth_abi_surface_s {
@@ -33,6 +34,8 @@ typedef struct berth_abi_surface_s {
     berth_grpc_method_t *grpc_method;
     berth_grpc_stream_api_t *grpc_stream_api;
     berth_rpc_kind_t rpc_kind;
+    berth_metadata_v1_ops_t *metadata;
+    berth_lease_t *lease;
     enum berth_errcode code;
     enum berth_log_level level;
     enum berth_config_kind kind;
