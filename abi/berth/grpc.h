@@ -58,6 +58,8 @@ typedef struct berth_grpc_stream_api_s {
     /* A per-stream pointer for the handler. */
     void (*set_user)(berth_grpc_stream_t *st, void *user);
     void *(*get_user)(const berth_grpc_stream_t *st);
+    /* Response bytes queued and not yet taken by the client: a producer waits while this is large. */
+    size_t (*pending)(const berth_grpc_stream_t *st);
 } berth_grpc_stream_api_t;
 
 typedef struct berth_grpc_method_s {

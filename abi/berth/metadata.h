@@ -33,6 +33,14 @@ typedef struct berth_lease_s {
     const berth_kv_t *labels;
 } berth_lease_t;
 
+/* A blob as one namespace sees it (containerd's content.Info). */
+typedef struct berth_content_record_s {
+    const char *digest;
+    int64_t size;
+    int64_t created_ns, updated_ns;
+    const berth_kv_t *labels;
+} berth_content_record_t;
+
 typedef struct berth_metadata_v1_ops_s {
     uint32_t struct_size;
 
@@ -67,6 +75,23 @@ typedef struct berth_metadata_v1_ops_s {
     int (*lease_list_resources)(void *md, const char *ns, const char *id,
                                 int (*cb)(void *user, const char *type, const char *resource),
                                 void *user, berth_error_t **err);
+
+    /* Content ownership: which blobs a namespace holds, with its own labels. The bytes live in the
+     * content store; a blob is shared on disk and visible in every namespace that holds a record. */
+    /* Creates the record, or refreshes its size and labels (labels NULL: keep them). */
+    int (*content_put)(void *md, const char *ns, const char *digest, int64_t size,
+                       const berth_kv_t *labels, berth_error_t **err);
+    /* NotFound when the namespace holds no such blob; labels (caller-made) are filled. */
+    int (*content_get)(void *md, const char *ns, const char *digest, berth_content_record_t *out,
+                       berth_kv_t *labels, berth_error_t **err);
+    int (*content_set_labels)(void *md, const char *ns, const char *digest,
+                              const berth_kv_t *labels, berth_error_t **err);
+    int (*content_delete)(void *md, const char *ns, const char *digest, berth_error_t **err);
+    int (*content_list)(void *md, const char *ns,
+                        int (*cb)(void *user, const berth_content_record_t *rec), void *user,
+                        berth_error_t **err);
+    /* 1 when any namespace holds the blob, 0 when none, negative on error. */
+    int (*content_held)(void *md, const char *digest, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

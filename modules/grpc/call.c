@@ -173,6 +173,12 @@ sapi_get_user(const stream_t *st)
     return st->user;
 }
 
+static size_t
+sapi_pending(const stream_t *st)
+{
+    return st->out.len - st->out_off;
+}
+
 const berth_grpc_stream_api_t grpc_stream_api = {
     .struct_size = sizeof(berth_grpc_stream_api_t),
     .send = stream_send,
@@ -180,6 +186,7 @@ const berth_grpc_stream_api_t grpc_stream_api = {
     .namespace_ = sapi_namespace,
     .set_user = sapi_set_user,
     .get_user = sapi_get_user,
+    .pending = sapi_pending,
 };
 
 /* ---- unary calls ---------------------------------------------------------------------------------- */

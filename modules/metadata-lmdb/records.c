@@ -7,26 +7,18 @@
 
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.pb-c.h"
-#include "identifiers.h"
-#include "store.h"
+#include "records.h"
 
 typedef Containerd__Services__Namespaces__V1__Namespace ns_pb_t;
 typedef Containerd__Services__Leases__V1__Lease lease_pb_t;
 
-/* Both generated map-entry types have this shape. */
-typedef struct map_entry {
-    ProtobufCMessage base;
-    char *key;
-    char *value;
-} map_entry_t;
-
-static map_entry_t **
-entries_of(md_t *md, const berth_kv_t *kv, const ProtobufCMessageDescriptor *d, size_t *n)
+md_map_entry_t **
+md_entries_of(md_t *md, const berth_kv_t *kv, const ProtobufCMessageDescriptor *d, size_t *n)
 {
     *n = md->api->kv_size(kv);
-    map_entry_t **e = calloc(*n + 1, sizeof(*e));
+    md_map_entry_t **e = calloc(*n + 1, sizeof(*e));
     for (size_t i = 0; i < *n; i++) {
-        e[i] = calloc(1, sizeof(map_entry_t));
+        e[i] = calloc(1, sizeof(md_map_entry_t));
         protobuf_c_message_init(d, e[i]);
         e[i]->key = (char *)md->api->kv_key_at(kv, i);
         e[i]->value = (char *)md->api->kv_value_at(kv, i);
@@ -34,24 +26,24 @@ entries_of(md_t *md, const berth_kv_t *kv, const ProtobufCMessageDescriptor *d, 
     return e;
 }
 
-static void
-entries_free(map_entry_t **e, size_t n)
+void
+md_entries_free(md_map_entry_t **e, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(e[i]);
     free(e);
 }
 
-static void
-entries_to_kv(md_t *md, map_entry_t **e, size_t n, berth_kv_t *kv)
+void
+md_entries_to_kv(md_t *md, md_map_entry_t **e, size_t n, berth_kv_t *kv)
 {
     for (size_t i = 0; i < n; i++)
         md->api->kv_set(kv, e[i]->key, e[i]->value);
 }
 
-static int
-put_message(md_t *md, MDB_txn *txn, const md_key_t *k, const ProtobufCMessage *m,
-            berth_error_t **err)
+int
+md_put_message(md_t *md, MDB_txn *txn, const md_key_t *k, const ProtobufCMessage *m,
+               berth_error_t **err)
 {
     MDB_val key = {k->len, (void *)k->data};
     MDB_val val = {protobuf_c_message_get_packed_size(m), NULL};
@@ -107,11 +99,11 @@ ns_write(md_t *md, MDB_txn *txn, const char *ns, const berth_kv_t *labels, berth
     md_key(&k, 'n', ns, NULL);
     ns_pb_t rec = CONTAINERD__SERVICES__NAMESPACES__V1__NAMESPACE__INIT;
     rec.name = (char *)ns;
-    rec.labels = (Containerd__Services__Namespaces__V1__Namespace__LabelsEntry **)entries_of(
+    rec.labels = (Containerd__Services__Namespaces__V1__Namespace__LabelsEntry **)md_entries_of(
         md, labels, &containerd__services__namespaces__v1__namespace__labels_entry__descriptor,
         &rec.n_labels);
-    int rc = put_message(md, txn, &k, &rec.base, err);
-    entries_free((map_entry_t **)rec.labels, rec.n_labels);
+    int rc = md_put_message(md, txn, &k, &rec.base, err);
+    md_entries_free((md_map_entry_t **)rec.labels, rec.n_labels);
     return rc;
 }
 
@@ -149,7 +141,7 @@ ns_labels(void *arg, const char *ns, berth_kv_t *labels, berth_error_t **err)
     int rc = ns_read(md, txn, ns, &have, err);
     mdb_txn_abort(txn);
     if (have) {
-        entries_to_kv(md, (map_entry_t **)have->labels, have->n_labels, labels);
+        md_entries_to_kv(md, (md_map_entry_t **)have->labels, have->n_labels, labels);
         containerd__services__namespaces__v1__namespace__free_unpacked(have, NULL);
     }
     return rc;
@@ -167,7 +159,7 @@ ns_update(md_t *md, const char *ns, void (*edit)(md_t *md, berth_kv_t *kv, const
     berth_kv_t *kv = md->api->kv_new();
     int rc = ns_read(md, txn, ns, &have, err);
     if (have)
-        entries_to_kv(md, (map_entry_t **)have->labels, have->n_labels, kv);
+        md_entries_to_kv(md, (md_map_entry_t **)have->labels, have->n_labels, kv);
     edit(md, kv, arg);
     if (rc == 0)
         rc = md_check_labels(md, kv, "namespace.Labels", err);
@@ -244,7 +236,7 @@ ns_list(void *arg, int (*cb)(void *user, const char *ns, const berth_kv_t *label
         if (rec == NULL)
             continue;
         berth_kv_t *kv = md->api->kv_new();
-        entries_to_kv(md, (map_entry_t **)rec->labels, rec->n_labels, kv);
+        md_entries_to_kv(md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
         stop = cb(user, rec->name, kv);
         md->api->kv_free(kv);
         containerd__services__namespaces__v1__namespace__free_unpacked(rec, NULL);
@@ -358,11 +350,11 @@ lease_create(void *arg, const char *ns, const char *id, const berth_kv_t *labels
         lease_pb_t rec = CONTAINERD__SERVICES__LEASES__V1__LEASE__INIT;
         rec.id = (char *)id;
         rec.created_at = &ts;
-        rec.labels = (Containerd__Services__Leases__V1__Lease__LabelsEntry **)entries_of(
+        rec.labels = (Containerd__Services__Leases__V1__Lease__LabelsEntry **)md_entries_of(
             md, labels, &containerd__services__leases__v1__lease__labels_entry__descriptor,
             &rec.n_labels);
-        rc = put_message(md, txn, &k, &rec.base, err);
-        entries_free((map_entry_t **)rec.labels, rec.n_labels);
+        rc = md_put_message(md, txn, &k, &rec.base, err);
+        md_entries_free((md_map_entry_t **)rec.labels, rec.n_labels);
     }
     if (rc < 0) {
         mdb_txn_abort(txn);
@@ -420,7 +412,7 @@ lease_list(void *arg, const char *ns, int (*cb)(void *user, const berth_lease_t 
         if (rec == NULL)
             continue;
         berth_kv_t *kv = md->api->kv_new();
-        entries_to_kv(md, (map_entry_t **)rec->labels, rec->n_labels, kv);
+        md_entries_to_kv(md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
         berth_lease_t l = {
             .id = rec->id,
             .created_ns = rec->created_at
@@ -563,4 +555,10 @@ const berth_metadata_v1_ops_t md_ops = {
     .lease_add_resource = lease_add_resource,
     .lease_delete_resource = lease_delete_resource,
     .lease_list_resources = lease_list_resources,
+    .content_put = md_content_put,
+    .content_get = md_content_get,
+    .content_set_labels = md_content_set_labels,
+    .content_delete = md_content_delete,
+    .content_list = md_content_list,
+    .content_held = md_content_held,
 };

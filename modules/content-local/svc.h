@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The Content service's shared state and its stream handlers (svc_streams.c). */
+#ifndef BERTH_CONTENT_SVC_H
+#define BERTH_CONTENT_SVC_H
+
+#include <berth/content.h>
+#include <berth/grpc.h>
+#include <berth/metadata.h>
+#include <berth/module.h>
+
+#include "store.h"
+
+typedef struct svc {
+    const berth_core_api_t *api;
+    uv_loop_t *loop;
+    void *md;
+    const berth_metadata_v1_ops_t *mdo;
+    void *cs;
+    const berth_content_v1_ops_t *cso;
+} svc_t;
+
+extern const berth_grpc_service_v1_t content_service;
+
+int content_list_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st,
+                      const uint8_t *req, size_t len, berth_error_t **err);
+int content_read_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st,
+                      const uint8_t *req, size_t len, berth_error_t **err);
+int content_write_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st,
+                       const uint8_t *req, size_t len, berth_error_t **err);
+int content_write_message(void *instance, const berth_grpc_stream_api_t *sapi,
+                          berth_grpc_stream_t *st, const uint8_t *msg, size_t len,
+                          berth_error_t **err);
+void content_write_end(void *instance, const berth_grpc_stream_api_t *sapi,
+                       berth_grpc_stream_t *st);
+void content_stream_closed(void *instance, const berth_grpc_stream_api_t *sapi,
+                           berth_grpc_stream_t *st);
+
+#endif

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Helpers the record files share: label maps to and from protobuf map entries, and writing a message. */
+#ifndef BERTH_METADATA_RECORDS_H
+#define BERTH_METADATA_RECORDS_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "identifiers.h"
+#include "store.h"
+
+/* Every generated map-entry type has this shape. */
+typedef struct md_map_entry {
+    ProtobufCMessage base;
+    char *key;
+    char *value;
+} md_map_entry_t;
+
+/* Entries pointing into kv's strings (borrowed); free the array with md_entries_free. */
+md_map_entry_t **md_entries_of(md_t *md, const berth_kv_t *kv, const ProtobufCMessageDescriptor *d,
+                               size_t *n);
+void md_entries_free(md_map_entry_t **e, size_t n);
+void md_entries_to_kv(md_t *md, md_map_entry_t **e, size_t n, berth_kv_t *kv);
+int md_put_message(md_t *md, MDB_txn *txn, const md_key_t *k, const ProtobufCMessage *m,
+                   berth_error_t **err);
+
+/* content_records.c */
+int md_content_put(void *md, const char *ns, const char *digest, int64_t size,
+                   const berth_kv_t *labels, berth_error_t **err);
+int md_content_get(void *md, const char *ns, const char *digest, berth_content_record_t *out,
+                   berth_kv_t *labels, berth_error_t **err);
+int md_content_set_labels(void *md, const char *ns, const char *digest, const berth_kv_t *labels,
+                          berth_error_t **err);
+int md_content_delete(void *md, const char *ns, const char *digest, berth_error_t **err);
+int md_content_list(void *md, const char *ns,
+                    int (*cb)(void *user, const berth_content_record_t *rec), void *user,
+                    berth_error_t **err);
+int md_content_held(void *md, const char *digest, berth_error_t **err);
+
+#endif
