@@ -4,6 +4,7 @@
  * surface of abi/berth/ in this library's DWARF. Compared against tests/abi/berth-abi.xml in CI.
  */
 #include <berth/config.h>
+#include <berth/content.h>
 #include <berth/error.h>
 #include <berth/events.h>
 #include <berth/grpc.h>
@@ -36,6 +37,10 @@ typedef struct berth_abi_surface_s {
     berth_rpc_kind_t rpc_kind;
     berth_metadata_v1_ops_t *metadata;
     berth_lease_t *lease;
+    berth_content_record_t *content_record;
+    berth_content_v1_ops_t *content;
+    berth_blob_info_t *blob_info;
+    berth_ingest_status_t *ingest_status;
     enum berth_errcode code;
     enum berth_log_level level;
     enum berth_config_kind kind;
