@@ -53,7 +53,8 @@ typedef struct berth_content_v1_ops_s {
                        berth_content_writer_t **out, berth_error_t **err);
     int (*writer_status)(berth_content_writer_t *w, berth_ingest_status_t *out);
     /* Appends at the current offset. */
-    int (*writer_write)(berth_content_writer_t *w, const void *data, size_t len, berth_error_t **err);
+    int (*writer_write)(berth_content_writer_t *w, const void *data, size_t len,
+                        berth_error_t **err);
     /* Only 0 is supported: start over. */
     int (*writer_truncate)(berth_content_writer_t *w, int64_t size, berth_error_t **err);
     /* Verifies size (if > 0) and digest (if given), publishes atomically, fills digest (the blob's).
@@ -63,7 +64,8 @@ typedef struct berth_content_v1_ops_s {
     /* Unlocks and frees the writer; an uncommitted ingest stays on disk to be resumed. */
     void (*writer_close)(berth_content_writer_t *w);
 
-    int (*ingest_status)(void *cs, const char *ref, berth_ingest_status_t *out, berth_error_t **err);
+    int (*ingest_status)(void *cs, const char *ref, berth_ingest_status_t *out,
+                         berth_error_t **err);
     int (*ingest_list)(void *cs, int (*cb)(void *user, const berth_ingest_status_t *st), void *user,
                        berth_error_t **err);
     int (*ingest_abort)(void *cs, const char *ref, berth_error_t **err);

@@ -385,3 +385,73 @@ Test(grpc, ctr_leases_create_ls_rm)
     run_free(&r);
     cr_expect_eq(stop(), 0);
 }
+
+/* ctr content ingest reads stdin: run it through sh with a file redirected in. */
+static run_result_t
+ctr_sh(const char *fmt, const char *arg)
+{
+    char cmd[2048], inner[1600];
+    snprintf(inner, sizeof(inner), fmt, arg);
+    snprintf(cmd, sizeof(cmd), "%s --address %s %s", CTR, sock, inner);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    return run_prog(argv, 60);
+}
+
+Test(grpc, ctr_content_ingest_ls_get_label_rm)
+{
+    start(NULL, NULL);
+    char blob[400];
+    snprintf(blob, sizeof(blob), "%s/blob", dirs.base);
+    FILE *f = fopen(blob, "w");
+    for (int i = 0; i < 300000; i++)
+        fprintf(f, "line %d of a blob that spans several write messages\n", i);
+    fclose(f);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "sha256sum %s | cut -c1-64", blob);
+    FILE *p = popen(cmd, "r");
+    char hex[80] = "", digest[90];
+    cr_assert(fgets(hex, sizeof(hex), p) != NULL);
+    pclose(p);
+    hex[64] = '\0';
+    snprintf(digest, sizeof(digest), "sha256:%s", hex);
+
+    run_result_t r = ctr_sh("content ingest myref < %s", blob);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    run_free(&r);
+    ctr_ok((const char *[]){"content", "ls", NULL}, digest);
+    r = ctr_sh("content get %s | sha256sum", digest);
+    cr_expect(strncmp(r.out, hex, 64) == 0, "content get gave %s", r.out);
+    run_free(&r);
+    ctr_ok((const char *[]){"content", "label", digest, "team=berth", NULL}, NULL);
+    ctr_ok((const char *[]){"content", "ls", NULL}, "team=berth");
+    r = ctr_v((const char *[]){"-n", "other", "content", "ls", "-q", NULL});
+    cr_expect(strstr(r.out, hex) == NULL, "another namespace sees the blob:\n%s", r.out);
+    run_free(&r);
+
+    /* a wrong expected digest: nothing is published, the error says why */
+    r = ctr_sh("content ingest --expected-digest "
+               "sha256:0000000000000000000000000000000000000000000000000000000000000000 bad < %s",
+               blob);
+    cr_expect_neq(r.status, 0);
+    cr_expect(strstr(r.err, "unexpected commit digest") != NULL, "%s", r.err);
+    run_free(&r);
+    ctr_ok((const char *[]){"content", "active", NULL}, "bad");
+
+    /* shared policy: the same bytes in another namespace link the stored blob */
+    char expect_arg[200];
+    snprintf(expect_arg, sizeof(expect_arg),
+             "-n other content ingest --expected-digest %s again < %%s", digest);
+    r = ctr_sh(expect_arg, blob);
+    run_free(&r);
+    ctr_ok((const char *[]){"-n", "other", "content", "ls", "-q", NULL}, digest);
+
+    ctr_ok((const char *[]){"content", "rm", digest, NULL}, NULL);
+    r = ctr_v((const char *[]){"content", "ls", "-q", NULL});
+    cr_expect(strstr(r.out, hex) == NULL, "%s", r.out);
+    run_free(&r);
+    r = ctr_sh("-n other content get %s | sha256sum", digest);
+    cr_expect(strncmp(r.out, hex, 64) == 0, "the other namespace lost the blob: %s %s", r.out,
+              r.err);
+    run_free(&r);
+    cr_expect_eq(stop(), 0);
+}
