@@ -1,0 +1,60 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# bench/content: `ctr content ingest` of a 200 MiB file into berthd and, in the same run, into Debian's
+# containerd (private root and socket), next to the floor: sha256 of the file plus a copy of it.
+# Target: berthd >= 3x containerd, within 1.3x of the floor.
+# usage: bench/content.sh [BUILD_DIR] [MiB]
+set -eu
+BUILD=${1:-build}
+MIB=${2:-200}
+BERTHD=$BUILD/bin/berthd
+WORK=$(mktemp -d /tmp/berth-bench-content-XXXXXX)
+BPID=""
+CPID=""
+cleanup() {
+    [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
+    [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_socket() {
+    i=0
+    while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$1" ] || { echo "no socket at $1"; exit 1; }
+}
+
+head -c $((MIB * 1024 * 1024)) /dev/urandom >"$WORK/blob"
+"$BERTHD" --root "$WORK/b/root" --state "$WORK/b/state" --log-level warn 2>"$WORK/berthd.log" &
+BPID=$!
+cat >"$WORK/containerd.toml" <<TOML
+version = 2
+root = "$WORK/c/root"
+state = "$WORK/c/state"
+[grpc]
+  address = "$WORK/c/containerd.sock"
+[ttrpc]
+  address = "$WORK/c/containerd.sock.ttrpc"
+TOML
+containerd --config "$WORK/containerd.toml" --log-level error 2>"$WORK/containerd.log" &
+CPID=$!
+wait_socket "$WORK/b/state/berthd.sock"
+wait_socket "$WORK/c/containerd.sock"
+
+seconds() { # command... -> elapsed seconds (3 decimals)
+    s=$(date +%s.%N)
+    "$@" >/dev/null
+    e=$(date +%s.%N)
+    echo "$s $e" | awk '{printf "%.3f", $2 - $1}'
+}
+floor() { openssl dgst -sha256 "$WORK/blob" >/dev/null && cp "$WORK/blob" "$WORK/copy" && sync "$WORK/copy"; }
+ingest() { ctr --address "$1" content ingest "bench-$2" <"$WORK/blob"; }
+
+sync
+f=$(seconds floor)
+b=$(seconds ingest "$WORK/b/state/berthd.sock" 1)
+c=$(seconds ingest "$WORK/c/containerd.sock" 1)
+echo "content ingest of $MIB MiB (ctr content ingest, unix socket)"
+printf '  %-28s %8s s\n' "floor (sha256 + cp + sync)" "$f" "berthd" "$b" "containerd" "$c"
+awk -v b="$b" -v c="$c" -v f="$f" 'BEGIN {
+    printf "  berthd is %.2fx containerd, %.2fx the floor\n", c / b, b / f }'
