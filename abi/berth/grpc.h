@@ -60,6 +60,8 @@ typedef struct berth_grpc_stream_api_s {
     void *(*get_user)(const berth_grpc_stream_t *st);
     /* Response bytes queued and not yet taken by the client: a producer waits while this is large. */
     size_t (*pending)(const berth_grpc_stream_t *st);
+    /* The containerd-lease header of the call ("" when absent): what the call creates joins that lease. */
+    const char *(*lease)(const berth_grpc_stream_t *st);
 } berth_grpc_stream_api_t;
 
 typedef struct berth_grpc_method_s {

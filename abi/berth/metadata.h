@@ -92,6 +92,20 @@ typedef struct berth_metadata_v1_ops_s {
                         berth_error_t **err);
     /* 1 when any namespace holds the blob, 0 when none, negative on error. */
     int (*content_held)(void *md, const char *digest, berth_error_t **err);
+
+    /* Garbage collection, containerd's model (docs/garbage-collection.md): roots are leases that have not
+     * expired (containerd.io/gc.expire), content labelled containerd.io/gc.root (and, as they arrive,
+     * images and containers); containerd.io/gc.ref.content* labels reference more content; a lease
+     * labelled containerd.io/gc.flat protects only what it lists. One transaction removes every content
+     * record no root reaches and every expired lease; removed(digest) is called for each removed record
+     * (the caller then removes blobs no namespace holds any more). */
+    int (*gc_collect)(void *md, int64_t now_ns, void (*removed)(void *user, const char *digest),
+                      void *user, berth_error_t **err);
+    /* Deletions since the last collection (what a scheduler watches). */
+    uint64_t (*gc_dirty)(void *md);
+    /* 1 when a lease of the namespace lists the resource, 0 when none. */
+    int (*lease_holds)(void *md, const char *ns, const char *type, const char *resource,
+                       berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -57,6 +57,7 @@ struct call {
     char ref[1024];
     int64_t total;
     char expected[BERTH_DIGEST_MAX];
+    char lease[256];
 };
 
 static void
@@ -173,6 +174,7 @@ call_new(svc_t *s, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st)
     c->sapi = sapi;
     c->st = st;
     snprintf(c->ns, sizeof(c->ns), "%s", sapi->namespace_(st));
+    snprintf(c->lease, sizeof(c->lease), "%s", sapi->lease(st));
     sapi->set_user(st, c);
     return c;
 }
@@ -389,6 +391,10 @@ link_existing(call_t *c, const char *digest, int64_t size)
     berth_error_t *ignored = NULL;
     if (s->mdo->content_put(s->md, c->ns, digest, size, NULL, &ignored) < 0)
         s->api->error_free(ignored);
+    ignored = NULL;
+    if (c->lease[0] &&
+        s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &ignored) < 0)
+        s->api->error_free(ignored);
     clear_out(c);
     c->rc = s->api->error_make(&c->err, BERTH_EEXIST, "content %s: already exists", digest);
 }
@@ -400,6 +406,9 @@ open_writer(call_t *c, const write_req_t *r)
     if (r->ref[0] == '\0')
         return c->rc =
                    s->api->error_make(&c->err, BERTH_EINVAL, "first message must have a reference");
+    if (c->lease[0] && (c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "ingests",
+                                                           r->ref, &c->err)) != 0)
+        return c->rc;
     snprintf(c->ref, sizeof(c->ref), "%s/%s", c->ns, r->ref);
     c->total = r->total;
     snprintf(c->expected, sizeof(c->expected), "%s", r->expected);
@@ -421,6 +430,8 @@ apply_labels(call_t *c, const write_req_t *r, const char *digest, int64_t size)
         s->api->kv_set(labels, r->labels[i]->key, r->labels[i]->value);
     c->rc = s->mdo->content_put(s->md, c->ns, digest, size, labels, &c->err);
     s->api->kv_free(labels);
+    if (c->rc == 0 && c->lease[0]) /* containerd's leased writes: the blob joins the lease */
+        c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &c->err);
 }
 
 /* One request of the Write stream, as containerd's content server handles it. */

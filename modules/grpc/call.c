@@ -179,6 +179,12 @@ sapi_pending(const stream_t *st)
     return st->out.len - st->out_off;
 }
 
+static const char *
+sapi_lease(const stream_t *st)
+{
+    return st->lease;
+}
+
 const berth_grpc_stream_api_t grpc_stream_api = {
     .struct_size = sizeof(berth_grpc_stream_api_t),
     .send = stream_send,
@@ -187,6 +193,7 @@ const berth_grpc_stream_api_t grpc_stream_api = {
     .set_user = sapi_set_user,
     .get_user = sapi_get_user,
     .pending = sapi_pending,
+    .lease = sapi_lease,
 };
 
 /* ---- unary calls ---------------------------------------------------------------------------------- */

@@ -262,6 +262,9 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
         } else {
             st->bad_namespace = 1;
         }
+    } else if (header_is(name, nlen, "containerd-lease")) {
+        snprintf(st->lease, sizeof(st->lease), "%.*s", (int)(vlen < sizeof(st->lease) ? vlen : 0),
+                 value);
     } else if (header_is(name, nlen, "grpc-timeout")) {
         st->timeout_ms = grpc_parse_timeout((const char *)value, vlen);
     } else if (header_is(name, nlen, "grpc-encoding")) {

@@ -36,6 +36,7 @@ struct berth_grpc_stream_s {
     int32_t id;
     char *path;
     char namespace_[80];
+    char lease[256];
     int bad_namespace;      /* header present but too long to keep */
     int grpc_content_type;  /* content-type starts with application/grpc */
     int compressed_allowed; /* a grpc-encoding was sent (we still refuse compressed bodies) */

@@ -183,6 +183,7 @@ md_content_delete(void *arg, const char *ns, const char *digest, berth_error_t *
                                                         "content digest %s: not found", digest)
                                   : md_fail(md, rc, "delete content record", err);
     }
+    MD_MARK_DIRTY(md);
     return md_commit(md, txn, err);
 }
 

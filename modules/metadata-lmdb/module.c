@@ -55,7 +55,7 @@ static const berth_plugin_reg_t md_plugin = {
 };
 
 static const berth_plugin_reg_t *const md_plugins[] = {&md_plugin, &md_namespaces_plugin,
-                                                       &md_leases_plugin, NULL};
+                                                       &md_leases_plugin, &md_gc_plugin, NULL};
 
 BERTH_MODULE(metadata_lmdb, .version = "0.1.0", .license = "Apache-2.0", .origin = "berth",
              .description =

@@ -289,6 +289,7 @@ ns_delete(void *arg, const char *ns, berth_error_t **err)
         mdb_txn_abort(txn);
         return rc ? md_fail(md, rc, "delete namespace", err) : MD_ERR(err);
     }
+    MD_MARK_DIRTY(md);
     return md_commit(md, txn, err);
 }
 
@@ -381,6 +382,8 @@ lease_delete(void *arg, const char *ns, const char *id, berth_error_t **err)
         rc = md_delete_prefix(md, txn, &res, err);
     if (rc == 0 && (rc = mdb_del(txn, md->dbi, &key, NULL)) != 0)
         rc = md_fail(md, rc, "delete lease", err);
+    if (rc == 0)
+        MD_MARK_DIRTY(md);
     if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -486,6 +489,8 @@ resource_change(md_t *md, const char *ns, const char *id, const char *type, cons
     int lr = rc == 0
                  ? (add ? mdb_put(txn, md->dbi, &key, &val, 0) : mdb_del(txn, md->dbi, &key, NULL))
                  : 0;
+    if (rc == 0 && !add && lr == 0)
+        MD_MARK_DIRTY(md);
     if (rc == 0 && lr != 0 && lr != MDB_NOTFOUND)
         rc = md_fail(md, lr, "lease resource", err);
     if (rc < 0) {
@@ -561,4 +566,7 @@ const berth_metadata_v1_ops_t md_ops = {
     .content_delete = md_content_delete,
     .content_list = md_content_list,
     .content_held = md_content_held,
+    .gc_collect = md_gc_collect,
+    .gc_dirty = md_gc_dirty,
+    .lease_holds = md_lease_holds,
 };

@@ -36,4 +36,11 @@ int md_content_list(void *md, const char *ns,
                     berth_error_t **err);
 int md_content_held(void *md, const char *digest, berth_error_t **err);
 
+/* gc_records.c */
+int md_gc_collect(void *md, int64_t now_ns, void (*removed)(void *user, const char *digest),
+                  void *user, berth_error_t **err);
+uint64_t md_gc_dirty(void *md);
+int md_lease_holds(void *md, const char *ns, const char *type, const char *resource,
+                   berth_error_t **err);
+
 #endif

@@ -11,12 +11,15 @@
 
 extern const berth_plugin_reg_t md_namespaces_plugin;
 extern const berth_plugin_reg_t md_leases_plugin;
+extern const berth_plugin_reg_t md_gc_plugin;
 
 /* What a service handler holds: the metadata instance it was given at init. */
 typedef struct md_service {
     const berth_core_api_t *api;
     void *md;
     const berth_metadata_v1_ops_t *ops;
+    void *gc; /* leases only */
+    const struct berth_gc_v1_ops_s *gc_ops;
 } md_service_t;
 
 int md_service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err);

@@ -23,7 +23,11 @@ typedef struct md {
     const berth_core_api_t *api;
     const berth_logger_t *log;
     int64_t map_size;
+    uint64_t dirty; /* deletions since the last collection; atomic */
 } md_t;
+
+/* A deletion happened: the garbage collector should look again. */
+#define MD_MARK_DIRTY(md) __atomic_add_fetch(&(md)->dirty, 1, __ATOMIC_RELAXED)
 
 typedef struct md_key {
     char data[MD_KEY_MAX];

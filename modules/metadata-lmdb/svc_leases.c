@@ -7,6 +7,8 @@
 
 #include "filters.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
+#include <berth/gc.h>
+
 #include "services.h"
 
 typedef Containerd__Services__Leases__V1__Lease lease_pb_t;
@@ -99,6 +101,8 @@ delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     if (r == NULL)
         return bad_request(s, "DeleteRequest", err);
     int rc = s->ops->lease_delete(s->md, ns, r->id, err);
+    if (rc == 0 && r->sync && s->gc_ops) /* "delete and cleanup synchronously before returning" */
+        rc = s->gc_ops->collect(s->gc, err);
     containerd__services__leases__v1__delete_request__free_unpacked(r, NULL);
     *resp = NULL;
     *resp_len = 0;
@@ -278,14 +282,31 @@ static const berth_grpc_service_v1_t leases_service = {
     .n_methods = 6,
 };
 
-static const char *const service_requires[] = {BERTH_METADATA_TYPE, NULL};
+static int
+leases_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
+{
+    berth_instance_t gc;
+    if (md_service_init(ic, instance, err) < 0)
+        return err && *err ? (*err)->code : BERTH_EUNKNOWN;
+    if (ic->api->get_single(ic, BERTH_GC_TYPE, &gc, err) < 0) {
+        free(*instance);
+        return err && *err ? (*err)->code : BERTH_EUNKNOWN;
+    }
+    md_service_t *s = *instance;
+    s->gc = gc.instance;
+    s->gc_ops = gc.ops;
+    return 0;
+}
+
+/* containerd's leases service requires the collector too: Delete with sync runs it */
+static const char *const service_requires[] = {BERTH_METADATA_TYPE, BERTH_GC_TYPE, NULL};
 
 const berth_plugin_reg_t md_leases_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
     .type = BERTH_GRPC_SERVICE_TYPE,
     .id = "leases",
     .requires = service_requires,
-    .init = md_service_init,
+    .init = leases_init,
     .fini = free,
     .ops = &leases_service,
 };

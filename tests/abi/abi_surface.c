@@ -7,6 +7,7 @@
 #include <berth/content.h>
 #include <berth/error.h>
 #include <berth/events.h>
+#include <berth/gc.h>
 #include <berth/grpc.h>
 #include <berth/hooks.h>
 #include <berth/log.h>
@@ -39,6 +40,7 @@ typedef struct berth_abi_surface_s {
     berth_lease_t *lease;
     berth_content_record_t *content_record;
     berth_content_v1_ops_t *content;
+    berth_gc_v1_ops_t *gc;
     berth_blob_info_t *blob_info;
     berth_ingest_status_t *ingest_status;
     enum berth_errcode code;

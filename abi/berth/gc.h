@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The garbage collector, type "io.containerd.gc.v1" (id "scheduler", module metadata-lmdb). It collects in
+ * the background after deletions (it watches the metadata store's dirty count) and on demand.
+ */
+#ifndef BERTH_GC_H
+#define BERTH_GC_H
+
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BERTH_GC_TYPE "io.containerd.gc.v1"
+
+typedef struct berth_gc_v1_ops_s {
+    uint32_t struct_size;
+    /* Collects now, on the calling thread (a pool thread: it blocks on disk). */
+    int (*collect)(void *gc, berth_error_t **err);
+} berth_gc_v1_ops_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BERTH_GC_H */
