@@ -106,6 +106,32 @@ typedef struct berth_metadata_v1_ops_s {
     /* 1 when a lease of the namespace lists the resource, 0 when none. */
     int (*lease_holds)(void *md, const char *ns, const char *type, const char *resource,
                        berth_error_t **err);
+
+    /* Images and containers, stored as containerd's own messages (containerd.services.images.v1.Image,
+     * containerd.services.containers.v1.Container), serialized: the services that own them encode and
+     * decode; the store validates as containerd's metadata does (names, labels, target, runtime, spec),
+     * stamps created_at/updated_at, and roots garbage collection in them (an image holds its target).
+     * get returns a serialized copy the caller frees with api->free. */
+    int (*image_create)(void *md, const char *ns, const uint8_t *image, size_t len,
+                        berth_error_t **err);
+    int (*image_update)(void *md, const char *ns, const uint8_t *image, size_t len,
+                        berth_error_t **err);
+    int (*image_get)(void *md, const char *ns, const char *name, uint8_t **image, size_t *len,
+                     berth_error_t **err);
+    int (*image_list)(void *md, const char *ns,
+                      int (*cb)(void *user, const uint8_t *image, size_t len), void *user,
+                      berth_error_t **err);
+    int (*image_delete)(void *md, const char *ns, const char *name, berth_error_t **err);
+    int (*container_create)(void *md, const char *ns, const uint8_t *container, size_t len,
+                            berth_error_t **err);
+    int (*container_update)(void *md, const char *ns, const uint8_t *container, size_t len,
+                            berth_error_t **err);
+    int (*container_get)(void *md, const char *ns, const char *id, uint8_t **container, size_t *len,
+                         berth_error_t **err);
+    int (*container_list)(void *md, const char *ns,
+                          int (*cb)(void *user, const uint8_t *container, size_t len), void *user,
+                          berth_error_t **err);
+    int (*container_delete)(void *md, const char *ns, const char *id, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -156,6 +156,16 @@ visit_lease(void *user, MDB_val *k, MDB_val *v)
 }
 
 static int
+visit_image(void *user, MDB_val *k, MDB_val *v)
+{
+    gc_ns_t *g = user;
+    char digest[128];
+    if (md_image_target(v->mv_data, v->mv_size, digest, sizeof(digest)))
+        mark(g, digest, 1);
+    return 0;
+}
+
+static int
 visit_content_root(void *user, MDB_val *k, MDB_val *v)
 {
     gc_ns_t *g = user;
@@ -214,10 +224,12 @@ collect_namespace(md_t *md, MDB_txn *txn, const char *ns, int64_t now,
                   void (*removed)(void *, const char *), void *user, berth_error_t **err)
 {
     gc_ns_t g = {.md = md, .txn = txn, .ns = ns, .now = now};
-    md_key_t leases, content;
+    md_key_t leases, content, imgs;
     md_key(&leases, 'l', ns, "", NULL);
     md_key(&content, 'b', ns, "", NULL);
+    md_key(&imgs, 'i', ns, "", NULL);
     scan(txn, md->dbi, &leases, visit_lease, &g);
+    scan(txn, md->dbi, &imgs, visit_image, &g);
     scan(txn, md->dbi, &content, visit_content_root, &g);
     follow_refs(&g);
     scan(txn, md->dbi, &content, visit_content_sweep, &g);

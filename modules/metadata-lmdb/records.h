@@ -36,6 +36,25 @@ int md_content_list(void *md, const char *ns,
                     berth_error_t **err);
 int md_content_held(void *md, const char *digest, berth_error_t **err);
 
+/* object_records.c */
+int md_image_create(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err);
+int md_image_update(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err);
+int md_image_get(void *md, const char *ns, const char *name, uint8_t **d, size_t *len,
+                 berth_error_t **err);
+int md_image_list(void *md, const char *ns, int (*cb)(void *, const uint8_t *, size_t), void *user,
+                  berth_error_t **err);
+int md_image_delete(void *md, const char *ns, const char *name, berth_error_t **err);
+int md_container_create(void *md, const char *ns, const uint8_t *d, size_t len,
+                        berth_error_t **err);
+int md_container_update(void *md, const char *ns, const uint8_t *d, size_t len,
+                        berth_error_t **err);
+int md_container_get(void *md, const char *ns, const char *id, uint8_t **d, size_t *len,
+                     berth_error_t **err);
+int md_container_list(void *md, const char *ns, int (*cb)(void *, const uint8_t *, size_t),
+                      void *user, berth_error_t **err);
+int md_container_delete(void *md, const char *ns, const char *id, berth_error_t **err);
+const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t outlen);
+
 /* gc_records.c */
 int md_gc_collect(void *md, int64_t now_ns, void (*removed)(void *user, const char *digest),
                   void *user, berth_error_t **err);
