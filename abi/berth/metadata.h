@@ -41,6 +41,14 @@ typedef struct berth_content_record_s {
     const berth_kv_t *labels;
 } berth_content_record_t;
 
+/* What a collection removed, told to whoever runs it. */
+typedef struct berth_gc_removed_s {
+    uint32_t struct_size;
+    void *user;
+    void (*content)(void *user, const char *digest);
+    void (*snapshot)(void *user, const char *ns, const char *snapshotter, const char *key);
+} berth_gc_removed_t;
+
 typedef struct berth_metadata_v1_ops_s {
     uint32_t struct_size;
 
@@ -94,13 +102,14 @@ typedef struct berth_metadata_v1_ops_s {
     int (*content_held)(void *md, const char *digest, berth_error_t **err);
 
     /* Garbage collection, containerd's model (docs/garbage-collection.md): roots are leases that have not
-     * expired (containerd.io/gc.expire), content labelled containerd.io/gc.root (and, as they arrive,
-     * images and containers); containerd.io/gc.ref.content* labels reference more content; a lease
+     * expired (containerd.io/gc.expire) with what they list, images (their target), containers (their
+     * snapshot), and content or snapshots labelled containerd.io/gc.root; containerd.io/gc.ref.content* and
+     * containerd.io/gc.ref.snapshot.<snapshotter>* labels and snapshot parents reach further; a lease
      * labelled containerd.io/gc.flat protects only what it lists. One transaction removes every content
-     * record no root reaches and every expired lease; removed(digest) is called for each removed record
-     * (the caller then removes blobs no namespace holds any more). */
-    int (*gc_collect)(void *md, int64_t now_ns, void (*removed)(void *user, const char *digest),
-                      void *user, berth_error_t **err);
+     * and snapshot record no root reaches, and every expired lease; `removed` hears of each removed record
+     * (the collector then removes the bytes and snapshots their stores no longer need). */
+    int (*gc_collect)(void *md, int64_t now_ns, const berth_gc_removed_t *removed,
+                      berth_error_t **err);
     /* Deletions since the last collection (what a scheduler watches). */
     uint64_t (*gc_dirty)(void *md);
     /* 1 when a lease of the namespace lists the resource, 0 when none. */
@@ -132,6 +141,21 @@ typedef struct berth_metadata_v1_ops_s {
                           int (*cb)(void *user, const uint8_t *container, size_t len), void *user,
                           berth_error_t **err);
     int (*container_delete)(void *md, const char *ns, const char *id, berth_error_t **err);
+
+    /* Snapshot ownership per namespace and snapshotter, as containerd's snapshots.v1.Info message (name,
+     * parent, kind, labels; times stamped here). delete refuses a snapshot that has children
+     * (FailedPrecondition), as containerd's metadata snapshotter does. */
+    int (*snapshot_create)(void *md, const char *ns, const char *snapshotter, const uint8_t *info,
+                           size_t len, berth_error_t **err);
+    int (*snapshot_update)(void *md, const char *ns, const char *snapshotter, const uint8_t *info,
+                           size_t len, berth_error_t **err);
+    int (*snapshot_get)(void *md, const char *ns, const char *snapshotter, const char *key,
+                        uint8_t **info, size_t *len, berth_error_t **err);
+    int (*snapshot_list)(void *md, const char *ns, const char *snapshotter,
+                         int (*cb)(void *user, const uint8_t *info, size_t len), void *user,
+                         berth_error_t **err);
+    int (*snapshot_delete)(void *md, const char *ns, const char *snapshotter, const char *key,
+                           berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

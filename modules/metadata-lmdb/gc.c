@@ -43,6 +43,17 @@ note_removed(void *user, const char *digest)
     r->digests[r->n++] = strdup(digest);
 }
 
+/* Snapshot records are namespaced views; the snapshotters that own the bytes arrive with their own
+ * modules, which will be told here. Until then the record is all there is to remove. */
+static void
+note_snapshot(void *user, const char *ns, const char *snapshotter, const char *key)
+{
+    (void)user;
+    (void)ns;
+    (void)snapshotter;
+    (void)key;
+}
+
 static int64_t
 now_ns(void)
 {
@@ -74,7 +85,8 @@ gc_collect(void *arg, berth_error_t **err)
     gc_t *g = arg;
     removed_t r = {0};
     pthread_mutex_lock(&g->lock);
-    int rc = g->mdo->gc_collect(g->md, now_ns(), note_removed, &r, err);
+    berth_gc_removed_t hooks = {sizeof(hooks), &r, note_removed, note_snapshot};
+    int rc = g->mdo->gc_collect(g->md, now_ns(), &hooks, err);
     for (size_t i = 0; i < r.n; i++) {
         if (rc == 0 && g->mdo->content_held(g->md, r.digests[i], NULL) == 0)
             g->cso->remove(g->cs, r.digests[i], NULL);

@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Mark and sweep over one write transaction, namespace by namespace: roots are live leases' content and
- * content labelled containerd.io/gc.root; containerd.io/gc.ref.content* labels lead to more content.
- * Expired leases (containerd.io/gc.expire in the past) go, with what only they protected.
+ * Mark and sweep over one write transaction, namespace by namespace. Nodes are "c:<digest>" (content) and
+ * "s:<snapshotter>/<key>" (snapshots). Roots: live leases and what they list, images' targets, containers'
+ * snapshots, records labelled containerd.io/gc.root. Edges: containerd.io/gc.ref.content* and
+ * containerd.io/gc.ref.snapshot.<snapshotter>* labels, and a snapshot's parent. Expired leases
+ * (containerd.io/gc.expire in the past) go, with what only they protected.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
+#include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
+#include <stdio.h>
 #include "records.h"
 
 #define LABEL_ROOT "containerd.io/gc.root"
 #define LABEL_REF_CONTENT "containerd.io/gc.ref.content"
+#define LABEL_REF_SNAPSHOT "containerd.io/gc.ref.snapshot."
 #define LABEL_EXPIRE "containerd.io/gc.expire"
 #define LABEL_FLAT "containerd.io/gc.flat"
 
@@ -103,30 +109,65 @@ typedef struct gc_ns {
 } gc_ns_t;
 
 static void
+mark_node(gc_ns_t *g, const char *node, int follow)
+{
+    if (set_add(&g->live, node) && follow)
+        set_add(&g->pending, node);
+}
+
+static void
 mark(gc_ns_t *g, const char *digest, int follow)
 {
-    if (set_add(&g->live, digest) && follow)
-        set_add(&g->pending, digest);
+    char node[300];
+    snprintf(node, sizeof(node), "c:%s", digest);
+    mark_node(g, node, follow);
+}
+
+static void
+mark_snapshot(gc_ns_t *g, const char *snapshotter, size_t sn_len, const char *key, int follow)
+{
+    char node[1200];
+    snprintf(node, sizeof(node), "s:%.*s/%s", (int)sn_len, snapshotter, key);
+    mark_node(g, node, follow);
+}
+
+/* gc.ref.content* and gc.ref.snapshot.<snapshotter>[/...] labels of a record */
+static void
+mark_label_refs(gc_ns_t *g, md_map_entry_t **labels, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *k = labels[i]->key;
+        if (strncmp(k, LABEL_REF_CONTENT, strlen(LABEL_REF_CONTENT)) == 0) {
+            mark(g, labels[i]->value, 1);
+        } else if (strncmp(k, LABEL_REF_SNAPSHOT, strlen(LABEL_REF_SNAPSHOT)) == 0) {
+            const char *sn = k + strlen(LABEL_REF_SNAPSHOT);
+            mark_snapshot(g, sn, strcspn(sn, "/"), labels[i]->value, 1);
+        }
+    }
 }
 
 static int
 mark_lease_resources(gc_ns_t *g, const char *id, int follow)
 {
     md_key_t prefix;
-    md_key(&prefix, 'r', g->ns, id, "content", "", NULL);
+    md_key(&prefix, 'r', g->ns, id, "", NULL);
     MDB_cursor *c;
     if (mdb_cursor_open(g->txn, g->md->dbi, &c) != 0)
         return -1;
     MDB_val k = {prefix.len, prefix.data}, v;
     for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && md_has_prefix(&k, &prefix);
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        char digest[256];
+        char rest[1200]; /* "<type>\0<resource>" */
         size_t n = k.mv_size - prefix.len;
-        if (n >= sizeof(digest))
+        if (n >= sizeof(rest))
             continue;
-        memcpy(digest, (char *)k.mv_data + prefix.len, n);
-        digest[n] = '\0';
-        mark(g, digest, follow);
+        memcpy(rest, (char *)k.mv_data + prefix.len, n);
+        rest[n] = '\0';
+        const char *type = rest, *resource = rest + strlen(rest) + 1;
+        if (strcmp(type, "content") == 0)
+            mark(g, resource, follow);
+        else if (strncmp(type, "snapshots/", 10) == 0)
+            mark_snapshot(g, type + 10, strlen(type + 10), resource, follow);
     }
     mdb_cursor_close(c);
     return 0;
@@ -180,26 +221,57 @@ visit_content_root(void *user, MDB_val *k, MDB_val *v)
     return 0;
 }
 
-/* Follows gc.ref.content* labels of everything reached until nothing new turns up. */
+static void
+follow_content(gc_ns_t *g, const char *digest)
+{
+    md_key_t k;
+    md_key(&k, 'b', g->ns, digest, NULL);
+    MDB_val key = {k.len, k.data}, val;
+    if (mdb_get(g->txn, g->md->dbi, &key, &val) != 0)
+        return;
+    Containerd__Services__Content__V1__Info *info =
+        containerd__services__content__v1__info__unpack(NULL, val.mv_size, val.mv_data);
+    if (info) {
+        mark_label_refs(g, (md_map_entry_t **)info->labels, info->n_labels);
+        containerd__services__content__v1__info__free_unpacked(info, NULL);
+    }
+}
+
+static void
+follow_snapshot(gc_ns_t *g, const char *sn_key)
+{
+    const char *slash = strchr(sn_key, '/');
+    if (slash == NULL)
+        return;
+    char sn[256];
+    snprintf(sn, sizeof(sn), "%.*s", (int)(slash - sn_key), sn_key);
+    md_key_t k;
+    if (md_key(&k, 's', g->ns, sn, slash + 1, NULL) < 0)
+        return;
+    MDB_val key = {k.len, k.data}, val;
+    if (mdb_get(g->txn, g->md->dbi, &key, &val) != 0)
+        return;
+    Containerd__Services__Snapshots__V1__Info *info =
+        containerd__services__snapshots__v1__info__unpack(NULL, val.mv_size, val.mv_data);
+    if (info) {
+        mark_label_refs(g, (md_map_entry_t **)info->labels, info->n_labels);
+        if (info->parent[0])
+            mark_snapshot(g, sn, strlen(sn), info->parent, 1);
+        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
+    }
+}
+
+/* Follows the references of everything reached until nothing new turns up. */
 static void
 follow_refs(gc_ns_t *g)
 {
     while (g->pending.n > 0) {
-        char *digest = g->pending.v[--g->pending.n];
-        md_key_t k;
-        md_key(&k, 'b', g->ns, digest, NULL);
-        MDB_val key = {k.len, k.data}, val;
-        if (mdb_get(g->txn, g->md->dbi, &key, &val) == 0) {
-            Containerd__Services__Content__V1__Info *info =
-                containerd__services__content__v1__info__unpack(NULL, val.mv_size, val.mv_data);
-            for (size_t i = 0; info && i < info->n_labels; i++)
-                if (strncmp(info->labels[i]->key, LABEL_REF_CONTENT, strlen(LABEL_REF_CONTENT)) ==
-                    0)
-                    mark(g, info->labels[i]->value, 1);
-            if (info)
-                containerd__services__content__v1__info__free_unpacked(info, NULL);
-        }
-        free(digest);
+        char *node = g->pending.v[--g->pending.n];
+        if (node[0] == 'c')
+            follow_content(g, node + 2);
+        else
+            follow_snapshot(g, node + 2);
+        free(node);
     }
 }
 
@@ -214,25 +286,93 @@ visit_content_sweep(void *user, MDB_val *k, MDB_val *v)
         return 0;
     memcpy(buf, digest, n);
     buf[n] = '\0';
-    if (!set_has(&g->live, buf))
-        set_add(&g->dead, buf);
+    char node[300];
+    snprintf(node, sizeof(node), "c:%s", buf);
+    if (!set_has(&g->live, node))
+        set_add(&g->dead, node);
+    return 0;
+}
+
+/* "s\0<ns>\0<snapshotter>\0<key>" records: roots by label, and the dead. */
+static int
+snapshot_node(gc_ns_t *g, MDB_val *k, char *node, size_t len)
+{
+    size_t skip = 3 + strlen(g->ns);
+    if (k->mv_size <= skip || k->mv_size - skip >= len - 3)
+        return -1;
+    const char *rest = (const char *)k->mv_data + skip;
+    size_t n = k->mv_size - skip;
+    memcpy(node, "s:", 2);
+    memcpy(node + 2, rest, n);
+    node[2 + n] = '\0';
+    char *nul = memchr(node + 2, '\0', n);
+    if (nul == NULL)
+        return -1;
+    *nul = '/';
+    return 0;
+}
+
+static int
+visit_snapshot_root(void *user, MDB_val *k, MDB_val *v)
+{
+    gc_ns_t *g = user;
+    char node[1200];
+    if (snapshot_node(g, k, node, sizeof(node)) < 0)
+        return 0;
+    Containerd__Services__Snapshots__V1__Info *info =
+        containerd__services__snapshots__v1__info__unpack(NULL, v->mv_size, v->mv_data);
+    for (size_t i = 0; info && i < info->n_labels; i++)
+        if (strcmp(info->labels[i]->key, LABEL_ROOT) == 0)
+            mark_node(g, node, 1);
+    if (info)
+        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
+    return 0;
+}
+
+static int
+visit_snapshot_sweep(void *user, MDB_val *k, MDB_val *v)
+{
+    gc_ns_t *g = user;
+    char node[1200];
+    if (snapshot_node(g, k, node, sizeof(node)) == 0 && !set_has(&g->live, node))
+        set_add(&g->dead, node);
+    return 0;
+}
+
+static int
+visit_container(void *user, MDB_val *k, MDB_val *v)
+{
+    gc_ns_t *g = user;
+    Containerd__Services__Containers__V1__Container *c =
+        containerd__services__containers__v1__container__unpack(NULL, v->mv_size, v->mv_data);
+    if (c == NULL)
+        return 0;
+    if (c->snapshotter[0] && c->snapshot_key[0])
+        mark_snapshot(g, c->snapshotter, strlen(c->snapshotter), c->snapshot_key, 1);
+    mark_label_refs(g, (md_map_entry_t **)c->labels, c->n_labels);
+    containerd__services__containers__v1__container__free_unpacked(c, NULL);
     return 0;
 }
 
 static int
 collect_namespace(md_t *md, MDB_txn *txn, const char *ns, int64_t now,
-                  void (*removed)(void *, const char *), void *user, berth_error_t **err)
+                  const berth_gc_removed_t *removed, berth_error_t **err)
 {
     gc_ns_t g = {.md = md, .txn = txn, .ns = ns, .now = now};
-    md_key_t leases, content, imgs;
+    md_key_t leases, content, imgs, ctrs, snaps;
     md_key(&leases, 'l', ns, "", NULL);
     md_key(&content, 'b', ns, "", NULL);
     md_key(&imgs, 'i', ns, "", NULL);
+    md_key(&ctrs, 'c', ns, "", NULL);
+    md_key(&snaps, 's', ns, "", NULL);
     scan(txn, md->dbi, &leases, visit_lease, &g);
     scan(txn, md->dbi, &imgs, visit_image, &g);
+    scan(txn, md->dbi, &ctrs, visit_container, &g);
     scan(txn, md->dbi, &content, visit_content_root, &g);
+    scan(txn, md->dbi, &snaps, visit_snapshot_root, &g);
     follow_refs(&g);
     scan(txn, md->dbi, &content, visit_content_sweep, &g);
+    scan(txn, md->dbi, &snaps, visit_snapshot_sweep, &g);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < g.expired.n; i++) {
         md_key_t k, res;
@@ -244,11 +384,25 @@ collect_namespace(md_t *md, MDB_txn *txn, const char *ns, int64_t now,
             rc = md->api->error_make(err, BERTH_EINTERNAL, "gc: delete lease %s", g.expired.v[i]);
     }
     for (size_t i = 0; rc == 0 && i < g.dead.n; i++) {
+        const char *node = g.dead.v[i];
         md_key_t k;
-        md_key(&k, 'b', ns, g.dead.v[i], NULL);
-        MDB_val key = {k.len, k.data};
-        if (mdb_del(txn, md->dbi, &key, NULL) == 0 && removed)
-            removed(user, g.dead.v[i]);
+        char sn[256] = "";
+        const char *key = NULL;
+        if (node[0] == 'c') {
+            md_key(&k, 'b', ns, node + 2, NULL);
+        } else {
+            const char *slash = strchr(node + 2, '/');
+            snprintf(sn, sizeof(sn), "%.*s", (int)(slash - node - 2), node + 2);
+            key = slash + 1;
+            md_key(&k, 's', ns, sn, key, NULL);
+        }
+        MDB_val kv = {k.len, k.data};
+        if (mdb_del(txn, md->dbi, &kv, NULL) != 0 || removed == NULL)
+            continue;
+        if (node[0] == 'c' && removed->content)
+            removed->content(removed->user, node + 2);
+        else if (node[0] == 's' && removed->snapshot)
+            removed->snapshot(removed->user, ns, sn, key);
     }
     set_free(&g.live);
     set_free(&g.pending);
@@ -276,8 +430,7 @@ collect_ns_name(void *user, MDB_val *k, MDB_val *v)
 }
 
 int
-md_gc_collect(void *arg, int64_t now_ns, void (*removed)(void *user, const char *digest),
-              void *user, berth_error_t **err)
+md_gc_collect(void *arg, int64_t now_ns, const berth_gc_removed_t *removed, berth_error_t **err)
 {
     md_t *md = arg;
     MDB_txn *txn;
@@ -290,7 +443,7 @@ md_gc_collect(void *arg, int64_t now_ns, void (*removed)(void *user, const char 
     scan(txn, md->dbi, &prefix, collect_ns_name, &l);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < l.names.n; i++)
-        rc = collect_namespace(md, txn, l.names.v[i], now_ns, removed, user, err);
+        rc = collect_namespace(md, txn, l.names.v[i], now_ns, removed, err);
     set_free(&l.names);
     if (rc < 0) {
         mdb_txn_abort(txn);

@@ -9,6 +9,7 @@
 
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 #include "records.h"
 
 typedef Containerd__Services__Images__V1__Image image_pb_t;
@@ -148,6 +149,34 @@ container_updated(ProtobufCMessage *m)
     return &((container_pb_t *)m)->updated_at;
 }
 
+typedef Containerd__Services__Snapshots__V1__Info snapshot_pb_t;
+
+static const char *
+snapshot_name(const ProtobufCMessage *m)
+{
+    return ((const snapshot_pb_t *)m)->name;
+}
+static int
+snapshot_check_m(md_t *md, const ProtobufCMessage *m, berth_error_t **err)
+{
+    const snapshot_pb_t *sn = (const snapshot_pb_t *)m;
+    if (sn->name[0] == '\0')
+        return md->api->error_make(err, BERTH_EINVAL, "snapshot key must not be empty");
+    return labels_ok(md, (md_map_entry_t **)sn->labels, sn->n_labels, "snapshot labels", err) < 0
+               ? BERTH_EINVAL
+               : 0;
+}
+static Google__Protobuf__Timestamp **
+snapshot_created(ProtobufCMessage *m)
+{
+    return &((snapshot_pb_t *)m)->created_at;
+}
+static Google__Protobuf__Timestamp **
+snapshot_updated(ProtobufCMessage *m)
+{
+    return &((snapshot_pb_t *)m)->updated_at;
+}
+
 static const kind_t images = {
     'i',          "image",       &containerd__services__images__v1__image__descriptor,
     image_name,   image_check_m, image_created,
@@ -159,10 +188,24 @@ static const kind_t containers = {'c',
                                   container_check_m,
                                   container_created,
                                   container_updated};
+static const kind_t snapshots = {'s',
+                                 "snapshot",
+                                 &containerd__services__snapshots__v1__info__descriptor,
+                                 snapshot_name,
+                                 snapshot_check_m,
+                                 snapshot_created,
+                                 snapshot_updated};
+
+/* The record key: "<kind>\0<ns>\0<name>", or with a snapshotter "s\0<ns>\0<snapshotter>\0<key>". */
+static int
+object_key(md_key_t *key, const kind_t *k, const char *ns, const char *sub, const char *name)
+{
+    return sub ? md_key(key, k->key, ns, sub, name, NULL) : md_key(key, k->key, ns, name, NULL);
+}
 
 static int
-object_put(md_t *md, const kind_t *k, const char *ns, const uint8_t *data, size_t len, int create,
-           berth_error_t **err)
+object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
+           size_t len, int create, berth_error_t **err)
 {
     if (!identifier_valid(ns))
         return md->api->error_make(err, BERTH_EINVAL, "namespace \"%s\": invalid", ns);
@@ -172,7 +215,7 @@ object_put(md_t *md, const kind_t *k, const char *ns, const uint8_t *data, size_
                                    k->desc->name);
     int rc = k->check(md, m, err);
     md_key_t key;
-    if (rc == 0 && md_key(&key, k->key, ns, k->name(m), NULL) < 0)
+    if (rc == 0 && object_key(&key, k, ns, sub, k->name(m)) < 0)
         rc = md->api->error_make(err, BERTH_EINVAL, "%s name too long", k->noun);
     if (rc == 0 &&
         create) { /* as containerd's buckets: what a namespace holds brings it into being */
@@ -218,12 +261,12 @@ object_put(md_t *md, const kind_t *k, const char *ns, const uint8_t *data, size_
 }
 
 static int
-object_get(md_t *md, const kind_t *k, const char *ns, const char *name, uint8_t **out, size_t *len,
-           berth_error_t **err)
+object_get(md_t *md, const kind_t *k, const char *ns, const char *sub, const char *name,
+           uint8_t **out, size_t *len, berth_error_t **err)
 {
     md_key_t key;
     MDB_txn *txn;
-    if (md_key(&key, k->key, ns, name, NULL) < 0)
+    if (object_key(&key, k, ns, sub, name) < 0)
         return md->api->error_make(err, BERTH_EINVAL, "%s name too long", k->noun);
     if (md_begin(md, 0, &txn, err) < 0)
         return MD_ERR(err);
@@ -241,7 +284,7 @@ object_get(md_t *md, const kind_t *k, const char *ns, const char *name, uint8_t 
 }
 
 static int
-object_list(md_t *md, const kind_t *k, const char *ns,
+object_list(md_t *md, const kind_t *k, const char *ns, const char *sub,
             int (*cb)(void *user, const uint8_t *data, size_t len), void *user, berth_error_t **err)
 {
     MDB_txn *txn;
@@ -253,7 +296,7 @@ object_list(md_t *md, const kind_t *k, const char *ns,
         return md->api->error_make(err, BERTH_EINTERNAL, "list: cursor");
     }
     md_key_t prefix;
-    md_key(&prefix, k->key, ns, "", NULL);
+    object_key(&prefix, k, ns, sub, "");
     MDB_val kv = {prefix.len, prefix.data}, val;
     int stop = 0;
     for (int rc = mdb_cursor_get(c, &kv, &val, MDB_SET_RANGE);
@@ -266,11 +309,12 @@ object_list(md_t *md, const kind_t *k, const char *ns,
 }
 
 static int
-object_delete(md_t *md, const kind_t *k, const char *ns, const char *name, berth_error_t **err)
+object_delete(md_t *md, const kind_t *k, const char *ns, const char *sub, const char *name,
+              berth_error_t **err)
 {
     md_key_t key;
     MDB_txn *txn;
-    if (md_key(&key, k->key, ns, name, NULL) < 0)
+    if (object_key(&key, k, ns, sub, name) < 0)
         return md->api->error_make(err, BERTH_EINVAL, "%s name too long", k->noun);
     if (md_begin(md, 1, &txn, err) < 0)
         return MD_ERR(err);
@@ -289,56 +333,109 @@ object_delete(md_t *md, const kind_t *k, const char *ns, const char *name, berth
 int
 md_image_create(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err)
 {
-    return object_put(md, &images, ns, d, len, 1, err);
+    return object_put(md, &images, ns, NULL, d, len, 1, err);
 }
 int
 md_image_update(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err)
 {
-    return object_put(md, &images, ns, d, len, 0, err);
+    return object_put(md, &images, ns, NULL, d, len, 0, err);
 }
 int
 md_image_get(void *md, const char *ns, const char *name, uint8_t **d, size_t *len,
              berth_error_t **err)
 {
-    return object_get(md, &images, ns, name, d, len, err);
+    return object_get(md, &images, ns, NULL, name, d, len, err);
 }
 int
 md_image_list(void *md, const char *ns, int (*cb)(void *, const uint8_t *, size_t), void *user,
               berth_error_t **err)
 {
-    return object_list(md, &images, ns, cb, user, err);
+    return object_list(md, &images, ns, NULL, cb, user, err);
 }
 int
 md_image_delete(void *md, const char *ns, const char *name, berth_error_t **err)
 {
-    return object_delete(md, &images, ns, name, err);
+    return object_delete(md, &images, ns, NULL, name, err);
 }
 int
 md_container_create(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err)
 {
-    return object_put(md, &containers, ns, d, len, 1, err);
+    return object_put(md, &containers, ns, NULL, d, len, 1, err);
 }
 int
 md_container_update(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err)
 {
-    return object_put(md, &containers, ns, d, len, 0, err);
+    return object_put(md, &containers, ns, NULL, d, len, 0, err);
 }
 int
 md_container_get(void *md, const char *ns, const char *id, uint8_t **d, size_t *len,
                  berth_error_t **err)
 {
-    return object_get(md, &containers, ns, id, d, len, err);
+    return object_get(md, &containers, ns, NULL, id, d, len, err);
 }
 int
 md_container_list(void *md, const char *ns, int (*cb)(void *, const uint8_t *, size_t), void *user,
                   berth_error_t **err)
 {
-    return object_list(md, &containers, ns, cb, user, err);
+    return object_list(md, &containers, ns, NULL, cb, user, err);
 }
 int
 md_container_delete(void *md, const char *ns, const char *id, berth_error_t **err)
 {
-    return object_delete(md, &containers, ns, id, err);
+    return object_delete(md, &containers, ns, NULL, id, err);
+}
+
+int
+md_snapshot_create(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                   berth_error_t **err)
+{
+    return object_put(md, &snapshots, ns, sn, d, len, 1, err);
+}
+int
+md_snapshot_update(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                   berth_error_t **err)
+{
+    return object_put(md, &snapshots, ns, sn, d, len, 0, err);
+}
+int
+md_snapshot_get(void *md, const char *ns, const char *sn, const char *key, uint8_t **d, size_t *len,
+                berth_error_t **err)
+{
+    return object_get(md, &snapshots, ns, sn, key, d, len, err);
+}
+int
+md_snapshot_list(void *md, const char *ns, const char *sn,
+                 int (*cb)(void *, const uint8_t *, size_t), void *user, berth_error_t **err)
+{
+    return object_list(md, &snapshots, ns, sn, cb, user, err);
+}
+
+typedef struct child_search {
+    const char *parent;
+    int found;
+} child_search_t;
+
+static int
+find_child(void *user, const uint8_t *d, size_t len)
+{
+    child_search_t *c = user;
+    snapshot_pb_t *info = containerd__services__snapshots__v1__info__unpack(NULL, len, d);
+    if (info) {
+        c->found |= strcmp(info->parent, c->parent) == 0;
+        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
+    }
+    return c->found;
+}
+
+int
+md_snapshot_delete(void *arg, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    md_t *md = arg;
+    child_search_t c = {key, 0};
+    object_list(md, &snapshots, ns, sn, find_child, &c, NULL);
+    if (c.found)
+        return md->api->error_make(err, BERTH_EPRECONDITION, "cannot remove snapshot with child");
+    return object_delete(md, &snapshots, ns, sn, key, err);
 }
 
 /* The content an image record roots: its target (gc_records.c asks). */

@@ -579,4 +579,9 @@ const berth_metadata_v1_ops_t md_ops = {
     .container_get = md_container_get,
     .container_list = md_container_list,
     .container_delete = md_container_delete,
+    .snapshot_create = md_snapshot_create,
+    .snapshot_update = md_snapshot_update,
+    .snapshot_get = md_snapshot_get,
+    .snapshot_list = md_snapshot_list,
+    .snapshot_delete = md_snapshot_delete,
 };

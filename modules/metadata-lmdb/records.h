@@ -53,11 +53,20 @@ int md_container_get(void *md, const char *ns, const char *id, uint8_t **d, size
 int md_container_list(void *md, const char *ns, int (*cb)(void *, const uint8_t *, size_t),
                       void *user, berth_error_t **err);
 int md_container_delete(void *md, const char *ns, const char *id, berth_error_t **err);
+int md_snapshot_create(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                       berth_error_t **err);
+int md_snapshot_update(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                       berth_error_t **err);
+int md_snapshot_get(void *md, const char *ns, const char *sn, const char *key, uint8_t **d,
+                    size_t *len, berth_error_t **err);
+int md_snapshot_list(void *md, const char *ns, const char *sn,
+                     int (*cb)(void *, const uint8_t *, size_t), void *user, berth_error_t **err);
+int md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key,
+                       berth_error_t **err);
 const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t outlen);
 
 /* gc_records.c */
-int md_gc_collect(void *md, int64_t now_ns, void (*removed)(void *user, const char *digest),
-                  void *user, berth_error_t **err);
+int md_gc_collect(void *md, int64_t now_ns, const berth_gc_removed_t *removed, berth_error_t **err);
 uint64_t md_gc_dirty(void *md);
 int md_lease_holds(void *md, const char *ns, const char *type, const char *resource,
                    berth_error_t **err);

@@ -326,6 +326,13 @@ no_removal(void *user, const char *digest)
     strcat(user, digest);
 }
 
+static void
+snapshot_removed(void *user, const char *ns, const char *sn, const char *key)
+{
+    strcat(user, "snap:");
+    strcat(user, key);
+}
+
 Test(metadata, an_image_roots_its_target)
 {
     size_t len;
@@ -333,10 +340,11 @@ Test(metadata, an_image_roots_its_target)
     cr_assert_eq(ops->content_put(md, "ns1", target_digest, 123, NULL, &err), 0);
     cr_assert_eq(ops->image_create(md, "ns1", img, len, &err), 0);
     char removed[512] = "";
-    cr_assert_eq(ops->gc_collect(md, 0, no_removal, removed, &err), 0);
+    berth_gc_removed_t hooks = {sizeof(hooks), removed, no_removal, snapshot_removed};
+    cr_assert_eq(ops->gc_collect(md, 0, &hooks, &err), 0);
     cr_expect_str_eq(removed, "", "the image's target was collected");
     cr_assert_eq(ops->image_delete(md, "ns1", "img", &err), 0);
-    cr_assert_eq(ops->gc_collect(md, 0, no_removal, removed, &err), 0);
+    cr_assert_eq(ops->gc_collect(md, 0, &hooks, &err), 0);
     cr_expect_str_eq(removed, target_digest);
     free(img);
 }
@@ -373,4 +381,55 @@ Test(metadata, containers_need_a_runtime_and_a_spec)
     c.id = "bad/id";
     len = containerd__services__containers__v1__container__pack(&c, buf);
     expect_error(ops->container_create(md, "ns1", buf, len, &err), BERTH_EINVAL, NULL);
+}
+
+#include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
+
+static void
+put_snapshot(const char *key, const char *parent, const char *label_key, const char *label_value)
+{
+    Containerd__Services__Snapshots__V1__Info info =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__INIT;
+    Containerd__Services__Snapshots__V1__Info__LabelsEntry label =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__LABELS_ENTRY__INIT;
+    Containerd__Services__Snapshots__V1__Info__LabelsEntry *labels[] = {&label};
+    info.name = (char *)key;
+    info.parent = (char *)parent;
+    if (label_key) {
+        label.key = (char *)label_key;
+        label.value = (char *)label_value;
+        info.labels = labels;
+        info.n_labels = 1;
+    }
+    uint8_t buf[512];
+    size_t len = containerd__services__snapshots__v1__info__pack(&info, buf);
+    cr_assert_eq(ops->snapshot_create(md, "ns1", "overlayfs", buf, len, &err), 0, "%s",
+                 err ? err->message : "");
+}
+
+Test(metadata, snapshots_keep_parents_and_follow_gc_references)
+{
+    put_snapshot("base", "", NULL, NULL);
+    put_snapshot("mid", "base", NULL, NULL);
+    put_snapshot("top", "mid", "containerd.io/gc.root", "x");
+    put_snapshot("stray", "", NULL, NULL);
+    put_snapshot("pinned", "", NULL, NULL);
+    expect_error(ops->snapshot_delete(md, "ns1", "overlayfs", "base", &err), BERTH_EPRECONDITION,
+                 "cannot remove snapshot with child");
+    berth_kv_t *labels = api->kv_new();
+    static const char blob[] =
+        "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    api->kv_set(labels, "containerd.io/gc.root", "x");
+    api->kv_set(labels, "containerd.io/gc.ref.snapshot.overlayfs", "pinned");
+    cr_assert_eq(ops->content_put(md, "ns1", blob, 1, labels, &err), 0);
+    char removed[512] = "";
+    berth_gc_removed_t hooks = {sizeof(hooks), removed, no_removal, snapshot_removed};
+    cr_assert_eq(ops->gc_collect(md, 0, &hooks, &err), 0);
+    cr_expect_str_eq(removed, "snap:stray", "only the unreferenced snapshot goes");
+    uint8_t *got;
+    size_t len;
+    cr_assert_eq(ops->snapshot_get(md, "ns1", "overlayfs", "base", &got, &len, &err), 0);
+    api->free(got);
+    expect_error(ops->namespace_delete(md, "ns1", &err), BERTH_EPRECONDITION, "snapshots");
+    api->kv_free(labels);
 }
