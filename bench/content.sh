@@ -8,38 +8,9 @@ set -eu
 BUILD=${1:-build}
 MIB=${2:-200}
 BERTHD=$BUILD/bin/berthd
-WORK=$(mktemp -d /tmp/berth-bench-content-XXXXXX)
-BPID=""
-CPID=""
-cleanup() {
-    [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-    [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_socket() {
-    i=0
-    while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$1" ] || { echo "no socket at $1"; exit 1; }
-}
-
+. "$(dirname "$0")/lib.sh"
+start_daemons
 head -c $((MIB * 1024 * 1024)) /dev/urandom >"$WORK/blob"
-"$BERTHD" --root "$WORK/b/root" --state "$WORK/b/state" --log-level warn 2>"$WORK/berthd.log" &
-BPID=$!
-cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/c/root"
-state = "$WORK/c/state"
-[grpc]
-  address = "$WORK/c/containerd.sock"
-[ttrpc]
-  address = "$WORK/c/containerd.sock.ttrpc"
-TOML
-containerd --config "$WORK/containerd.toml" --log-level error 2>"$WORK/containerd.log" &
-CPID=$!
-wait_socket "$WORK/b/state/berthd.sock"
-wait_socket "$WORK/c/containerd.sock"
 
 seconds() { # command... -> elapsed seconds (3 decimals)
     s=$(date +%s.%N)
@@ -52,8 +23,8 @@ ingest() { ctr --address "$1" content ingest "bench-$2" <"$WORK/blob"; }
 
 sync
 f=$(seconds floor)
-b=$(seconds ingest "$WORK/b/state/berthd.sock" 1)
-c=$(seconds ingest "$WORK/c/containerd.sock" 1)
+b=$(seconds ingest "$BSOCK" 1)
+c=$(seconds ingest "$CSOCK" 1)
 echo "content ingest of $MIB MiB (ctr content ingest, unix socket)"
 printf '  %-28s %8s s\n' "floor (sha256 + cp + sync)" "$f" "berthd" "$b" "containerd" "$c"
 awk -v b="$b" -v c="$c" -v f="$f" 'BEGIN {

@@ -10,41 +10,9 @@ N=${2:-200000}
 BERTHD=$BUILD/bin/berthd
 GRPCC=$BUILD/bin/grpcc
 command -v h2load >/dev/null || { echo "h2load missing: apt-get install nghttp2-client"; exit 1; }
-command -v containerd >/dev/null || { echo "containerd missing: apt-get install containerd"; exit 1; }
 
-WORK=$(mktemp -d /tmp/berth-bench-rpc-XXXXXX)
-BPID=""
-CPID=""
-cleanup() {
-    [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-    [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-wait_socket() {
-    i=0
-    while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$1" ] || { echo "no socket at $1"; exit 1; }
-}
-
-"$BERTHD" --root "$WORK/b/root" --state "$WORK/b/state" --log-level warn 2>"$WORK/berthd.log" &
-BPID=$!
-cat >"$WORK/containerd.toml" <<TOML
-version = 2
-root = "$WORK/c/root"
-state = "$WORK/c/state"
-[grpc]
-  address = "$WORK/c/containerd.sock"
-[ttrpc]
-  address = "$WORK/c/containerd.sock.ttrpc"
-TOML
-containerd --config "$WORK/containerd.toml" --log-level error 2>"$WORK/containerd.log" &
-CPID=$!
-BSOCK=$WORK/b/state/berthd.sock
-CSOCK=$WORK/c/containerd.sock
-wait_socket "$BSOCK"
-wait_socket "$CSOCK"
+. "$(dirname "$0")/lib.sh"
+start_daemons
 sleep 0.5
 
 printf '\000\000\000\000\000' >"$WORK/empty.grpc"

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <openssl/sha.h>
+#include "clock.h"
 
 #define SAVE_EVERY (16 << 20)
 #define HASH_MAGIC 0x31534842u /* "BHS1" */
@@ -95,14 +96,6 @@ ingest_dir(cs_t *cs, const char *ref, char *out, size_t len)
     SHA256_Final(d, &ctx);
     hex_of(d, sizeof(d), hex);
     snprintf(out, len, "%s/ingest/%s", cs->root, hex);
-}
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static int64_t
@@ -354,7 +347,7 @@ open_ingest(cs_t *cs, berth_content_writer_t *w, int64_t total, const char *expe
     }
     struct stat rst;
     snprintf(path, sizeof(path), "%s/ref", w->dir);
-    w->started_ns = stat(path, &rst) == 0 ? mtime_ns(&rst) : now_ns();
+    w->started_ns = stat(path, &rst) == 0 ? mtime_ns(&rst) : clock_now_ns();
     w->updated_ns = mtime_ns(&st);
     if (restore_hash(w, st.st_size) < 0)
         return fail_errno(cs, err, "read", path);
@@ -428,7 +421,7 @@ cs_writer_write(berth_content_writer_t *w, const void *data, size_t len, berth_e
     }
     SHA256_Update(&w->sha, data, len);
     w->offset += (int64_t)len;
-    w->updated_ns = now_ns();
+    w->updated_ns = clock_now_ns();
     if (w->offset - w->saved_at >= SAVE_EVERY)
         save_hash(w);
     return 0;

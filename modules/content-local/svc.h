@@ -21,6 +21,10 @@ typedef struct svc {
 
 extern const berth_grpc_service_v1_t content_service;
 
+struct Containerd__Services__Content__V1__Info;
+struct Containerd__Services__Content__V1__Info *
+content_info_pb_new(svc_t *s, const char *digest, const berth_content_record_t *r);
+
 int content_list_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st,
                       const uint8_t *req, size_t len, berth_error_t **err);
 int content_read_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st,

@@ -14,20 +14,13 @@
 #include "filters.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "svc.h"
+#include "clock.h"
 
 #define READ_CHUNK (1 << 20)
 #define READ_BACKLOG (4 << 20)   /* queued response bytes before Read waits for the client */
 #define WRITE_BACKLOG (64 << 20) /* queued request bytes before Write gives up on the client */
 
 typedef Containerd__Services__Content__V1__Info info_pb_t;
-
-static void
-set_ts(Google__Protobuf__Timestamp *t, int64_t ns)
-{
-    google__protobuf__timestamp__init(t);
-    t->seconds = ns / 1000000000;
-    t->nanos = (int32_t)(ns % 1000000000);
-}
 
 static int
 pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
@@ -39,8 +32,8 @@ pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
 }
 
 /* An Info message owning copies of everything (free with protobuf_c_message_free_unpacked). */
-static info_pb_t *
-info_pb_new(svc_t *s, const char *digest, const berth_content_record_t *r)
+Containerd__Services__Content__V1__Info *
+content_info_pb_new(svc_t *s, const char *digest, const berth_content_record_t *r)
 {
     info_pb_t *pb = malloc(sizeof(*pb));
     containerd__services__content__v1__info__init(pb);
@@ -48,8 +41,8 @@ info_pb_new(svc_t *s, const char *digest, const berth_content_record_t *r)
     pb->size = r->size;
     pb->created_at = malloc(sizeof(*pb->created_at));
     pb->updated_at = malloc(sizeof(*pb->updated_at));
-    set_ts(pb->created_at, r->created_ns);
-    set_ts(pb->updated_at, r->updated_ns);
+    clock_set_ts(pb->created_at, r->created_ns);
+    clock_set_ts(pb->updated_at, r->updated_ns);
     pb->n_labels = s->api->kv_size(r->labels);
     pb->labels = calloc(pb->n_labels + 1, sizeof(*pb->labels));
     for (size_t i = 0; i < pb->n_labels; i++) {
@@ -88,7 +81,7 @@ respond_info(svc_t *s, const char *ns, const char *digest, const ProtobufCMessag
         struct {
             ProtobufCMessage base;
             info_pb_t *info;
-        } out = {PROTOBUF_C_MESSAGE_INIT(d), info_pb_new(s, digest, &rec)};
+        } out = {PROTOBUF_C_MESSAGE_INIT(d), content_info_pb_new(s, digest, &rec)};
         pack(&out.base, resp, len);
         protobuf_c_message_free_unpacked(&out.info->base, NULL);
     }
@@ -207,8 +200,8 @@ status_pb_new(const berth_ingest_status_t *st, size_t ns_len)
     containerd__services__content__v1__status__init(pb);
     pb->started_at = malloc(sizeof(*pb->started_at));
     pb->updated_at = malloc(sizeof(*pb->updated_at));
-    set_ts(pb->started_at, st->started_ns);
-    set_ts(pb->updated_at, st->updated_ns);
+    clock_set_ts(pb->started_at, st->started_ns);
+    clock_set_ts(pb->updated_at, st->updated_ns);
     pb->ref = strdup(st->ref + ns_len + 1);
     pb->offset = st->offset;
     pb->total = st->total;

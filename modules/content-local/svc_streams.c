@@ -11,6 +11,7 @@
 #include "filters.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "svc.h"
+#include "clock.h"
 
 #define READ_CHUNK (1 << 20)
 #define READ_BACKLOG (4 << 20)
@@ -59,14 +60,6 @@ struct call {
     char expected[BERTH_DIGEST_MAX];
     char lease[256];
 };
-
-static void
-set_ts(Google__Protobuf__Timestamp *t, int64_t ns)
-{
-    google__protobuf__timestamp__init(t);
-    t->seconds = ns / 1000000000;
-    t->nanos = (int32_t)(ns % 1000000000);
-}
 
 static void
 add_out(call_t *c, const ProtobufCMessage *m)
@@ -233,22 +226,7 @@ collect_record(void *user, const berth_content_record_t *r)
     void *view[2] = {(void *)r, (void *)s->api};
     if (!filters_match(l->c->filters, record_field, view))
         return 0;
-    Containerd__Services__Content__V1__Info *pb = malloc(sizeof(*pb));
-    containerd__services__content__v1__info__init(pb);
-    pb->digest = strdup(r->digest);
-    pb->size = r->size;
-    pb->created_at = malloc(sizeof(*pb->created_at));
-    pb->updated_at = malloc(sizeof(*pb->updated_at));
-    set_ts(pb->created_at, r->created_ns);
-    set_ts(pb->updated_at, r->updated_ns);
-    pb->n_labels = s->api->kv_size(r->labels);
-    pb->labels = calloc(pb->n_labels + 1, sizeof(*pb->labels));
-    for (size_t i = 0; i < pb->n_labels; i++) {
-        pb->labels[i] = malloc(sizeof(*pb->labels[i]));
-        containerd__services__content__v1__info__labels_entry__init(pb->labels[i]);
-        pb->labels[i]->key = strdup(s->api->kv_key_at(r->labels, i));
-        pb->labels[i]->value = strdup(s->api->kv_value_at(r->labels, i));
-    }
+    Containerd__Services__Content__V1__Info *pb = content_info_pb_new(s, r->digest, r);
     l->batch[l->n++] = pb;
     if (l->n == LIST_BATCH)
         flush_batch(l);
@@ -515,12 +493,12 @@ write_run(call_t *c)
         Google__Protobuf__Timestamp started, updated;
         if (c->finish_after) { /* committed: the writer's ingest is gone */
             started.seconds = updated.seconds = 0;
-            set_ts(&started, 0);
-            set_ts(&updated, 0);
+            clock_set_ts(&started, 0);
+            clock_set_ts(&updated, 0);
         } else {
             s->cso->writer_status(c->w, &st);
-            set_ts(&started, st.started_ns);
-            set_ts(&updated, st.updated_ns);
+            clock_set_ts(&started, st.started_ns);
+            clock_set_ts(&updated, st.updated_ns);
         }
         out.started_at = &started;
         out.updated_at = &updated;

@@ -13,6 +13,7 @@
 
 #include "filters.h"
 #include "identifiers.h"
+#include "clock.h"
 
 #define MAX_QUEUED 65536
 
@@ -138,14 +139,6 @@ dup_or_empty(const char *s)
     return strdup(s ? s : "");
 }
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int
 ex_publish(void *instance, int64_t timestamp_ns, const char *namespace_, const char *topic,
            const char *type_url, const void *data, size_t data_len, berth_error_t **err)
@@ -161,7 +154,7 @@ ex_publish(void *instance, int64_t timestamp_ns, const char *namespace_, const c
                                   "namespace %s: invalid namespace name: invalid argument",
                                   namespace_ ? namespace_ : "(null)");
     pending_t *e = calloc(1, sizeof(*e));
-    e->timestamp_ns = timestamp_ns ? timestamp_ns : now_ns();
+    e->timestamp_ns = timestamp_ns ? timestamp_ns : clock_now_ns();
     e->namespace_ = dup_or_empty(namespace_);
     e->topic = dup_or_empty(topic);
     e->type_url = dup_or_empty(type_url);

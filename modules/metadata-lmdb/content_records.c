@@ -6,30 +6,9 @@
 
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "records.h"
+#include "clock.h"
 
 typedef Containerd__Services__Content__V1__Info info_pb_t;
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t
-ns_of(const Google__Protobuf__Timestamp *t)
-{
-    return t ? t->seconds * 1000000000 + t->nanos : 0;
-}
-
-static void
-set_ts(Google__Protobuf__Timestamp *t, int64_t ns)
-{
-    google__protobuf__timestamp__init(t);
-    t->seconds = ns / 1000000000;
-    t->nanos = (int32_t)(ns % 1000000000);
-}
 
 static int
 read_info(md_t *md, MDB_txn *txn, const md_key_t *k, info_pb_t **out, berth_error_t **err)
@@ -50,8 +29,8 @@ write_info(md_t *md, MDB_txn *txn, const md_key_t *k, const char *digest, int64_
            int64_t created, int64_t updated, const berth_kv_t *labels, berth_error_t **err)
 {
     Google__Protobuf__Timestamp c, u;
-    set_ts(&c, created);
-    set_ts(&u, updated);
+    clock_set_ts(&c, created);
+    clock_set_ts(&u, updated);
     info_pb_t rec = CONTAINERD__SERVICES__CONTENT__V1__INFO__INIT;
     rec.digest = (char *)digest;
     rec.size = size;
@@ -95,9 +74,9 @@ content_update(md_t *md, const char *ns, const char *digest, int64_t size, const
                 md->api->kv_set(kv, md->api->kv_key_at(labels, i), md->api->kv_value_at(labels, i));
         else if (have)
             md_entries_to_kv(md, (md_map_entry_t **)have->labels, have->n_labels, kv);
-        int64_t now = now_ns();
+        int64_t now = clock_now_ns();
         rc = write_info(md, txn, &k, digest, size >= 0 ? size : (have ? have->size : 0),
-                        have ? ns_of(have->created_at) : now, now, kv, err);
+                        have ? clock_ts_ns(have->created_at) : now, now, kv, err);
         md->api->kv_free(kv);
     }
     if (have)
@@ -137,8 +116,8 @@ fill_record(md_t *md, const info_pb_t *rec, berth_content_record_t *out, berth_k
 {
     out->digest = rec->digest;
     out->size = rec->size;
-    out->created_ns = ns_of(rec->created_at);
-    out->updated_ns = ns_of(rec->updated_at);
+    out->created_ns = clock_ts_ns(rec->created_at);
+    out->updated_ns = clock_ts_ns(rec->updated_at);
     if (labels)
         md_entries_to_kv(md, (md_map_entry_t **)rec->labels, rec->n_labels, labels);
     out->labels = labels;
@@ -187,39 +166,36 @@ md_content_delete(void *arg, const char *ns, const char *digest, berth_error_t *
     return md_commit(md, txn, err);
 }
 
+typedef struct content_visit {
+    md_t *md;
+    int (*cb)(void *user, const berth_content_record_t *rec);
+    void *user;
+} content_visit_t;
+
+static int
+visit_content(void *user, MDB_val *k, MDB_val *v)
+{
+    content_visit_t *cv = user;
+    info_pb_t *rec = containerd__services__content__v1__info__unpack(NULL, v->mv_size, v->mv_data);
+    if (rec == NULL)
+        return 0;
+    berth_kv_t *kv = cv->md->api->kv_new();
+    berth_content_record_t out;
+    fill_record(cv->md, rec, &out, kv);
+    int stop = cv->cb(cv->user, &out);
+    cv->md->api->kv_free(kv);
+    containerd__services__content__v1__info__free_unpacked(rec, NULL);
+    return stop;
+}
+
 int
 md_content_list(void *arg, const char *ns, int (*cb)(void *user, const berth_content_record_t *rec),
                 void *user, berth_error_t **err)
 {
-    md_t *md = arg;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    if (md_begin(md, 0, &txn, err) < 0)
-        return MD_ERR(err);
-    if (mdb_cursor_open(txn, md->dbi, &c) != 0) {
-        mdb_txn_abort(txn);
-        return md->api->error_make(err, BERTH_EINTERNAL, "list content: cursor");
-    }
+    content_visit_t cv = {arg, cb, user};
     md_key_t prefix;
     md_key(&prefix, 'b', ns, "", NULL);
-    MDB_val k = {prefix.len, prefix.data}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
-    for (; rc == 0 && !stop && md_has_prefix(&k, &prefix);
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        info_pb_t *rec =
-            containerd__services__content__v1__info__unpack(NULL, v.mv_size, v.mv_data);
-        if (rec == NULL)
-            continue;
-        berth_kv_t *kv = md->api->kv_new();
-        berth_content_record_t out;
-        fill_record(md, rec, &out, kv);
-        stop = cb(user, &out);
-        md->api->kv_free(kv);
-        containerd__services__content__v1__info__free_unpacked(rec, NULL);
-    }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
-    return 0;
+    return md_scan_read(arg, &prefix, visit_content, &cv, err);
 }
 
 /* Scans every namespace's records for the digest: blobs are few compared to what a scan costs here. */

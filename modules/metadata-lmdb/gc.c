@@ -13,6 +13,7 @@
 #include <berth/gc.h>
 
 #include "services.h"
+#include "clock.h"
 
 #define INGEST_EXPIRY_NS (24LL * 3600 * 1000000000)
 
@@ -54,19 +55,11 @@ note_snapshot(void *user, const char *ns, const char *snapshotter, const char *k
     (void)key;
 }
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int
 expire_ingest(void *user, const berth_ingest_status_t *st)
 {
     gc_t *g = user;
-    if (st->updated_ns > now_ns() - INGEST_EXPIRY_NS)
+    if (st->updated_ns > clock_now_ns() - INGEST_EXPIRY_NS)
         return 0;
     char ns[128];
     const char *slash = strchr(st->ref, '/');
@@ -86,7 +79,7 @@ gc_collect(void *arg, berth_error_t **err)
     removed_t r = {0};
     pthread_mutex_lock(&g->lock);
     berth_gc_removed_t hooks = {sizeof(hooks), &r, note_removed, note_snapshot};
-    int rc = g->mdo->gc_collect(g->md, now_ns(), &hooks, err);
+    int rc = g->mdo->gc_collect(g->md, clock_now_ns(), &hooks, err);
     for (size_t i = 0; i < r.n; i++) {
         if (rc == 0 && g->mdo->content_held(g->md, r.digests[i], NULL) == 0)
             g->cso->remove(g->cs, r.digests[i], NULL);

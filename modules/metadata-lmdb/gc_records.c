@@ -81,22 +81,6 @@ parse_rfc3339(const char *s)
     return ((int64_t)timegm(&tm) - offset) * 1000000000 + ns;
 }
 
-static int
-scan(MDB_txn *txn, MDB_dbi dbi, const md_key_t *prefix,
-     int (*each)(void *user, MDB_val *k, MDB_val *v), void *user)
-{
-    MDB_cursor *c;
-    if (mdb_cursor_open(txn, dbi, &c) != 0)
-        return -1;
-    MDB_val k = {prefix->len, (void *)prefix->data}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    for (; rc == 0 && md_has_prefix(&k, prefix); rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-        if (each(user, &k, &v) != 0)
-            break;
-    mdb_cursor_close(c);
-    return 0;
-}
-
 typedef struct gc_ns {
     md_t *md;
     MDB_txn *txn;
@@ -365,14 +349,14 @@ collect_namespace(md_t *md, MDB_txn *txn, const char *ns, int64_t now,
     md_key(&imgs, 'i', ns, "", NULL);
     md_key(&ctrs, 'c', ns, "", NULL);
     md_key(&snaps, 's', ns, "", NULL);
-    scan(txn, md->dbi, &leases, visit_lease, &g);
-    scan(txn, md->dbi, &imgs, visit_image, &g);
-    scan(txn, md->dbi, &ctrs, visit_container, &g);
-    scan(txn, md->dbi, &content, visit_content_root, &g);
-    scan(txn, md->dbi, &snaps, visit_snapshot_root, &g);
+    md_scan(txn, md->dbi, &leases, visit_lease, &g);
+    md_scan(txn, md->dbi, &imgs, visit_image, &g);
+    md_scan(txn, md->dbi, &ctrs, visit_container, &g);
+    md_scan(txn, md->dbi, &content, visit_content_root, &g);
+    md_scan(txn, md->dbi, &snaps, visit_snapshot_root, &g);
     follow_refs(&g);
-    scan(txn, md->dbi, &content, visit_content_sweep, &g);
-    scan(txn, md->dbi, &snaps, visit_snapshot_sweep, &g);
+    md_scan(txn, md->dbi, &content, visit_content_sweep, &g);
+    md_scan(txn, md->dbi, &snaps, visit_snapshot_sweep, &g);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < g.expired.n; i++) {
         md_key_t k, res;
@@ -440,7 +424,7 @@ md_gc_collect(void *arg, int64_t now_ns, const berth_gc_removed_t *removed, bert
     ns_list_t l = {0};
     md_key_t prefix;
     md_key(&prefix, 'n', "", NULL);
-    scan(txn, md->dbi, &prefix, collect_ns_name, &l);
+    md_scan(txn, md->dbi, &prefix, collect_ns_name, &l);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < l.names.n; i++)
         rc = collect_namespace(md, txn, l.names.v[i], now_ns, removed, err);

@@ -11,17 +11,10 @@
 #include "github.com/containerd/containerd/api/services/images/v1/images.pb-c.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 #include "records.h"
+#include "clock.h"
 
 typedef Containerd__Services__Images__V1__Image image_pb_t;
 typedef Containerd__Services__Containers__V1__Container container_pb_t;
-
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Sets *slot to t, reusing the unpacked Timestamp or allocating one free_unpacked will free. */
 static void
@@ -33,12 +26,6 @@ stamp(Google__Protobuf__Timestamp **slot, int64_t t)
     }
     (*slot)->seconds = t / 1000000000;
     (*slot)->nanos = (int32_t)(t % 1000000000);
-}
-
-static int64_t
-ts_ns(const Google__Protobuf__Timestamp *t)
-{
-    return t ? t->seconds * 1000000000 + t->nanos : 0;
 }
 
 static int
@@ -231,7 +218,7 @@ object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uin
     if (rc == 0) {
         MDB_val kv = {key.len, key.data}, val;
         int have = mdb_get(txn, md->dbi, &kv, &val) == 0;
-        int64_t now = now_ns(), created = now;
+        int64_t now = clock_now_ns(), created = now;
         if (have && create)
             rc = md->api->error_make(err, BERTH_EEXIST, "%s \"%s\": already exists", k->noun,
                                      k->name(m));
@@ -242,7 +229,7 @@ object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uin
             ProtobufCMessage *old =
                 protobuf_c_message_unpack(k->desc, NULL, val.mv_size, val.mv_data);
             if (old) {
-                created = ts_ns(*k->created(old));
+                created = clock_ts_ns(*k->created(old));
                 protobuf_c_message_free_unpacked(old, NULL);
             }
         }
@@ -283,29 +270,26 @@ object_get(md_t *md, const kind_t *k, const char *ns, const char *sub, const cha
     return rc == 0 ? 0 : md_fail(md, rc, "read", err);
 }
 
+typedef struct object_visit {
+    int (*cb)(void *user, const uint8_t *data, size_t len);
+    void *user;
+} object_visit_t;
+
+static int
+visit_object(void *user, MDB_val *k, MDB_val *v)
+{
+    object_visit_t *ov = user;
+    return ov->cb(ov->user, v->mv_data, v->mv_size);
+}
+
 static int
 object_list(md_t *md, const kind_t *k, const char *ns, const char *sub,
             int (*cb)(void *user, const uint8_t *data, size_t len), void *user, berth_error_t **err)
 {
-    MDB_txn *txn;
-    MDB_cursor *c;
-    if (md_begin(md, 0, &txn, err) < 0)
-        return MD_ERR(err);
-    if (mdb_cursor_open(txn, md->dbi, &c) != 0) {
-        mdb_txn_abort(txn);
-        return md->api->error_make(err, BERTH_EINTERNAL, "list: cursor");
-    }
+    object_visit_t ov = {cb, user};
     md_key_t prefix;
     object_key(&prefix, k, ns, sub, "");
-    MDB_val kv = {prefix.len, prefix.data}, val;
-    int stop = 0;
-    for (int rc = mdb_cursor_get(c, &kv, &val, MDB_SET_RANGE);
-         rc == 0 && !stop && md_has_prefix(&kv, &prefix);
-         rc = mdb_cursor_get(c, &kv, &val, MDB_NEXT))
-        stop = cb(user, val.mv_data, val.mv_size);
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
-    return 0;
+    return md_scan_read(md, &prefix, visit_object, &ov, err);
 }
 
 static int

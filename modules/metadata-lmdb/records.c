@@ -8,6 +8,7 @@
 #include "github.com/containerd/containerd/api/services/leases/v1/leases.pb-c.h"
 #include "github.com/containerd/containerd/api/services/namespaces/v1/namespace.pb-c.h"
 #include "records.h"
+#include "clock.h"
 
 typedef Containerd__Services__Namespaces__V1__Namespace ns_pb_t;
 typedef Containerd__Services__Leases__V1__Lease lease_pb_t;
@@ -212,38 +213,36 @@ ns_set_labels(void *arg, const char *ns, const berth_kv_t *labels, berth_error_t
     return ns_update(arg, ns, set_all, labels, err);
 }
 
+typedef struct ns_visit {
+    md_t *md;
+    int (*cb)(void *user, const char *ns, const berth_kv_t *labels);
+    void *user;
+} ns_visit_t;
+
+static int
+visit_namespace(void *user, MDB_val *k, MDB_val *v)
+{
+    ns_visit_t *nv = user;
+    ns_pb_t *rec =
+        containerd__services__namespaces__v1__namespace__unpack(NULL, v->mv_size, v->mv_data);
+    if (rec == NULL)
+        return 0;
+    berth_kv_t *kv = nv->md->api->kv_new();
+    md_entries_to_kv(nv->md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
+    int stop = nv->cb(nv->user, rec->name, kv);
+    nv->md->api->kv_free(kv);
+    containerd__services__namespaces__v1__namespace__free_unpacked(rec, NULL);
+    return stop;
+}
+
 static int
 ns_list(void *arg, int (*cb)(void *user, const char *ns, const berth_kv_t *labels), void *user,
         berth_error_t **err)
 {
-    md_t *md = arg;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    if (md_begin(md, 0, &txn, err) < 0)
-        return MD_ERR(err);
-    if (mdb_cursor_open(txn, md->dbi, &c) != 0) {
-        mdb_txn_abort(txn);
-        return md->api->error_make(err, BERTH_EINTERNAL, "list namespaces: cursor");
-    }
+    ns_visit_t nv = {arg, cb, user};
     md_key_t prefix;
     md_key(&prefix, 'n', "", NULL); /* "n\0" */
-    MDB_val k = {prefix.len, prefix.data}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
-    for (; rc == 0 && !stop && md_has_prefix(&k, &prefix);
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        ns_pb_t *rec =
-            containerd__services__namespaces__v1__namespace__unpack(NULL, v.mv_size, v.mv_data);
-        if (rec == NULL)
-            continue;
-        berth_kv_t *kv = md->api->kv_new();
-        md_entries_to_kv(md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
-        stop = cb(user, rec->name, kv);
-        md->api->kv_free(kv);
-        containerd__services__namespaces__v1__namespace__free_unpacked(rec, NULL);
-    }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
-    return 0;
+    return md_scan_read(arg, &prefix, visit_namespace, &nv, err);
 }
 
 /* What still lives in a namespace and keeps it from being deleted (containerd's listNs). */
@@ -295,14 +294,6 @@ ns_delete(void *arg, const char *ns, berth_error_t **err)
 
 /* ---- leases -------------------------------------------------------------------------------------- */
 
-static int64_t
-now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int
 lease_exists(md_t *md, MDB_txn *txn, const char *ns, const char *id, berth_error_t **err)
 {
@@ -343,7 +334,7 @@ lease_create(void *arg, const char *ns, const char *id, const berth_kv_t *labels
     MDB_val key = {k.len, k.data}, val;
     if (rc == 0 && mdb_get(txn, md->dbi, &key, &val) == 0)
         rc = md->api->error_make(err, BERTH_EEXIST, "lease \"%s\": already exists", id);
-    int64_t t = now_ns();
+    int64_t t = clock_now_ns();
     if (rc == 0) {
         Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
         ts.seconds = t / 1000000000;
@@ -391,45 +382,36 @@ lease_delete(void *arg, const char *ns, const char *id, berth_error_t **err)
     return md_commit(md, txn, err);
 }
 
+typedef struct lease_visit {
+    md_t *md;
+    int (*cb)(void *user, const berth_lease_t *lease);
+    void *user;
+} lease_visit_t;
+
+static int
+visit_lease_record(void *user, MDB_val *k, MDB_val *v)
+{
+    lease_visit_t *lv = user;
+    lease_pb_t *rec = containerd__services__leases__v1__lease__unpack(NULL, v->mv_size, v->mv_data);
+    if (rec == NULL)
+        return 0;
+    berth_kv_t *kv = lv->md->api->kv_new();
+    md_entries_to_kv(lv->md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
+    berth_lease_t l = {.id = rec->id, .created_ns = clock_ts_ns(rec->created_at), .labels = kv};
+    int stop = lv->cb(lv->user, &l);
+    lv->md->api->kv_free(kv);
+    containerd__services__leases__v1__lease__free_unpacked(rec, NULL);
+    return stop;
+}
+
 static int
 lease_list(void *arg, const char *ns, int (*cb)(void *user, const berth_lease_t *lease), void *user,
            berth_error_t **err)
 {
-    md_t *md = arg;
-    MDB_txn *txn;
-    MDB_cursor *c;
-    if (md_begin(md, 0, &txn, err) < 0)
-        return MD_ERR(err);
-    if (mdb_cursor_open(txn, md->dbi, &c) != 0) {
-        mdb_txn_abort(txn);
-        return md->api->error_make(err, BERTH_EINTERNAL, "list leases: cursor");
-    }
+    lease_visit_t lv = {arg, cb, user};
     md_key_t prefix;
     md_key(&prefix, 'l', ns, "", NULL);
-    MDB_val k = {prefix.len, prefix.data}, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE), stop = 0;
-    for (; rc == 0 && !stop && md_has_prefix(&k, &prefix);
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        lease_pb_t *rec =
-            containerd__services__leases__v1__lease__unpack(NULL, v.mv_size, v.mv_data);
-        if (rec == NULL)
-            continue;
-        berth_kv_t *kv = md->api->kv_new();
-        md_entries_to_kv(md, (md_map_entry_t **)rec->labels, rec->n_labels, kv);
-        berth_lease_t l = {
-            .id = rec->id,
-            .created_ns = rec->created_at
-                              ? rec->created_at->seconds * 1000000000 + rec->created_at->nanos
-                              : 0,
-            .labels = kv,
-        };
-        stop = cb(user, &l);
-        md->api->kv_free(kv);
-        containerd__services__leases__v1__lease__free_unpacked(rec, NULL);
-    }
-    mdb_cursor_close(c);
-    mdb_txn_abort(txn);
-    return 0;
+    return md_scan_read(arg, &prefix, visit_lease_record, &lv, err);
 }
 
 static int

@@ -143,3 +143,29 @@ md_check_labels(md_t *md, const berth_kv_t *labels, const char *what, berth_erro
     }
     return 0;
 }
+
+int
+md_scan(MDB_txn *txn, MDB_dbi dbi, const md_key_t *prefix, md_visit_fn each, void *user)
+{
+    MDB_cursor *c;
+    if (mdb_cursor_open(txn, dbi, &c) != 0)
+        return BERTH_EINTERNAL;
+    MDB_val k = {prefix->len, (void *)prefix->data}, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    for (; rc == 0 && md_has_prefix(&k, prefix); rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (each(user, &k, &v) != 0)
+            break;
+    mdb_cursor_close(c);
+    return 0;
+}
+
+int
+md_scan_read(md_t *md, const md_key_t *prefix, md_visit_fn each, void *user, berth_error_t **err)
+{
+    MDB_txn *txn;
+    if (md_begin(md, 0, &txn, err) < 0)
+        return MD_ERR(err);
+    int rc = md_scan(txn, md->dbi, prefix, each, user);
+    mdb_txn_abort(txn);
+    return rc == 0 ? 0 : md->api->error_make(err, rc, "scan: cursor");
+}

@@ -51,6 +51,13 @@ int md_delete_prefix(md_t *md, MDB_txn *txn, const md_key_t *prefix, berth_error
 /* 1 when some key has the prefix. */
 int md_any_prefix(MDB_txn *txn, MDB_dbi dbi, const md_key_t *prefix);
 
+/* Calls each(user, key, value) for every key with the prefix, in key order, until it returns non-zero. */
+typedef int (*md_visit_fn)(void *user, MDB_val *key, MDB_val *value);
+int md_scan(MDB_txn *txn, MDB_dbi dbi, const md_key_t *prefix, md_visit_fn each, void *user);
+/* The same inside a read transaction of its own. */
+int md_scan_read(md_t *md, const md_key_t *prefix, md_visit_fn each, void *user,
+                 berth_error_t **err);
+
 /* Labels as containerd's labels.Validate allows them. */
 int md_check_labels(md_t *md, const berth_kv_t *labels, const char *what, berth_error_t **err);
 
