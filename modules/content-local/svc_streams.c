@@ -16,11 +16,13 @@
 #define READ_CHUNK (1 << 20)
 #define READ_BACKLOG (4 << 20)
 #define WRITE_BACKLOG (64 << 20)
+#define ACK_AHEAD (8 << 20) /* queued bytes beyond which WRITEs wait for the disk again */
 #define LIST_BATCH 100
 
 typedef struct msg {
     uint8_t *data;
     size_t len;
+    int acked; /* answered already (a pipelined WRITE): apply it, send nothing */
     struct msg *next;
 } msg_t;
 
@@ -59,6 +61,12 @@ struct call {
     int64_t total;
     char expected[BERTH_DIGEST_MAX];
     char lease[256];
+    /* pipelining: once a writer is open, a plain WRITE at the expected offset is answered at once and
+     * applied in order on the pool (the client's next chunk travels while this one hits the disk) */
+    int acking;
+    int64_t acked;       /* offset answered so far (loop thread) */
+    int64_t pool_offset; /* writer offset after the last step (set on the pool, read after it) */
+    int64_t started_ns;
 };
 
 static void
@@ -472,6 +480,7 @@ write_run(call_t *c)
     svc_t *s = c->svc;
     write_req_t *r = containerd__services__content__v1__write_content_request__unpack(
         NULL, c->cur->len, c->cur->data);
+    int acked = c->cur->acked;
     free(c->cur->data);
     free(c->cur);
     c->cur = NULL;
@@ -481,6 +490,11 @@ write_run(call_t *c)
         return;
     }
     if (c->w == NULL && open_writer(c, r) != 0) {
+        containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
+        return;
+    }
+    if (acked) { /* its answer went out already; a failure now ends the stream with the error */
+        c->rc = s->cso->writer_write(c->w, r->data.data, r->data.len, &c->err);
         containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
         return;
     }
@@ -499,6 +513,8 @@ write_run(call_t *c)
             s->cso->writer_status(c->w, &st);
             clock_set_ts(&started, st.started_ns);
             clock_set_ts(&updated, st.updated_ns);
+            c->pool_offset = st.offset;
+            c->started_ns = st.started_ns;
         }
         out.started_at = &started;
         out.updated_at = &updated;
@@ -515,6 +531,10 @@ write_next(call_t *c)
 {
     if (c->finished || c->busy)
         return;
+    if (c->w && !c->acking && c->head == NULL) { /* caught up: answer plain WRITEs early again */
+        c->acking = 1;
+        c->acked = c->pool_offset;
+    }
     if (c->head == NULL) {
         if (c->eof)
             finish(c, 0, NULL); /* the client closed without committing: that is allowed */
@@ -526,6 +546,38 @@ write_next(call_t *c)
         c->tail = NULL;
     c->queued -= c->cur->len;
     step(c, write_run, write_next);
+}
+
+/* Answers a plain WRITE at the expected offset right away (loop thread). */
+static int
+early_ack(call_t *c, const uint8_t *data, size_t len)
+{
+    write_req_t *r =
+        containerd__services__content__v1__write_content_request__unpack(NULL, len, data);
+    if (r == NULL)
+        return 0;
+    int ok = r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE &&
+             r->data.len > 0 && r->expected[0] == '\0' && (r->total == 0 || r->total == c->total) &&
+             r->offset == c->acked;
+    if (ok) {
+        Google__Protobuf__Timestamp started, updated;
+        clock_set_ts(&started, c->started_ns);
+        clock_set_ts(&updated, clock_now_ns());
+        Containerd__Services__Content__V1__WriteContentResponse out =
+            CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+        out.action = r->action;
+        out.offset = c->acked + (int64_t)r->data.len;
+        out.started_at = &started;
+        out.updated_at = &updated;
+        size_t n = protobuf_c_message_get_packed_size(&out.base);
+        uint8_t *buf = malloc(n ? n : 1);
+        protobuf_c_message_pack(&out.base, buf);
+        c->sapi->send(c->st, buf, n);
+        free(buf);
+        c->acked = out.offset;
+    }
+    containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
+    return ok;
 }
 
 int
@@ -541,6 +593,9 @@ content_write_message(void *instance, const berth_grpc_stream_api_t *sapi, berth
                       const uint8_t *data, size_t len, berth_error_t **err)
 {
     call_t *c = sapi->get_user(st);
+    int acked = c->acking && c->queued + len <= ACK_AHEAD && early_ack(c, data, len);
+    if (!acked)
+        c->acking = 0; /* this one needs its turn; so do the ones behind it */
     if (c->queued + len > WRITE_BACKLOG)
         return c->svc->api->error_make(
             err, BERTH_ERESOURCE, "write stream: more than %d bytes queued; wait for each response",
@@ -550,6 +605,7 @@ content_write_message(void *instance, const berth_grpc_stream_api_t *sapi, berth
     if (len > 0)
         memcpy(m->data, data, len);
     m->len = len;
+    m->acked = acked;
     if (c->tail)
         c->tail->next = m;
     else
