@@ -163,8 +163,10 @@ parse_children(parser_t *p, berth_config_node_t *n, yaml_event_type_t end, int d
         }
         berth_config_node_t *child = NULL;
         if (n->kind == BERTH_CONFIG_LIST) {
-            if (parse_node(p, &ev, depth + 1, &child) < 0)
+            if (parse_node(p, &ev, depth + 1, &child) < 0) {
+                node_free(child); /* a partly built child is not in the tree yet */
                 return -1;
+            }
             list_append(n, child);
             continue;
         }
@@ -183,8 +185,12 @@ parse_children(parser_t *p, berth_config_node_t *n, yaml_event_type_t end, int d
             return rc;
         }
         yaml_event_delete(&ev);
-        if (next_event(p, &ev) < 0 || parse_node(p, &ev, depth + 1, &child) < 0)
+        if (next_event(p, &ev) < 0)
             return -1;
+        if (parse_node(p, &ev, depth + 1, &child) < 0) {
+            node_free(child);
+            return -1;
+        }
         map_append(n, key, kl, kc, child);
     }
 }

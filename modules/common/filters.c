@@ -222,6 +222,56 @@ value(parser_t *p, int alt, char **out)
     return 0;
 }
 
+#define REGEX_MAX 1024
+#define REPEAT_MAX 1000
+
+/* Rules of Go's regexp (what containerd compiles filters with) that also keep glibc's regcomp, whose
+ * memory grows exponentially with stacked repetitions, bounded: no nested repetition operators ("a++",
+ * "a*{2}"), repeat counts up to 1000, and a bounded pattern length. */
+static const char *
+regex_problem(const char *re)
+{
+    if (strlen(re) > REGEX_MAX)
+        return "regular expression too long";
+    int after_quantifier = 0, in_class = 0;
+    for (const char *c = re; *c; c++) {
+        if (*c == '\\' && c[1]) {
+            c++;
+            after_quantifier = 0;
+            continue;
+        }
+        if (in_class) {
+            in_class = *c != ']';
+            continue;
+        }
+        if (*c == '[') {
+            in_class = 1;
+            if (c[1] == '^')
+                c++;
+            if (c[1] == ']')
+                c++;
+            after_quantifier = 0;
+            continue;
+        }
+        int quantifier = *c == '*' || *c == '+' || *c == '?' || *c == '{';
+        if (quantifier && after_quantifier && !(*c == '?' && c[-1] != '?'))
+            return "invalid nested repetition operator";
+        if (*c == '{') {
+            char *end;
+            long n = strtol(c + 1, &end, 10);
+            if (*end == ',' && end[1] != '}')
+                n = n > strtol(end + 1, &end, 10) ? n : strtol(end + 1, NULL, 10);
+            if (n > REPEAT_MAX)
+                return "invalid repeat count";
+            const char *close = strchr(c, '}');
+            if (close)
+                c = close;
+        }
+        after_quantifier = quantifier;
+    }
+    return NULL;
+}
+
 static int
 selector(parser_t *p, selector_t *s)
 {
@@ -244,6 +294,9 @@ selector(parser_t *p, selector_t *s)
     if (operator(p, &s->op) < 0 || value(p, s->op == OP_MATCHES, &s->value) < 0)
         return -1;
     if (s->op == OP_MATCHES) {
+        const char *why = regex_problem(s->value);
+        if (why)
+            return fail(p, p->pos, why);
         if (regcomp(&s->re, s->value, REG_EXTENDED | REG_NOSUB) != 0)
             return fail(p, p->pos, "invalid regular expression");
         s->has_re = 1;

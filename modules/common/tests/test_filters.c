@@ -131,3 +131,15 @@ Test(filters, bounds)
     cr_expect_eq(filters_parse(many, &f, errbuf, sizeof(errbuf)), -1);
     cr_expect_str_eq(errbuf, "filters: more than 64 filters");
 }
+
+Test(filters, regexes_that_would_explode_are_refused)
+{
+    parse_fails("topic~=\"a++\"",
+                "filters: parse error: [topic~=\"a++\"]: invalid nested repetition operator");
+    parse_fails("topic~=\"a*{2}\"",
+                "filters: parse error: [topic~=\"a*{2}\"]: invalid nested repetition operator");
+    parse_fails("topic~=\"a{1001}\"",
+                "filters: parse error: [topic~=\"a{1001}\"]: invalid repeat count");
+    cr_expect(matches("topic~=\"^/t[+*]+s.*?x?$\"", "ns", "/t+*sx"));
+    cr_expect(matches("topic~=\"a\\\\++\"", "ns", "a++"));
+}
