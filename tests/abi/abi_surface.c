@@ -13,6 +13,7 @@
 #include <berth/log.h>
 #include <berth/metadata.h>
 #include <berth/module.h>
+#include <berth/snapshot.h>
 
 typedef struct berth_abi_surface_s {
     berth_module_desc_t *desc;
@@ -41,6 +42,10 @@ typedef struct berth_abi_surface_s {
     berth_content_record_t *content_record;
     berth_content_v1_ops_t *content;
     berth_gc_v1_ops_t *gc;
+    berth_snapshotter_v1_ops_t *snapshotter;
+    berth_mount_t *mount;
+    berth_snapshot_info_t *snapshot_info;
+    berth_gc_removed_t *gc_removed;
     berth_blob_info_t *blob_info;
     berth_ingest_status_t *ingest_status;
     enum berth_errcode code;

@@ -10,8 +10,9 @@
 #include "log.h"
 
 static const berth_config_field_t schema[] = {
-    {"name", BERTH_CFG_STRING, "x", ""}, {"count", BERTH_CFG_INT, "1", ""}, {"on", BERTH_CFG_BOOL, "true", ""},
-    {"list", BERTH_CFG_LIST, "[]", ""},  {"map", BERTH_CFG_MAP, "{}", ""},  {NULL, 0, NULL, NULL},
+    {"name", BERTH_CFG_STRING, "x", ""}, {"count", BERTH_CFG_INT, "1", ""},
+    {"on", BERTH_CFG_BOOL, "true", ""},  {"list", BERTH_CFG_LIST, "[]", ""},
+    {"map", BERTH_CFG_MAP, "{}", ""},    {NULL, 0, NULL, NULL},
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

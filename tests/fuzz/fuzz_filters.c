@@ -22,7 +22,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     const char *lines[8] = {0};
     size_t n = 0;
-    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < 7; l = strtok_r(NULL, "\n", &save))
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < 7;
+         l = strtok_r(NULL, "\n", &save))
         lines[n++] = l;
     filters_t *f = NULL;
     char msg[512];
