@@ -234,14 +234,15 @@ regex_problem(const char *re)
     if (strlen(re) > REGEX_MAX)
         return "regular expression too long";
     int after_quantifier = 0, in_class = 0;
+    long repeats = 0;
     for (const char *c = re; *c; c++) {
+        if (in_class) { /* POSIX brackets have no escapes: the first ']' closes them */
+            in_class = *c != ']';
+            continue;
+        }
         if (*c == '\\' && c[1]) {
             c++;
             after_quantifier = 0;
-            continue;
-        }
-        if (in_class) {
-            in_class = *c != ']';
             continue;
         }
         if (*c == '[') {
@@ -262,6 +263,10 @@ regex_problem(const char *re)
             if (*end == ',' && end[1] != '}')
                 n = n > strtol(end + 1, &end, 10) ? n : strtol(end + 1, NULL, 10);
             if (n > REPEAT_MAX)
+                return "invalid repeat count";
+            repeats += n > 0 ? n : 0;
+            /* nested counts multiply inside glibc's regcomp: bound their sum, which bounds the product */
+            if (repeats > REPEAT_MAX)
                 return "invalid repeat count";
             const char *close = strchr(c, '}');
             if (close)

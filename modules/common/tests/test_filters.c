@@ -140,6 +140,11 @@ Test(filters, regexes_that_would_explode_are_refused)
                 "filters: parse error: [topic~=\"a*{2}\"]: invalid nested repetition operator");
     parse_fails("topic~=\"a{1001}\"",
                 "filters: parse error: [topic~=\"a{1001}\"]: invalid repeat count");
+    parse_fails("topic~=\"(a{600}){600}\"",
+                "filters: parse error: [topic~=\"(a{600}){600}\"]: invalid repeat count");
+    /* a backslash does not escape the ']' of a bracket expression (the fuzzer's find) */
+    parse_fails("topic~=[\\]++",
+                "filters: parse error: [topic~=[\\]++]: invalid nested repetition operator");
     cr_expect(matches("topic~=\"^/t[+*]+s.*?x?$\"", "ns", "/t+*sx"));
     cr_expect(matches("topic~=\"a\\\\++\"", "ns", "a++"));
 }
