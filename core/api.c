@@ -60,6 +60,21 @@ api_log(const berth_logger_t *lg, int level, const char *fmt, ...)
 
 static void api_plugins_list(void (*cb)(void *user, const berth_plugin_info_t *info), void *user);
 
+/* One call per thread at a time: pool threads run one handler each, the loop thread runs inline ones. */
+static __thread const char *call_lease_tls;
+
+static void
+api_call_set_lease(const char *lease)
+{
+    call_lease_tls = lease;
+}
+
+static const char *
+api_call_lease(void)
+{
+    return call_lease_tls ? call_lease_tls : "";
+}
+
 const berth_core_api_t berth__core_api = {
     .size = sizeof(berth_core_api_t),
     .abi_major = BERTH_ABI_MAJOR,
@@ -108,6 +123,8 @@ const berth_core_api_t berth__core_api = {
     .open_beneath = berth__open_beneath,
     .mkdir_all = berth__mkdir_all,
     .call_on_loop = berth__call_on_loop,
+    .call_set_lease = api_call_set_lease,
+    .call_lease = api_call_lease,
 };
 
 /* ---- the live registry, for plugins_list ---------------------------------------------------------- */

@@ -53,7 +53,10 @@ typedef enum berth_hook_point {
     /* VETO. After an update was merged, before resources are applied to a running task.
      * Payload: berth_hook_container_update_t (read-only). */
     BERTH_HOOK_CONTAINER_POST_UPDATE = 5,
-    /* POST. An image was pulled or imported and unpacked. Payload: berth_hook_image_t. */
+    /* VETO (PouchContainer's ImagePlugin.PostPull). Images.Create, or Images.Update changing the target: the
+     * last step of ctr's pull and import, fired before the record is stored; an error aborts the call and
+     * reaches the client. Handlers may read the target through the content store (content.h).
+     * Payload: berth_hook_image_t. */
     BERTH_HOOK_IMAGE_POST_PULL = 6,
     /* MUTATING. Before a volume is created. Payload: berth_hook_generic_t (id = volume name). */
     BERTH_HOOK_VOLUME_PRE_CREATE = 7,
@@ -123,7 +126,9 @@ typedef struct berth_hook_image_s {
     const char *namespace_;
     const char *name;          /* image reference */
     const char *target_digest; /* the manifest or index digest */
-    const char *snapshotter;   /* the snapshotter it was unpacked into, NULL if not unpacked */
+    const char *snapshotter;   /* the snapshotter it was unpacked into, NULL if not known */
+    const char *target_media_type;
+    int64_t target_size;
 } berth_hook_image_t;
 
 typedef struct berth_hook_generic_s {

@@ -156,6 +156,10 @@ typedef struct berth_metadata_v1_ops_s {
                          berth_error_t **err);
     int (*snapshot_delete)(void *md, const char *ns, const char *snapshotter, const char *key,
                            berth_error_t **err);
+    /* A commit in one transaction: the record `key` goes and the committed record `info` (its name, kind
+     * committed) comes; AlreadyExists when the name is taken, NotFound when the key is gone. */
+    int (*snapshot_commit)(void *md, const char *ns, const char *snapshotter, const char *key,
+                           const uint8_t *info, size_t len, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

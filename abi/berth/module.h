@@ -253,6 +253,12 @@ struct berth_core_api_s {
 
     /* run fn(arg) on the loop thread soon; callable from any thread (how pool work reports back). */
     int (*call_on_loop)(void (*fn)(void *arg), void *arg);
+
+    /* the RPC being served on this thread: a transport sets the call's containerd-lease header around each
+     * unary handler it runs (NULL clears); a handler reads it with call_lease ("" outside a call or when
+     * the call names no lease), so what the call creates can join that lease. */
+    void (*call_set_lease)(const char *lease);
+    const char *(*call_lease)(void);
 };
 
 #define BERTH_API_HAS(api, fn)                                                              \

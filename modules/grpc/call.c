@@ -203,6 +203,7 @@ typedef struct unary_work {
     stream_t *st;
     berth_rpc_handler_t handler;
     char namespace_[80];
+    char lease[256];
     buf_t request;
     uint8_t *resp;
     size_t resp_len;
@@ -228,9 +229,11 @@ static void
 run_unary(uv_work_t *req)
 {
     unary_work_t *w = (unary_work_t *)req;
+    server_t *srv = w->st->conn->srv;
+    srv->api->call_set_lease(w->lease);
     w->rc = w->handler.fn(w->handler.user, w->namespace_, w->request.data, w->request.len, &w->resp,
                           &w->resp_len, &w->err);
-    server_t *srv = w->st->conn->srv;
+    srv->api->call_set_lease(NULL);
     pthread_mutex_lock(&srv->work_lock);
     if (--srv->working == 0)
         pthread_cond_broadcast(&srv->work_done);
@@ -279,8 +282,11 @@ dispatch_unary(stream_t *st)
         uint8_t *resp = NULL;
         size_t len = 0;
         berth_error_t *err = NULL;
+        const berth_core_api_t *api = st->conn->srv->api;
+        api->call_set_lease(st->lease);
         int rc = h->fn(h->user, st->namespace_, st->unary_req.data, st->unary_req.len, &resp, &len,
                        &err);
+        api->call_set_lease(NULL);
         unary_done(st, rc, resp, len, err);
         return;
     }
@@ -288,6 +294,7 @@ dispatch_unary(stream_t *st)
     w->st = st;
     w->handler = *h;
     memcpy(w->namespace_, st->namespace_, sizeof(w->namespace_));
+    memcpy(w->lease, st->lease, sizeof(w->lease));
     w->request = st->unary_req;
     memset(&st->unary_req, 0, sizeof(st->unary_req));
     server_t *srv = st->conn->srv;

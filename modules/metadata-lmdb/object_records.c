@@ -191,8 +191,27 @@ object_key(md_key_t *key, const kind_t *k, const char *ns, const char *sub, cons
 }
 
 static int
-object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
-           size_t len, int create, berth_error_t **err)
+delete_in(md_t *md, MDB_txn *txn, const kind_t *k, const char *ns, const char *sub,
+          const char *name, berth_error_t **err)
+{
+    md_key_t key;
+    if (object_key(&key, k, ns, sub, name) < 0)
+        return md->api->error_make(err, BERTH_EINVAL, "%s name too long", k->noun);
+    MDB_val kv = {key.len, key.data};
+    int rc = mdb_del(txn, md->dbi, &kv, NULL);
+    if (rc == MDB_NOTFOUND)
+        return md->api->error_make(err, BERTH_ENOTFOUND, "%s \"%s\": not found", k->noun, name);
+    if (rc != 0)
+        return md_fail(md, rc, "delete", err);
+    MD_MARK_DIRTY(md);
+    return 0;
+}
+
+/* Stores the record; `replaces` (may be NULL) names a record of the same kind that the same transaction
+ * deletes (a snapshot's commit: the active key becomes the committed name). */
+static int
+object_store(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
+             size_t len, int create, const char *replaces, berth_error_t **err)
 {
     if (!identifier_valid(ns))
         return md->api->error_make(err, BERTH_EINVAL, "namespace \"%s\": invalid", ns);
@@ -238,6 +257,8 @@ object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uin
             stamp(k->updated(m), now);
             rc = md_put_message(md, txn, &key, m, err);
         }
+        if (rc == 0 && replaces)
+            rc = delete_in(md, txn, k, ns, sub, replaces, err);
         if (rc == 0)
             rc = md_commit(md, txn, err);
         else
@@ -245,6 +266,13 @@ object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uin
     }
     protobuf_c_message_free_unpacked(m, NULL);
     return rc;
+}
+
+static int
+object_put(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
+           size_t len, int create, berth_error_t **err)
+{
+    return object_store(md, k, ns, sub, data, len, create, NULL, err);
 }
 
 static int
@@ -296,21 +324,14 @@ static int
 object_delete(md_t *md, const kind_t *k, const char *ns, const char *sub, const char *name,
               berth_error_t **err)
 {
-    md_key_t key;
     MDB_txn *txn;
-    if (object_key(&key, k, ns, sub, name) < 0)
-        return md->api->error_make(err, BERTH_EINVAL, "%s name too long", k->noun);
     if (md_begin(md, 1, &txn, err) < 0)
         return MD_ERR(err);
-    MDB_val kv = {key.len, key.data};
-    int rc = mdb_del(txn, md->dbi, &kv, NULL);
+    int rc = delete_in(md, txn, k, ns, sub, name, err);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return rc == MDB_NOTFOUND ? md->api->error_make(err, BERTH_ENOTFOUND,
-                                                        "%s \"%s\": not found", k->noun, name)
-                                  : md_fail(md, rc, "delete", err);
+        return rc;
     }
-    MD_MARK_DIRTY(md);
     return md_commit(md, txn, err);
 }
 
@@ -409,6 +430,13 @@ find_child(void *user, const uint8_t *d, size_t len)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     }
     return c->found;
+}
+
+int
+md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key, const uint8_t *d,
+                   size_t len, berth_error_t **err)
+{
+    return object_store(md, &snapshots, ns, sn, d, len, 1, key, err);
 }
 
 int

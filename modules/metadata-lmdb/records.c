@@ -566,4 +566,5 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_get = md_snapshot_get,
     .snapshot_list = md_snapshot_list,
     .snapshot_delete = md_snapshot_delete,
+    .snapshot_commit = md_snapshot_commit,
 };

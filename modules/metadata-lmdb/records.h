@@ -61,6 +61,8 @@ int md_snapshot_get(void *md, const char *ns, const char *sn, const char *key, u
                     size_t *len, berth_error_t **err);
 int md_snapshot_list(void *md, const char *ns, const char *sn,
                      int (*cb)(void *, const uint8_t *, size_t), void *user, berth_error_t **err);
+int md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key, const uint8_t *d,
+                       size_t len, berth_error_t **err);
 int md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key,
                        berth_error_t **err);
 const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t outlen);

@@ -18,6 +18,8 @@
 
 typedef Containerd__Services__Snapshots__V1__Info info_pb_t;
 
+#define RECORD_MAX (64 * 1024)
+
 typedef struct snapshotter {
     char *name;
     void *sn;
@@ -80,9 +82,9 @@ record(svc_t *s, const char *ns, const char *sn, const char *key, berth_error_t 
 }
 
 static int
-save_record(svc_t *s, const char *ns, const char *sn, const char *key, const char *parent, int kind,
-            size_t n_labels, Containerd__Services__Snapshots__V1__Info__LabelsEntry **labels,
-            int create, berth_error_t **err)
+encode_record(svc_t *s, const char *key, const char *parent, int kind, size_t n_labels,
+              Containerd__Services__Snapshots__V1__Info__LabelsEntry **labels, uint8_t *buf,
+              size_t *len, berth_error_t **err)
 {
     info_pb_t info = CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__INIT;
     info.name = (char *)key;
@@ -90,13 +92,37 @@ save_record(svc_t *s, const char *ns, const char *sn, const char *key, const cha
     info.kind = (Containerd__Services__Snapshots__V1__Kind)kind;
     info.labels = labels;
     info.n_labels = n_labels;
-    uint8_t buf[64 * 1024];
-    size_t len = containerd__services__snapshots__v1__info__get_packed_size(&info);
-    if (len > sizeof(buf))
+    *len = containerd__services__snapshots__v1__info__get_packed_size(&info);
+    if (*len > RECORD_MAX)
         return s->api->error_make(err, BERTH_EINVAL, "snapshot %s: labels too large", key);
     containerd__services__snapshots__v1__info__pack(&info, buf);
+    return 0;
+}
+
+static int
+save_record(svc_t *s, const char *ns, const char *sn, const char *key, const char *parent, int kind,
+            size_t n_labels, Containerd__Services__Snapshots__V1__Info__LabelsEntry **labels,
+            int create, berth_error_t **err)
+{
+    uint8_t buf[RECORD_MAX];
+    size_t len;
+    if (encode_record(s, key, parent, kind, n_labels, labels, buf, &len, err) != 0)
+        return BERTH_EINVAL;
     return create ? s->mdo->snapshot_create(s->md, ns, sn, buf, len, err)
                   : s->mdo->snapshot_update(s->md, ns, sn, buf, len, err);
+}
+
+/* A call made under a lease (the containerd-lease header) puts what it creates in that lease, as
+ * containerd's metadata snapshotter does: an unpack's snapshots live as long as the client's lease. */
+static int
+join_lease(svc_t *s, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    const char *lease = s->api->call_lease();
+    if (lease[0] == '\0')
+        return 0;
+    char type[300];
+    snprintf(type, sizeof(type), "snapshots/%s", sn);
+    return s->mdo->lease_add_resource(s->md, ns, lease, type, key, err);
 }
 
 static int
@@ -152,6 +178,8 @@ make_snapshot(svc_t *s, const char *ns,
         return rc;
     rc = save_record(s, ns, sn->name, r->key, r->parent, kind, r->n_labels,
                      (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels, 1, err);
+    if (rc == 0 && (rc = join_lease(s, ns, sn->name, r->key, err)) != 0)
+        s->mdo->snapshot_delete(s->md, ns, sn->name, r->key, NULL);
     if (rc != 0)
         sn->ops->remove(sn->sn, key, NULL);
     else
@@ -239,14 +267,24 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     char key[2048], name[2048];
     backend_key(key, sizeof(key), ns, r->key);
     backend_key(name, sizeof(name), ns, r->name);
+    /* the records first, in one transaction; a backend that then fails gets them put back */
+    uint8_t buf[RECORD_MAX];
+    size_t blen = 0;
     if (rc == 0)
-        rc = save_record(
-            s, ns, sn->name, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
-            (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels, 1, err);
-    if (rc == 0 && (rc = sn->ops->commit(sn->sn, name, key, err)) != 0)
-        s->mdo->snapshot_delete(s->md, ns, sn->name, r->name, NULL);
+        rc = encode_record(s, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
+                           (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels,
+                           buf, &blen, err);
     if (rc == 0)
-        s->mdo->snapshot_delete(s->md, ns, sn->name, r->key, NULL);
+        rc = s->mdo->snapshot_commit(s->md, ns, sn->name, r->key, buf, blen, err);
+    if (rc == 0 && (rc = sn->ops->commit(sn->sn, name, key, err)) != 0) {
+        blen = containerd__services__snapshots__v1__info__get_packed_size(info);
+        if (blen <= sizeof(buf)) {
+            containerd__services__snapshots__v1__info__pack(info, buf);
+            s->mdo->snapshot_commit(s->md, ns, sn->name, r->name, buf, blen, NULL);
+        }
+    }
+    if (rc == 0)
+        rc = join_lease(s, ns, sn->name, r->name, err);
     if (info)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__commit_snapshot_request__free_unpacked(r, NULL);

@@ -5,6 +5,7 @@
  */
 #include <berth/config.h>
 #include <berth/content.h>
+#include <berth/diff.h>
 #include <berth/error.h>
 #include <berth/events.h>
 #include <berth/gc.h>
@@ -48,6 +49,8 @@ typedef struct berth_abi_surface_s {
     berth_gc_removed_t *gc_removed;
     berth_blob_info_t *blob_info;
     berth_ingest_status_t *ingest_status;
+    berth_differ_v1_ops_t *differ;
+    berth_descriptor_t *descriptor;
     enum berth_errcode code;
     enum berth_log_level level;
     enum berth_config_kind kind;

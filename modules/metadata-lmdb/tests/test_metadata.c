@@ -433,3 +433,29 @@ Test(metadata, snapshots_keep_parents_and_follow_gc_references)
     expect_error(ops->namespace_delete(md, "ns1", &err), BERTH_EPRECONDITION, "snapshots");
     api->kv_free(labels);
 }
+
+Test(metadata, snapshot_commit_replaces_the_key_in_one_transaction)
+{
+    put_snapshot("extract-1", "", NULL, NULL);
+    put_snapshot("taken", "", NULL, NULL);
+    Containerd__Services__Snapshots__V1__Info info =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__INIT;
+    info.name = "taken";
+    info.kind = CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__COMMITTED;
+    uint8_t buf[512], *got;
+    size_t len = containerd__services__snapshots__v1__info__pack(&info, buf), glen;
+    expect_error(ops->snapshot_commit(md, "ns1", "overlayfs", "extract-1", buf, len, &err),
+                 BERTH_EEXIST, "already exists");
+    cr_assert_eq(ops->snapshot_get(md, "ns1", "overlayfs", "extract-1", &got, &glen, &err), 0,
+                 "a refused commit must keep the active record");
+    api->free(got);
+    info.name = "sha256:layer";
+    len = containerd__services__snapshots__v1__info__pack(&info, buf);
+    cr_assert_eq(ops->snapshot_commit(md, "ns1", "overlayfs", "extract-1", buf, len, &err), 0);
+    expect_error(ops->snapshot_get(md, "ns1", "overlayfs", "extract-1", &got, &glen, &err),
+                 BERTH_ENOTFOUND, "not found");
+    cr_assert_eq(ops->snapshot_get(md, "ns1", "overlayfs", "sha256:layer", &got, &glen, &err), 0);
+    api->free(got);
+    expect_error(ops->snapshot_commit(md, "ns1", "overlayfs", "gone", buf, len, &err), BERTH_EEXIST,
+                 "already exists");
+}
