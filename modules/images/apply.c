@@ -177,23 +177,19 @@ static int
 make_dirs(applier_t *a, const char *rel, const char *entry)
 {
     char prefix[4096];
-    int fd = -1;
-    for (const char *p = rel;; p++) {
+    int fd = open_in_root(a, "", 0);
+    for (const char *p = rel; fd >= 0; p++) {
         if (*p != '/' && *p != '\0')
             continue;
         snprintf(prefix, sizeof(prefix), "%.*s", (int)(p - rel), rel);
+        const char *base = strrchr(prefix, '/');
         int next = open_in_root(a, prefix, 0);
-        if (next < 0 && errno == ENOENT && fd >= 0) {
-            const char *base = strrchr(prefix, '/');
-            base = base ? base + 1 : prefix;
-            if (mkdirat(fd, base, 0755) < 0 && errno != EEXIST)
-                break;
+        if (next < 0 && errno == ENOENT &&
+            (mkdirat(fd, base ? base + 1 : prefix, 0755) == 0 || errno == EEXIST))
             next = open_in_root(a, prefix, 0);
-        }
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         fd = next;
-        if (fd < 0 || *p == '\0')
+        if (*p == '\0')
             break;
     }
     if (fd < 0)
