@@ -124,7 +124,8 @@ list_dir(int root, const char *rel, size_t *n)
         names[(*n)++] = strdup(de->d_name);
     }
     closedir(dir);
-    qsort(names, *n, sizeof(*names), names_cmp);
+    if (*n > 1)
+        qsort(names, *n, sizeof(*names), names_cmp);
     return names;
 }
 

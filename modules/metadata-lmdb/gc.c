@@ -29,11 +29,19 @@ typedef struct gc {
     uv_work_t work;
     int busy;
     int stopping;
+    berth_gc_removed_t *sweepers;
+    size_t n_sweepers;
 } gc_t;
+
+typedef struct removed_snapshot {
+    char *ns, *snapshotter, *key;
+} removed_snapshot_t;
 
 typedef struct removed {
     char **digests;
     size_t n;
+    removed_snapshot_t *snapshots;
+    size_t n_snapshots;
 } removed_t;
 
 static void
@@ -44,15 +52,45 @@ note_removed(void *user, const char *digest)
     r->digests[r->n++] = strdup(digest);
 }
 
-/* Snapshot records are namespaced views; the snapshotters that own the bytes arrive with their own
- * modules, which will be told here. Until then the record is all there is to remove. */
+/* Snapshot bytes belong to the snapshotters: the sweepers hear of each record once the transaction is
+ * over. */
 static void
 note_snapshot(void *user, const char *ns, const char *snapshotter, const char *key)
 {
-    (void)user;
-    (void)ns;
-    (void)snapshotter;
-    (void)key;
+    removed_t *r = user;
+    r->snapshots = realloc(r->snapshots, (r->n_snapshots + 1) * sizeof(*r->snapshots));
+    r->snapshots[r->n_snapshots++] =
+        (removed_snapshot_t){strdup(ns), strdup(snapshotter), strdup(key)};
+}
+
+static void
+sweep_snapshots(gc_t *g, removed_t *r)
+{
+    for (size_t i = 0; i < r->n_snapshots; i++) {
+        removed_snapshot_t *s = &r->snapshots[i];
+        for (size_t j = 0; j < g->n_sweepers; j++)
+            if (g->sweepers[j].snapshot)
+                g->sweepers[j].snapshot(g->sweepers[j].user, s->ns, s->snapshotter, s->key);
+        free(s->ns);
+        free(s->snapshotter);
+        free(s->key);
+    }
+    free(r->snapshots);
+}
+
+static int
+gc_add_sweeper(void *arg, const berth_gc_removed_t *sweeper, berth_error_t **err)
+{
+    gc_t *g = arg;
+    (void)err;
+    berth_gc_removed_t copy = {.struct_size = sizeof(copy)};
+    memcpy(&copy, sweeper,
+           sweeper->struct_size < sizeof(copy) ? sweeper->struct_size : sizeof(copy));
+    pthread_mutex_lock(&g->lock);
+    g->sweepers = realloc(g->sweepers, (g->n_sweepers + 1) * sizeof(*g->sweepers));
+    g->sweepers[g->n_sweepers++] = copy;
+    pthread_mutex_unlock(&g->lock);
+    return 0;
 }
 
 static int
@@ -85,11 +123,13 @@ gc_collect(void *arg, berth_error_t **err)
             g->cso->remove(g->cs, r.digests[i], NULL);
         free(r.digests[i]);
     }
+    sweep_snapshots(g, &r);
     if (rc == 0)
         g->cso->ingest_list(g->cs, expire_ingest, g, NULL);
     pthread_mutex_unlock(&g->lock);
-    if (rc == 0 && r.n > 0)
-        g->api->log(g->log, BERTH_LOG_DEBUG, "collected content=%zu", r.n);
+    if (rc == 0 && r.n + r.n_snapshots > 0)
+        g->api->log(g->log, BERTH_LOG_DEBUG, "collected content=%zu snapshots=%zu", r.n,
+                    r.n_snapshots);
     free(r.digests);
     return rc;
 }
@@ -107,12 +147,33 @@ run_collect(uv_work_t *req)
 }
 
 static void
+gc_remove_sweeper(void *arg, void *user)
+{
+    gc_t *g = arg;
+    pthread_mutex_lock(&g->lock);
+    size_t kept = 0;
+    for (size_t i = 0; i < g->n_sweepers; i++)
+        if (g->sweepers[i].user != user)
+            g->sweepers[kept++] = g->sweepers[i];
+    g->n_sweepers = kept;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void
+gc_free(gc_t *g)
+{
+    pthread_mutex_destroy(&g->lock);
+    free(g->sweepers);
+    free(g);
+}
+
+static void
 after_collect(uv_work_t *req, int status)
 {
     gc_t *g = req->data;
     g->busy = 0;
     if (g->stopping)
-        free(g);
+        gc_free(g);
 }
 
 static void
@@ -129,6 +190,8 @@ on_tick(uv_timer_t *t)
 static const berth_gc_v1_ops_t gc_ops = {
     .struct_size = sizeof(berth_gc_v1_ops_t),
     .collect = gc_collect,
+    .add_sweeper = gc_add_sweeper,
+    .remove_sweeper = gc_remove_sweeper,
 };
 
 static const berth_config_field_t gc_config[] = {
@@ -177,7 +240,7 @@ gc_fini(void *instance)
     pthread_mutex_unlock(&g->lock);
     g->stopping = 1;
     if (!g->busy)
-        free(g);
+        gc_free(g);
 }
 
 static const char *const gc_requires[] = {BERTH_METADATA_TYPE, BERTH_CONTENT_TYPE, NULL};

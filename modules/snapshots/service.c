@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
+#include <berth/gc.h>
 #include <berth/grpc.h>
 #include <berth/metadata.h>
 #include <berth/module.h>
@@ -33,6 +36,12 @@ typedef struct svc {
     const berth_metadata_v1_ops_t *mdo;
     snapshotter_t *sns;
     size_t nsns;
+    void *gc;
+    const berth_gc_v1_ops_t *gc_ops;
+    pthread_mutex_t sweep_lock;
+    char *
+        *pending; /* "<snapshotter>\n<backend key>" the collector removed while children remained */
+    size_t n_pending;
 } svc_t;
 
 static const snapshotter_t *
@@ -638,6 +647,47 @@ static const berth_grpc_service_v1_t snapshots_service = {
     .n_methods = sizeof(snapshots_methods) / sizeof(snapshots_methods[0]),
 };
 
+/* ---- the collector's sweeper: records gone, so the bytes go ------------------------------------------ */
+
+static int
+sweep_one(svc_t *s, const char *entry)
+{
+    const char *nl = strchr(entry, '\n');
+    for (size_t i = 0; nl && i < s->nsns; i++)
+        if (strlen(s->sns[i].name) == (size_t)(nl - entry) &&
+            strncmp(s->sns[i].name, entry, (size_t)(nl - entry)) == 0)
+            return s->sns[i].ops->remove(s->sns[i].sn, nl + 1, NULL);
+    return 0; /* a snapshotter no longer loaded: nothing to remove */
+}
+
+/* A parent goes after its children: what could not go yet is retried each time something else went. */
+static void
+sweep_snapshot(void *user, const char *ns, const char *snapshotter, const char *key)
+{
+    svc_t *s = user;
+    char *entry = NULL;
+    if (asprintf(&entry, "%s\n%s/%s", snapshotter, ns, key) < 0)
+        return;
+    pthread_mutex_lock(&s->sweep_lock);
+    int rc = sweep_one(s, entry);
+    if (rc == BERTH_EPRECONDITION) {
+        s->pending = realloc(s->pending, (s->n_pending + 1) * sizeof(char *));
+        s->pending[s->n_pending++] = entry;
+        entry = NULL;
+    }
+    for (int progress = rc != BERTH_EPRECONDITION; progress;) {
+        progress = 0;
+        for (size_t i = 0; i < s->n_pending; i++)
+            if (sweep_one(s, s->pending[i]) != BERTH_EPRECONDITION) {
+                free(s->pending[i]);
+                s->pending[i--] = s->pending[--s->n_pending];
+                progress = 1;
+            }
+    }
+    pthread_mutex_unlock(&s->sweep_lock);
+    free(entry);
+}
+
 static int
 add_snapshotter(void *user, const berth_instance_t *inst)
 {
@@ -650,30 +700,43 @@ add_snapshotter(void *user, const berth_instance_t *inst)
 static int
 service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 {
-    berth_instance_t md;
-    if (ic->api->get_single(ic, BERTH_METADATA_TYPE, &md, err) < 0)
+    berth_instance_t md, gc;
+    if (ic->api->get_single(ic, BERTH_METADATA_TYPE, &md, err) < 0 ||
+        ic->api->get_single(ic, BERTH_GC_TYPE, &gc, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
     svc_t *s = calloc(1, sizeof(*s));
     s->api = ic->api;
     s->loop = ic->loop;
     s->md = md.instance;
     s->mdo = md.ops;
+    s->gc = gc.instance;
+    s->gc_ops = gc.ops;
+    pthread_mutex_init(&s->sweep_lock, NULL);
     ic->api->foreach (ic, BERTH_SNAPSHOTTER_TYPE, add_snapshotter, s);
+    berth_gc_removed_t sweeper = {
+        .struct_size = sizeof(sweeper), .user = s, .snapshot = sweep_snapshot};
     *instance = s;
-    return 0;
+    return s->gc_ops->add_sweeper(s->gc, &sweeper, err);
 }
 
 static void
 service_fini(void *instance)
 {
     svc_t *s = instance;
+    s->gc_ops->remove_sweeper(s->gc, s);
+    for (size_t i = 0; i < s->n_pending; i++)
+        free(s->pending[i]);
+    free(s->pending);
+    pthread_mutex_destroy(&s->sweep_lock);
     for (size_t i = 0; i < s->nsns; i++)
         free(s->sns[i].name);
     free(s->sns);
     free(s);
 }
 
-static const char *const service_requires[] = {BERTH_METADATA_TYPE, BERTH_SNAPSHOTTER_TYPE, NULL};
+/* the collector: snapshots whose records it removes are removed from their snapshotter through us */
+static const char *const service_requires[] = {BERTH_METADATA_TYPE, BERTH_SNAPSHOTTER_TYPE,
+                                               BERTH_GC_TYPE, NULL};
 
 static const berth_plugin_reg_t service_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),

@@ -87,7 +87,7 @@ diff "$work/layer.list" "$work/mnt.list" >/dev/null || fail "the rootfs lists ot
 cmp "$work/layer/bin/busybox" "$work/mnt/bin/busybox" || fail "bin/busybox differs"
 [ "$(cat "$work/mnt/etc/berth-greeting")" = "hello from berth" ] || fail "greeting"
 [ "$(readlink "$work/mnt/bin/sh")" = "$(readlink "$work/layer/bin/sh")" ] || fail "symlink"
-$CTR images unmount "$work/mnt" >/dev/null || fail "images unmount"
+$CTR images unmount --rm "$work/mnt" >/dev/null || fail "images unmount"
 ! grep -q " $work/mnt " /proc/mounts || fail "still mounted after unmount"
 
 # --- ctr snapshots diff: an added file and a whiteout ---------------------------------------------------
@@ -109,6 +109,10 @@ $CTR snapshots rm work
 $CTR images export "$work/export.tar" "$IMG" || fail "export"
 $CTR images rm --sync "$IMG" >/dev/null
 [ -z "$($CTR images ls -q)" ] || fail "images left after rm"
+# the collector removed the unpacked snapshots' records, and the snapshotter their directories
+[ -z "$($CTR snapshots ls | tail -n +2)" ] || fail "snapshots left after rm --sync: $($CTR snapshots ls)"
+[ -z "$(ls "$work/root/io.containerd.snapshotter.v1.overlayfs/snapshots")" ] ||
+    fail "snapshot directories left on disk after rm --sync"
 $CTR images import "$work/export.tar" >/dev/null || fail "re-import of the export"
 $CTR images check | grep "$IMG" | grep -q complete || fail "the re-imported image is incomplete"
 $CTR images rm --sync "$IMG" >/dev/null
