@@ -4,6 +4,7 @@
  * reader 1's output, which is hashed on the way); every write is ours, relative to a directory fd that was
  * resolved inside the root, so nothing a layer says can reach outside it.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
 #include "apply.h"
 
 #include <dirent.h>
@@ -21,7 +22,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #define RATIO_GRACE (1u << 20) /* tiny layers compress absurdly well; judge ratios after 1 MiB */
 #define IN_BUF (1u << 20)
@@ -49,7 +50,7 @@ typedef struct applier {
     void *user;
     unsigned char *in;
     struct archive *raw, *tar;
-    EVP_MD_CTX *sha;
+    SHA256_CTX sha;
     uint64_t compressed, decompressed;
     int input_rc; /* set when the source or a bound stopped the stream */
     /* output */
@@ -613,7 +614,7 @@ read_tar(struct archive *ar, void *user, const void **buf)
         return -1;
     }
     a->decompressed += (uint64_t)n;
-    EVP_DigestUpdate(a->sha, out, (size_t)n);
+    SHA256_Update(&a->sha, out, (size_t)n);
     if ((a->input_rc = over_bounds(a)) != 0)
         return -1;
     *buf = out;
@@ -697,11 +698,10 @@ set_dir_times(applier_t *a)
 static void
 finish_digest(applier_t *a, layer_apply_result_t *res)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(a->sha, md, &n);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_Final(md, &a->sha);
     strcpy(res->diff_id, "sha256:");
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < sizeof(md); i++)
         snprintf(res->diff_id + 7 + 2 * i, 3, "%02x", md[i]);
     res->size = a->decompressed;
 }
@@ -719,8 +719,7 @@ layer_apply(const berth_core_api_t *api, int root_fd, layer_read_fn read, void *
                    .parent_fd = -1};
     *res = (layer_apply_result_t){0};
     a.in = malloc(IN_BUF);
-    a.sha = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(a.sha, EVP_sha256(), NULL);
+    SHA256_Init(&a.sha);
     int rc = open_stream(&a);
     if (rc == 0)
         rc = apply_entries(&a, res);
@@ -733,7 +732,6 @@ layer_apply(const berth_core_api_t *api, int root_fd, layer_read_fn read, void *
         archive_read_free(a.tar);
     if (a.raw)
         archive_read_free(a.raw);
-    EVP_MD_CTX_free(a.sha);
     free(a.in);
     return rc;
 }

@@ -5,6 +5,7 @@
  * them) and an OCI whiteout for what was removed, as a tar stream that is hashed (the diffID), gzipped
  * and written into the content store.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <zlib.h>
 
 #include "images.h"
@@ -32,7 +33,7 @@
 typedef struct sink {
     differ_t *d;
     berth_content_writer_t *w;
-    EVP_MD_CTX *sha;
+    SHA256_CTX sha;
     z_stream z;
     int gzip;
     uint64_t size;
@@ -70,7 +71,7 @@ sink_write(struct archive *a, void *user, const void *buf, size_t len)
 {
     (void)a;
     sink_t *s = user;
-    EVP_DigestUpdate(s->sha, buf, len);
+    SHA256_Update(&s->sha, buf, len);
     s->size += len;
     int rc = s->gzip ? sink_deflate(s, buf, len, Z_NO_FLUSH) : sink_put(s, buf, len);
     return rc == 0 ? (la_ssize_t)len : -1;
@@ -430,11 +431,10 @@ static int
 publish_blob(differ_t *d, const char *ns, sink_t *s, const berth_kv_t *labels,
              berth_descriptor_t *out, berth_error_t **err)
 {
-    unsigned char md[32];
-    unsigned int mdlen;
-    EVP_DigestFinal_ex(s->sha, md, &mdlen);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_Final(md, &s->sha);
     char diff_id[BERTH_DIGEST_MAX] = "sha256:";
-    for (unsigned i = 0; i < mdlen; i++)
+    for (unsigned i = 0; i < sizeof(md); i++)
         snprintf(diff_id + 7 + 2 * i, 3, "%02x", md[i]);
     int rc = d->cso->writer_commit(s->w, 0, "", out->digest, err);
     if (rc == BERTH_EEXIST) {
@@ -484,8 +484,8 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     char gen[64];
     if (ref == NULL || ref[0] == '\0')
         default_ref(gen, sizeof(gen)), ref = gen;
-    sink_t s = {.d = d, .sha = EVP_MD_CTX_new(), .gzip = strcmp(media_type, OCI_TAR_GZIP) == 0};
-    EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL);
+    sink_t s = {.d = d, .gzip = strcmp(media_type, OCI_TAR_GZIP) == 0};
+    SHA256_Init(&s.sha);
     if (s.gzip)
         deflateInit2(&s.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
                      Z_DEFAULT_STRATEGY);
@@ -498,7 +498,6 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
         d->cso->writer_close(s.w);
     if (s.gzip)
         deflateEnd(&s.z);
-    EVP_MD_CTX_free(s.sha);
     if (s.err)
         d->api->error_free(s.err);
     if (w.lower_root >= 0)

@@ -13,12 +13,16 @@ SRC=$4
 work=$(mktemp -d /tmp/berth-images-XXXXXX)
 PID=""
 cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    status=$?
+    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
+        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
+    fi
     sh "$SRC/tests/fixtures/images/registry.sh" stop "$work/reg" 2>/dev/null || true
     for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
     rm -rf "$work"
+    exit $status
 }
 trap cleanup EXIT
 fail() {
