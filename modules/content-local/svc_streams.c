@@ -375,11 +375,12 @@ link_existing(call_t *c, const char *digest, int64_t size)
 {
     svc_t *s = c->svc;
     berth_error_t *ignored = NULL;
-    if (s->mdo->content_put(s->md, c->ns, digest, size, NULL, &ignored) < 0)
-        s->api->error_free(ignored);
-    ignored = NULL;
+    /* the lease first: a collection between the two transactions must find the record rooted */
     if (c->lease[0] &&
         s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &ignored) < 0)
+        s->api->error_free(ignored);
+    ignored = NULL;
+    if (s->mdo->content_put(s->md, c->ns, digest, size, NULL, &ignored) < 0)
         s->api->error_free(ignored);
     clear_out(c);
     c->rc = s->api->error_make(&c->err, BERTH_EEXIST, "content %s: already exists", digest);
@@ -414,10 +415,13 @@ apply_labels(call_t *c, const write_req_t *r, const char *digest, int64_t size)
     berth_kv_t *labels = s->api->kv_new();
     for (size_t i = 0; i < r->n_labels; i++)
         s->api->kv_set(labels, r->labels[i]->key, r->labels[i]->value);
-    c->rc = s->mdo->content_put(s->md, c->ns, digest, size, labels, &c->err);
-    s->api->kv_free(labels);
-    if (c->rc == 0 && c->lease[0]) /* containerd's leased writes: the blob joins the lease */
+    /* containerd's leased writes: the blob joins the lease, before its record exists, so no collection
+     * in between finds the record unrooted */
+    if (c->lease[0])
         c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &c->err);
+    if (c->rc == 0)
+        c->rc = s->mdo->content_put(s->md, c->ns, digest, size, labels, &c->err);
+    s->api->kv_free(labels);
 }
 
 /* One request of the Write stream, as containerd's content server handles it. */

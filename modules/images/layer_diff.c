@@ -449,11 +449,11 @@ publish_blob(differ_t *d, const char *ns, sink_t *s, const berth_kv_t *labels,
     for (size_t i = 0; labels && i < d->api->kv_size(labels); i++)
         d->api->kv_set(all, d->api->kv_key_at(labels, i), d->api->kv_value_at(labels, i));
     d->api->kv_set(all, "containerd.io/uncompressed", diff_id);
+    const char *lease = d->api->call_lease();
+    if (rc == 0 && lease[0]) /* before the record: no collection may find it unrooted */
+        rc = d->mdo->lease_add_resource(d->md, ns, lease, "content", out->digest, err);
     if (rc == 0)
         rc = d->mdo->content_put(d->md, ns, out->digest, info.size, all, err);
-    const char *lease = d->api->call_lease();
-    if (rc == 0 && lease[0])
-        rc = d->mdo->lease_add_resource(d->md, ns, lease, "content", out->digest, err);
     d->api->kv_free(all);
     out->size = info.size;
     return rc;

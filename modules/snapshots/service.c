@@ -185,10 +185,12 @@ make_snapshot(svc_t *s, const char *ns,
                  : sn->ops->prepare(sn->sn, key, r->parent[0] ? parent : "", &m, &n, err);
     if (rc != 0)
         return rc;
-    rc = save_record(s, ns, sn->name, r->key, r->parent, kind, r->n_labels,
-                     (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels, 1, err);
-    if (rc == 0 && (rc = join_lease(s, ns, sn->name, r->key, err)) != 0)
-        s->mdo->snapshot_delete(s->md, ns, sn->name, r->key, NULL);
+    /* the lease first: a collection between the two transactions must find the record rooted */
+    rc = join_lease(s, ns, sn->name, r->key, err);
+    if (rc == 0)
+        rc = save_record(s, ns, sn->name, r->key, r->parent, kind, r->n_labels,
+                         (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels, 1,
+                         err);
     if (rc != 0)
         sn->ops->remove(sn->sn, key, NULL);
     else
@@ -283,6 +285,8 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         rc = encode_record(s, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
                            (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels,
                            buf, &blen, err);
+    if (rc == 0) /* the lease first, as in Prepare */
+        rc = join_lease(s, ns, sn->name, r->name, err);
     if (rc == 0)
         rc = s->mdo->snapshot_commit(s->md, ns, sn->name, r->key, buf, blen, err);
     if (rc == 0 && (rc = sn->ops->commit(sn->sn, name, key, err)) != 0) {
@@ -292,8 +296,6 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
             s->mdo->snapshot_commit(s->md, ns, sn->name, r->name, buf, blen, NULL);
         }
     }
-    if (rc == 0)
-        rc = join_lease(s, ns, sn->name, r->name, err);
     if (info)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__commit_snapshot_request__free_unpacked(r, NULL);
