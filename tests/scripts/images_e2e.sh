@@ -81,6 +81,26 @@ grep -q "over the 4 MiB" "$work/err" || fail "no clear error for a 5 MB manifest
 ! $CTR images ls -q | grep -q huge || fail "the huge manifest's image was stored"
 $CTR images check | grep "$IMG" | grep -q complete || fail "a hostile import hurt a stored image"
 
+# --- a config whose diffID does not match the layer: the unpack aborts and leaves no snapshot behind --
+bad="$work/bad-diffid"
+cp -r "$work/fx/busybox-oci" "$bad"
+sed 's/"diff_ids":\["sha256:[0-9a-f]*"/"diff_ids":["sha256:'"$(printf '%064d' 0)"'"/' "$(blob "$cfg")" >"$bad/config"
+bcfg=$(sha256sum "$bad/config" | cut -d' ' -f1)
+mv "$bad/config" "$bad/blobs/sha256/$bcfg"
+sed -e "s/$cfg/$bcfg/" -e "s/\"size\":$(stat -c %s "$(blob "$cfg")"),\"/\"size\":$(stat -c %s "$bad/blobs/sha256/$bcfg"),\"/" \
+    "$(blob "$mf")" >"$bad/manifest"
+bmf=$(sha256sum "$bad/manifest" | cut -d' ' -f1)
+mv "$bad/manifest" "$bad/blobs/sha256/$bmf"
+sed -e "s/$mf/$bmf/" -e "s/\"size\":[0-9]*/\"size\":$(stat -c %s "$bad/blobs/sha256/$bmf")/" \
+    -e "s/berth-busybox:latest/bad-diffid:1/" "$work/fx/busybox-oci/index.json" >"$bad/index.json"
+tar -C "$bad" -cf "$work/bad-diffid.tar" oci-layout index.json blobs
+before=$($CTR snapshots ls | wc -l)
+if $CTR images import "$work/bad-diffid.tar" >/dev/null 2>"$work/err"; then fail "a wrong diffID was unpacked"; fi
+grep -q "wrong diff id" "$work/err" || fail "no clear error for a wrong diffID: $(cat "$work/err")"
+[ "$($CTR snapshots ls | wc -l)" = "$before" ] || fail "the failed unpack left a snapshot: $($CTR snapshots ls)"
+$CTR images check | grep "$IMG" | grep -q complete || fail "a failed unpack hurt a stored image"
+$CTR images rm docker.io/library/bad-diffid:1 >/dev/null # ctr stores the record before it unpacks
+
 # --- the unpacked rootfs equals the layer ------------------------------------------------------------
 mkdir -p "$work/mnt" "$work/layer"
 $CTR images mount "$IMG" "$work/mnt" >/dev/null || fail "images mount"
