@@ -42,6 +42,9 @@ i=0
 until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
 
 # --- import of an OCI layout, then the record's life ----------------------------------------------------
+$CTR events >"$work/events" 2>&1 &
+EVENTS=$!
+sleep 0.2
 $CTR images import "$work/fx/busybox-oci.tar" >/dev/null || fail "import of the OCI layout"
 $CTR images ls -q | grep -qx "$IMG" || fail "imported image not listed"
 $CTR images check | grep "$IMG" | grep -q "complete" || fail "images check"
@@ -56,6 +59,11 @@ grep -q "is not welcome" "$work/err" || fail "the veto's message did not reach t
 ! $CTR images ls -q | grep -q vetoed || fail "a vetoed image was stored"
 $CTR images rm docker.io/library/berth-busybox:v2 >/dev/null
 ! $CTR images ls -q | grep -q ":v2" || fail "rm"
+sleep 0.2
+kill $EVENTS
+for topic in /images/create /images/update /images/delete; do
+    grep -q "$topic" "$work/events" || fail "no $topic event: $(cat "$work/events")"
+done
 
 # --- hostile imports: a huge index.json, a manifest over 4 MiB; nothing stored is lost -------------------
 mkdir -p "$work/hostile/blobs/sha256"
