@@ -154,6 +154,23 @@ $CTR images import "$work/fx/busybox-docker.tar" >/dev/null || fail "import of t
 $CTR images ls -q | grep -qx "$IMG" || fail "docker-archive image not listed"
 $CTR images check | grep "$IMG" | grep -q complete || fail "docker-archive image incomplete"
 
+# --- ctr containers: create/ls/info/label/rm, and the container hooks (tests/fixtures/fx_containerhooks.c)
+$CTR containers create "$IMG" c1 >/dev/null || fail "containers create"
+$CTR containers ls -q | grep -qx c1 || fail "containers ls"
+$CTR containers info c1 | grep -q '"hooked": "pre-create"' || fail "the pre-create hook did not label c1"
+$CTR containers label c1 team=berth >/dev/null || fail "containers label"
+$CTR containers info c1 | grep -q '"updated-by-hook": "yes"' || fail "the pre-update hook did not run"
+$CTR containers ls "labels.team==berth" | grep -q c1 || fail "container label filter"
+if $CTR containers label c1 forbid=yes 2>"$work/err"; then fail "the post-update veto was ignored"; fi
+grep -q "may not be forbidden" "$work/err" || fail "no veto message: $(cat "$work/err")"
+! $CTR containers info c1 | grep -q '"forbid"' || fail "a vetoed update was stored"
+if $CTR containers create "$IMG" veto1 2>"$work/err"; then fail "the pre-create veto was ignored"; fi
+grep -q "veto1 is vetoed" "$work/err" || fail "no pre-create veto message: $(cat "$work/err")"
+! $CTR containers ls -q | grep -q veto1 || fail "a vetoed container was stored"
+$CTR containers rm c1 >/dev/null || fail "containers rm"
+[ -z "$($CTR containers ls -q)" ] || fail "containers left after rm"
+$CTR snapshots rm veto1 2>/dev/null || true # ctr prepared it before the refused Create
+
 # --- pull and push with a real registry ----------------------------------------------------------------
 port=$((20000 + $$ % 20000))
 sh "$SRC/tests/fixtures/images/registry.sh" start "$work/reg" "$port" >/dev/null || fail "registry"
