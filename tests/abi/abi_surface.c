@@ -14,6 +14,7 @@
 #include <berth/log.h>
 #include <berth/metadata.h>
 #include <berth/module.h>
+#include <berth/runtime.h>
 #include <berth/snapshot.h>
 
 typedef struct berth_abi_surface_s {
@@ -51,6 +52,10 @@ typedef struct berth_abi_surface_s {
     berth_ingest_status_t *ingest_status;
     berth_differ_v1_ops_t *differ;
     berth_descriptor_t *descriptor;
+    berth_runtime_v1_ops_t *runtime;
+    berth_task_state_t *task_state;
+    berth_task_io_t *task_io;
+    berth_task_status_t task_status;
     enum berth_errcode code;
     enum berth_log_level level;
     enum berth_config_kind kind;

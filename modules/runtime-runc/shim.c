@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * berth-shim: one per container. It detaches from berthd (own session), becomes the child subreaper, drives
+ * runc for the container and its exec processes, hands them the client's FIFOs as stdio, reaps them, keeps
+ * their exit statuses, and answers berthd on a unix socket (0600, a path, never abstract), so containers
+ * outlive berthd and berthd can find them again.
+ *
+ *   berth-shim ID BUNDLE SOCKET RUNC_ROOT RUNC READY_FD
+ *
+ * Protocol: one line per message, fields separated by tabs (fields never hold tabs or newlines).
+ *   requests  create STDIN STDOUT STDERR | start EXEC | exec EXEC SPEC_FILE STDIN STDOUT STDERR |
+ *             kill EXEC SIGNAL ALL | state EXEC | delete EXEC | pause | resume | pids | closeio EXEC |
+ *             update RESOURCES_FILE
+ *   replies   "r\t0[\tfields...]" or "r\t<BERTH_E* code>\t<message>"
+ *   events    "e\texit\tEXEC\tPID\tSTATUS\tEXITED_AT_NS" (EXEC is "" for the container's init)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 8
+#define MAX_PROCS 64
+#define LINE_MAX_LEN 8192
+
+enum { ST_CREATED, ST_RUNNING, ST_STOPPED, ST_PAUSED };
+static const char *const state_names[] = {"created", "running", "stopped", "paused"};
+
+typedef struct proc {
+    char id[128]; /* "" for init */
+    char spec[512], in[512], out[512], err[512];
+    pid_t pid;
+    int state, exit_status;
+    long long exited_ns;
+    int stdin_hold; /* our write end of the stdin FIFO, so the process sees EOF only after CloseIO */
+    int used;
+} proc_t;
+
+typedef struct client {
+    int fd;
+    char buf[LINE_MAX_LEN];
+    size_t len;
+} client_t;
+
+static const char *id, *bundle, *runc_root, *runc;
+static proc_t procs[MAX_PROCS];
+static client_t clients[MAX_CLIENTS];
+static int deleting;
+
+/* BERTH_E* codes as the runtime maps them (abi/berth/error.h) */
+#define E_INVAL -2
+#define E_NOTFOUND -3
+#define E_EXIST -4
+#define E_PRECONDITION -7
+#define E_INTERNAL -11
+
+static long long
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void
+send_line(int fd, const char *fmt, ...)
+{
+    char line[LINE_MAX_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    for (int off = 0; off < n;) {
+        ssize_t w = send(fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        off += (int)w;
+    }
+}
+
+static proc_t *
+find_proc(const char *exec_id)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].used && strcmp(procs[i].id, exec_id) == 0)
+            return &procs[i];
+    return NULL;
+}
+
+/* ---- runc ------------------------------------------------------------------------------------------ */
+
+static int
+open_stdio(const char *path, int flags)
+{
+    return open(path[0] ? path : "/dev/null", flags | O_CLOEXEC);
+}
+
+/* The process's stdin: the FIFO's read end, and our write end held open until CloseIO (a client that
+ * has not opened its writer yet must not look like EOF). */
+static int
+open_stdin(proc_t *p)
+{
+    if (p->in[0] == '\0')
+        return open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int fd = open(p->in, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    p->stdin_hold = open(p->in, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Once the process runs, the client's own writer is open (it opened it while creating the task): our
+ * writer goes, so the process sees EOF when the client closes its end. */
+static void
+release_stdin(proc_t *p)
+{
+    if (p->stdin_hold >= 0)
+        close(p->stdin_hold);
+    p->stdin_hold = -1;
+}
+
+/* The last line runc logged: what to tell the client when it fails. */
+static void
+runc_error(char *out, size_t len)
+{
+    char path[4200], line[2048] = "";
+    snprintf(path, sizeof(path), "%s/runc.log", bundle);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        ;
+    if (f)
+        fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    for (char *c = line; *c; c++)
+        if (*c == '\t')
+            *c = ' ';
+    snprintf(out, len, "runc: %s", line[0] ? line : "failed");
+}
+
+/* Runs runc with argv (after the global flags), stdio from fds (-1: /dev/null); returns its exit status. */
+static int
+run_runc(const char *const *args, int in, int out, int err)
+{
+    char log[4200];
+    snprintf(log, sizeof(log), "%s/runc.log", bundle);
+    const char *argv[32] = {runc, "--root", runc_root, "--log", log, "--log-format", "text"};
+    int n = 7;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(in >= 0 ? in : null, 0);
+        dup2(out >= 0 ? out : null, 1);
+        dup2(err >= 0 ? err : null, 2);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(runc, (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return pid < 0 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static pid_t
+read_pid(const char *file)
+{
+    FILE *f = fopen(file, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+/* Starts a process through runc (create for init, exec for the others), its stdio the client's FIFOs. */
+static int
+spawn(proc_t *p, char *errmsg, size_t errlen)
+{
+    char pidfile[4300];
+    snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", bundle, p->id[0] ? p->id : "init");
+    int in = open_stdin(p), out = open_stdio(p->out, O_RDWR), err = open_stdio(p->err, O_RDWR);
+    int rc = -1;
+    if (in >= 0 && out >= 0 && err >= 0) {
+        const char *create[] = {"create", "--bundle", bundle, "--pid-file", pidfile, id, NULL};
+        const char *exec[] = {"exec",       "--detach", "--process", p->spec,
+                              "--pid-file", pidfile,    id,          NULL};
+        rc = run_runc(p->id[0] ? exec : create, in, out, err);
+    }
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (err >= 0)
+        close(err);
+    if (rc != 0) {
+        if (in < 0 || out < 0 || err < 0)
+            snprintf(errmsg, errlen, "open stdio: %s", strerror(errno));
+        else
+            runc_error(errmsg, errlen);
+        return -1;
+    }
+    p->pid = read_pid(pidfile);
+    p->state = p->id[0] ? ST_RUNNING : ST_CREATED;
+    if (p->id[0])
+        release_stdin(p);
+    return 0;
+}
+
+/* ---- requests -------------------------------------------------------------------------------------- */
+
+static void
+reply_error(int fd, int code, const char *msg)
+{
+    send_line(fd, "r\t%d\t%s", code, msg);
+}
+
+static void
+do_create(int fd, char **f, int n)
+{
+    proc_t *p = find_proc("");
+    char err[2048];
+    if (n < 4)
+        return reply_error(fd, E_INVAL, "create needs stdin, stdout and stderr");
+    if (p)
+        return reply_error(fd, E_EXIST, "the container's task already exists");
+    p = &procs[0];
+    *p = (proc_t){.used = 1, .stdin_hold = -1};
+    snprintf(p->in, sizeof(p->in), "%s", f[1]);
+    snprintf(p->out, sizeof(p->out), "%s", f[2]);
+    snprintf(p->err, sizeof(p->err), "%s", f[3]);
+    if (spawn(p, err, sizeof(err)) < 0) {
+        p->used = 0;
+        return reply_error(fd, E_INTERNAL, err);
+    }
+    send_line(fd, "r\t0\t%d", (int)p->pid);
+}
+
+static void
+do_exec(int fd, char **f, int n)
+{
+    if (n < 6)
+        return reply_error(fd, E_INVAL, "exec needs an id, a spec and stdio");
+    if (find_proc(f[1]))
+        return reply_error(fd, E_EXIST, "exec process already exists");
+    for (int i = 1; i < MAX_PROCS; i++)
+        if (!procs[i].used) {
+            proc_t *p = &procs[i];
+            *p = (proc_t){.used = 1, .stdin_hold = -1, .state = ST_CREATED};
+            snprintf(p->id, sizeof(p->id), "%s", f[1]);
+            snprintf(p->spec, sizeof(p->spec), "%s", f[2]);
+            snprintf(p->in, sizeof(p->in), "%s", f[3]);
+            snprintf(p->out, sizeof(p->out), "%s", f[4]);
+            snprintf(p->err, sizeof(p->err), "%s", f[5]);
+            return send_line(fd, "r\t0");
+        }
+    reply_error(fd, E_PRECONDITION, "too many exec processes");
+}
+
+static void
+do_start(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    char err[2048];
+    if (p == NULL)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    if (p->state != ST_CREATED || (p->id[0] && p->pid))
+        return reply_error(fd, E_PRECONDITION, "process is not in the created state");
+    if (p->id[0]) {
+        if (spawn(p, err, sizeof(err)) < 0)
+            return reply_error(fd, E_INTERNAL, err);
+    } else {
+        const char *args[] = {"start", id, NULL};
+        if (run_runc(args, -1, -1, -1) != 0) {
+            runc_error(err, sizeof(err));
+            return reply_error(fd, E_INTERNAL, err);
+        }
+        if (p->state == ST_CREATED)
+            p->state = ST_RUNNING;
+        release_stdin(p);
+    }
+    send_line(fd, "r\t0\t%d", (int)p->pid);
+}
+
+static void
+do_kill(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    if (p == NULL)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    int sig = n > 2 ? atoi(f[2]) : SIGTERM, all = n > 3 && strcmp(f[3], "1") == 0;
+    if (p->state == ST_STOPPED)
+        return reply_error(fd, E_NOTFOUND, "process already finished");
+    if (p->id[0] || p->state == ST_CREATED || !all) {
+        if (p->pid <= 0 || kill(p->pid, sig) < 0)
+            return reply_error(fd, E_NOTFOUND, "process already finished");
+        return send_line(fd, "r\t0");
+    }
+    char sigs[16];
+    snprintf(sigs, sizeof(sigs), "%d", sig);
+    const char *args[] = {"kill", "--all", id, sigs, NULL};
+    if (run_runc(args, -1, -1, -1) != 0) {
+        char err[2048];
+        runc_error(err, sizeof(err));
+        return reply_error(fd, E_INTERNAL, err);
+    }
+    send_line(fd, "r\t0");
+}
+
+static void
+do_state(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    if (p == NULL)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    send_line(fd, "r\t0\t%s\t%d\t%d\t%lld\t%s\t%s\t%s", state_names[p->state], (int)p->pid,
+              p->exit_status, p->exited_ns, p->in, p->out, p->err);
+}
+
+static void
+do_delete(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    if (p == NULL)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    if (p->state != ST_STOPPED && p->state != ST_CREATED)
+        return reply_error(fd, E_PRECONDITION, "process must be stopped before deletion");
+    if (p->id[0] == '\0') {
+        const char *args[] = {"delete", "--force", id, NULL};
+        run_runc(args, -1, -1, -1);
+        deleting = 1;
+    }
+    send_line(fd, "r\t0\t%d\t%d\t%lld", (int)p->pid, p->exit_status, p->exited_ns);
+    if (p->stdin_hold >= 0)
+        close(p->stdin_hold);
+    p->used = 0;
+}
+
+static void
+do_simple(int fd, const char *verb, const char *arg)
+{
+    const char *args[] = {verb, arg ? "--resources" : id, arg ? arg : NULL, arg ? id : NULL, NULL};
+    if (run_runc(args, -1, -1, -1) != 0) {
+        char err[2048];
+        runc_error(err, sizeof(err));
+        return reply_error(fd, E_INTERNAL, err);
+    }
+    proc_t *p = find_proc("");
+    if (p && strcmp(verb, "pause") == 0)
+        p->state = ST_PAUSED;
+    if (p && strcmp(verb, "resume") == 0)
+        p->state = ST_RUNNING;
+    send_line(fd, "r\t0");
+}
+
+/* runc ps --format json prints a JSON array of pids on one line. */
+static void
+do_pids(int fd)
+{
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return reply_error(fd, E_INTERNAL, strerror(errno));
+    const char *args[] = {"ps", "--format", "json", id, NULL};
+    int rc = run_runc(args, -1, pipefd[1], -1);
+    close(pipefd[1]);
+    char out[LINE_MAX_LEN - 16] = "";
+    ssize_t got = read(pipefd[0], out, sizeof(out) - 1);
+    close(pipefd[0]);
+    out[got > 0 ? got : 0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    if (rc != 0)
+        return reply_error(fd, E_INTERNAL, "runc ps failed");
+    send_line(fd, "r\t0\t%s", out);
+}
+
+static void
+do_closeio(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    if (p == NULL)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    if (p->stdin_hold >= 0)
+        close(p->stdin_hold);
+    p->stdin_hold = -1;
+    send_line(fd, "r\t0");
+}
+
+static void
+handle(int fd, char *line)
+{
+    char *f[16];
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(line, "\t", &save); t && n < 16;
+         t = strtok_r(NULL, "\t", &save))
+        f[n++] = t;
+    /* empty fields vanish with strtok: requests put "-" for an empty value */
+    for (int i = 0; i < n; i++)
+        if (strcmp(f[i], "-") == 0)
+            f[i][0] = '\0';
+    if (n == 0)
+        return reply_error(fd, E_INVAL, "empty request");
+    if (strcmp(f[0], "create") == 0)
+        do_create(fd, f, n);
+    else if (strcmp(f[0], "exec") == 0)
+        do_exec(fd, f, n);
+    else if (strcmp(f[0], "start") == 0)
+        do_start(fd, f, n);
+    else if (strcmp(f[0], "kill") == 0)
+        do_kill(fd, f, n);
+    else if (strcmp(f[0], "state") == 0)
+        do_state(fd, f, n);
+    else if (strcmp(f[0], "delete") == 0)
+        do_delete(fd, f, n);
+    else if (strcmp(f[0], "pause") == 0 || strcmp(f[0], "resume") == 0)
+        do_simple(fd, f[0], NULL);
+    else if (strcmp(f[0], "update") == 0 && n > 1)
+        do_simple(fd, "update", f[1]);
+    else if (strcmp(f[0], "pids") == 0)
+        do_pids(fd);
+    else if (strcmp(f[0], "closeio") == 0)
+        do_closeio(fd, f, n);
+    else
+        reply_error(fd, E_INVAL, "unknown request");
+}
+
+/* ---- reaping ---------------------------------------------------------------------------------------- */
+
+static void
+broadcast_exit(const proc_t *p)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+            send_line(clients[i].fd, "e\texit\t%s\t%d\t%d\t%lld", p->id, (int)p->pid,
+                      p->exit_status, p->exited_ns);
+}
+
+/* As the subreaper we also inherit the container's orphans: reap them all, note ours. */
+static void
+reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (int i = 0; i < MAX_PROCS; i++) {
+            proc_t *p = &procs[i];
+            if (!p->used || p->pid != pid || p->state == ST_STOPPED)
+                continue;
+            p->state = ST_STOPPED;
+            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            p->exited_ns = now_ns();
+            if (p->stdin_hold >= 0)
+                close(p->stdin_hold);
+            p->stdin_hold = -1;
+            broadcast_exit(p);
+        }
+}
+
+/* ---- the socket ------------------------------------------------------------------------------------ */
+
+static int
+listen_on(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return -1;
+    strcpy(sa.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0177); /* 0600 from the start: never a moment when others may connect */
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 8) < 0)
+        return -1;
+    return fd;
+}
+
+static void
+accept_client(int lfd)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    for (int i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
+        if (clients[i].fd < 0) {
+            clients[i] = (client_t){.fd = fd};
+            return;
+        }
+    if (fd >= 0)
+        close(fd);
+}
+
+static void
+read_client(client_t *c)
+{
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
+    if (n <= 0) {
+        close(c->fd);
+        c->fd = -1;
+        return;
+    }
+    c->len += (size_t)n;
+    char *nl;
+    while (c->fd >= 0 && (nl = memchr(c->buf, '\n', c->len)) != NULL) {
+        *nl = '\0';
+        handle(c->fd, c->buf);
+        size_t used = (size_t)(nl - c->buf) + 1;
+        memmove(c->buf, nl + 1, c->len - used);
+        c->len -= used;
+    }
+    if (c->len == sizeof(c->buf) - 1) { /* a line longer than any request: drop the client */
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static int
+serve(int lfd, int sfd)
+{
+    while (!deleting) {
+        struct pollfd p[MAX_CLIENTS + 2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            p[i + 2] = (struct pollfd){clients[i].fd, POLLIN, 0};
+        if (poll(p, MAX_CLIENTS + 2, -1) < 0 && errno != EINTR)
+            return 1;
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                ;
+            reap();
+        }
+        if (p[0].revents)
+            accept_client(lfd);
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (clients[i].fd >= 0 && p[i + 2].revents)
+                read_client(&clients[i]);
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc != 7) {
+        fprintf(stderr, "usage: berth-shim ID BUNDLE SOCKET RUNC_ROOT RUNC READY_FD\n");
+        return 2;
+    }
+    id = argv[1], bundle = argv[2], runc_root = argv[4], runc = argv[5];
+    int ready = atoi(argv[6]);
+    /* detach: our own session, and a second fork so berthd's child exits at once */
+    if (setsid() < 0 && errno != EPERM)
+        return 1;
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid < 0 ? 1 : 0;
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    if (chdir(bundle) < 0)
+        return 1;
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        clients[i].fd = -1;
+    int lfd = listen_on(argv[3]);
+    if (write(ready, lfd >= 0 && sfd >= 0 ? "ok\n" : "no\n", 3) != 3 || lfd < 0 || sfd < 0)
+        return 1;
+    close(ready);
+    int rc = serve(lfd, sfd);
+    unlink(argv[3]);
+    return rc;
+}
