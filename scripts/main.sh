@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # The main job: build berthd, start it on its built-in default config (root /var/lib/berth, state
-# /run/berth, so run it as root), show its modules, stop it cleanly.
+# /run/berth, so run it as root), show its modules, import a busybox image built offline, run a container
+# that prints a greeting, stop it cleanly.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -25,6 +26,11 @@ echo "== berthd modules"
 echo "== containerd's ctr against berthd"
 ctr --address /run/berth/berthd.sock version
 ctr --address /run/berth/berthd.sock plugins ls
+
+echo "== a container: import the busybox fixture, ctr run --rm"
+sh tests/fixtures/images/build-image.sh busybox "$WORK/fx" >/dev/null
+ctr --address /run/berth/berthd.sock images import "$WORK/fx/busybox-oci.tar"
+ctr --address /run/berth/berthd.sock run --rm docker.io/library/berth-busybox:latest berth-demo-$$
 
 echo "== stopping berthd (SIGTERM)"
 kill -TERM "$PID"
