@@ -39,6 +39,8 @@ typedef struct task {
     char bundle[PATH_LEN + 256];
     char sock[108];
     uv_pipe_t *watch; /* loop thread only */
+    int removing;     /* a delete is under way: the shim's exit is expected (under rt->lock) */
+    uv_work_t cleanup;
     char buf[4096];
     size_t len;
     struct task *next;
@@ -65,8 +67,11 @@ struct runtime {
     void *exit_user;
     exit_note_t *early; /* exits found before anyone watched (dead shims at start) */
     size_t n_early;
-    int closing;
+    int closing;          /* fini ran; the last cleanup in flight frees the runtime */
+    int cleanups_pending; /* loop thread only */
 };
+
+static void runtime_free(runtime_t *rt);
 
 static int
 code_of(berth_error_t **err, int dflt)
@@ -230,12 +235,56 @@ close_watch(task_t *t)
     t->watch = NULL;
 }
 
+static void runc_force_delete(runtime_t *rt, const char *ns, const char *id);
+static void bundle_remove(const char *bundle);
+
+static void
+cleanup_dead(uv_work_t *req)
+{
+    task_t *t = req->data;
+    runc_force_delete(t->rt, t->ns, t->id);
+    bundle_remove(t->bundle);
+    unlink(t->sock);
+}
+
+static void
+cleanup_dead_done(uv_work_t *req, int status)
+{
+    task_t *t = req->data;
+    runtime_t *rt = t->rt;
+    (void)status;
+    if (!rt->closing)
+        deliver_exit(rt, t->ns, t->id, "", 0, 255, (int64_t)time(NULL) * 1000000000LL);
+    free(t);
+    if (--rt->cleanups_pending == 0 && rt->closing)
+        runtime_free(rt);
+}
+
+/* The shim's connection ended. Unless a delete asked for that, the shim died (kill -9, OOM): the task is
+ * cleaned up as after a restart, and its exit (255: nobody saw the real one) reported. */
+static void
+shim_gone(task_t *t)
+{
+    runtime_t *rt = t->rt;
+    close_watch(t);
+    pthread_mutex_lock(&rt->lock);
+    int dead = !t->removing && find_task(rt, t->ns, t->id) == t;
+    pthread_mutex_unlock(&rt->lock);
+    if (!dead)
+        return;
+    task_forget(rt, t);
+    rt->api->log(rt->log, BERTH_LOG_WARN, "task %s/%s: its shim died; cleaning up", t->ns, t->id);
+    t->cleanup.data = t;
+    rt->cleanups_pending++;
+    uv_queue_work(rt->loop, &t->cleanup, cleanup_dead, cleanup_dead_done);
+}
+
 static void
 on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     task_t *t = s->data;
     if (n < 0) {
-        close_watch(t);
+        shim_gone(t);
         return;
     }
     t->len += (size_t)n;
@@ -296,6 +345,8 @@ rt_watch_exits(void *arg, berth_task_exit_fn fn, void *user, berth_error_t **err
     (void)err;
     rt->exit_fn = fn;
     rt->exit_user = user;
+    if (fn == NULL) /* the listener is going away */
+        return 0;
     for (size_t i = 0; i < rt->n_early; i++) {
         exit_note_t *e = &rt->early[i];
         fn(user, e->ns, e->id, e->exec_id, e->pid, e->status, e->exited_ns);
@@ -563,9 +614,17 @@ rt_remove(void *arg, const char *ns, const char *id, const char *exec_id, berth_
         return BERTH_ENOTFOUND;
     char req[512], reply[256];
     snprintf(req, sizeof(req), "delete\t%s\n", field(exec_id));
+    int init = !(exec_id && exec_id[0]);
+    pthread_mutex_lock(&rt->lock);
+    t->removing = init;
+    pthread_mutex_unlock(&rt->lock);
     int rc = shim_call(rt, t, req, reply, sizeof(reply), err);
-    if (rc != 0)
+    if (rc != 0) {
+        pthread_mutex_lock(&rt->lock);
+        t->removing = 0;
+        pthread_mutex_unlock(&rt->lock);
         return rc;
+    }
     *final = (berth_task_state_t){.status = BERTH_TASK_STOPPED};
     sscanf(reply, "%u\t%u\t%lld", &final->pid, &final->exit_status, (long long *)&final->exited_ns);
     if (exec_id && exec_id[0])
@@ -815,6 +874,14 @@ runtime_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 }
 
 static void
+runtime_free(runtime_t *rt)
+{
+    free(rt->early);
+    pthread_mutex_destroy(&rt->lock);
+    free(rt);
+}
+
+static void
 runtime_fini(void *instance)
 {
     runtime_t *rt = instance;
@@ -824,9 +891,10 @@ runtime_fini(void *instance)
         close_watch(t);
         free(t);
     }
-    free(rt->early);
-    pthread_mutex_destroy(&rt->lock);
-    free(rt);
+    rt->tasks = NULL;
+    rt->closing = 1;
+    if (rt->cleanups_pending == 0)
+        runtime_free(rt);
 }
 
 const berth_plugin_reg_t runtime_plugin = {

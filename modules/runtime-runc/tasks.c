@@ -668,6 +668,14 @@ tasks_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     return s->rto->watch_exits(s->rt, on_task_exit, s, err);
 }
 
+static void
+tasks_fini(void *instance)
+{
+    svc_t *s = instance;
+    s->rto->watch_exits(s->rt, NULL, NULL, NULL); /* exits after this are not ours to hear */
+    free(s);
+}
+
 static const char *const tasks_requires[] = {BERTH_METADATA_TYPE, BERTH_EVENTS_TYPE,
                                              BERTH_RUNTIME_TYPE, NULL};
 
@@ -677,6 +685,6 @@ const berth_plugin_reg_t tasks_plugin = {
     .id = "tasks",
     .requires = tasks_requires,
     .init = tasks_init,
-    .fini = free,
+    .fini = tasks_fini,
     .ops = &tasks_service,
 };

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Containers through berthd's runc runtime with the real ctr: run --rm with output, exit codes and stdin;
 # run -d with tasks ls/ps/pause/resume/exec/kill/rm; SIGTERM to a trapping shell (143) and SIGKILL (137);
-# live restore: kill -9 berthd, start it again, the task is still there and its exit still arrives.
+# live restore: kill -9 berthd, start it again, the task is still there and its exit still arrives; a shim
+# killed with -9 is cleaned up.
 # usage: run_e2e.sh BERTHD MODULE_DIR SOURCE_DIR
 set -eu
 BERTHD=$1
@@ -93,6 +94,18 @@ i=0
 until grep -q "/tasks/exit" "$work/events"; do i=$((i + 1)); [ $i -lt 100 ] || fail "no exit event after restart"; sleep 0.05; done
 kill $EVENTS
 $CTR tasks rm live >/dev/null && $CTR containers rm live
+
+# --- a shim killed with -9: berthd notices, cleans up and reports the exit -----------------------------
+$CTR run -d "$IMG" k9 sleep 1000 >/dev/null
+shim=$(pgrep -f "berth-shim k9 $work/") || fail "no shim for k9"
+kill -9 "$shim"
+i=0
+while $CTR tasks ls | grep -q "^k9 "; do i=$((i + 1)); [ $i -lt 100 ] || fail "a dead shim's task stays listed"; sleep 0.05; done
+i=0
+while [ -d "$work/state/io.containerd.runtime.v2.task/default/k9" ]; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "a dead shim's bundle stays"; sleep 0.05
+done
+$CTR containers rm k9
 
 # --- nothing left behind -------------------------------------------------------------------------------
 [ -z "$($CTR tasks ls -q 2>/dev/null)" ] || fail "tasks left"
