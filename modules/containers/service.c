@@ -14,6 +14,7 @@
 #include <berth/metadata.h>
 #include <berth/module.h>
 
+#include "rpc.h"
 #include "filters.h"
 #include "github.com/containerd/containerd/api/events/container.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
@@ -34,14 +35,6 @@ static int
 bad(svc_t *s, const char *what, berth_error_t **err)
 {
     return s->api->error_make(err, BERTH_EINVAL, "request is not a valid %s", what);
-}
-
-static void
-pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, *out);
 }
 
 static int
@@ -573,11 +566,6 @@ delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
 }
 
 /* ---- the plugin ------------------------------------------------------------------------------------ */
-
-#define NS_UNARY(n, fn)                                                                \
-    {                                                                                  \
-        .name = n, .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_NAMESPACED, .unary = fn \
-    }
 
 static const berth_grpc_method_t containers_methods[] = {
     NS_UNARY("Get", get_call),

@@ -11,6 +11,7 @@
 #include <berth/content.h>
 #include <berth/metadata.h>
 
+#include "rpc.h"
 #include "filters.h"
 #include "github.com/containerd/containerd/api/services/content/v1/content.pb-c.h"
 #include "svc.h"
@@ -21,15 +22,6 @@
 #define WRITE_BACKLOG (64 << 20) /* queued request bytes before Write gives up on the client */
 
 typedef Containerd__Services__Content__V1__Info info_pb_t;
-
-static int
-pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, *out);
-    return 0;
-}
 
 /* An Info message owning copies of everything (free with protobuf_c_message_free_unpacked). */
 Containerd__Services__Content__V1__Info *
@@ -315,11 +307,6 @@ abort_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t *
 }
 
 /* ---- the table ------------------------------------------------------------------------------------ */
-
-#define NS_UNARY(n, fn)                                                                \
-    {                                                                                  \
-        .name = n, .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_NAMESPACED, .unary = fn \
-    }
 
 static const berth_grpc_method_t content_methods[] = {
     NS_UNARY("Info", info_call),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rpc.h"
 #include "filters.h"
 #include "images.h"
 
@@ -18,14 +19,6 @@ static int
 bad(images_t *s, const char *what, berth_error_t **err)
 {
     return s->api->error_make(err, BERTH_EINVAL, "request is not a valid %s", what);
-}
-
-static void
-pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, *out);
 }
 
 /* The stored record (NotFound as containerd words it when there is none). */
@@ -419,11 +412,6 @@ delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     *resp_len = 0;
     return rc;
 }
-
-#define NS_UNARY(n, fn)                                                                \
-    {                                                                                  \
-        .name = n, .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_NAMESPACED, .unary = fn \
-    }
 
 static const berth_grpc_method_t images_methods[] = {
     NS_UNARY("Get", get_call),       NS_UNARY("List", list_call),

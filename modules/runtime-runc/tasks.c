@@ -16,6 +16,7 @@
 #include <berth/module.h>
 #include <berth/runtime.h>
 
+#include "rpc.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
@@ -46,14 +47,6 @@ static int
 bad(svc_t *s, const char *what, berth_error_t **err)
 {
     return s->api->error_make(err, BERTH_EINVAL, "request is not a valid %s", what);
-}
-
-static void
-pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, *out);
 }
 
 static void
@@ -614,11 +607,6 @@ on_task_exit(void *user, const char *ns, const char *id, const char *exec_id, ui
 }
 
 /* ---- the plugin ------------------------------------------------------------------------------------- */
-
-#define NS_UNARY(n, fn)                                                                \
-    {                                                                                  \
-        .name = n, .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_NAMESPACED, .unary = fn \
-    }
 
 static const berth_grpc_method_t tasks_methods[] = {
     NS_UNARY("Create", create_call),

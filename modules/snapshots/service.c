@@ -16,6 +16,7 @@
 #include <berth/module.h>
 #include <berth/snapshot.h>
 
+#include "rpc.h"
 #include "filters.h"
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 
@@ -58,15 +59,6 @@ static void
 backend_key(char *out, size_t len, const char *ns, const char *key)
 {
     snprintf(out, len, "%s/%s", ns, key);
-}
-
-static int
-pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
-{
-    *len = protobuf_c_message_get_packed_size(m);
-    *out = malloc(*len ? *len : 1);
-    protobuf_c_message_pack(m, *out);
-    return 0;
 }
 
 static int
@@ -619,11 +611,6 @@ list_closed(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stre
     if (l)
         l->closed = 1; /* list_done frees it */
 }
-
-#define NS_UNARY(n, fn)                                                                \
-    {                                                                                  \
-        .name = n, .kind = BERTH_RPC_UNARY, .flags = BERTH_RPC_NAMESPACED, .unary = fn \
-    }
 
 static const berth_grpc_method_t snapshots_methods[] = {
     NS_UNARY("Prepare", prepare_call),
