@@ -1,0 +1,54 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# bench/run: `ctr run --rm IMAGE id /bin/true` against berthd and, in the same run, Debian's containerd,
+# beside the floor (bare `runc run` of a prepared bundle); and the RSS of one idle shim of each.
+# Targets: berthd within 1.3x of bare runc; shim RSS <= 1 MB (containerd's is about 13 MB).
+# usage: bench/run.sh [BUILD_DIR] [RUNS]
+set -eu
+BUILD=${1:-build}
+RUNS=${2:-10}
+BERTHD=$BUILD/bin/berthd
+. "$(dirname "$0")/lib.sh"
+sh "$(dirname "$0")/../tests/fixtures/images/build-image.sh" busybox "$WORK/fx" >/dev/null
+start_daemons
+IMG=docker.io/library/berth-busybox:latest
+ctr --address "$BSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
+ctr --address "$CSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
+
+# the floor: a bundle of the same rootfs, run by runc directly
+mkdir -p "$WORK/bundle/rootfs"
+tar -xzf "$(ls -S "$WORK"/fx/busybox-oci/blobs/sha256/* | head -1)" -C "$WORK/bundle/rootfs"
+(cd "$WORK/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+
+seconds() { # command... -> elapsed seconds over RUNS runs, per run (ms)
+    s=$(date +%s.%N)
+    i=0
+    while [ $i -lt "$RUNS" ]; do "$@" "$i" >/dev/null 2>&1; i=$((i + 1)); done
+    e=$(date +%s.%N)
+    echo "$s $e $RUNS" | awk '{printf "%.1f", ($2 - $1) * 1000 / $3}'
+}
+bare() { runc --root "$WORK/runc" run --bundle "$WORK/bundle" "bare$1"; }
+berth() { ctr --address "$BSOCK" run --rm "$IMG" "b$1" /bin/true; }
+ctrd() { ctr --address "$CSOCK" run --rm "$IMG" "c$1" /bin/true; }
+f=$(seconds bare)
+b=$(seconds berth)
+c=$(seconds ctrd)
+echo "ctr run --rm /bin/true, mean of $RUNS runs"
+printf '  %-22s %8s ms\n' "floor (bare runc run)" "$f" "berthd" "$b" "containerd" "$c"
+awk -v b="$b" -v c="$c" -v f="$f" 'BEGIN { printf "  berthd %.2fx the floor, containerd %.2fx\n", b / f, c / f }'
+
+# one idle shim each
+ctr --address "$BSOCK" run -d "$IMG" idle sleep 600 >/dev/null
+ctr --address "$CSOCK" run -d "$IMG" idle sleep 600 >/dev/null
+sleep 0.5
+rss() { ps -o rss= -p "$1" | awk '{printf "%.2f MB", $1 / 1024}'; }
+bshim=$(pgrep -f "berth-shim idle $WORK/" | head -1)
+cshim=$(pgrep -f "containerd-shim-runc-v2 .*-id idle" | head -1 || true)
+printf '  %-22s %s\n' "berth-shim RSS" "$(rss "$bshim")"
+[ -n "$cshim" ] && printf '  %-22s %s\n' "containerd shim RSS" "$(rss "$cshim")"
+for s in "$BSOCK" "$CSOCK"; do
+    ctr --address "$s" tasks kill -s SIGKILL idle >/dev/null 2>&1 || true
+    sleep 0.3
+    ctr --address "$s" tasks rm idle >/dev/null 2>&1 || true
+    ctr --address "$s" containers rm idle >/dev/null 2>&1 || true
+done
