@@ -51,6 +51,19 @@ $CTR run --rm "$IMG" r3 sh -c 'exit 7'
 set -e
 [ "$(echo through-stdin | $CTR run --rm "$IMG" r4 cat)" = through-stdin ] || fail "stdin"
 
+# --- bad input: an unknown runtime, a task that does not exist, an oversized label ---------------------
+if $CTR run --rm --runtime io.containerd.nosuch.v1 "$IMG" bad1 true 2>"$work/err"; then fail "an unknown runtime ran"; fi
+grep -q "io.containerd.nosuch.v1: not supported" "$work/err" || fail "no clear error for an unknown runtime: $(cat "$work/err")"
+$CTR containers rm bad1 2>/dev/null || true
+[ ! -d "$work/state/io.containerd.runtime.v2.task/default/bad1" ] || fail "a refused task left its bundle"
+if $CTR tasks start nosuch 2>"$work/err"; then fail "started a task that does not exist"; fi
+grep -q "not found" "$work/err" || fail "no NotFound for a missing task: $(cat "$work/err")"
+big=$(head -c 5000 /dev/zero | tr '\0' x)
+if $CTR containers create --label "k=$big" "$IMG" bad2 2>"$work/err"; then fail "a 5000-byte label was stored"; fi
+grep -qi "label" "$work/err" || fail "no clear error for an oversized label: $(cat "$work/err")"
+! $CTR containers ls -q | grep -q bad2 || fail "a refused container was stored"
+$CTR snapshots rm bad2 2>/dev/null || true
+
 # --- run -d and the task commands --------------------------------------------------------------------
 $CTR run -d "$IMG" d1 sleep 1000 >/dev/null
 $CTR tasks ls | grep -q "^d1 .*RUNNING" || fail "tasks ls: $($CTR tasks ls)"
