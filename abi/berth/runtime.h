@@ -43,7 +43,8 @@ typedef struct berth_task_state_s {
     int terminal;
 } berth_task_state_t;
 
-/* The stdio a process gets: FIFO paths the client made ("" for none). */
+/* The stdio a process gets: FIFO paths the client made ("" for none). With terminal, the process gets a
+ * pseudoterminal whose output goes to stdout_path and whose input comes from stdin_path. */
 typedef struct berth_task_io_s {
     const char *stdin_path, *stdout_path, *stderr_path;
     int terminal;
@@ -86,6 +87,10 @@ typedef struct berth_runtime_v1_ops_s {
                 berth_error_t **err);
     /* Hears of every process exit (loop thread only; for the daemon's life). */
     int (*watch_exits)(void *rt, berth_task_exit_fn fn, void *user, berth_error_t **err);
+    /* Sets the size of a process's terminal (FailedPrecondition for a process without one). Added after
+     * the first release of this table: check struct_size before calling. */
+    int (*resize_pty)(void *rt, const char *ns, const char *id, const char *exec_id, uint32_t width,
+                      uint32_t height, berth_error_t **err);
 } berth_runtime_v1_ops_t;
 
 #ifdef __cplusplus

@@ -28,6 +28,7 @@
 
 #include "identifiers.h"
 #include "mountopts.h"
+#include "spec.h"
 
 #define PATH_LEN 4096
 
@@ -455,9 +456,6 @@ spawn_shim(runtime_t *rt, task_t *t, berth_error_t **err)
 static int
 check_io(runtime_t *rt, const berth_task_io_t *io, berth_error_t **err)
 {
-    if (io->terminal)
-        return rt->api->error_make(err, BERTH_ENOTIMPL,
-                                   "terminals are not supported by this runtime yet");
     if (plain(rt, "stdin", io->stdin_path, err) || plain(rt, "stdout", io->stdout_path, err) ||
         plain(rt, "stderr", io->stderr_path, err))
         return BERTH_EINVAL;
@@ -477,7 +475,7 @@ task_new(runtime_t *rt, const char *ns, const char *id)
 }
 
 static int
-make_bundle(runtime_t *rt, task_t *t, const char *spec_json, const berth_mount_t *m, size_t n,
+make_bundle(runtime_t *rt, task_t *t, const char *config, const berth_mount_t *m, size_t n,
             berth_error_t **err)
 {
     char nsdir[PATH_LEN + 128];
@@ -487,7 +485,7 @@ make_bundle(runtime_t *rt, task_t *t, const char *spec_json, const berth_mount_t
     if (mkdir(t->bundle, 0700) < 0)
         return rt->api->error_make(err, errno == EEXIST ? BERTH_EEXIST : BERTH_EIO, "task %s: %s",
                                    t->id, errno == EEXIST ? "already exists" : strerror(errno));
-    if (write_file(t->bundle, "config.json", spec_json) < 0)
+    if (write_file(t->bundle, "config.json", config) < 0)
         return rt->api->error_make(err, BERTH_EIO, "task %s: config.json: %s", t->id,
                                    strerror(errno));
     return mount_rootfs(rt, t->bundle, m, n, err);
@@ -509,6 +507,12 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
         return err && *err ? (*err)->code
                            : rt->api->error_make(err, BERTH_EINVAL, "task id %s: invalid", id);
     task_t *t = task_new(rt, ns, id);
+    char *config = NULL;
+    spec_task_t st = {ns, id, t->bundle, spec_json, n_mounts, io->terminal};
+    if (spec_prepare(rt->api, &st, &config, err) < 0) {
+        free(t);
+        return code_of(err, BERTH_EINVAL);
+    }
     pthread_mutex_lock(&rt->lock);
     int exists = find_task(rt, ns, id) != NULL;
     if (!exists) {
@@ -518,14 +522,16 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
     pthread_mutex_unlock(&rt->lock);
     if (exists) {
         free(t);
+        free(config);
         return rt->api->error_make(err, BERTH_EEXIST, "task %s: already exists", id);
     }
-    int rc = make_bundle(rt, t, spec_json, mounts, n_mounts, err);
+    int rc = make_bundle(rt, t, config, mounts, n_mounts, err);
+    free(config);
     if (rc == 0)
         rc = spawn_shim(rt, t, err);
     char req[2048], reply[256];
-    snprintf(req, sizeof(req), "create\t%s\t%s\t%s\n", field(io->stdin_path),
-             field(io->stdout_path), field(io->stderr_path));
+    snprintf(req, sizeof(req), "create\t%s\t%s\t%s\t%d\n", field(io->stdin_path),
+             field(io->stdout_path), field(io->stderr_path), io->terminal ? 1 : 0);
     if (rc == 0 && (rc = shim_call(rt, t, req, reply, sizeof(reply), err)) == 0) {
         *pid = (uint32_t)atol(reply);
         rt->api->call_on_loop(start_watch, t);
@@ -570,16 +576,16 @@ rt_kill(void *arg, const char *ns, const char *id, const char *exec_id, uint32_t
     return simple_call(arg, ns, id, req, reply, sizeof(reply), err);
 }
 
-/* "status pid exit_status exited_at stdin stdout stderr" */
+/* "status pid exit_status exited_at stdin stdout stderr terminal" ("-" for an empty path) */
 static void
 parse_state(char *reply, berth_task_state_t *out)
 {
     static const char *const names[] = {"", "created", "running", "stopped", "paused"};
-    char *f[7] = {0};
+    char *f[8] = {0};
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(reply, "\t", &save); tok && n < 7;
+    for (char *save = NULL, *tok = strtok_r(reply, "\t", &save); tok && n < 8;
          tok = strtok_r(NULL, "\t", &save))
-        f[n++] = tok;
+        f[n++] = strcmp(tok, "-") == 0 ? "" : tok;
     *out = (berth_task_state_t){0};
     for (int i = 1; n > 0 && i < 5; i++)
         if (strcmp(f[0], names[i]) == 0)
@@ -590,6 +596,7 @@ parse_state(char *reply, berth_task_state_t *out)
     snprintf(out->stdin_path, sizeof(out->stdin_path), "%s", n > 4 ? f[4] : "");
     snprintf(out->stdout_path, sizeof(out->stdout_path), "%s", n > 5 ? f[5] : "");
     snprintf(out->stderr_path, sizeof(out->stderr_path), "%s", n > 6 ? f[6] : "");
+    out->terminal = n > 7 && strcmp(f[7], "1") == 0;
 }
 
 static int
@@ -642,7 +649,7 @@ rt_exec(void *arg, const char *ns, const char *id, const char *exec_id, const ch
     runtime_t *rt = arg;
     if (!identifier_valid(exec_id))
         return rt->api->error_make(err, BERTH_EINVAL, "exec id %s: invalid", exec_id);
-    if (check_io(rt, io, err) != 0)
+    if (check_io(rt, io, err) != 0 || spec_check_process(rt->api, spec_json, io->terminal, err) < 0)
         return code_of(err, BERTH_EINVAL);
     task_t *t = task_get(rt, ns, id, err);
     if (t == NULL)
@@ -651,8 +658,9 @@ rt_exec(void *arg, const char *ns, const char *id, const char *exec_id, const ch
     snprintf(name, sizeof(name), "exec-%s.json", exec_id);
     if (write_file(t->bundle, name, spec_json) < 0)
         return rt->api->error_make(err, BERTH_EIO, "exec %s: %s", exec_id, strerror(errno));
-    snprintf(req, sizeof(req), "exec\t%s\t%s/%s\t%s\t%s\t%s\n", exec_id, t->bundle, name,
-             field(io->stdin_path), field(io->stdout_path), field(io->stderr_path));
+    snprintf(req, sizeof(req), "exec\t%s\t%s/%s\t%s\t%s\t%s\t%d\n", exec_id, t->bundle, name,
+             field(io->stdin_path), field(io->stdout_path), field(io->stderr_path),
+             io->terminal ? 1 : 0);
     return shim_call(rt, t, req, reply, sizeof(reply), err);
 }
 
@@ -697,6 +705,15 @@ rt_close_io(void *arg, const char *ns, const char *id, const char *exec_id, bert
 {
     char req[512], reply[64];
     snprintf(req, sizeof(req), "closeio\t%s\n", field(exec_id));
+    return simple_call(arg, ns, id, req, reply, sizeof(reply), err);
+}
+
+static int
+rt_resize_pty(void *arg, const char *ns, const char *id, const char *exec_id, uint32_t width,
+              uint32_t height, berth_error_t **err)
+{
+    char req[512], reply[64];
+    snprintf(req, sizeof(req), "resize\t%s\t%u\t%u\n", field(exec_id), width, height);
     return simple_call(arg, ns, id, req, reply, sizeof(reply), err);
 }
 
@@ -815,6 +832,7 @@ static const berth_runtime_v1_ops_t runtime_ops = {
     .update = rt_update,
     .list = rt_list,
     .watch_exits = rt_watch_exits,
+    .resize_pty = rt_resize_pty,
 };
 
 static const berth_config_field_t runtime_config[] = {

@@ -7,10 +7,14 @@
  *
  *   berth-shim ID BUNDLE SOCKET RUNC_ROOT RUNC READY_FD
  *
+ * A process with a terminal gets a pseudoterminal from runc (its master arrives on a console socket in the
+ * bundle); the shim then copies between the master and the client's stdin and stdout FIFOs.
+ *
  * Protocol: one line per message, fields separated by tabs (fields never hold tabs or newlines).
- *   requests  create STDIN STDOUT STDERR | start EXEC | exec EXEC SPEC_FILE STDIN STDOUT STDERR |
- *             kill EXEC SIGNAL ALL | state EXEC | delete EXEC | pause | resume | pids | closeio EXEC |
- *             update RESOURCES_FILE
+ *   requests  create STDIN STDOUT STDERR TERMINAL | start EXEC |
+ *             exec EXEC SPEC_FILE STDIN STDOUT STDERR TERMINAL | kill EXEC SIGNAL ALL | state EXEC |
+ *             delete EXEC | pause | resume | pids | closeio EXEC | update RESOURCES_FILE |
+ *             resize EXEC WIDTH HEIGHT
  *   replies   "r\t0[\tfields...]" or "r\t<BERTH_E* code>\t<message>"
  *   events    "e\texit\tEXEC\tPID\tSTATUS\tEXITED_AT_NS" (EXEC is "" for the container's init)
  */
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -46,6 +51,11 @@ typedef struct proc {
     long long exited_ns;
     int stdin_hold; /* our write end of the stdin FIFO, so the process sees EOF only after CloseIO */
     int used;
+    int terminal;
+    int master, tty_in, tty_out; /* the pty master and the FIFOs the shim copies to and from it */
+    char obuf[4096], ibuf[1024]; /* master -> stdout, stdin -> master, waiting for the reader */
+    size_t olen, ilen;
+    int master_hup;
 } proc_t;
 
 typedef struct client {
@@ -106,6 +116,14 @@ find_proc(const char *exec_id)
 
 /* ---- runc ------------------------------------------------------------------------------------------ */
 
+static void
+close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
 static int
 open_stdio(const char *path, int flags)
 {
@@ -128,13 +146,13 @@ open_stdin(proc_t *p)
 }
 
 /* Once the process runs, the client's own writer is open (it opened it while creating the task): our
- * writer goes, so the process sees EOF when the client closes its end. */
+ * writer goes, so the process sees EOF when the client closes its end. A terminal's stdin stays open
+ * until CloseIO, as containerd's does, so a client may detach and another attach. */
 static void
 release_stdin(proc_t *p)
 {
-    if (p->stdin_hold >= 0)
-        close(p->stdin_hold);
-    p->stdin_hold = -1;
+    if (!p->terminal)
+        close_fd(&p->stdin_hold);
 }
 
 /* The last line runc logged: what to tell the client when it fails. */
@@ -197,38 +215,291 @@ read_pid(const char *file)
     return (pid_t)pid;
 }
 
-/* Starts a process through runc (create for init, exec for the others), its stdio the client's FIFOs. */
-static int
-spawn(proc_t *p, char *errmsg, size_t errlen)
+/* ---- terminals ------------------------------------------------------------------------------------ */
+
+/* Relative to the bundle (the shim's working directory, and runc's): a sun_path holds only 108 bytes. */
+static void
+console_path(const proc_t *p, char *out, size_t len)
 {
-    char pidfile[4300];
-    snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", bundle, p->id[0] ? p->id : "init");
+    snprintf(out, len, "console-%d.sock", (int)(p - procs));
+}
+
+static int
+console_listen(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    mode_t old = umask(0177);
+    int rc = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (rc < 0 || listen(fd, 1) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* By the time runc returns it has sent the master (SCM_RIGHTS, the pty's name as data). */
+static int
+console_receive(int lfd)
+{
+    int conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0)
+        return -1;
+    char name[256];
+    struct iovec iov = {name, sizeof(name)};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    int master = -1;
+    if (recvmsg(conn, &msg, MSG_CMSG_CLOEXEC) >= 0) {
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(&master, CMSG_DATA(c), sizeof(master));
+    }
+    close(conn);
+    if (master >= 0)
+        fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    return master;
+}
+
+static void
+terminal_close(proc_t *p)
+{
+    close_fd(&p->master);
+    close_fd(&p->tty_in);
+    close_fd(&p->tty_out);
+    p->olen = p->ilen = 0;
+}
+
+/* Writes what the buffer holds, as much as fd takes now; returns -1 once fd is unusable. */
+static int
+flush(int fd, char *buf, size_t *len)
+{
+    ssize_t w = fd >= 0 ? write(fd, buf, *len) : -1;
+    if (w < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (w < 0) {
+        *len = 0; /* the reader is gone: what it would have read goes too */
+        return -1;
+    }
+    memmove(buf, buf + w, *len - (size_t)w);
+    *len -= (size_t)w;
+    return 0;
+}
+
+static void
+master_readable(proc_t *p)
+{
+    ssize_t n = read(p->master, p->obuf, sizeof(p->obuf));
+    if (n > 0) {
+        p->olen = (size_t)n;
+        if (p->tty_out < 0)
+            p->olen = 0;
+        else
+            flush(p->tty_out, p->obuf, &p->olen);
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        p->master_hup = 1; /* every slave is closed: the rest comes at the exit */
+    }
+}
+
+static void
+stdin_readable(proc_t *p)
+{
+    ssize_t n = read(p->tty_in, p->ibuf, sizeof(p->ibuf));
+    if (n > 0) {
+        p->ilen = (size_t)n;
+        flush(p->master, p->ibuf, &p->ilen);
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close_fd(&p->tty_in); /* the client closed stdin */
+    }
+}
+
+/* The process ended: what it wrote last reaches the client before its exit is told, then the client's
+ * stdout sees EOF. A client that stopped reading gets a second, not forever. */
+static void
+terminal_drain(proc_t *p)
+{
+    for (int rounds = 0; p->master >= 0 && rounds < 1024; rounds++) {
+        if (p->olen > 0) {
+            struct pollfd w = {p->tty_out, POLLOUT, 0};
+            if (poll(&w, 1, 1000) <= 0 || flush(p->tty_out, p->obuf, &p->olen) < 0)
+                break;
+            continue;
+        }
+        ssize_t n = read(p->master, p->obuf, sizeof(p->obuf));
+        if (n <= 0 || p->tty_out < 0)
+            break;
+        p->olen = (size_t)n;
+    }
+    terminal_close(p);
+}
+
+/* The pollfds the terminals need now: one direction each waits either for input or for its reader. */
+enum { W_MASTER_IN, W_OUT_READY, W_STDIN_IN, W_MASTER_READY };
+typedef struct watch {
+    int kind;
+    proc_t *p;
+} watch_t;
+
+static int
+terminal_polls(struct pollfd *pf, watch_t *w, int max)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_PROCS && n + 2 <= max; i++) {
+        proc_t *p = &procs[i];
+        if (!p->used || p->master < 0)
+            continue;
+        if (p->olen > 0 && p->tty_out >= 0) {
+            pf[n] = (struct pollfd){p->tty_out, POLLOUT, 0};
+            w[n++] = (watch_t){W_OUT_READY, p};
+        } else if (!p->master_hup) {
+            pf[n] = (struct pollfd){p->master, POLLIN, 0};
+            w[n++] = (watch_t){W_MASTER_IN, p};
+        }
+        if (p->ilen > 0) {
+            pf[n] = (struct pollfd){p->master, POLLOUT, 0};
+            w[n++] = (watch_t){W_MASTER_READY, p};
+        } else if (p->tty_in >= 0) {
+            pf[n] = (struct pollfd){p->tty_in, POLLIN, 0};
+            w[n++] = (watch_t){W_STDIN_IN, p};
+        }
+    }
+    return n;
+}
+
+static void
+terminal_ready(const watch_t *w)
+{
+    proc_t *p = w->p;
+    if (p->master < 0)
+        return;
+    if (w->kind == W_MASTER_IN)
+        master_readable(p);
+    else if (w->kind == W_OUT_READY)
+        flush(p->tty_out, p->obuf, &p->olen);
+    else if (w->kind == W_STDIN_IN && p->tty_in >= 0)
+        stdin_readable(p);
+    else if (w->kind == W_MASTER_READY)
+        flush(p->master, p->ibuf, &p->ilen);
+}
+
+/* ---- starting processes ---------------------------------------------------------------------------- */
+
+/* runc's arguments for p: create for init, exec for the others; console is NULL without a terminal. */
+static void
+runc_args(proc_t *p, const char *pidfile, const char *console, const char **args)
+{
+    int n = 0;
+    if (p->id[0]) {
+        const char *exec[] = {"exec", "--detach", "--process", p->spec, "--pid-file", pidfile};
+        for (size_t i = 0; i < sizeof(exec) / sizeof(*exec); i++)
+            args[n++] = exec[i];
+    } else {
+        const char *create[] = {"create", "--bundle", bundle, "--pid-file", pidfile};
+        for (size_t i = 0; i < sizeof(create) / sizeof(*create); i++)
+            args[n++] = create[i];
+    }
+    if (console) {
+        args[n++] = "--console-socket";
+        args[n++] = console;
+    }
+    args[n++] = id;
+    args[n] = NULL;
+}
+
+/* A terminal: runc gets none of the FIFOs, the shim copies between them and the master. */
+static int
+spawn_terminal(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
+{
+    char console[64];
+    const char *args[16];
+    console_path(p, console, sizeof(console));
+    if (p->in[0]) {
+        p->tty_in = open_stdin(p);
+        if (p->tty_in >= 0)
+            fcntl(p->tty_in, F_SETFL, fcntl(p->tty_in, F_GETFL) | O_NONBLOCK);
+    }
+    if (p->out[0])
+        p->tty_out = open_stdio(p->out, O_RDWR | O_NONBLOCK);
+    int lfd = console_listen(console);
+    if ((p->in[0] && p->tty_in < 0) || (p->out[0] && p->tty_out < 0) || lfd < 0) {
+        snprintf(errmsg, errlen, "terminal: %s", strerror(errno));
+    } else {
+        runc_args(p, pidfile, console, args);
+        if (run_runc(args, -1, -1, -1) != 0)
+            runc_error(errmsg, errlen);
+        else if ((p->master = console_receive(lfd)) < 0)
+            snprintf(errmsg, errlen, "terminal: runc sent no pseudoterminal");
+    }
+    if (lfd >= 0)
+        close(lfd);
+    unlink(console);
+    if (p->master < 0) {
+        terminal_close(p);
+        close_fd(&p->stdin_hold);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+spawn_pipes(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
+{
+    const char *args[16];
     int in = open_stdin(p), out = open_stdio(p->out, O_RDWR), err = open_stdio(p->err, O_RDWR);
     int rc = -1;
     if (in >= 0 && out >= 0 && err >= 0) {
-        const char *create[] = {"create", "--bundle", bundle, "--pid-file", pidfile, id, NULL};
-        const char *exec[] = {"exec",       "--detach", "--process", p->spec,
-                              "--pid-file", pidfile,    id,          NULL};
-        rc = run_runc(p->id[0] ? exec : create, in, out, err);
+        runc_args(p, pidfile, NULL, args);
+        rc = run_runc(args, in, out, err);
     }
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
-    if (err >= 0)
-        close(err);
     if (rc != 0) {
         if (in < 0 || out < 0 || err < 0)
             snprintf(errmsg, errlen, "open stdio: %s", strerror(errno));
         else
             runc_error(errmsg, errlen);
-        return -1;
+        close_fd(&p->stdin_hold);
     }
+    close_fd(&in);
+    close_fd(&out);
+    close_fd(&err);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Starts a process through runc, its stdio the client's FIFOs or a terminal. */
+static int
+spawn(proc_t *p, char *errmsg, size_t errlen)
+{
+    char pidfile[4300];
+    snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", bundle, p->id[0] ? p->id : "init");
+    int rc = p->terminal ? spawn_terminal(p, pidfile, errmsg, errlen)
+                         : spawn_pipes(p, pidfile, errmsg, errlen);
+    if (rc < 0)
+        return -1;
     p->pid = read_pid(pidfile);
     p->state = p->id[0] ? ST_RUNNING : ST_CREATED;
     if (p->id[0])
         release_stdin(p);
     return 0;
+}
+
+static void
+proc_init(proc_t *p, const char *exec_id, char **stdio, const char *terminal)
+{
+    *p = (proc_t){.used = 1, .stdin_hold = -1, .master = -1, .tty_in = -1, .tty_out = -1};
+    snprintf(p->id, sizeof(p->id), "%s", exec_id);
+    snprintf(p->in, sizeof(p->in), "%s", stdio[0]);
+    snprintf(p->out, sizeof(p->out), "%s", stdio[1]);
+    snprintf(p->err, sizeof(p->err), "%s", stdio[2]);
+    p->terminal = terminal && strcmp(terminal, "1") == 0;
 }
 
 /* ---- requests -------------------------------------------------------------------------------------- */
@@ -249,10 +520,7 @@ do_create(int fd, char **f, int n)
     if (p)
         return reply_error(fd, E_EXIST, "the container's task already exists");
     p = &procs[0];
-    *p = (proc_t){.used = 1, .stdin_hold = -1};
-    snprintf(p->in, sizeof(p->in), "%s", f[1]);
-    snprintf(p->out, sizeof(p->out), "%s", f[2]);
-    snprintf(p->err, sizeof(p->err), "%s", f[3]);
+    proc_init(p, "", f + 1, n > 4 ? f[4] : NULL);
     if (spawn(p, err, sizeof(err)) < 0) {
         p->used = 0;
         return reply_error(fd, E_INTERNAL, err);
@@ -270,12 +538,8 @@ do_exec(int fd, char **f, int n)
     for (int i = 1; i < MAX_PROCS; i++)
         if (!procs[i].used) {
             proc_t *p = &procs[i];
-            *p = (proc_t){.used = 1, .stdin_hold = -1, .state = ST_CREATED};
-            snprintf(p->id, sizeof(p->id), "%s", f[1]);
+            proc_init(p, f[1], f + 3, n > 6 ? f[6] : NULL);
             snprintf(p->spec, sizeof(p->spec), "%s", f[2]);
-            snprintf(p->in, sizeof(p->in), "%s", f[3]);
-            snprintf(p->out, sizeof(p->out), "%s", f[4]);
-            snprintf(p->err, sizeof(p->err), "%s", f[5]);
             return send_line(fd, "r\t0");
         }
     reply_error(fd, E_PRECONDITION, "too many exec processes");
@@ -337,8 +601,9 @@ do_state(int fd, char **f, int n)
     proc_t *p = find_proc(n > 1 ? f[1] : "");
     if (p == NULL)
         return reply_error(fd, E_NOTFOUND, "process does not exist");
-    send_line(fd, "r\t0\t%s\t%d\t%d\t%lld\t%s\t%s\t%s", state_names[p->state], (int)p->pid,
-              p->exit_status, p->exited_ns, p->in, p->out, p->err);
+    send_line(fd, "r\t0\t%s\t%d\t%d\t%lld\t%s\t%s\t%s\t%d", state_names[p->state], (int)p->pid,
+              p->exit_status, p->exited_ns, p->in[0] ? p->in : "-", p->out[0] ? p->out : "-",
+              p->err[0] ? p->err : "-", p->terminal);
 }
 
 static void
@@ -355,8 +620,8 @@ do_delete(int fd, char **f, int n)
         deleting = 1;
     }
     send_line(fd, "r\t0\t%d\t%d\t%lld", (int)p->pid, p->exit_status, p->exited_ns);
-    if (p->stdin_hold >= 0)
-        close(p->stdin_hold);
+    close_fd(&p->stdin_hold);
+    terminal_close(p);
     p->used = 0;
 }
 
@@ -403,9 +668,22 @@ do_closeio(int fd, char **f, int n)
     proc_t *p = find_proc(n > 1 ? f[1] : "");
     if (p == NULL)
         return reply_error(fd, E_NOTFOUND, "process does not exist");
-    if (p->stdin_hold >= 0)
-        close(p->stdin_hold);
-    p->stdin_hold = -1;
+    close_fd(&p->stdin_hold);
+    send_line(fd, "r\t0");
+}
+
+static void
+do_resize(int fd, char **f, int n)
+{
+    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    if (p == NULL || n < 4)
+        return reply_error(fd, E_NOTFOUND, "process does not exist");
+    if (p->master < 0) /* none, or the process is gone: as containerd, nothing to do */
+        return send_line(fd, "r\t0");
+    struct winsize ws = {.ws_col = (unsigned short)atoi(f[2]),
+                         .ws_row = (unsigned short)atoi(f[3])};
+    if (ioctl(p->master, TIOCSWINSZ, &ws) < 0)
+        return reply_error(fd, E_INTERNAL, strerror(errno));
     send_line(fd, "r\t0");
 }
 
@@ -443,6 +721,8 @@ handle(int fd, char *line)
         do_pids(fd);
     else if (strcmp(f[0], "closeio") == 0)
         do_closeio(fd, f, n);
+    else if (strcmp(f[0], "resize") == 0)
+        do_resize(fd, f, n);
     else
         reply_error(fd, E_INVAL, "unknown request");
 }
@@ -472,9 +752,8 @@ reap(void)
             p->state = ST_STOPPED;
             p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
             p->exited_ns = now_ns();
-            if (p->stdin_hold >= 0)
-                close(p->stdin_hold);
-            p->stdin_hold = -1;
+            close_fd(&p->stdin_hold);
+            terminal_drain(p);
             broadcast_exit(p);
         }
 }
@@ -538,12 +817,18 @@ read_client(client_t *c)
 static int
 serve(int lfd, int sfd)
 {
+    enum { FIXED = MAX_CLIENTS + 2, MAX_POLLS = FIXED + 2 * MAX_PROCS };
     while (!deleting) {
-        struct pollfd p[MAX_CLIENTS + 2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        struct pollfd p[MAX_POLLS] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        watch_t w[2 * MAX_PROCS];
         for (int i = 0; i < MAX_CLIENTS; i++)
             p[i + 2] = (struct pollfd){clients[i].fd, POLLIN, 0};
-        if (poll(p, MAX_CLIENTS + 2, -1) < 0 && errno != EINTR)
+        int n_tty = terminal_polls(p + FIXED, w, 2 * MAX_PROCS);
+        if (poll(p, (nfds_t)(FIXED + n_tty), -1) < 0 && errno != EINTR)
             return 1;
+        for (int i = 0; i < n_tty; i++)
+            if (p[FIXED + i].revents)
+                terminal_ready(&w[i]);
         if (p[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si))

@@ -5,6 +5,7 @@
  * process exits (a server stream with one message, which a unary client reads as its answer, so no thread
  * waits); exits and every change are published as containerd's /tasks/ events.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,22 @@ closeio_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t
 }
 
 static int
+resize_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
+            size_t *resp_len, berth_error_t **err)
+{
+    svc_t *s = user;
+    UNPACK(Containerd__Services__Tasks__V1__ResizePtyRequest,
+           containerd__services__tasks__v1__resize_pty_request, r);
+    int rc =
+        s->rto->struct_size > offsetof(berth_runtime_v1_ops_t, resize_pty)
+            ? s->rto->resize_pty(s->rt, ns, r->container_id, r->exec_id, r->width, r->height, err)
+            : s->api->error_make(err, BERTH_ENOTIMPL, "the runtime cannot resize terminals");
+    containerd__services__tasks__v1__resize_pty_request__free_unpacked(r, NULL);
+    empty(resp, resp_len);
+    return rc;
+}
+
+static int
 update_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
 {
@@ -348,6 +365,7 @@ process_of(svc_t *s, const char *ns, const char *id, const char *exec_id, berth_
     p->stdin = strdup(st.stdin_path);
     p->stdout = strdup(st.stdout_path);
     p->stderr = strdup(st.stderr_path);
+    p->terminal = st.terminal;
     p->exit_status = st.exit_status;
     if (st.exited_ns) {
         p->exited_at = malloc(sizeof(*p->exited_at));
@@ -476,9 +494,10 @@ unimplemented_call(void *user, const char *ns, const uint8_t *req, size_t len, u
                    size_t *resp_len, berth_error_t **err)
 {
     svc_t *s = user;
-    return s->api->error_make(err, BERTH_ENOTIMPL,
-                              "not implemented by berth's runc runtime yet (terminals, checkpoints "
-                              "and metrics come later)");
+    return s->api->error_make(
+        err, BERTH_ENOTIMPL,
+        "not implemented by berth's runc runtime yet (checkpoints and metrics "
+        "come later)");
 }
 
 /* ---- Wait: answered when the process exits ------------------------------------------------------------ */
@@ -617,7 +636,7 @@ static const berth_grpc_method_t tasks_methods[] = {
     NS_UNARY("List", list_call),
     NS_UNARY("Kill", kill_call),
     NS_UNARY("Exec", exec_call),
-    NS_UNARY("ResizePty", unimplemented_call),
+    NS_UNARY("ResizePty", resize_call),
     NS_UNARY("CloseIO", closeio_call),
     NS_UNARY("Pause", pause_call),
     NS_UNARY("Resume", resume_call),

@@ -1,14 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Containers through berthd's runc runtime with the real ctr: run --rm with output, exit codes and stdin;
-# run -d with tasks ls/ps/pause/resume/exec/kill/rm; SIGTERM to a trapping shell (143) and SIGKILL (137);
-# live restore: kill -9 berthd, start it again, the task is still there and its exit still arrives; a shim
-# killed with -9 is cleaned up.
-# usage: run_e2e.sh BERTHD MODULE_DIR SOURCE_DIR
+# terminals (run -t, exec -t, attach, resize) under script(1); run -d with tasks ls/ps/pause/resume/exec/
+# kill/rm; SIGTERM to a trapping shell (143) and SIGKILL (137); the pre-start hooks (tests/fixtures/
+# fx_containerhooks.c) and the spec checks; live restore: kill -9 berthd, start it again, the task is still
+# there and its exit still arrives, a bundle nobody owns is removed; a shim killed with -9 is cleaned up; no
+# fds, FIFOs, mounts or shims left.
+# usage: run_e2e.sh BERTHD MODULE_DIR SOURCE_DIR FIXTURE_MODULE_DIR
 set -eu
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
+FX=$4
 work=$(mktemp -d /tmp/berth-run-XXXXXX)
 PID=""
 cleanup() {
@@ -33,7 +36,8 @@ fail() {
 CTR="ctr --address $work/state/berthd.sock"
 IMG=docker.io/library/berth-busybox:latest
 start() {
-    "$BERTHD" --root "$work/root" --state "$work/state" --log-level warn 2>>"$work/log" &
+    "$BERTHD" --root "$work/root" --state "$work/state" --log-level warn \
+        --set "module_dirs=[\"$FX/images\"]" 2>>"$work/log" &
     PID=$!
     i=0
     until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
@@ -41,6 +45,9 @@ start() {
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 start
 $CTR images import "$work/fx/busybox-oci.tar" >/dev/null
+fds() { ls "/proc/$1/fd" | wc -l; }
+fifos() { find /run/containerd/fifo -type p 2>/dev/null | wc -l; }
+FIFOS=$(fifos)
 
 # --- run --rm: output, exit codes, stdin -------------------------------------------------------------
 [ "$($CTR run --rm "$IMG" r1 echo hello)" = hello ] || fail "ctr run --rm echo hello"
@@ -50,6 +57,65 @@ $CTR run --rm "$IMG" r3 sh -c 'exit 7'
 [ $? -eq 7 ] || fail "exit code 7 did not propagate"
 set -e
 [ "$(echo through-stdin | $CTR run --rm "$IMG" r4 cat)" = through-stdin ] || fail "stdin"
+FDS=$(fds "$PID") # berthd's, once warm: the same after every workflow below
+
+# --- terminals: run -t, exec -t and attach under script(1), which gives ctr a terminal ------------------
+tty_run() { script -qec "$1" /dev/null </dev/null >"$work/tty" 2>&1; }
+set +e
+tty_run "stty rows 33 cols 111; $CTR run -t --rm $IMG t1 sh -c 'sleep 0.5; tty; stty size; exit 3'"
+rc=$?
+set -e
+[ $rc -eq 3 ] || fail "exit code through a terminal: $rc; $(cat "$work/tty")"
+grep -q "/dev/pts/[0-9]" "$work/tty" || fail "run -t: no terminal: $(cat "$work/tty")"
+grep -q "33 111" "$work/tty" || fail "run -t: the terminal was not resized: $(cat "$work/tty")"
+tty_run "$CTR run -t -d $IMG t2 sh"
+shim=$(pgrep -f "berth-shim t2 $work/") || fail "no shim for t2"
+shimfds=$(fds "$shim")
+tty_run "$CTR tasks exec -t --exec-id x1 t2 sh -c 'tty; echo exec-in-tty'"
+grep -q "exec-in-tty" "$work/tty" || fail "exec -t: $(cat "$work/tty")"
+[ "$(fds "$shim")" -eq "$shimfds" ] || fail "the shim leaked fds over an exec: $shimfds -> $(fds "$shim")"
+(sleep 1; echo 'echo typed-$((6*7))'; sleep 0.5; echo 'exit 5'; sleep 1) |
+    timeout 30 script -qec "$CTR tasks attach t2" /dev/null >"$work/tty" 2>&1 || true
+grep -q "typed-42" "$work/tty" || fail "attach: typed input did not reach the shell: $(cat "$work/tty")"
+$CTR containers rm t2 || fail "containers rm t2" # attach deleted the task
+
+# --- the pre-start hooks: fx_containerhooks adds "low" (-100) then "high" (10); runc runs high first ------
+[ "$($CTR run --rm "$IMG" pst1 echo started)" = started ] || fail "run with pre-start hooks"
+[ "$(grep " pst1$" "$work/state/prestart.log")" = "$(printf 'high pst1\nlow pst1')" ] ||
+    fail "prestart hooks ran as: $(cat "$work/state/prestart.log")"
+if $CTR run --rm "$IMG" nostart1 true 2>"$work/err"; then fail "the pre-start veto was ignored"; fi
+grep -q "nostart1 may not start" "$work/err" || fail "no pre-start veto message: $(cat "$work/err")"
+[ ! -d "$work/state/io.containerd.runtime.v2.task/default/nostart1" ] || fail "a vetoed task left its bundle"
+$CTR containers rm nostart1 2>/dev/null || true
+
+# --- spec checks: a bad spec is InvalidArgument naming what was wrong, and nothing is left half-made ------
+mkdir "$work/rootfs"
+tar -xzf "$(ls -S "$work"/fx/busybox-oci/blobs/sha256/* | head -1)" -C "$work/rootfs"
+spec() { # SECCOMP USER -> a spec with the rootfs at $work/rootfs
+    printf '{"ociVersion":"1.0.2","process":{"user":%s,"args":["/bin/echo","from-config"],"env":["PATH=/bin"],' "$2"
+    printf '"cwd":"/"},"root":{"path":"%s"},"mounts":[{"destination":"/proc","type":"proc","source":"proc"}],' "$work/rootfs"
+    printf '"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]%s}}' "$1"
+}
+sc() { printf ',"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","architectures":["%s"],"syscalls":[{"names":["acct","%s"],"action":"SCMP_ACT_ERRNO"}]}' "$1" "$2"; }
+spec "$(sc SCMP_ARCH_X86_64 swapon)" '{"uid":0,"gid":0}' >"$work/spec-ok.json"
+[ "$($CTR run --rm --config "$work/spec-ok.json" sp0)" = from-config ] || fail "a good spec with seccomp did not run"
+spec "$(sc SCMP_ARCH_X86_64 nosuch_syscall)" '{"uid":0,"gid":0}' >"$work/spec-1.json"
+spec "$(sc SCMP_ARCH_NOPE swapon)" '{"uid":0,"gid":0}' >"$work/spec-2.json"
+spec "" '{"uid":3000000000,"gid":0}' >"$work/spec-3.json"
+spec "" '{"uid":0,"gid":0,"additionalGids":[4000000000]}' >"$work/spec-4.json"
+for case in "1:unknown syscall nosuch_syscall" "2:unknown architecture SCMP_ARCH_NOPE" \
+    "3:process.user.uid 3000000000 is out of range" "4:process.user.additionalGids\[0\] 4000000000 is out of range"; do
+    n=${case%%:*}
+    if $CTR run --rm --config "$work/spec-$n.json" "sp$n" 2>"$work/err"; then fail "bad spec $n ran"; fi
+    grep -q "spec: .*${case#*:}.*invalid argument" "$work/err" || fail "spec $n: $(cat "$work/err")"
+    [ ! -d "$work/state/io.containerd.runtime.v2.task/default/sp$n" ] || fail "bad spec $n left its bundle"
+    $CTR containers rm "sp$n" 2>/dev/null || true
+done
+if $CTR run --rm --mount type=bind,src=/tmp,dst=rel,options=rbind:ro "$IMG" sp5 true 2>"$work/err"; then
+    fail "a relative mount destination was accepted"
+fi
+grep -q "destination rel must be an absolute path" "$work/err" || fail "mount check: $(cat "$work/err")"
+$CTR run --rm --seccomp "$IMG" sp6 echo seccomp-ok | grep -q seccomp-ok || fail "containerd's default seccomp profile"
 
 # --- bad input: an unknown runtime, a task that does not exist, an oversized label ---------------------
 if $CTR run --rm --runtime io.containerd.nosuch.v1 "$IMG" bad1 true 2>"$work/err"; then fail "an unknown runtime ran"; fi
@@ -70,7 +136,10 @@ $CTR tasks ls | grep -q "^d1 .*RUNNING" || fail "tasks ls: $($CTR tasks ls)"
 $CTR tasks ps d1 | grep -q "^[0-9]" || fail "tasks ps"
 $CTR tasks pause d1 && $CTR tasks ls | grep -q "^d1 .*PAUSED" || fail "tasks pause"
 $CTR tasks resume d1 && $CTR tasks ls | grep -q "^d1 .*RUNNING" || fail "tasks resume"
+shim=$(pgrep -f "berth-shim d1 $work/") || fail "no shim for d1"
+shimfds=$(fds "$shim")
 [ "$($CTR tasks exec --exec-id e1 d1 echo from-exec)" = from-exec ] || fail "tasks exec"
+[ "$(fds "$shim")" -eq "$shimfds" ] || fail "the shim leaked fds over an exec: $shimfds -> $(fds "$shim")"
 $CTR tasks kill -s SIGKILL d1
 i=0
 until $CTR tasks ls | grep -q "^d1 .*STOPPED"; do i=$((i + 1)); [ $i -lt 100 ] || fail "kill"; sleep 0.05; done
@@ -92,13 +161,20 @@ wait $RUN
 [ $? -eq 137 ] || fail "SIGKILL"
 set -e
 
-# --- live restore ------------------------------------------------------------------------------------
+[ "$(fds "$PID")" -le "$FDS" ] || fail "berthd leaked fds: $FDS -> $(fds "$PID"): $(ls -l /proc/$PID/fd)"
+
+# --- live restore, and a bundle nobody owns (no shim, a mount in its rootfs) ------------------------------
 $CTR run -d "$IMG" live sleep 1000 >/dev/null
+orphan=$work/state/io.containerd.runtime.v2.task/default/orphan1
+mkdir -p "$orphan/rootfs" && echo '{}' >"$orphan/config.json"
+mount -t tmpfs berth-orphan "$orphan/rootfs"
 kill -9 "$PID"
 wait "$PID" 2>/dev/null || true
 PID=""
 start
 $CTR tasks ls | grep -q "^live .*RUNNING" || fail "the task did not survive a berthd restart"
+[ ! -d "$orphan" ] || fail "a bundle nobody owns was not removed"
+! grep -q "$orphan" /proc/mounts || fail "a bundle nobody owns kept its mount"
 $CTR events >"$work/events" 2>&1 &
 EVENTS=$!
 sleep 0.2
@@ -119,9 +195,13 @@ while [ -d "$work/state/io.containerd.runtime.v2.task/default/k9" ]; do
     i=$((i + 1)); [ $i -lt 100 ] || fail "a dead shim's bundle stays"; sleep 0.05
 done
 $CTR containers rm k9
+# ctr removes a task's FIFOs when it deletes the task; k9's task was deleted by its shim's death instead
+for f in $(find /run/containerd/fifo -name 'k9-stdin' 2>/dev/null); do rm -rf "$(dirname "$f")"; done
 
 # --- nothing left behind -------------------------------------------------------------------------------
 [ -z "$($CTR tasks ls -q 2>/dev/null)" ] || fail "tasks left"
 ! awk '{ print $2 }' /proc/mounts | grep -q "^$work/state" || fail "rootfs mounts left"
 ! pgrep -f "berth-shim .* $work/" >/dev/null || fail "shims left"
+[ "$(fifos)" -le "$FIFOS" ] || fail "FIFOs left in /run/containerd/fifo: $FIFOS -> $(fifos)"
+[ -z "$(find "$work/state" -type p)" ] || fail "FIFOs left in the state dir"
 echo "ctr run workflows: ok"
