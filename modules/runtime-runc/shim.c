@@ -39,6 +39,8 @@
 #define MAX_CLIENTS 8
 #define MAX_PROCS 64
 #define LINE_MAX_LEN 8192
+#define OBUF_LEN 4096
+#define IBUF_LEN 1024
 
 enum { ST_CREATED, ST_RUNNING, ST_STOPPED, ST_PAUSED };
 static const char *const state_names[] = {"created", "running", "stopped", "paused"};
@@ -50,10 +52,11 @@ typedef struct proc {
     int state, exit_status;
     long long exited_ns;
     int stdin_hold; /* our write end of the stdin FIFO, so the process sees EOF only after CloseIO */
-    int used;
+    int slot;       /* in procs[] */
     int terminal;
     int master, tty_in, tty_out; /* the pty master and the FIFOs the shim copies to and from it */
-    char obuf[4096], ibuf[1024]; /* master -> stdout, stdin -> master, waiting for the reader */
+    char *obuf,
+        *ibuf; /* master -> stdout, stdin -> master, waiting for the reader (terminals only) */
     size_t olen, ilen;
     int master_hup;
 } proc_t;
@@ -65,7 +68,7 @@ typedef struct client {
 } client_t;
 
 static const char *id, *bundle, *runc_root, *runc;
-static proc_t procs[MAX_PROCS];
+static proc_t *procs[MAX_PROCS]; /* allocated as used: an idle shim stays small */
 static client_t clients[MAX_CLIENTS];
 static int deleting;
 
@@ -109,8 +112,8 @@ static proc_t *
 find_proc(const char *exec_id)
 {
     for (int i = 0; i < MAX_PROCS; i++)
-        if (procs[i].used && strcmp(procs[i].id, exec_id) == 0)
-            return &procs[i];
+        if (procs[i] && strcmp(procs[i]->id, exec_id) == 0)
+            return procs[i];
     return NULL;
 }
 
@@ -221,7 +224,7 @@ read_pid(const char *file)
 static void
 console_path(const proc_t *p, char *out, size_t len)
 {
-    snprintf(out, len, "console-%d.sock", (int)(p - procs));
+    snprintf(out, len, "console-%d.sock", p->slot);
 }
 
 static int
@@ -277,6 +280,9 @@ terminal_close(proc_t *p)
     close_fd(&p->master);
     close_fd(&p->tty_in);
     close_fd(&p->tty_out);
+    free(p->obuf);
+    free(p->ibuf);
+    p->obuf = p->ibuf = NULL;
     p->olen = p->ilen = 0;
 }
 
@@ -299,7 +305,7 @@ flush(int fd, char *buf, size_t *len)
 static void
 master_readable(proc_t *p)
 {
-    ssize_t n = read(p->master, p->obuf, sizeof(p->obuf));
+    ssize_t n = read(p->master, p->obuf, OBUF_LEN);
     if (n > 0) {
         p->olen = (size_t)n;
         if (p->tty_out < 0)
@@ -314,7 +320,7 @@ master_readable(proc_t *p)
 static void
 stdin_readable(proc_t *p)
 {
-    ssize_t n = read(p->tty_in, p->ibuf, sizeof(p->ibuf));
+    ssize_t n = read(p->tty_in, p->ibuf, IBUF_LEN);
     if (n > 0) {
         p->ilen = (size_t)n;
         flush(p->master, p->ibuf, &p->ilen);
@@ -335,7 +341,7 @@ terminal_drain(proc_t *p)
                 break;
             continue;
         }
-        ssize_t n = read(p->master, p->obuf, sizeof(p->obuf));
+        ssize_t n = read(p->master, p->obuf, OBUF_LEN);
         if (n <= 0 || p->tty_out < 0)
             break;
         p->olen = (size_t)n;
@@ -355,8 +361,8 @@ terminal_polls(struct pollfd *pf, watch_t *w, int max)
 {
     int n = 0;
     for (int i = 0; i < MAX_PROCS && n + 2 <= max; i++) {
-        proc_t *p = &procs[i];
-        if (!p->used || p->master < 0)
+        proc_t *p = procs[i];
+        if (p == NULL || p->master < 0)
             continue;
         if (p->olen > 0 && p->tty_out >= 0) {
             pf[n] = (struct pollfd){p->tty_out, POLLOUT, 0};
@@ -423,6 +429,13 @@ spawn_terminal(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
     char console[64];
     const char *args[16];
     console_path(p, console, sizeof(console));
+    p->obuf = malloc(OBUF_LEN);
+    p->ibuf = malloc(IBUF_LEN);
+    if (p->obuf == NULL || p->ibuf == NULL) {
+        snprintf(errmsg, errlen, "terminal: out of memory");
+        terminal_close(p);
+        return -1;
+    }
     if (p->in[0]) {
         p->tty_in = open_stdin(p);
         if (p->tty_in >= 0)
@@ -491,15 +504,29 @@ spawn(proc_t *p, char *errmsg, size_t errlen)
     return 0;
 }
 
-static void
-proc_init(proc_t *p, const char *exec_id, char **stdio, const char *terminal)
+static proc_t *
+proc_new(int slot, const char *exec_id, char **stdio, const char *terminal)
 {
-    *p = (proc_t){.used = 1, .stdin_hold = -1, .master = -1, .tty_in = -1, .tty_out = -1};
+    proc_t *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    *p = (proc_t){.slot = slot, .stdin_hold = -1, .master = -1, .tty_in = -1, .tty_out = -1};
+    procs[slot] = p;
     snprintf(p->id, sizeof(p->id), "%s", exec_id);
     snprintf(p->in, sizeof(p->in), "%s", stdio[0]);
     snprintf(p->out, sizeof(p->out), "%s", stdio[1]);
     snprintf(p->err, sizeof(p->err), "%s", stdio[2]);
     p->terminal = terminal && strcmp(terminal, "1") == 0;
+    return p;
+}
+
+static void
+proc_free(proc_t *p)
+{
+    close_fd(&p->stdin_hold);
+    terminal_close(p);
+    procs[p->slot] = NULL;
+    free(p);
 }
 
 /* ---- requests -------------------------------------------------------------------------------------- */
@@ -519,10 +546,10 @@ do_create(int fd, char **f, int n)
         return reply_error(fd, E_INVAL, "create needs stdin, stdout and stderr");
     if (p)
         return reply_error(fd, E_EXIST, "the container's task already exists");
-    p = &procs[0];
-    proc_init(p, "", f + 1, n > 4 ? f[4] : NULL);
+    if ((p = proc_new(0, "", f + 1, n > 4 ? f[4] : NULL)) == NULL)
+        return reply_error(fd, E_INTERNAL, "out of memory");
     if (spawn(p, err, sizeof(err)) < 0) {
-        p->used = 0;
+        proc_free(p);
         return reply_error(fd, E_INTERNAL, err);
     }
     send_line(fd, "r\t0\t%d", (int)p->pid);
@@ -536,9 +563,10 @@ do_exec(int fd, char **f, int n)
     if (find_proc(f[1]))
         return reply_error(fd, E_EXIST, "exec process already exists");
     for (int i = 1; i < MAX_PROCS; i++)
-        if (!procs[i].used) {
-            proc_t *p = &procs[i];
-            proc_init(p, f[1], f + 3, n > 6 ? f[6] : NULL);
+        if (procs[i] == NULL) {
+            proc_t *p = proc_new(i, f[1], f + 3, n > 6 ? f[6] : NULL);
+            if (p == NULL)
+                return reply_error(fd, E_INTERNAL, "out of memory");
             snprintf(p->spec, sizeof(p->spec), "%s", f[2]);
             return send_line(fd, "r\t0");
         }
@@ -620,9 +648,7 @@ do_delete(int fd, char **f, int n)
         deleting = 1;
     }
     send_line(fd, "r\t0\t%d\t%d\t%lld", (int)p->pid, p->exit_status, p->exited_ns);
-    close_fd(&p->stdin_hold);
-    terminal_close(p);
-    p->used = 0;
+    proc_free(p);
 }
 
 static void
@@ -746,8 +772,8 @@ reap(void)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
         for (int i = 0; i < MAX_PROCS; i++) {
-            proc_t *p = &procs[i];
-            if (!p->used || p->pid != pid || p->state == ST_STOPPED)
+            proc_t *p = procs[i];
+            if (p == NULL || p->pid != pid || p->state == ST_STOPPED)
                 continue;
             p->state = ST_STOPPED;
             p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
