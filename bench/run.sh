@@ -30,12 +30,24 @@ seconds() { # command... -> elapsed seconds over RUNS runs, per run (ms)
 bare() { runc --root "$WORK/runc" run --bundle "$WORK/bundle" "bare$1"; }
 berth() { ctr --address "$BSOCK" run --rm "$IMG" "b$1" /bin/true; }
 ctrd() { ctr --address "$CSOCK" run --rm "$IMG" "c$1" /bin/true; }
+# what any daemon behind containerd's API must pay: the client, and runc's three steps (Create, Start and
+# Delete are separate calls, and the pid must exist between Create and Start)
+client() { ctr --address "$BSOCK" version; }
+steps() {
+    runc --root "$WORK/runc" create --bundle "$WORK/bundle" "st$1" &&
+        runc --root "$WORK/runc" start "st$1" && runc --root "$WORK/runc" delete --force "st$1"
+}
 f=$(seconds bare)
 b=$(seconds berth)
 c=$(seconds ctrd)
+k=$(seconds client)
+s=$(seconds steps)
 echo "ctr run --rm /bin/true, mean of $RUNS runs"
 printf '  %-22s %8s ms\n' "floor (bare runc run)" "$f" "berthd" "$b" "containerd" "$c"
 awk -v b="$b" -v c="$c" -v f="$f" 'BEGIN { printf "  berthd %.2fx the floor, containerd %.2fx\n", b / f, c / f }'
+printf '  %-26s %8s ms\n' "ctr version (client)" "$k" "runc create+start+delete" "$s"
+awk -v b="$b" -v c="$c" -v k="$k" -v s="$s" 'BEGIN {
+    printf "  over client + runc steps (%.1f ms): berthd +%.1f ms, containerd +%.1f ms\n", k + s, b - k - s, c - k - s }'
 
 # one idle shim each
 ctr --address "$BSOCK" run -d "$IMG" idle sleep 600 >/dev/null

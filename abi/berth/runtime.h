@@ -50,6 +50,9 @@ typedef struct berth_task_io_s {
     int terminal;
 } berth_task_io_t;
 
+/* The kernel's OOM killer killed a process in the task's memory cgroup (loop thread). */
+typedef void (*berth_task_oom_fn)(void *user, const char *ns, const char *id);
+
 /* A process ended (loop thread). */
 typedef void (*berth_task_exit_fn)(void *user, const char *ns, const char *id, const char *exec_id,
                                    uint32_t pid, uint32_t exit_status, int64_t exited_ns);
@@ -91,6 +94,9 @@ typedef struct berth_runtime_v1_ops_s {
      * the first release of this table: check struct_size before calling. */
     int (*resize_pty)(void *rt, const char *ns, const char *id, const char *exec_id, uint32_t width,
                       uint32_t height, berth_error_t **err);
+    /* Hears of every OOM kill in a task's memory cgroup (loop thread only; for the daemon's life). Added
+     * after the first release of this table: check struct_size before calling. */
+    int (*watch_ooms)(void *rt, berth_task_oom_fn fn, void *user, berth_error_t **err);
 } berth_runtime_v1_ops_t;
 
 #ifdef __cplusplus

@@ -66,6 +66,8 @@ struct runtime {
     task_t *tasks;
     berth_task_exit_fn exit_fn;
     void *exit_user;
+    berth_task_oom_fn oom_fn;
+    void *oom_user;
     exit_note_t *early; /* exits found before anyone watched (dead shims at start) */
     size_t n_early;
     int closing;          /* fini ran; the last cleanup in flight frees the runtime */
@@ -215,6 +217,8 @@ on_event_line(task_t *t, char *line)
         *tab = '\0';
         p = tab + 1;
     }
+    if (n >= 2 && strcmp(f[0], "e") == 0 && strcmp(f[1], "oom") == 0 && t->rt->oom_fn)
+        t->rt->oom_fn(t->rt->oom_user, t->ns, t->id);
     if (n == 6 && strcmp(f[0], "e") == 0 && strcmp(f[1], "exit") == 0)
         deliver_exit(t->rt, t->ns, t->id, f[2], (uint32_t)atol(f[3]), (uint32_t)atol(f[4]),
                      atoll(f[5]));
@@ -355,6 +359,16 @@ rt_watch_exits(void *arg, berth_task_exit_fn fn, void *user, berth_error_t **err
     free(rt->early);
     rt->early = NULL;
     rt->n_early = 0;
+    return 0;
+}
+
+static int
+rt_watch_ooms(void *arg, berth_task_oom_fn fn, void *user, berth_error_t **err)
+{
+    runtime_t *rt = arg;
+    (void)err;
+    rt->oom_fn = fn;
+    rt->oom_user = user;
     return 0;
 }
 
@@ -833,6 +847,7 @@ static const berth_runtime_v1_ops_t runtime_ops = {
     .list = rt_list,
     .watch_exits = rt_watch_exits,
     .resize_pty = rt_resize_pty,
+    .watch_ooms = rt_watch_ooms,
 };
 
 static const berth_config_field_t runtime_config[] = {

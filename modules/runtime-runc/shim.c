@@ -16,7 +16,8 @@
  *             delete EXEC | pause | resume | pids | closeio EXEC | update RESOURCES_FILE |
  *             resize EXEC WIDTH HEIGHT
  *   replies   "r\t0[\tfields...]" or "r\t<BERTH_E* code>\t<message>"
- *   events    "e\texit\tEXEC\tPID\tSTATUS\tEXITED_AT_NS" (EXEC is "" for the container's init)
+ *   events    "e\texit\tEXEC\tPID\tSTATUS\tEXITED_AT_NS" (EXEC is "" for the container's init),
+ *             "e\toom" (the kernel's OOM killer killed a process of the container's memory cgroup)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -529,6 +532,132 @@ proc_free(proc_t *p)
     free(p);
 }
 
+/* ---- OOM kills: cgroup v1 eventfd on memory.oom_control, or inotify on v2's memory.events ------------- */
+
+static int oom_fd = -1, oom_v2;
+static char oom_file[4400]; /* memory.oom_control or memory.events */
+static long oom_kills;
+
+/* The oom_kill counter of the cgroup's file ("oom_kill N"); -1 once the cgroup is gone. */
+static long
+read_oom_kills(void)
+{
+    FILE *f = fopen(oom_file, "r");
+    char line[128];
+    long n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "oom_kill ", 9) == 0)
+            n = atol(line + 9);
+    if (f)
+        fclose(f);
+    return f ? n : -1;
+}
+
+/* Where `controller`'s hierarchy is mounted (v1), or the cgroup2 mount when controller is NULL. */
+static int
+cgroup_mount(const char *controller, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[4096], dir[4096], type[64], opts[1024];
+    int found = 0;
+    while (!found && f && fgets(line, sizeof(line), f)) {
+        const char *dash = strstr(line, " - ");
+        if (dash == NULL || sscanf(line, "%*s %*s %*s %*s %4095s", dir) != 1 ||
+            sscanf(dash + 3, "%63s %*s %1023s", type, opts) != 2)
+            continue;
+        if (controller ? strcmp(type, "cgroup") == 0 && strstr(opts, controller)
+                       : strcmp(type, "cgroup2") == 0)
+            found = snprintf(out, len, "%s", dir) > 0;
+    }
+    if (f)
+        fclose(f);
+    return found ? 0 : -1;
+}
+
+/* The init's memory cgroup, from /proc/PID/cgroup: "N:memory:/path" (v1) or "0::/path" (v2). */
+static int
+memory_cgroup(pid_t pid, char *out, size_t len)
+{
+    char path[64], line[4096], mnt[4096];
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    FILE *f = fopen(path, "r");
+    int found = 0;
+    while (!found && f && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *ctl = strchr(line, ':'), *cg = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (cg == NULL)
+            continue;
+        *cg++ = '\0';
+        if (strcmp(ctl + 1, "memory") == 0 && cgroup_mount("memory", mnt, sizeof(mnt)) == 0) {
+            oom_v2 = 0;
+            found = snprintf(out, len, "%s%s/memory.oom_control", mnt, cg) > 0;
+        }
+    }
+    if (!found && f) { /* no v1 memory hierarchy: the unified one */
+        rewind(f);
+        while (!found && fgets(line, sizeof(line), f))
+            if (strncmp(line, "0::", 3) == 0 && cgroup_mount(NULL, mnt, sizeof(mnt)) == 0) {
+                line[strcspn(line, "\n")] = '\0';
+                oom_v2 = 1;
+                found = snprintf(out, len, "%s%s/memory.events", mnt, line + 3) > 0;
+            }
+    }
+    if (f)
+        fclose(f);
+    return found ? 0 : -1;
+}
+
+/* Best effort: a container without a memory cgroup simply has no OOM events. */
+static void
+oom_watch(pid_t pid)
+{
+    if (memory_cgroup(pid, oom_file, sizeof(oom_file)) < 0)
+        return;
+    oom_kills = read_oom_kills();
+    if (oom_v2) {
+        oom_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (oom_fd >= 0 && inotify_add_watch(oom_fd, oom_file, IN_MODIFY) < 0)
+            close_fd(&oom_fd);
+        return;
+    }
+    char control[4500], arg[64];
+    snprintf(control, sizeof(control), "%.*s/cgroup.event_control",
+             (int)(strrchr(oom_file, '/') - oom_file), oom_file);
+    int ofd = open(oom_file, O_RDONLY | O_CLOEXEC), cfd = open(control, O_WRONLY | O_CLOEXEC);
+    oom_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    snprintf(arg, sizeof(arg), "%d %d", oom_fd, ofd);
+    if (ofd < 0 || cfd < 0 || oom_fd < 0 || write(cfd, arg, strlen(arg)) < 0)
+        close_fd(&oom_fd);
+    close_fd(&cfd);
+    close_fd(&ofd); /* the kernel holds its own reference for the registration */
+}
+
+static void broadcast(const char *line);
+
+static void
+oom_ready(void)
+{
+    char buf[4096];
+    while (read(oom_fd, buf, sizeof(buf)) > 0)
+        ;
+    long now = read_oom_kills();
+    if (now < 0) { /* the cgroup went (v1 signals its removal too) */
+        close_fd(&oom_fd);
+        return;
+    }
+    if (now > oom_kills) /* v1 also signals the cgroup's removal: only a kill counts */
+        broadcast("e\toom");
+    oom_kills = now;
+}
+
+static void
+broadcast(const char *line)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].fd >= 0)
+            send_line(clients[i].fd, "%s", line);
+}
+
 /* ---- requests -------------------------------------------------------------------------------------- */
 
 static void
@@ -552,6 +681,7 @@ do_create(int fd, char **f, int n)
         proc_free(p);
         return reply_error(fd, E_INTERNAL, err);
     }
+    oom_watch(p->pid);
     send_line(fd, "r\t0\t%d", (int)p->pid);
 }
 
@@ -843,12 +973,12 @@ read_client(client_t *c)
 static int
 serve(int lfd, int sfd)
 {
-    enum { FIXED = MAX_CLIENTS + 2, MAX_POLLS = FIXED + 2 * MAX_PROCS };
+    enum { FIXED = MAX_CLIENTS + 3, MAX_POLLS = FIXED + 2 * MAX_PROCS };
     while (!deleting) {
-        struct pollfd p[MAX_POLLS] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+        struct pollfd p[MAX_POLLS] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}, {oom_fd, POLLIN, 0}};
         watch_t w[2 * MAX_PROCS];
         for (int i = 0; i < MAX_CLIENTS; i++)
-            p[i + 2] = (struct pollfd){clients[i].fd, POLLIN, 0};
+            p[i + 3] = (struct pollfd){clients[i].fd, POLLIN, 0};
         int n_tty = terminal_polls(p + FIXED, w, 2 * MAX_PROCS);
         if (poll(p, (nfds_t)(FIXED + n_tty), -1) < 0 && errno != EINTR)
             return 1;
@@ -861,10 +991,12 @@ serve(int lfd, int sfd)
                 ;
             reap();
         }
+        if (p[2].revents && oom_fd >= 0)
+            oom_ready();
         if (p[0].revents)
             accept_client(lfd);
         for (int i = 0; i < MAX_CLIENTS; i++)
-            if (clients[i].fd >= 0 && p[i + 2].revents)
+            if (clients[i].fd >= 0 && p[i + 3].revents)
                 read_client(&clients[i]);
     }
     return 0;
@@ -879,6 +1011,11 @@ main(int argc, char **argv)
     }
     id = argv[1], bundle = argv[2], runc_root = argv[4], runc = argv[5];
     int ready = atoi(argv[6]);
+    /* nothing of berthd's (its store's file, its pipes) stays open in a process that outlives it */
+    if (ready != 3 && dup2(ready, 3) < 0)
+        return 1;
+    ready = 3;
+    close_range(4, ~0U, 0);
     /* detach: our own session, and a second fork so berthd's child exits at once */
     if (setsid() < 0 && errno != EPERM)
         return 1;
@@ -892,6 +1029,8 @@ main(int argc, char **argv)
     dup2(null, 0);
     dup2(null, 1);
     dup2(null, 2);
+    if (null > 2)
+        close(null);
     signal(SIGPIPE, SIG_IGN);
     sigset_t chld;
     sigemptyset(&chld);

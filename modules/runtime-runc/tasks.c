@@ -659,6 +659,20 @@ static const berth_grpc_service_v1_t tasks_service = {
     .n_methods = sizeof(tasks_methods) / sizeof(tasks_methods[0]),
 };
 
+static void
+on_task_oom(void *user, const char *ns, const char *id)
+{
+    Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+    ev.container_id = (char *)id;
+    publish(user, ns, "/tasks/oom", "containerd.events.TaskOOM", &ev.base);
+}
+
+static int
+has_oom_op(const svc_t *s)
+{
+    return s->rto->struct_size > offsetof(berth_runtime_v1_ops_t, watch_ooms);
+}
+
 static int
 tasks_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 {
@@ -672,6 +686,8 @@ tasks_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     *s =
         (svc_t){api, ic->loop, md.instance, md.ops, ev.instance, ev.ops, rt.instance, rt.ops, NULL};
     *instance = s;
+    if (has_oom_op(s) && s->rto->watch_ooms(s->rt, on_task_oom, s, err) < 0)
+        return (*err)->code;
     return s->rto->watch_exits(s->rt, on_task_exit, s, err);
 }
 
@@ -680,6 +696,8 @@ tasks_fini(void *instance)
 {
     svc_t *s = instance;
     s->rto->watch_exits(s->rt, NULL, NULL, NULL); /* exits after this are not ours to hear */
+    if (has_oom_op(s))
+        s->rto->watch_ooms(s->rt, NULL, NULL, NULL);
     free(s);
 }
 

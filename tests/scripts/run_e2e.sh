@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Containers through berthd's runc runtime with the real ctr: run --rm with output, exit codes and stdin;
 # terminals (run -t, exec -t, attach, resize) under script(1); run -d with tasks ls/ps/pause/resume/exec/
-# kill/rm; SIGTERM to a trapping shell (143) and SIGKILL (137); the pre-start hooks (tests/fixtures/
+# kill/rm; SIGTERM to a trapping shell (143) and SIGKILL (137); an OOM kill and /tasks/oom; the pre-start hooks (tests/fixtures/
 # fx_containerhooks.c) and the spec checks; live restore: kill -9 berthd, start it again, the task is still
 # there and its exit still arrives, a bundle nobody owns is removed; a shim killed with -9 is cleaned up; no
 # fds, FIFOs, mounts or shims left.
@@ -138,6 +138,7 @@ $CTR tasks pause d1 && $CTR tasks ls | grep -q "^d1 .*PAUSED" || fail "tasks pau
 $CTR tasks resume d1 && $CTR tasks ls | grep -q "^d1 .*RUNNING" || fail "tasks resume"
 shim=$(pgrep -f "berth-shim d1 $work/") || fail "no shim for d1"
 shimfds=$(fds "$shim")
+! ls -l "/proc/$shim/fd" | grep -q "$work/root" || fail "the shim holds berthd's files: $(ls -l "/proc/$shim/fd")"
 [ "$($CTR tasks exec --exec-id e1 d1 echo from-exec)" = from-exec ] || fail "tasks exec"
 [ "$(fds "$shim")" -eq "$shimfds" ] || fail "the shim leaked fds over an exec: $shimfds -> $(fds "$shim")"
 $CTR tasks kill -s SIGKILL d1
@@ -160,6 +161,21 @@ $CTR tasks kill -s SIGKILL s2
 wait $RUN
 [ $? -eq 137 ] || fail "SIGKILL"
 set -e
+
+# --- OOM: a container over its memory limit is killed (137), and /tasks/oom is published first -----------
+$CTR events >"$work/oomev" 2>&1 &
+EVENTS=$!
+sleep 0.2
+set +e
+$CTR run --rm --memory-limit 16777216 "$IMG" oom1 sh -c 'tail /dev/zero'
+rc=$?
+set -e
+[ $rc -eq 137 ] || fail "a container over its memory limit exited $rc"
+i=0
+until grep -q '/tasks/oom {"container_id":"oom1"}' "$work/oomev"; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "no /tasks/oom: $(cat "$work/oomev")"; sleep 0.05
+done
+kill $EVENTS
 
 [ "$(fds "$PID")" -le "$FDS" ] || fail "berthd leaked fds: $FDS -> $(fds "$PID"): $(ls -l /proc/$PID/fd)"
 
