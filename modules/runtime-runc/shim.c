@@ -645,7 +645,9 @@ oom_ready(void)
         close_fd(&oom_fd);
         return;
     }
-    if (now > oom_kills) /* v1 also signals the cgroup's removal: only a kill counts */
+    /* v1 signals before the kill, so its counter may not have moved yet: any signal while the cgroup is
+     * there is one (as containerd's v1 watcher takes it); v2 signals the counter's change itself */
+    if (!oom_v2 || now > oom_kills)
         broadcast("e\toom");
     oom_kills = now;
 }

@@ -166,6 +166,7 @@ set -e
 $CTR events >"$work/oomev" 2>&1 &
 EVENTS=$!
 sleep 0.2
+$CTR run --rm --memory-limit 16777216 "$IMG" nooom1 true || fail "a container under its memory limit"
 set +e
 $CTR run --rm --memory-limit 16777216 "$IMG" oom1 sh -c 'tail /dev/zero'
 rc=$?
@@ -176,6 +177,7 @@ until grep -q '/tasks/oom {"container_id":"oom1"}' "$work/oomev"; do
     i=$((i + 1)); [ $i -lt 100 ] || fail "no /tasks/oom: $(cat "$work/oomev")"; sleep 0.05
 done
 kill $EVENTS
+! grep -q '/tasks/oom {"container_id":"nooom1"}' "$work/oomev" || fail "an OOM event for a container that exited normally"
 
 [ "$(fds "$PID")" -le "$FDS" ] || fail "berthd leaked fds: $FDS -> $(fds "$PID"): $(ls -l /proc/$PID/fd)"
 
