@@ -43,7 +43,7 @@ c=$(seconds ctrd)
 k=$(seconds client)
 s=$(seconds steps)
 echo "ctr run --rm /bin/true, mean of $RUNS runs"
-printf '  %-22s %8s ms\n' "floor (bare runc run)" "$f" "berthd" "$b" "containerd" "$c"
+printf '  %-26s %8s ms\n' "floor (bare runc run)" "$f" "berthd" "$b" "containerd" "$c"
 awk -v b="$b" -v c="$c" -v f="$f" 'BEGIN { printf "  berthd %.2fx the floor, containerd %.2fx\n", b / f, c / f }'
 printf '  %-26s %8s ms\n' "ctr version (client)" "$k" "runc create+start+delete" "$s"
 awk -v b="$b" -v c="$c" -v k="$k" -v s="$s" 'BEGIN {
@@ -56,8 +56,8 @@ sleep 0.5
 rss() { ps -o rss= -p "$1" | awk '{printf "%.2f MB", $1 / 1024}'; }
 bshim=$(pgrep -f "berth-shim idle $WORK/" | head -1)
 cshim=$(pgrep -f "containerd-shim-runc-v2 .*-id idle" | head -1 || true)
-printf '  %-22s %s\n' "berth-shim RSS" "$(rss "$bshim")"
-[ -n "$cshim" ] && printf '  %-22s %s\n' "containerd shim RSS" "$(rss "$cshim")"
+printf '  %-26s %s\n' "berth-shim RSS" "$(rss "$bshim")"
+[ -n "$cshim" ] && printf '  %-26s %s\n' "containerd shim RSS" "$(rss "$cshim")"
 for s in "$BSOCK" "$CSOCK"; do
     ctr --address "$s" tasks kill -s SIGKILL idle >/dev/null 2>&1 || true
     sleep 0.3
