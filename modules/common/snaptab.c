@@ -420,3 +420,28 @@ const berth_snapshotter_v1_ops_t snaptab_ops = {
     .walk = ov_walk,
     .cleanup = ov_cleanup,
 };
+
+int
+snaptab_plugin_init(berth_init_ctx_t *ic, const snaptab_backend_t *backend, void **instance,
+                    berth_error_t **err)
+{
+    snaptab_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ic->api->error_make(err, BERTH_ENOMEM, "snapshotter: out of memory");
+    int rc = snaptab_open(t, ic->api, backend, ic->root, err);
+    if (rc < 0) {
+        snaptab_close(t);
+        free(t);
+        return rc;
+    }
+    ic->api->export_set(ic, "root", ic->root);
+    *instance = t;
+    return 0;
+}
+
+void
+snaptab_plugin_fini(void *instance)
+{
+    snaptab_close(instance);
+    free(instance);
+}

@@ -47,6 +47,10 @@ struct snaptab {
 int snaptab_open(snaptab_t *t, const berth_core_api_t *api, const snaptab_backend_t *backend,
                  const char *root, berth_error_t **err);
 void snaptab_close(snaptab_t *t);
+/* A snapshotter plugin's init and fini around a table at the plugin's root (exported as "root"). */
+int snaptab_plugin_init(berth_init_ctx_t *ic, const snaptab_backend_t *backend, void **instance,
+                        berth_error_t **err);
+void snaptab_plugin_fini(void *instance);
 /* The snapshot with this key, or NULL (table locked). */
 const snap_entry_t *snaptab_find(snaptab_t *t, const char *key);
 /* <root>/snapshots/<id>[/<sub>] */

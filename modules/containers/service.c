@@ -89,13 +89,7 @@ respond(svc_t *s, const char *ns, const char *id, uint8_t **resp, size_t *len, b
 static void
 publish(svc_t *s, const char *ns, const char *topic, const char *type, const ProtobufCMessage *m)
 {
-    uint8_t *data;
-    size_t len;
-    pack(m, &data, &len);
-    berth_error_t *err = NULL;
-    if (s->events_ops->publish(s->events, 0, ns, topic, type, data, len, &err) < 0)
-        s->api->error_free(err);
-    free(data);
+    publish_message(s->api, s->events_ops, s->events, ns, topic, type, m);
 }
 
 static void

@@ -49,30 +49,25 @@ publish(images_t *s, const char *ns, const char *topic, const image_pb_t *img)
 {
     if (s->events == NULL)
         return;
-    uint8_t *data;
-    size_t len;
-    const char *type;
     if (strcmp(topic, "/images/delete") == 0) {
         Containerd__Services__Images__V1__ImageDelete ev =
             CONTAINERD__SERVICES__IMAGES__V1__IMAGE_DELETE__INIT;
         ev.name = img->name;
-        pack(&ev.base, &data, &len);
-        type = "containerd.services.images.v1.ImageDelete";
-    } else {
-        /* ImageCreate and ImageUpdate are both {name = 1; map labels = 2;}, as Image's first fields */
-        Containerd__Services__Images__V1__ImageCreate ev =
-            CONTAINERD__SERVICES__IMAGES__V1__IMAGE_CREATE__INIT;
-        ev.name = img->name;
-        ev.n_labels = img->n_labels;
-        ev.labels = (Containerd__Services__Images__V1__ImageCreate__LabelsEntry **)img->labels;
-        pack(&ev.base, &data, &len);
-        type = strcmp(topic, "/images/create") == 0 ? "containerd.services.images.v1.ImageCreate"
-                                                    : "containerd.services.images.v1.ImageUpdate";
+        publish_message(s->api, s->events_ops, s->events, ns, topic,
+                        "containerd.services.images.v1.ImageDelete", &ev.base);
+        return;
     }
-    berth_error_t *err = NULL;
-    if (s->events_ops->publish(s->events, 0, ns, topic, type, data, len, &err) < 0)
-        s->api->error_free(err);
-    free(data);
+    /* ImageCreate and ImageUpdate are both {name = 1; map labels = 2;}, as Image's first fields */
+    Containerd__Services__Images__V1__ImageCreate ev =
+        CONTAINERD__SERVICES__IMAGES__V1__IMAGE_CREATE__INIT;
+    ev.name = img->name;
+    ev.n_labels = img->n_labels;
+    ev.labels = (Containerd__Services__Images__V1__ImageCreate__LabelsEntry **)img->labels;
+    publish_message(s->api, s->events_ops, s->events, ns, topic,
+                    strcmp(topic, "/images/create") == 0
+                        ? "containerd.services.images.v1.ImageCreate"
+                        : "containerd.services.images.v1.ImageUpdate",
+                    &ev.base);
 }
 
 /* ---- the target --------------------------------------------------------------------------------------- */

@@ -69,13 +69,7 @@ timestamp(int64_t ns)
 static void
 publish(svc_t *s, const char *ns, const char *topic, const char *type, const ProtobufCMessage *m)
 {
-    uint8_t *data;
-    size_t len;
-    pack(m, &data, &len);
-    berth_error_t *err = NULL;
-    if (s->evo->publish(s->events, 0, ns, topic, type, data, len, &err) < 0)
-        s->api->error_free(err);
-    free(data);
+    publish_message(s->api, s->evo, s->events, ns, topic, type, m);
 }
 
 /* Unpacks a request or returns InvalidArgument from the handler. */

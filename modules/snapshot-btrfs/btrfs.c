@@ -85,23 +85,7 @@ btrfs_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
             "path %s (0x%lx) must be a btrfs filesystem to be used with the btrfs "
             "snapshotter: skip plugin",
             ic->root, (unsigned long)st.f_type);
-    snaptab_t *t = calloc(1, sizeof(*t));
-    int rc = snaptab_open(t, ic->api, &btrfs_backend, ic->root, err);
-    if (rc < 0) {
-        snaptab_close(t);
-        free(t);
-        return rc;
-    }
-    ic->api->export_set(ic, "root", ic->root);
-    *instance = t;
-    return 0;
-}
-
-static void
-btrfs_fini(void *instance)
-{
-    snaptab_close(instance);
-    free(instance);
+    return snaptab_plugin_init(ic, &btrfs_backend, instance, err);
 }
 
 static const berth_plugin_reg_t btrfs_plugin = {
@@ -109,7 +93,7 @@ static const berth_plugin_reg_t btrfs_plugin = {
     .type = BERTH_SNAPSHOTTER_TYPE,
     .id = "btrfs",
     .init = btrfs_init,
-    .fini = btrfs_fini,
+    .fini = snaptab_plugin_fini,
     .ops = &snaptab_ops,
 };
 

@@ -103,23 +103,7 @@ overlay_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     if (!overlay_supported())
         return ic->api->error_make(err, BERTH_ESKIP,
                                    "overlayfs is not supported by this kernel: skip plugin");
-    snaptab_t *t = calloc(1, sizeof(*t));
-    int rc = snaptab_open(t, ic->api, &overlay_backend, ic->root, err);
-    if (rc < 0) {
-        snaptab_close(t);
-        free(t);
-        return rc;
-    }
-    ic->api->export_set(ic, "root", ic->root);
-    *instance = t;
-    return 0;
-}
-
-static void
-overlay_fini(void *instance)
-{
-    snaptab_close(instance);
-    free(instance);
+    return snaptab_plugin_init(ic, &overlay_backend, instance, err);
 }
 
 static const berth_plugin_reg_t overlay_plugin = {
@@ -127,7 +111,7 @@ static const berth_plugin_reg_t overlay_plugin = {
     .type = BERTH_SNAPSHOTTER_TYPE,
     .id = "overlayfs",
     .init = overlay_init,
-    .fini = overlay_fini,
+    .fini = snaptab_plugin_fini,
     .ops = &snaptab_ops,
 };
 
