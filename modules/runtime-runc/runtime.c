@@ -521,12 +521,6 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
         return err && *err ? (*err)->code
                            : rt->api->error_make(err, BERTH_EINVAL, "task id %s: invalid", id);
     task_t *t = task_new(rt, ns, id);
-    char *config = NULL;
-    spec_task_t st = {ns, id, t->bundle, spec_json, n_mounts, io->terminal};
-    if (spec_prepare(rt->api, &st, &config, err) < 0) {
-        free(t);
-        return code_of(err, BERTH_EINVAL);
-    }
     pthread_mutex_lock(&rt->lock);
     int exists = find_task(rt, ns, id) != NULL;
     if (!exists) {
@@ -536,8 +530,15 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
     pthread_mutex_unlock(&rt->lock);
     if (exists) {
         free(t);
-        free(config);
         return rt->api->error_make(err, BERTH_EEXIST, "task %s: already exists", id);
+    }
+    /* checked, and the pre-start hooks run, only for a task that is really about to be made */
+    char *config = NULL;
+    spec_task_t st = {ns, id, t->bundle, spec_json, n_mounts, io->terminal};
+    if (spec_prepare(rt->api, &st, &config, err) < 0) {
+        task_forget(rt, t);
+        free(t);
+        return code_of(err, BERTH_EINVAL);
     }
     int rc = make_bundle(rt, t, config, mounts, n_mounts, err);
     free(config);
@@ -726,9 +727,13 @@ static int
 rt_resize_pty(void *arg, const char *ns, const char *id, const char *exec_id, uint32_t width,
               uint32_t height, berth_error_t **err)
 {
+    runtime_t *rt = arg;
     char req[512], reply[64];
+    if (width > 65535 || height > 65535) /* a winsize holds 16 bits each */
+        return rt->api->error_make(err, BERTH_EINVAL, "terminal size %ux%u is out of range", width,
+                                   height);
     snprintf(req, sizeof(req), "resize\t%s\t%u\t%u\n", field(exec_id), width, height);
-    return simple_call(arg, ns, id, req, reply, sizeof(reply), err);
+    return simple_call(rt, ns, id, req, reply, sizeof(reply), err);
 }
 
 static int

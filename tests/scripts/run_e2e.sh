@@ -83,6 +83,11 @@ $CTR containers rm t2 || fail "containers rm t2" # attach deleted the task
 [ "$($CTR run --rm "$IMG" pst1 echo started)" = started ] || fail "run with pre-start hooks"
 [ "$(grep " pst1$" "$work/state/prestart.log")" = "$(printf 'high pst1\nlow pst1')" ] ||
     fail "prestart hooks ran as: $(cat "$work/state/prestart.log")"
+$CTR run -d "$IMG" pst2 sleep 100 >/dev/null
+if $CTR tasks start pst2 2>"$work/err"; then fail "a second task for pst2 was started"; fi
+grep -q "already exists" "$work/err" || fail "duplicate task: $(cat "$work/err")"
+[ "$(grep -c " pst2$" "$work/state/prestart.log")" -eq 2 ] || fail "pre-start hooks ran for a refused duplicate"
+$CTR tasks kill -s SIGKILL pst2 && sleep 0.3 && $CTR tasks rm pst2 >/dev/null && $CTR containers rm pst2
 if $CTR run --rm "$IMG" nostart1 true 2>"$work/err"; then fail "the pre-start veto was ignored"; fi
 grep -q "nostart1 may not start" "$work/err" || fail "no pre-start veto message: $(cat "$work/err")"
 [ ! -d "$work/state/io.containerd.runtime.v2.task/default/nostart1" ] || fail "a vetoed task left its bundle"
