@@ -6,7 +6,8 @@ PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion
   libnghttp2-dev nghttp2-client libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
   containerd liblmdb-dev libssl-dev clang libbtrfsutil-dev btrfs-progs
-  libarchive-dev zlib1g-dev busybox-static docker-registry skopeo runc libjson-c-dev libseccomp-dev"
+  libarchive-dev zlib1g-dev busybox-static docker-registry skopeo runc libjson-c-dev libseccomp-dev
+  libclang-rt-14-dev golang-1.19-go"
 
 missing=""
 for p in $PACKAGES; do
