@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Runs one Go test binary (tests/go/<pkg>, built by berth_go_test) against a berthd of its own: a temporary
+# root and state, the socket in BERTH_ADDRESS, berthd's log shown on failure, and a failure when berthd does
+# not exit cleanly on SIGTERM. Extra berthd arguments come from BERTHD_ARGS (word-split).
+# usage: go_suite.sh BERTHD MODULE_DIR TEST_BINARY [go test flags...]
+set -eu
+BERTHD=$1
+export BERTH_MODULE_DIR=$2
+TEST=$3
+shift 3
+work=$(mktemp -d /tmp/berth-go-XXXXXX)
+PID=""
+cleanup() {
+    status=$?
+    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
+        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM"; status=1; }
+    fi
+    [ $status -eq 0 ] || tail -40 "$work/log" 2>/dev/null
+    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+export BERTH_ADDRESS="$work/state/berthd.sock"
+export BERTH_TEST_ROOT="$work/root"
+export TMPDIR="$work/tmp"
+mkdir -p "$TMPDIR"
+# shellcheck disable=SC2086
+"$BERTHD" --root "$work/root" --state "$work/state" --log-level warn ${BERTHD_ARGS:-} 2>"$work/log" &
+PID=$!
+i=0
+until [ -S "$BERTH_ADDRESS" ] && ctr --address "$BERTH_ADDRESS" version >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 200 ] || { echo "FAIL berthd did not start"; exit 1; }
+    sleep 0.05
+done
+"$TEST" -test.v "$@"
