@@ -256,6 +256,11 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
         st->grpc_content_type = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
                                 (vlen == 16 || value[16] == '+' || value[16] == ';');
     } else if (header_is(name, nlen, "containerd-namespace")) {
+        /* containerd's client prepends a value each time a namespace is set on a context that has
+         * one (the latest first) and containerd uses the first value, so the first one wins here */
+        if (st->seen_namespace)
+            return 0;
+        st->seen_namespace = 1;
         if (vlen < sizeof(st->namespace_)) {
             memcpy(st->namespace_, value, vlen);
             st->namespace_[vlen] = '\0';
@@ -263,6 +268,10 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
             st->bad_namespace = 1;
         }
     } else if (header_is(name, nlen, "containerd-lease")) {
+        /* the same prepending as containerd-namespace, the same first-wins rule */
+        if (st->seen_lease)
+            return 0;
+        st->seen_lease = 1;
         snprintf(st->lease, sizeof(st->lease), "%.*s", (int)(vlen < sizeof(st->lease) ? vlen : 0),
                  value);
     } else if (header_is(name, nlen, "grpc-timeout")) {

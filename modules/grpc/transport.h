@@ -38,6 +38,8 @@ struct berth_grpc_stream_s {
     char namespace_[80];
     char lease[256];
     int bad_namespace;      /* header present but too long to keep */
+    int seen_namespace;     /* a containerd-namespace header came: later ones are ignored */
+    int seen_lease;         /* likewise for containerd-lease */
     int grpc_content_type;  /* content-type starts with application/grpc */
     int compressed_allowed; /* a grpc-encoding was sent (we still refuse compressed bodies) */
     int64_t timeout_ms;     /* from grpc-timeout, -1 = none */

@@ -7,8 +7,7 @@
 
 static const berth_config_field_t md_config[] = {
     {"map_size", BERTH_CFG_INT, "1073741824",
-     "largest size the LMDB file may grow to, in bytes; a full map fails writes with "
-     "ResourceExhausted"},
+     "initial size of the LMDB map, in bytes; a full map is doubled and the write run again"},
     {NULL, 0, NULL, NULL},
 };
 

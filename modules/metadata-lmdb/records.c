@@ -528,43 +528,181 @@ lease_list_resources(void *arg, const char *ns, const char *id,
     return 0;
 }
 
+/* ---- writes that grow a full map and run again ---------------------------------------------------- */
+
+static int
+g_ns_create(void *md, const char *ns, const berth_kv_t *labels, berth_error_t **err)
+{
+    MD_GROWING(md, err, ns_create(md, ns, labels, err));
+}
+
+static int
+g_ns_set_label(void *md, const char *ns, const char *key, const char *value, berth_error_t **err)
+{
+    MD_GROWING(md, err, ns_set_label(md, ns, key, value, err));
+}
+
+static int
+g_ns_set_labels(void *md, const char *ns, const berth_kv_t *labels, berth_error_t **err)
+{
+    MD_GROWING(md, err, ns_set_labels(md, ns, labels, err));
+}
+
+static int
+g_ns_delete(void *md, const char *ns, berth_error_t **err)
+{
+    MD_GROWING(md, err, ns_delete(md, ns, err));
+}
+
+static int
+g_lease_create(void *md, const char *ns, const char *id, const berth_kv_t *labels,
+               int64_t *created_ns, berth_error_t **err)
+{
+    MD_GROWING(md, err, lease_create(md, ns, id, labels, created_ns, err));
+}
+
+static int
+g_lease_delete(void *md, const char *ns, const char *id, berth_error_t **err)
+{
+    MD_GROWING(md, err, lease_delete(md, ns, id, err));
+}
+
+static int
+g_lease_add_resource(void *md, const char *ns, const char *id, const char *type,
+                     const char *resource, berth_error_t **err)
+{
+    MD_GROWING(md, err, lease_add_resource(md, ns, id, type, resource, err));
+}
+
+static int
+g_lease_delete_resource(void *md, const char *ns, const char *id, const char *type,
+                        const char *resource, berth_error_t **err)
+{
+    MD_GROWING(md, err, lease_delete_resource(md, ns, id, type, resource, err));
+}
+
+static int
+g_content_put(void *md, const char *ns, const char *digest, int64_t size, const berth_kv_t *labels,
+              berth_error_t **err)
+{
+    MD_GROWING(md, err, md_content_put(md, ns, digest, size, labels, err));
+}
+
+static int
+g_content_set_labels(void *md, const char *ns, const char *digest, const berth_kv_t *labels,
+                     berth_error_t **err)
+{
+    MD_GROWING(md, err, md_content_set_labels(md, ns, digest, labels, err));
+}
+
+static int
+g_content_delete(void *md, const char *ns, const char *digest, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_content_delete(md, ns, digest, err));
+}
+
+/* A collection reports what it removes before its commit, so it does not run again: the map grows and
+ * the next collection finds the same garbage. */
+static int
+g_gc_collect(void *md, int64_t now_ns, const berth_gc_removed_t *removed, berth_error_t **err)
+{
+    md_full_reset();
+    int rc = md_gc_collect(md, now_ns, removed, err);
+    if (rc < 0 && md_grow_if_full(md, err))
+        return ((md_t *)md)
+            ->api->error_make(err, BERTH_EUNAVAILABLE,
+                              "garbage collection: metadata map grown, try again");
+    return rc;
+}
+
+/* images, containers and snapshots share a signature per verb */
+#define G_OBJECT(name, ...)                                                     \
+    static int g_##name(void *md, const char *ns, const uint8_t *d, size_t len, \
+                        berth_error_t **err)                                    \
+    {                                                                           \
+        MD_GROWING(md, err, md_##name(md, ns, d, len, err));                    \
+    }
+G_OBJECT(image_create)
+G_OBJECT(image_update)
+G_OBJECT(container_create)
+G_OBJECT(container_update)
+
+static int
+g_image_delete(void *md, const char *ns, const char *name, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_image_delete(md, ns, name, err));
+}
+
+static int
+g_container_delete(void *md, const char *ns, const char *id, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_container_delete(md, ns, id, err));
+}
+
+static int
+g_snapshot_create(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                  berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_create(md, ns, sn, d, len, err));
+}
+
+static int
+g_snapshot_update(void *md, const char *ns, const char *sn, const uint8_t *d, size_t len,
+                  berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_update(md, ns, sn, d, len, err));
+}
+
+static int
+g_snapshot_commit(void *md, const char *ns, const char *sn, const char *key, const uint8_t *d,
+                  size_t len, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_commit(md, ns, sn, key, d, len, err));
+}
+
+static int
+g_snapshot_delete(void *md, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_delete(md, ns, sn, key, err));
+}
+
 const berth_metadata_v1_ops_t md_ops = {
     .struct_size = sizeof(berth_metadata_v1_ops_t),
-    .namespace_create = ns_create,
+    .namespace_create = g_ns_create,
     .namespace_labels = ns_labels,
-    .namespace_set_label = ns_set_label,
-    .namespace_set_labels = ns_set_labels,
+    .namespace_set_label = g_ns_set_label,
+    .namespace_set_labels = g_ns_set_labels,
     .namespace_list = ns_list,
-    .namespace_delete = ns_delete,
-    .lease_create = lease_create,
-    .lease_delete = lease_delete,
+    .namespace_delete = g_ns_delete,
+    .lease_create = g_lease_create,
+    .lease_delete = g_lease_delete,
     .lease_list = lease_list,
-    .lease_add_resource = lease_add_resource,
-    .lease_delete_resource = lease_delete_resource,
+    .lease_add_resource = g_lease_add_resource,
+    .lease_delete_resource = g_lease_delete_resource,
     .lease_list_resources = lease_list_resources,
-    .content_put = md_content_put,
+    .content_put = g_content_put,
     .content_get = md_content_get,
-    .content_set_labels = md_content_set_labels,
-    .content_delete = md_content_delete,
+    .content_set_labels = g_content_set_labels,
+    .content_delete = g_content_delete,
     .content_list = md_content_list,
     .content_held = md_content_held,
-    .gc_collect = md_gc_collect,
+    .gc_collect = g_gc_collect,
     .gc_dirty = md_gc_dirty,
     .lease_holds = md_lease_holds,
-    .image_create = md_image_create,
-    .image_update = md_image_update,
+    .image_create = g_image_create,
+    .image_update = g_image_update,
     .image_get = md_image_get,
     .image_list = md_image_list,
-    .image_delete = md_image_delete,
-    .container_create = md_container_create,
-    .container_update = md_container_update,
+    .image_delete = g_image_delete,
+    .container_create = g_container_create,
+    .container_update = g_container_update,
     .container_get = md_container_get,
     .container_list = md_container_list,
-    .container_delete = md_container_delete,
-    .snapshot_create = md_snapshot_create,
-    .snapshot_update = md_snapshot_update,
+    .container_delete = g_container_delete,
+    .snapshot_create = g_snapshot_create,
+    .snapshot_update = g_snapshot_update,
     .snapshot_get = md_snapshot_get,
     .snapshot_list = md_snapshot_list,
-    .snapshot_delete = md_snapshot_delete,
-    .snapshot_commit = md_snapshot_commit,
+    .snapshot_delete = g_snapshot_delete,
+    .snapshot_commit = g_snapshot_commit,
 };

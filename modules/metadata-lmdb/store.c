@@ -5,16 +5,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* Per thread: transactions this thread has open (a grower must have none, or it would wait for itself),
+ * and whether its last LMDB failure was a full map. */
+static __thread int txn_depth;
+static __thread int map_was_full;
+
+/* A grower waits this long for open transactions to end before it gives up. */
+#define GROW_WAIT_S 30
 
 int
 md_fail(md_t *md, int rc, const char *what, berth_error_t **err)
 {
-    if (rc == MDB_MAP_FULL)
-        return md->api->error_make(err, BERTH_ERESOURCE,
-                                   "%s: metadata store is full (map_size %lld bytes); raise "
-                                   "plugins.io.containerd.metadata.v1.lmdb.map_size",
-                                   what, (long long)md->map_size);
+    if (rc == MDB_MAP_FULL) {
+        map_was_full = 1;
+        return md->api->error_make(
+            err, BERTH_ERESOURCE, "%s: metadata store is full (map %lld bytes) and could not grow",
+            what, (long long)__atomic_load_n(&md->map_size, __ATOMIC_RELAXED));
+    }
     return md->api->error_make(err, BERTH_EINTERNAL, "%s: lmdb: %s", what, mdb_strerror(rc));
+}
+
+static int
+open_failed(md_t *md, const char *path, int rc, berth_error_t **err)
+{
+    mdb_env_close(md->env);
+    md->env = NULL;
+    pthread_rwlock_destroy(&md->map_lock);
+    return md->api->error_make(err, BERTH_EIO, "open %s: %s", path, mdb_strerror(rc));
 }
 
 int
@@ -22,7 +41,11 @@ md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/meta.mdb", dir);
-    md->map_size = map_size;
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
+    pthread_rwlock_init(&md->map_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     int rc = mdb_env_create(&md->env);
     if (rc == 0)
         rc = mdb_env_set_mapsize(md->env, (size_t)map_size);
@@ -31,43 +54,122 @@ md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err)
     /* NOTLS: read transactions come from pool threads and are not tied to one */
     if (rc == 0)
         rc = mdb_env_open(md->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
-    if (rc != 0) {
-        mdb_env_close(md->env);
-        md->env = NULL;
-        return md->api->error_make(err, BERTH_EIO, "open %s: %s", path, mdb_strerror(rc));
-    }
+    if (rc != 0)
+        return open_failed(md, path, rc, err);
+    mdb_env_set_userctx(md->env, md); /* md_abort finds md from the transaction */
+    /* a map grown in an earlier run opens at the size of its data, when that is more */
+    MDB_envinfo info;
+    mdb_env_info(md->env, &info);
+    md->map_size = (int64_t)info.me_mapsize;
     MDB_txn *txn;
     rc = mdb_txn_begin(md->env, NULL, 0, &txn);
     if (rc == 0 && (rc = mdb_dbi_open(txn, NULL, 0, &md->dbi)) == 0)
         rc = mdb_txn_commit(txn);
-    if (rc != 0) {
-        mdb_env_close(md->env);
-        md->env = NULL;
-        return md->api->error_make(err, BERTH_EIO, "open %s: %s", path, mdb_strerror(rc));
-    }
+    if (rc != 0)
+        return open_failed(md, path, rc, err);
     return 0;
 }
 
 void
 md_close(md_t *md)
 {
-    if (md->env)
+    if (md->env) {
         mdb_env_close(md->env);
+        pthread_rwlock_destroy(&md->map_lock);
+    }
     md->env = NULL;
 }
 
 int
 md_begin(md_t *md, int write, MDB_txn **txn, berth_error_t **err)
 {
+    pthread_rwlock_rdlock(&md->map_lock);
     int rc = mdb_txn_begin(md->env, NULL, write ? 0 : MDB_RDONLY, txn);
-    return rc == 0 ? 0 : md_fail(md, rc, "begin transaction", err);
+    if (rc != 0) {
+        pthread_rwlock_unlock(&md->map_lock);
+        return md_fail(md, rc, "begin transaction", err);
+    }
+    txn_depth++;
+    return 0;
+}
+
+static void
+txn_ended(md_t *md)
+{
+    txn_depth--;
+    pthread_rwlock_unlock(&md->map_lock);
 }
 
 int
 md_commit(md_t *md, MDB_txn *txn, berth_error_t **err)
 {
     int rc = mdb_txn_commit(txn);
+    txn_ended(md);
     return rc == 0 ? 0 : md_fail(md, rc, "commit", err);
+}
+
+void
+md_abort(MDB_txn *txn)
+{
+    md_t *md = mdb_env_get_userctx(mdb_txn_env(txn));
+    (mdb_txn_abort)(txn); /* the function, not store.h's macro */
+    txn_ended(md);
+}
+
+void
+md_full_reset(void)
+{
+    map_was_full = 0;
+}
+
+/* Doubles the map unless someone grew it since `seen`; 0 when it is bigger now. */
+static int
+grow(md_t *md, int64_t seen)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += GROW_WAIT_S;
+    int rc = pthread_rwlock_timedwrlock(&md->map_lock, &until);
+    if (rc != 0) {
+        md->api->log(md->log, BERTH_LOG_WARN,
+                     "metadata store is full (map %lld bytes) and cannot grow: transactions stayed "
+                     "open for %d s",
+                     (long long)seen, GROW_WAIT_S);
+        return -1;
+    }
+    int64_t now = md->map_size;
+    if (now == seen) {
+        now = seen * 2;
+        rc = mdb_env_set_mapsize(md->env, (size_t)now);
+        if (rc == 0) {
+            __atomic_store_n(&md->map_size, now, __ATOMIC_RELAXED);
+            md->api->log(md->log, BERTH_LOG_INFO,
+                         "metadata store was full: map grown from %lld to %lld bytes",
+                         (long long)seen, (long long)now);
+        } else {
+            md->api->log(md->log, BERTH_LOG_WARN,
+                         "metadata store is full (map %lld bytes) and cannot grow to %lld: %s",
+                         (long long)seen, (long long)now, mdb_strerror(rc));
+        }
+    }
+    pthread_rwlock_unlock(&md->map_lock);
+    return rc == 0 ? 0 : -1;
+}
+
+int
+md_grow_if_full(md_t *md, berth_error_t **err)
+{
+    if (!map_was_full || txn_depth > 0)
+        return 0;
+    map_was_full = 0;
+    /* read before waiting: a grower that goes first makes this one's doubling unnecessary */
+    if (grow(md, __atomic_load_n(&md->map_size, __ATOMIC_RELAXED)) < 0)
+        return 0;
+    if (err && *err) {
+        md->api->error_free(*err);
+        *err = NULL;
+    }
+    return 1;
 }
 
 int

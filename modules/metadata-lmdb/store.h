@@ -11,6 +11,7 @@
 #define BERTH_METADATA_STORE_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include <berth/metadata.h>
 #include <berth/module.h>
@@ -22,8 +23,12 @@ typedef struct md {
     MDB_dbi dbi;
     const berth_core_api_t *api;
     const berth_logger_t *log;
-    int64_t map_size;
-    uint64_t dirty; /* deletions since the last collection; atomic */
+    int64_t map_size; /* the map's size now (it grows); atomic */
+    uint64_t dirty;   /* deletions since the last collection; atomic */
+    /* Shared by every open transaction, exclusive to grow the map: LMDB may change its map size only
+     * while no transaction of this process is open. Reader-preferring, so nested transactions of one
+     * thread never wait behind a grower. */
+    pthread_rwlock_t map_lock;
 } md_t;
 
 /* A deletion happened: the garbage collector should look again. */
@@ -36,11 +41,33 @@ typedef struct md_key {
 
 int md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err);
 void md_close(md_t *md);
+/* Every transaction begins with md_begin and ends with md_commit or md_abort (they hold map_lock). */
 int md_begin(md_t *md, int write, MDB_txn **txn, berth_error_t **err);
-/* Commits; on failure the transaction is gone and *err says why (a full map names the knob). */
+/* Commits; on failure the transaction is gone and *err says why. */
 int md_commit(md_t *md, MDB_txn *txn, berth_error_t **err);
-/* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted, the rest Internal. */
+void md_abort(MDB_txn *txn);
+/* Code from elsewhere that still ends a transaction the LMDB way releases map_lock all the same. */
+#define mdb_txn_abort(txn) md_abort(txn)
+/* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted (and noted for md_grow_if_full),
+ * the rest Internal. */
 int md_fail(md_t *md, int rc, const char *what, berth_error_t **err);
+
+/* Before an operation: forget an earlier full map. */
+void md_full_reset(void);
+/* After an operation failed: when it failed because the map was full, and this thread has no
+ * transaction open, doubles the map, drops *err and returns 1 (run the operation again); else 0. */
+int md_grow_if_full(md_t *md, berth_error_t **err);
+
+/* The body of a write operation's wrapper: runs `call` (one or more whole transactions, nothing done
+ * outside LMDB before its commit) again for as long as a full map could be grown. */
+#define MD_GROWING(md, err, call)                                  \
+    do {                                                           \
+        int rc_;                                                   \
+        md_full_reset();                                           \
+        while ((rc_ = (call)) < 0 && md_grow_if_full((md), (err))) \
+            md_full_reset();                                       \
+        return rc_;                                                \
+    } while (0)
 
 /* Builds "<kind>\0<p1>\0<p2>..." from NULL-terminated parts; -1 if too long. */
 int md_key(md_key_t *k, char kind, ...);

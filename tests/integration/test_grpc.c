@@ -368,6 +368,56 @@ Test(grpc, ctr_namespaces_create_ls_label_rm)
     cr_expect_eq(stop(), 0);
 }
 
+/* grpcc's output, for a check on the response bytes. */
+static char *
+grpcc_out(const char *path, const char *const *args)
+{
+    const char *argv[16] = {GRPCC, sock, path};
+    size_t n = 3;
+    for (size_t i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    run_result_t r = run_prog(argv, 60);
+    cr_expect_eq(r.status, 0, "grpcc %s: %s%s", path, r.out, r.err);
+    char *out = strdup(r.out ? r.out : "");
+    run_free(&r);
+    return out;
+}
+
+/* containerd's client prepends a containerd-namespace (and -lease) value each time one is set on a
+ * context that has one, and containerd goes by the first value: so does berthd. */
+Test(grpc, repeated_namespace_and_lease_headers_first_wins)
+{
+    start(NULL, NULL);
+    /* Leases.Create{id: "L1"}, sent with namespace "first" and then "second" */
+    const char *create[] = {"--ns",  "first",    "--header", "containerd-namespace=second",
+                            "--hex", "0a024c31", NULL};
+    cr_expect_eq(grpcc("/containerd.services.leases.v1.Leases/Create", create), 0);
+    ctr_ok((const char *[]){"-n", "first", "leases", "ls", "-q", NULL}, "L1");
+    run_result_t r = ctr_v((const char *[]){"-n", "second", "leases", "ls", "-q", NULL});
+    cr_expect(strstr(r.out, "L1") == NULL, "the lease went to the second namespace:\n%s", r.out);
+    run_free(&r);
+    /* Snapshots.Prepare{snapshotter: "overlayfs", key: "k1"} under leases L2 (first) and L1 */
+    ctr_ok((const char *[]){"-n", "first", "leases", "create", "--id", "L2", NULL}, "L2");
+    const char *prepare[] = {"--ns",     "first",
+                             "--header", "containerd-lease=L2",
+                             "--header", "containerd-lease=L1",
+                             "--hex",    "0a096f7665726c6179667312026b31",
+                             NULL};
+    cr_expect_eq(grpcc("/containerd.services.snapshots.v1.Snapshots/Prepare", prepare), 0);
+    /* Leases.ListResources{id} */
+    char *in_l2 = grpcc_out("/containerd.services.leases.v1.Leases/ListResources",
+                            (const char *[]){"--ns", "first", "--hex", "0a024c32", NULL});
+    char *in_l1 = grpcc_out("/containerd.services.leases.v1.Leases/ListResources",
+                            (const char *[]){"--ns", "first", "--hex", "0a024c31", NULL});
+    cr_expect(strstr(in_l2, "k1") != NULL && strstr(in_l2, "snapshots/overlayfs") != NULL,
+              "the snapshot is not in the first lease:\n%s", in_l2);
+    cr_expect(strstr(in_l1, "k1") == NULL, "the snapshot went to the second lease:\n%s", in_l1);
+    free(in_l2);
+    free(in_l1);
+    ctr_ok((const char *[]){"-n", "first", "snapshots", "rm", "k1", NULL}, NULL);
+    cr_expect_eq(stop(), 0);
+}
+
 Test(grpc, ctr_leases_create_ls_rm)
 {
     start(NULL, NULL);

@@ -6,6 +6,9 @@
  *
  *   grpcc SOCKET /pkg.Service/Method [--ns NS] [--hex HEX] [--publish TOPIC TYPE_URL VALUE]
  *         [--compressed] [--size N] [--streams N] [--timeout T] [--content-type CT] [--expect CODE]
+ *         [--header NAME=VALUE]...
+ *
+ * --header adds a header after the others (up to 8; repeat a name to send it more than once).
  *
  * Prints one line per stream: "stream N grpc-status S messages M bytes B grpc-message <text>", then
  * "summary ok=<streams with the expected or zero status> total=<N>". Exit status 0 when every stream got
@@ -210,6 +213,8 @@ main(int argc, char **argv)
     size_t mlen = 0;
     int compressed = 0, streams = 1, expect = 0;
     long declared = -1;
+    const char *extra[8];
+    size_t nextra = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--ns") == 0 && i + 1 < argc)
             ns = argv[++i];
@@ -231,6 +236,9 @@ main(int argc, char **argv)
             ctype = argv[++i];
         else if (strcmp(argv[i], "--expect") == 0 && i + 1 < argc)
             expect = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--header") == 0 && i + 1 < argc && nextra < 8 &&
+                 strchr(argv[i + 1], '=') != NULL)
+            extra[nextra++] = argv[++i];
         else {
             fprintf(stderr, "grpcc: bad argument %s\n", argv[i]);
             return 2;
@@ -258,7 +266,7 @@ main(int argc, char **argv)
     c.calls = calloc((size_t)streams, sizeof(call_t));
     body_src_t *srcs = calloc((size_t)streams, sizeof(body_src_t));
     for (int i = 0; i < streams; i++) {
-        nghttp2_nv hdrs[8] = {
+        nghttp2_nv hdrs[16] = {
             {(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
             {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
             {(uint8_t *)":path", (uint8_t *)argv[2], 5, strlen(argv[2]), 0},
@@ -273,6 +281,11 @@ main(int argc, char **argv)
         if (timeout)
             hdrs[nh++] =
                 (nghttp2_nv){(uint8_t *)"grpc-timeout", (uint8_t *)timeout, 12, strlen(timeout), 0};
+        for (size_t h = 0; h < nextra; h++) {
+            const char *eq = strchr(extra[h], '=');
+            hdrs[nh++] = (nghttp2_nv){(uint8_t *)extra[h], (uint8_t *)eq + 1,
+                                      (size_t)(eq - extra[h]), strlen(eq + 1), 0};
+        }
         srcs[i] = (body_src_t){c.body, c.body_len, 0};
         nghttp2_data_provider prd = {.source.ptr = &srcs[i], .read_callback = read_body};
         c.calls[i].status = -1;

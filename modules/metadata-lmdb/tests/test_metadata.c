@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,10 +201,46 @@ Test(metadata, oversized_labels_are_refused_and_nothing_is_lost)
     api->kv_free(got);
 }
 
-Test(metadata, a_full_map_is_a_clear_error)
+static int
+count_lease(void *user, const berth_lease_t *lease)
+{
+    (*(int *)user)++;
+    return 0;
+}
+
+/* Reads while the map grows under them: each list must see a whole store (the leases made so far). */
+typedef struct reader {
+    volatile int stop;
+    int lists, failures;
+} reader_t;
+
+static void *
+read_leases(void *arg)
+{
+    reader_t *r = arg;
+    while (!r->stop) {
+        int n = 0;
+        berth_error_t *e = NULL;
+        if (ops->lease_list(md, "full", count_lease, &n, &e) < 0) {
+            r->failures++;
+            api->error_free(e);
+        }
+        r->lists++;
+    }
+    return NULL;
+}
+
+static off_t
+file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+Test(metadata, a_full_map_grows_and_the_records_stay)
 {
     reg->fini(md);
-    /* the smallest map the module accepts, filled with leases until LMDB says no */
+    /* the smallest map the module accepts, filled with leases far beyond it */
     berth__config_t cfg;
     cr_assert_eq(berth__config_load_string(
                      &cfg, "t.yaml",
@@ -211,8 +248,9 @@ Test(metadata, a_full_map_is_a_clear_error)
                  0);
     const berth_config_node_t *section =
         berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.containerd.metadata.v1.lmdb");
-    char small[96];
+    char small[96], file[128];
     snprintf(small, sizeof(small), "%s/small", dir);
+    snprintf(file, sizeof(file), "%s/meta.mdb", small);
     cr_assert_eq(mkdir(small, 0700), 0);
     berth_init_ctx_t ic = {.size = sizeof(ic),
                            .api = api,
@@ -220,20 +258,40 @@ Test(metadata, a_full_map_is_a_clear_error)
                            .root = small,
                            .config = section};
     cr_assert_eq(reg->init(&ic, &md, &err), 0, "%s", err ? err->message : "");
+    reader_t r = {0};
+    pthread_t readers[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&readers[i], NULL, read_leases, &r);
     berth_kv_t *labels = api->kv_new();
     static char value[3000];
     memset(value, 'x', sizeof(value) - 1);
     api->kv_set(labels, "pad", value);
-    int rc = 0;
+    enum { LEASES = 1200 }; /* a page each: some 5 MiB, two doublings at least */
     char id[32];
-    for (int i = 0; i < 200000 && rc == 0; i++) {
+    for (int i = 0; i < LEASES; i++) {
         snprintf(id, sizeof(id), "lease-%d", i);
-        rc = ops->lease_create(md, "full", id, labels, NULL, &err);
+        cr_assert_eq(ops->lease_create(md, "full", id, labels, NULL, &err), 0, "%s: %s", id,
+                     err ? err->message : "");
     }
-    cr_assert_eq(rc, BERTH_ERESOURCE, "%s", err ? err->message : "no error");
-    cr_expect(strstr(err->message, "metadata store is full") != NULL, "%s", err->message);
-    api->error_free(err);
-    err = NULL;
+    r.stop = 1;
+    for (int i = 0; i < 2; i++)
+        pthread_join(readers[i], NULL);
+    cr_expect_eq(r.failures, 0, "%d of %d lists failed while the map grew", r.failures, r.lists);
+    cr_expect_gt(file_size(file), 2 << 20, "meta.mdb is %lld bytes", (long long)file_size(file));
+    /* reopened with the same small map_size: everything is there, and it still grows */
+    reg->fini(md);
+    cr_assert_eq(reg->init(&ic, &md, &err), 0, "%s", err ? err->message : "");
+    int n = 0;
+    cr_assert_eq(ops->lease_list(md, "full", count_lease, &n, &err), 0);
+    cr_expect_eq(n, LEASES);
+    for (int i = LEASES; i < LEASES + 400; i++) {
+        snprintf(id, sizeof(id), "lease-%d", i);
+        cr_assert_eq(ops->lease_create(md, "full", id, labels, NULL, &err), 0, "%s: %s", id,
+                     err ? err->message : "");
+    }
+    n = 0;
+    cr_assert_eq(ops->lease_list(md, "full", count_lease, &n, &err), 0);
+    cr_expect_eq(n, LEASES + 400);
     char seen[64] = "";
     cr_assert_eq(ops->namespace_list(md, count_ns, seen, &err), 0);
     cr_expect_str_eq(seen, "full;");
