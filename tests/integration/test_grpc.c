@@ -534,6 +534,54 @@ ingest_text(const char *name, const char *text, char digest[90])
     run_free(&r);
 }
 
+static int
+count_lines(const char *text, const char *with)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, with)) != NULL; p += strlen(with))
+        n++;
+    return n;
+}
+
+static int
+leases_in(const char *ns)
+{
+    run_result_t r = ctr_v((const char *[]){"-n", ns, "leases", "ls", "-q", NULL});
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    int n = count_lines(r.out, "lease-");
+    run_free(&r);
+    return n;
+}
+
+/* The smallest map_size, then some 6.5 MiB of lease labels: the map grows (three doublings at least),
+ * every write lands, and a restart with the same setting finds all of it and grows on. */
+Test(grpc, a_tiny_metadata_map_grows_and_survives_a_restart)
+{
+    const char *tiny = "plugins.\"io.containerd.metadata.v1.lmdb\".map_size=1048576";
+    start(NULL, tiny);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "pad=$(head -c 4000 /dev/zero | tr '\\0' x); for i in $(seq 1 160); do "
+             "%s --address %s -n big leases create --id lease-$i a=$pad b=$pad c=$pad d=$pad "
+             "e=$pad f=$pad g=$pad h=$pad i=$pad j=$pad >/dev/null || exit 1; done",
+             CTR, sock);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    run_result_t r = run_prog(argv, 240);
+    cr_assert_eq(r.status, 0, "creating leases failed: %s", r.err);
+    run_free(&r);
+    cr_expect_eq(leases_in("big"), 160);
+    char *log = read_file(errlog);
+    cr_expect_geq(count_lines(log, "map grown from"), 3, "berthd's log:\n%s", log);
+    cr_expect(strstr(log, "map grown from 1048576 to 2097152 bytes") != NULL, "%s", log);
+    free(log);
+    cr_expect_eq(stop(), 0);
+    start(NULL, tiny);
+    cr_expect_eq(leases_in("big"), 160, "leases lost across the restart");
+    ctr_ok((const char *[]){"-n", "big", "leases", "create", "--id", "lease-after", NULL}, NULL);
+    cr_expect_eq(leases_in("big"), 161);
+    cr_expect_eq(stop(), 0);
+}
+
 /* AddResourceRequest{id, resource{id: digest, type: "content"}}, hand-encoded for grpcc. */
 static void
 lease_add_content(const char *lease, const char *digest)
