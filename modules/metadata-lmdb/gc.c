@@ -63,12 +63,13 @@ note_snapshot(void *user, const char *ns, const char *snapshotter, const char *k
         (removed_snapshot_t){strdup(ns), strdup(snapshotter), strdup(key)};
 }
 
+/* Only after a commit: when the collection failed (a full map, say) the records are all still there. */
 static void
-sweep_snapshots(gc_t *g, removed_t *r)
+sweep_snapshots(gc_t *g, removed_t *r, int committed)
 {
     for (size_t i = 0; i < r->n_snapshots; i++) {
         removed_snapshot_t *s = &r->snapshots[i];
-        for (size_t j = 0; j < g->n_sweepers; j++)
+        for (size_t j = 0; committed && j < g->n_sweepers; j++)
             if (g->sweepers[j].snapshot)
                 g->sweepers[j].snapshot(g->sweepers[j].user, s->ns, s->snapshotter, s->key);
         free(s->ns);
@@ -123,7 +124,7 @@ gc_collect(void *arg, berth_error_t **err)
             g->cso->remove(g->cs, r.digests[i], NULL);
         free(r.digests[i]);
     }
-    sweep_snapshots(g, &r);
+    sweep_snapshots(g, &r, rc == 0);
     if (rc == 0)
         g->cso->ingest_list(g->cs, expire_ingest, g, NULL);
     pthread_mutex_unlock(&g->lock);
