@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* content-local.so: the content store (io.containerd.content.v1.content) and the Content service. */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "svc.h"
@@ -44,6 +45,12 @@ service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     if (ic->api->get_single(ic, BERTH_METADATA_TYPE, &md, err) < 0 ||
         ic->api->get_single(ic, BERTH_CONTENT_TYPE, &cs, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
+    const berth_content_v1_ops_t *cso = cs.ops;
+    if (cso->struct_size <
+        offsetof(berth_content_v1_ops_t, writer_digest) + sizeof(cso->writer_digest))
+        return ic->api->error_make(
+            err, BERTH_EPRECONDITION,
+            "content store: too old for the Content service (no writer_digest)");
     svc_t *s = calloc(1, sizeof(*s));
     s->api = ic->api;
     s->loop = ic->loop;
@@ -51,6 +58,8 @@ service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     s->mdo = md.ops;
     s->cs = cs.instance;
     s->cso = cs.ops;
+    pthread_mutex_init(&s->rel_lock, NULL);
+    pthread_cond_init(&s->rel_cond, NULL);
     *instance = s;
     return 0;
 }
@@ -63,7 +72,7 @@ static const berth_plugin_reg_t service_plugin = {
     .id = "content",
     .requires = service_requires,
     .init = service_init,
-    .fini = free,
+    .fini = svc_free,
     .ops = &content_service,
 };
 

@@ -3,6 +3,8 @@
 #ifndef BERTH_CONTENT_SVC_H
 #define BERTH_CONTENT_SVC_H
 
+#include <pthread.h>
+
 #include <berth/content.h>
 #include <berth/grpc.h>
 #include <berth/metadata.h>
@@ -17,7 +19,17 @@ typedef struct svc {
     const berth_metadata_v1_ops_t *mdo;
     void *cs;
     const berth_content_v1_ops_t *cso;
+    /* refs whose Write stream ended (the client closed it, or we finished it) while its writer may still
+     * be locked: a new writer for one waits for the release instead of failing Unavailable */
+    pthread_mutex_t rel_lock;
+    pthread_cond_t rel_cond;
+    char **releasing;
+    size_t nreleasing;
 } svc_t;
+
+void svc_free(void *instance);
+/* Waits (bounded) while an ended Write stream still holds ref: 1 if one did, 0 if none. */
+int svc_release_wait(svc_t *s, const char *ref);
 
 extern const berth_grpc_service_v1_t content_service;
 

@@ -300,6 +300,13 @@ abort_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t *
     char ref[1024];
     store_ref(ref, sizeof(ref), ns, r->ref);
     int rc = s->cso->ingest_abort(s->cs, ref, err);
+    if (rc == BERTH_EUNAVAILABLE && svc_release_wait(s, ref)) { /* its stream ended a moment ago */
+        if (err && *err)
+            s->api->error_free(*err);
+        if (err)
+            *err = NULL;
+        rc = s->cso->ingest_abort(s->cs, ref, err);
+    }
     containerd__services__content__v1__abort_request__free_unpacked(r, NULL);
     *resp = NULL;
     *resp_len = 0;
