@@ -567,4 +567,5 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_list = md_snapshot_list,
     .snapshot_delete = md_snapshot_delete,
     .snapshot_commit = md_snapshot_commit,
+    .content_list_all = md_content_list_all,
 };
