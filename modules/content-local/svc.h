@@ -4,6 +4,8 @@
 #define BERTH_CONTENT_SVC_H
 
 #include <pthread.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <berth/content.h>
 #include <berth/grpc.h>
@@ -25,11 +27,18 @@ typedef struct svc {
     pthread_cond_t rel_cond;
     char **releasing;
     size_t nreleasing;
+    uint64_t rel_gen; /* writers let go so far */
 } svc_t;
 
 void svc_free(void *instance);
-/* Waits (bounded) while an ended Write stream still holds ref: 1 if one did, 0 if none. */
-int svc_release_wait(svc_t *s, const char *ref);
+/* Retrying a writer (or an abort) of a ref found locked: svc_release_begin_wait before the first try,
+ * then, while the lock stands, svc_release_wait says whether to try again (see svc_streams.c). */
+typedef struct svc_release_wait_s {
+    uint64_t gen;
+    struct timespec grace, until;
+} svc_release_wait_t;
+void svc_release_begin_wait(svc_t *s, svc_release_wait_t *w);
+int svc_release_wait(svc_t *s, const char *ref, svc_release_wait_t *w);
 
 extern const berth_grpc_service_v1_t content_service;
 

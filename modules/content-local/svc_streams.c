@@ -18,7 +18,8 @@
 #define WRITE_BACKLOG (64 << 20)
 #define ACK_AHEAD (8 << 20) /* queued bytes beyond which WRITEs wait for the disk again */
 #define LIST_BATCH 100
-#define RELEASE_WAIT_S 10 /* longest wait for an ended stream's writer to let go of its ref */
+#define RELEASE_WAIT_S 10    /* longest wait for an ended stream's writer to let go of its ref */
+#define RELEASE_GRACE_MS 100 /* longest wait for the end of the stream that holds a ref */
 
 typedef struct msg {
     uint8_t *data;
@@ -111,6 +112,7 @@ release_begin(call_t *c)
     pthread_mutex_lock(&s->rel_lock);
     s->releasing = realloc(s->releasing, (s->nreleasing + 1) * sizeof(char *));
     s->releasing[s->nreleasing++] = strdup(c->ref);
+    pthread_cond_broadcast(&s->rel_cond);
     pthread_mutex_unlock(&s->rel_lock);
 }
 
@@ -127,29 +129,56 @@ release_end(call_t *c)
             s->releasing[i] = s->releasing[--s->nreleasing];
             break;
         }
+    s->rel_gen++;
     pthread_cond_broadcast(&s->rel_cond);
     pthread_mutex_unlock(&s->rel_lock);
 }
 
-/* Waits (bounded) while an ended stream still holds ref; 1 if it let go, 0 if none was releasing it. */
-int
-svc_release_wait(svc_t *s, const char *ref)
+static int
+releasing(svc_t *s, const char *ref)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += RELEASE_WAIT_S;
-    int waited = 0;
+    for (size_t i = 0; i < s->nreleasing; i++)
+        if (strcmp(s->releasing[i], ref) == 0)
+            return 1;
+    return 0;
+}
+
+static struct timespec
+deadline(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    int64_t ns = t.tv_nsec + ms % 1000 * 1000000;
+    t.tv_sec += ms / 1000 + ns / 1000000000;
+    t.tv_nsec = ns % 1000000000;
+    return t;
+}
+
+void
+svc_release_begin_wait(svc_t *s, svc_release_wait_t *w)
+{
+    w->grace = deadline(RELEASE_GRACE_MS);
+    w->until = deadline(RELEASE_WAIT_S * 1000);
     pthread_mutex_lock(&s->rel_lock);
-    for (;;) {
-        int held = 0;
-        for (size_t i = 0; i < s->nreleasing && !held; i++)
-            held = strcmp(s->releasing[i], ref) == 0;
-        if (!held || pthread_cond_timedwait(&s->rel_cond, &s->rel_lock, &until) != 0)
-            break;
-        waited = 1;
-    }
+    w->gen = s->rel_gen;
     pthread_mutex_unlock(&s->rel_lock);
-    return waited;
+}
+
+/* A writer for ref found it locked. The holder's stream may have ended with its end still on the way (the
+ * Go client's CloseSend does not wait, and its next stream's first message can overtake the end): waits
+ * for some writer to let go of its ref, up to a moment while nobody is releasing this ref and up to
+ * RELEASE_WAIT_S while somebody is. 1: try again; 0: the lock stands. */
+int
+svc_release_wait(svc_t *s, const char *ref, svc_release_wait_t *w)
+{
+    int again = 1;
+    pthread_mutex_lock(&s->rel_lock);
+    while (again && s->rel_gen == w->gen)
+        again = pthread_cond_timedwait(&s->rel_cond, &s->rel_lock,
+                                       releasing(s, ref) ? &w->until : &w->grace) == 0;
+    w->gen = s->rel_gen;
+    pthread_mutex_unlock(&s->rel_lock);
+    return again;
 }
 
 void
@@ -520,12 +549,14 @@ open_writer(call_t *c, const write_req_t *r)
     }
     /* the store checks the digest only for a blob it does not have: one it has joins the namespace
      * at commit */
-    c->rc = s->cso->writer_open(s->cs, c->ref, c->total, stored ? "" : c->expected, &c->w, &c->err);
-    if (c->rc == BERTH_EUNAVAILABLE && svc_release_wait(s, c->ref)) {
-        /* the client closed its last writer of this ref and opened the next before we let go */
+    svc_release_wait_t rw;
+    svc_release_begin_wait(s, &rw);
+    const char *want = stored ? "" : c->expected;
+    c->rc = s->cso->writer_open(s->cs, c->ref, c->total, want, &c->w, &c->err);
+    /* the client may have closed its last writer of this ref and opened the next before we let go */
+    while (c->rc == BERTH_EUNAVAILABLE && svc_release_wait(s, c->ref, &rw)) {
         clear_out(c);
-        c->rc =
-            s->cso->writer_open(s->cs, c->ref, c->total, stored ? "" : c->expected, &c->w, &c->err);
+        c->rc = s->cso->writer_open(s->cs, c->ref, c->total, want, &c->w, &c->err);
     }
     if (c->rc == 0) {
         berth_ingest_status_t st;
