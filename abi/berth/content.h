@@ -69,6 +69,16 @@ typedef struct berth_content_v1_ops_s {
     int (*ingest_list)(void *cs, int (*cb)(void *user, const berth_ingest_status_t *st), void *user,
                        berth_error_t **err);
     int (*ingest_abort)(void *cs, const char *ref, berth_error_t **err);
+
+    /* writer_write in two halves, for a caller that answers a write before its bytes reach the disk:
+     * writer_hash takes the next bytes into the digest (and stamps the update time), writer_append writes
+     * them at the disk offset. Each half sees the bytes in order and is used by one thread at a time; the
+     * two may run at once on different threads. The ingest's offset (status, commit) is the disk's. */
+    void (*writer_hash)(berth_content_writer_t *w, const void *data, size_t len);
+    int (*writer_append)(berth_content_writer_t *w, const void *data, size_t len,
+                         berth_error_t **err);
+    /* The digest of the bytes hashed so far ("sha256:e3b0..." before any). */
+    void (*writer_digest)(berth_content_writer_t *w, char digest[BERTH_DIGEST_MAX]);
 } berth_content_v1_ops_t;
 
 #ifdef __cplusplus

@@ -160,6 +160,13 @@ typedef struct berth_metadata_v1_ops_s {
      * committed) comes; AlreadyExists when the name is taken, NotFound when the key is gone. */
     int (*snapshot_commit)(void *md, const char *ns, const char *snapshotter, const char *key,
                            const uint8_t *info, size_t len, berth_error_t **err);
+
+    /* Every namespace's content records, namespace by namespace (start-up reconciliation with the
+     * content store); cb returning non-zero stops. */
+    int (*content_list_all)(void *md,
+                            int (*cb)(void *user, const char *ns,
+                                      const berth_content_record_t *rec),
+                            void *user, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

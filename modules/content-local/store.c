@@ -7,8 +7,12 @@
  *   <root>/ingest/<sha256(ref)>/total         expected total, if given
  *   <root>/ingest/<sha256(ref)>/expected      expected digest, if given
  *   <root>/ingest/<sha256(ref)>/hash          SHA-256 state and the offset it covers
+ *   <root>/ingest/<sha256(ref)>/started       start time, ns since the epoch (file times are too coarse)
  * The hash state is saved every 16 MiB and on close, so a resumed ingest hashes only the bytes after the
  * saved offset (containerd re-reads the whole prefix). Publishing is write, fsync, rename, fsync of the dir.
+ * A writer's hashing may run ahead of its disk writes (writer_hash, writer_append): a state snapshot waits
+ * until the disk has the bytes it covers before it is saved, so a saved state never claims more than the
+ * data file holds.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX is the one whose state can be saved and resumed */
 #include "store.h"
@@ -29,23 +33,31 @@
 #define SAVE_EVERY (16 << 20)
 #define HASH_MAGIC 0x31534842u /* "BHS1" */
 
-struct berth_content_writer_s {
-    cs_t *cs;
-    char *ref;
-    char dir[4096];
-    int fd;
-    SHA256_CTX sha;
-    int64_t offset, total, saved_at;
-    char expected[BERTH_DIGEST_MAX];
-    int64_t started_ns, updated_ns;
-};
-
 typedef struct hash_state {
     uint32_t magic;
     uint32_t size; /* sizeof(SHA256_CTX) when written */
     int64_t offset;
     SHA256_CTX sha;
 } hash_state_t;
+
+struct berth_content_writer_s {
+    cs_t *cs;
+    char *ref;
+    char dir[4096];
+    int64_t total;
+    char expected[BERTH_DIGEST_MAX];
+    int64_t started_ns;
+    /* the hashing half */
+    SHA256_CTX sha;
+    int64_t hashed, snapped_at, updated_ns;
+    /* the disk half */
+    int fd;
+    int64_t offset, saved_at;
+    /* a hash state taken by the hashing half, saved by the disk half once the data file covers it */
+    pthread_mutex_t snap_lock;
+    hash_state_t snap;
+    int has_snap;
+};
 
 static int
 fail_errno(cs_t *cs, berth_error_t **err, const char *what, const char *path)
@@ -131,6 +143,18 @@ read_small(const char *dir, const char *name, char *out, size_t len)
     close(fd);
     out[n > 0 ? n : 0] = '\0';
     return n >= 0 ? 0 : -1;
+}
+
+/* The ingest's start time: its "started" file, else (older ingests) its ref file's mtime. */
+static int64_t
+started_of_dir(const char *dir)
+{
+    char buf[64], path[4200];
+    struct stat st;
+    if (read_small(dir, "started", buf, sizeof(buf)) == 0 && buf[0])
+        return atoll(buf);
+    snprintf(path, sizeof(path), "%s/ref", dir);
+    return stat(path, &st) == 0 ? mtime_ns(&st) : 0;
 }
 
 /* ---- locks: in memory, so a restart or a dead client frees them ------------------------------------ */
@@ -263,17 +287,41 @@ cs_walk(void *arg, int (*cb)(void *user, const berth_blob_info_t *info), void *u
 /* ---- writers -------------------------------------------------------------------------------------- */
 
 static void
-save_hash(berth_content_writer_t *w)
+save_state(berth_content_writer_t *w, const hash_state_t *hs)
 {
-    hash_state_t hs = {HASH_MAGIC, sizeof(SHA256_CTX), w->offset, w->sha};
     char path[4200];
     snprintf(path, sizeof(path), "%s/hash", w->dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {
-        if (write(fd, &hs, sizeof(hs)) == (ssize_t)sizeof(hs))
-            w->saved_at = w->offset;
+        if (write(fd, hs, sizeof(*hs)) == (ssize_t)sizeof(*hs))
+            w->saved_at = hs->offset;
         close(fd);
     }
+}
+
+/* Saves the current state; only when nothing hashes or writes concurrently. */
+static void
+save_hash(berth_content_writer_t *w)
+{
+    hash_state_t hs = {HASH_MAGIC, sizeof(SHA256_CTX), w->hashed, w->sha};
+    save_state(w, &hs);
+}
+
+/* Disk half: saves the pending snapshot once the data file covers it. */
+static void
+save_snapshot(berth_content_writer_t *w)
+{
+    hash_state_t hs;
+    int due = 0;
+    pthread_mutex_lock(&w->snap_lock);
+    if (w->has_snap && w->snap.offset <= w->offset) {
+        hs = w->snap;
+        w->has_snap = 0;
+        due = 1;
+    }
+    pthread_mutex_unlock(&w->snap_lock);
+    if (due)
+        save_state(w, &hs);
 }
 
 /* The hash of data[0, size): from the saved state when it is usable, hashing only what follows it. */
@@ -306,7 +354,7 @@ restore_hash(berth_content_writer_t *w, int64_t size)
         at += n;
     }
     free(buf);
-    w->offset = w->saved_at = size;
+    w->offset = w->hashed = w->saved_at = w->snapped_at = size;
     return 0;
 }
 
@@ -345,10 +393,14 @@ open_ingest(cs_t *cs, berth_content_writer_t *w, int64_t total, const char *expe
         snprintf(w->expected, sizeof(w->expected), "%s", expected);
         write_small(w->dir, "expected", expected);
     }
-    struct stat rst;
-    snprintf(path, sizeof(path), "%s/ref", w->dir);
-    w->started_ns = stat(path, &rst) == 0 ? mtime_ns(&rst) : clock_now_ns();
-    w->updated_ns = mtime_ns(&st);
+    w->started_ns = started_of_dir(w->dir);
+    if (fresh || w->started_ns == 0) {
+        w->started_ns = clock_now_ns();
+        snprintf(buf, sizeof(buf), "%lld", (long long)w->started_ns);
+        write_small(w->dir, "started", buf);
+    }
+    /* a resumed ingest's data mtime is its last write's time (writer_close sets it) */
+    w->updated_ns = fresh || st.st_size == 0 ? w->started_ns : mtime_ns(&st);
     if (restore_hash(w, st.st_size) < 0)
         return fail_errno(cs, err, "read", path);
     return 0;
@@ -359,6 +411,7 @@ writer_free(berth_content_writer_t *w)
 {
     if (w->fd >= 0)
         close(w->fd);
+    pthread_mutex_destroy(&w->snap_lock);
     unlock_ref(w->cs, w->ref);
     free(w->ref);
     free(w);
@@ -385,6 +438,7 @@ cs_writer_open(void *arg, const char *ref, int64_t total, const char *expected,
     w->cs = cs;
     w->fd = -1;
     w->ref = strdup(ref);
+    pthread_mutex_init(&w->snap_lock, NULL);
     ingest_dir(cs, ref, w->dir, sizeof(w->dir));
     int rc = open_ingest(cs, w, total, expected, err);
     if (rc < 0) {
@@ -408,8 +462,23 @@ cs_writer_status(berth_content_writer_t *w, berth_ingest_status_t *out)
     return 0;
 }
 
+static void
+cs_writer_hash(berth_content_writer_t *w, const void *data, size_t len)
+{
+    SHA256_Update(&w->sha, data, len);
+    w->hashed += (int64_t)len;
+    w->updated_ns = clock_now_ns();
+    if (w->hashed - w->snapped_at >= SAVE_EVERY) {
+        pthread_mutex_lock(&w->snap_lock);
+        w->snap = (hash_state_t){HASH_MAGIC, sizeof(SHA256_CTX), w->hashed, w->sha};
+        w->has_snap = 1;
+        pthread_mutex_unlock(&w->snap_lock);
+        w->snapped_at = w->hashed;
+    }
+}
+
 static int
-cs_writer_write(berth_content_writer_t *w, const void *data, size_t len, berth_error_t **err)
+cs_writer_append(berth_content_writer_t *w, const void *data, size_t len, berth_error_t **err)
 {
     for (size_t done = 0; done < len;) {
         ssize_t n = pwrite(w->fd, (const char *)data + done, len - done, w->offset + (int64_t)done);
@@ -419,12 +488,16 @@ cs_writer_write(berth_content_writer_t *w, const void *data, size_t len, berth_e
             return fail_errno(w->cs, err, "write ingest", w->ref);
         done += (size_t)n;
     }
-    SHA256_Update(&w->sha, data, len);
     w->offset += (int64_t)len;
-    w->updated_ns = clock_now_ns();
-    if (w->offset - w->saved_at >= SAVE_EVERY)
-        save_hash(w);
+    save_snapshot(w);
     return 0;
+}
+
+static int
+cs_writer_write(berth_content_writer_t *w, const void *data, size_t len, berth_error_t **err)
+{
+    cs_writer_hash(w, data, len);
+    return cs_writer_append(w, data, len, err);
 }
 
 static int
@@ -436,7 +509,9 @@ cs_writer_truncate(berth_content_writer_t *w, int64_t size, berth_error_t **err)
     if (ftruncate(w->fd, 0) < 0)
         return fail_errno(w->cs, err, "truncate", w->ref);
     SHA256_Init(&w->sha);
-    w->offset = w->saved_at = 0;
+    w->offset = w->hashed = w->snapped_at = 0;
+    w->has_snap = 0;
+    w->updated_ns = clock_now_ns();
     save_hash(w);
     return 0;
 }
@@ -444,9 +519,9 @@ cs_writer_truncate(berth_content_writer_t *w, int64_t size, berth_error_t **err)
 static void
 remove_ingest(const char *dir)
 {
-    static const char *const files[] = {"data", "ref", "total", "expected", "hash"};
+    static const char *const files[] = {"data", "ref", "total", "expected", "hash", "started"};
     char path[4200];
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         unlink(path);
     }
@@ -454,7 +529,7 @@ remove_ingest(const char *dir)
 }
 
 static void
-digest_so_far(berth_content_writer_t *w, char digest[BERTH_DIGEST_MAX])
+cs_writer_digest(berth_content_writer_t *w, char digest[BERTH_DIGEST_MAX])
 {
     SHA256_CTX copy = w->sha;
     unsigned char d[SHA256_DIGEST_LENGTH];
@@ -470,11 +545,15 @@ cs_writer_commit(berth_content_writer_t *w, int64_t size, const char *expected,
     cs_t *cs = w->cs;
     if (fsync(w->fd) < 0)
         return fail_errno(cs, err, "fsync ingest", w->ref);
+    if (w->hashed != w->offset)
+        return cs->api->error_make(err, BERTH_EINTERNAL,
+                                   "commit of %s: %lld bytes hashed, %lld written", w->ref,
+                                   (long long)w->hashed, (long long)w->offset);
     if (size > 0 && size != w->offset)
         return cs->api->error_make(err, BERTH_EPRECONDITION,
                                    "unexpected commit size %lld, expected %lld",
                                    (long long)w->offset, (long long)size);
-    digest_so_far(w, digest);
+    cs_writer_digest(w, digest);
     const char *want = expected && expected[0] ? expected : w->expected;
     if (want[0] && strcmp(want, digest) != 0)
         return cs->api->error_make(err, BERTH_EPRECONDITION,
@@ -502,8 +581,16 @@ static void
 cs_writer_close(berth_content_writer_t *w)
 {
     struct stat st;
-    if (w->offset != w->saved_at && stat(w->dir, &st) == 0)
-        save_hash(w);
+    if (w->fd >= 0 && stat(w->dir, &st) == 0) {
+        save_snapshot(w);
+        if (w->hashed == w->offset && w->offset != w->saved_at)
+            save_hash(w);
+        /* the data file's mtime is the ingest's updated time when it is resumed or listed: make it
+         * the last write's, not the moment the disk caught up */
+        struct timespec ts[2] = {{0, UTIME_OMIT},
+                                 {w->updated_ns / 1000000000, w->updated_ns % 1000000000}};
+        futimens(w->fd, ts);
+    }
     writer_free(w);
 }
 
@@ -520,13 +607,12 @@ status_of_dir(const char *dir, berth_ingest_status_t *out)
         out->total = atoll(buf);
     read_small(dir, "expected", out->expected, sizeof(out->expected));
     struct stat st;
-    snprintf(path, sizeof(path), "%s/ref", dir);
-    if (stat(path, &st) == 0)
-        out->started_ns = mtime_ns(&st);
+    out->started_ns = out->updated_ns = started_of_dir(dir);
     snprintf(path, sizeof(path), "%s/data", dir);
     if (stat(path, &st) == 0) {
         out->offset = st.st_size;
-        out->updated_ns = mtime_ns(&st);
+        if (st.st_size > 0)
+            out->updated_ns = mtime_ns(&st);
     }
     return 0;
 }
@@ -598,6 +684,9 @@ const berth_content_v1_ops_t cs_ops = {
     .ingest_status = cs_ingest_status,
     .ingest_list = cs_ingest_list,
     .ingest_abort = cs_ingest_abort,
+    .writer_hash = cs_writer_hash,
+    .writer_append = cs_writer_append,
+    .writer_digest = cs_writer_digest,
 };
 
 int

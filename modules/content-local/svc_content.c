@@ -299,7 +299,17 @@ abort_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t *
         return bad_request(s, "AbortRequest", err);
     char ref[1024];
     store_ref(ref, sizeof(ref), ns, r->ref);
+    svc_release_wait_t rw;
+    svc_release_begin_wait(s, &rw);
     int rc = s->cso->ingest_abort(s->cs, ref, err);
+    /* its stream may have ended a moment ago */
+    while (rc == BERTH_EUNAVAILABLE && svc_release_wait(s, ref, &rw)) {
+        if (err && *err)
+            s->api->error_free(*err);
+        if (err)
+            *err = NULL;
+        rc = s->cso->ingest_abort(s->cs, ref, err);
+    }
     containerd__services__content__v1__abort_request__free_unpacked(r, NULL);
     *resp = NULL;
     *resp_len = 0;

@@ -18,6 +18,8 @@
 #define WRITE_BACKLOG (64 << 20)
 #define ACK_AHEAD (8 << 20) /* queued bytes beyond which WRITEs wait for the disk again */
 #define LIST_BATCH 100
+#define RELEASE_WAIT_S 10    /* longest wait for an ended stream's writer to let go of its ref */
+#define RELEASE_GRACE_MS 100 /* longest wait for the end of the stream that holds a ref */
 
 typedef struct msg {
     uint8_t *data;
@@ -56,7 +58,11 @@ struct call {
     size_t queued;
     msg_t *cur;
     int eof, first;
-    berth_content_writer_t *w;
+    int opened, releasing;
+    berth_content_writer_t *w; /* NULL while shared */
+    int shared;                /* a blob another namespace stored: complete until written to */
+    int64_t shared_size;
+    char shared_digest[BERTH_DIGEST_MAX];
     char ref[1024];
     int64_t total;
     char expected[BERTH_DIGEST_MAX];
@@ -93,6 +99,100 @@ clear_out(call_t *c)
     c->finish_after = 0;
 }
 
+/* ---- refs of ended Write streams ------------------------------------------------------------------- */
+
+/* The stream of c ended: a new writer for its ref may wait until c lets go of it. */
+static void
+release_begin(call_t *c)
+{
+    svc_t *s = c->svc;
+    if (c->releasing || c->ref[0] == '\0')
+        return;
+    c->releasing = 1;
+    pthread_mutex_lock(&s->rel_lock);
+    s->releasing = realloc(s->releasing, (s->nreleasing + 1) * sizeof(char *));
+    s->releasing[s->nreleasing++] = strdup(c->ref);
+    pthread_cond_broadcast(&s->rel_cond);
+    pthread_mutex_unlock(&s->rel_lock);
+}
+
+static void
+release_end(call_t *c)
+{
+    svc_t *s = c->svc;
+    if (!c->releasing)
+        return;
+    pthread_mutex_lock(&s->rel_lock);
+    for (size_t i = 0; i < s->nreleasing; i++)
+        if (strcmp(s->releasing[i], c->ref) == 0) {
+            free(s->releasing[i]);
+            s->releasing[i] = s->releasing[--s->nreleasing];
+            break;
+        }
+    s->rel_gen++;
+    pthread_cond_broadcast(&s->rel_cond);
+    pthread_mutex_unlock(&s->rel_lock);
+}
+
+static int
+releasing(svc_t *s, const char *ref)
+{
+    for (size_t i = 0; i < s->nreleasing; i++)
+        if (strcmp(s->releasing[i], ref) == 0)
+            return 1;
+    return 0;
+}
+
+static struct timespec
+deadline(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    int64_t ns = t.tv_nsec + ms % 1000 * 1000000;
+    t.tv_sec += ms / 1000 + ns / 1000000000;
+    t.tv_nsec = ns % 1000000000;
+    return t;
+}
+
+void
+svc_release_begin_wait(svc_t *s, svc_release_wait_t *w)
+{
+    w->grace = deadline(RELEASE_GRACE_MS);
+    w->until = deadline(RELEASE_WAIT_S * 1000);
+    pthread_mutex_lock(&s->rel_lock);
+    w->gen = s->rel_gen;
+    pthread_mutex_unlock(&s->rel_lock);
+}
+
+/* A writer for ref found it locked. The holder's stream may have ended with its end still on the way (the
+ * Go client's CloseSend does not wait, and its next stream's first message can overtake the end): waits
+ * for some writer to let go of its ref, up to a moment while nobody is releasing this ref and up to
+ * RELEASE_WAIT_S while somebody is. 1: try again; 0: the lock stands. */
+int
+svc_release_wait(svc_t *s, const char *ref, svc_release_wait_t *w)
+{
+    int again = 1;
+    pthread_mutex_lock(&s->rel_lock);
+    while (again && s->rel_gen == w->gen)
+        again = pthread_cond_timedwait(&s->rel_cond, &s->rel_lock,
+                                       releasing(s, ref) ? &w->until : &w->grace) == 0;
+    w->gen = s->rel_gen;
+    pthread_mutex_unlock(&s->rel_lock);
+    return again;
+}
+
+void
+svc_free(void *instance)
+{
+    svc_t *s = instance;
+    for (size_t i = 0; i < s->nreleasing; i++)
+        free(s->releasing[i]);
+    free(s->releasing);
+    pthread_cond_destroy(&s->rel_cond);
+    pthread_mutex_destroy(&s->rel_lock);
+    free(s);
+}
+
 static void
 call_free(call_t *c)
 {
@@ -102,6 +202,7 @@ call_free(call_t *c)
     filters_free(c->filters);
     if (c->w)
         c->svc->cso->writer_close(c->w);
+    release_end(c);
     for (msg_t *m = c->head, *n; m; m = n) {
         n = m->next;
         free(m->data);
@@ -122,6 +223,7 @@ static void
 finish(call_t *c, int code, const char *message)
 {
     if (!c->finished && !c->closed) {
+        release_begin(c);
         c->finished = 1;
         c->sapi->finish(c->st, code, message);
     }
@@ -186,6 +288,7 @@ content_stream_closed(void *instance, const berth_grpc_stream_api_t *sapi, berth
     call_t *c = sapi->get_user(st);
     if (c == NULL)
         return;
+    release_begin(c);
     c->closed = 1;
     if (!c->busy)
         call_free(c);
@@ -367,25 +470,57 @@ content_read_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grp
 /* ---- Write ---------------------------------------------------------------------------------------- */
 
 typedef Containerd__Services__Content__V1__WriteContentRequest write_req_t;
+typedef Containerd__Services__Content__V1__WriteContentResponse write_resp_t;
 
-/* containerd's shared policy: a blob the store already has joins this namespace, and the writer hears
+static int
+ns_holds(call_t *c, const char *digest)
+{
+    berth_content_record_t rec;
+    berth_error_t *ignored = NULL;
+    int rc = c->svc->mdo->content_get(c->svc->md, c->ns, digest, &rec, NULL, &ignored);
+    if (ignored)
+        c->svc->api->error_free(ignored);
+    return rc == 0;
+}
+
+/* The namespace holds the blob already: it joins the lease (as containerd's) and the writer hears
  * AlreadyExists. */
-static void
-link_existing(call_t *c, const char *digest, int64_t size)
+static int
+already_here(call_t *c, const char *digest)
 {
     svc_t *s = c->svc;
     berth_error_t *ignored = NULL;
-    /* the lease first: a collection between the two transactions must find the record rooted */
     if (c->lease[0] &&
         s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &ignored) < 0)
         s->api->error_free(ignored);
-    ignored = NULL;
-    if (s->mdo->content_put(s->md, c->ns, digest, size, NULL, &ignored) < 0)
-        s->api->error_free(ignored);
     clear_out(c);
-    c->rc = s->api->error_make(&c->err, BERTH_EEXIST, "content %s: already exists", digest);
+    return c->rc = s->api->error_make(&c->err, BERTH_EEXIST, "content %s: already exists", digest);
 }
 
+/* The blob joins this namespace with the commit's labels; AlreadyExists when it holds it already. */
+static int
+record_blob(call_t *c, const write_req_t *r, const char *digest, int64_t size)
+{
+    svc_t *s = c->svc;
+    if (ns_holds(c, digest))
+        return already_here(c, digest);
+    berth_kv_t *labels = s->api->kv_new();
+    for (size_t i = 0; i < r->n_labels; i++)
+        s->api->kv_set(labels, r->labels[i]->key, r->labels[i]->value);
+    /* containerd's leased writes: the blob joins the lease before its record exists, so no collection
+     * in between finds the record unrooted */
+    if (c->lease[0])
+        c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &c->err);
+    if (c->rc == 0)
+        c->rc = s->mdo->content_put(s->md, c->ns, digest, size, labels, &c->err);
+    s->api->kv_free(labels);
+    return c->rc;
+}
+
+/* Opens the ingest. containerd's shared policy: a blob the store has, asked for by digest (and a size that
+ * is 0 or its own) from a namespace that does not hold it, gets a writer that is complete already
+ * (`shared`); committing it records the blob in this namespace, writing to it copies the blob into a real
+ * ingest first (unshare). */
 static int
 open_writer(call_t *c, const write_req_t *r)
 {
@@ -393,89 +528,166 @@ open_writer(call_t *c, const write_req_t *r)
     if (r->ref[0] == '\0')
         return c->rc =
                    s->api->error_make(&c->err, BERTH_EINVAL, "first message must have a reference");
+    if (r->expected[0] && !cs_valid_digest(r->expected))
+        return c->rc = s->api->error_make(&c->err, BERTH_EINVAL, "invalid expected digest %s",
+                                          r->expected);
+    c->total = r->total;
+    snprintf(c->expected, sizeof(c->expected), "%s", r->expected);
+    if (c->expected[0] && ns_holds(c, c->expected))
+        return already_here(c, c->expected);
     if (c->lease[0] && (c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "ingests",
                                                            r->ref, &c->err)) != 0)
         return c->rc;
-    snprintf(c->ref, sizeof(c->ref), "%s/%s", c->ns, r->ref);
-    c->total = r->total;
-    snprintf(c->expected, sizeof(c->expected), "%s", r->expected);
-    c->rc = s->cso->writer_open(s->cs, c->ref, c->total, c->expected, &c->w, &c->err);
-    if (c->rc == BERTH_EEXIST) {
-        berth_blob_info_t info;
-        s->cso->info(s->cs, c->expected, &info, NULL);
-        link_existing(c, c->expected, info.size);
+    berth_blob_info_t info;
+    int stored = c->expected[0] && s->cso->info(s->cs, c->expected, &info, NULL) == 0;
+    if (stored && (c->total == 0 || c->total == info.size)) {
+        c->shared = 1;
+        c->shared_size = c->total = info.size;
+        snprintf(c->shared_digest, sizeof(c->shared_digest), "%s", c->expected);
+        c->started_ns = clock_now_ns();
+        return 0;
+    }
+    /* the store checks the digest only for a blob it does not have: one it has joins the namespace
+     * at commit */
+    svc_release_wait_t rw;
+    svc_release_begin_wait(s, &rw);
+    const char *want = stored ? "" : c->expected;
+    c->rc = s->cso->writer_open(s->cs, c->ref, c->total, want, &c->w, &c->err);
+    /* the client may have closed its last writer of this ref and opened the next before we let go */
+    while (c->rc == BERTH_EUNAVAILABLE && svc_release_wait(s, c->ref, &rw)) {
+        clear_out(c);
+        c->rc = s->cso->writer_open(s->cs, c->ref, c->total, want, &c->w, &c->err);
+    }
+    if (c->rc == 0) {
+        berth_ingest_status_t st;
+        s->cso->writer_status(c->w, &st);
+        c->started_ns = st.started_ns;
     }
     return c->rc;
 }
 
-static void
-apply_labels(call_t *c, const write_req_t *r, const char *digest, int64_t size)
+/* Turns a shared writer into a real ingest holding the blob's first `keep` bytes (0 or all of it). */
+static int
+unshare_blob(call_t *c, int64_t keep)
 {
     svc_t *s = c->svc;
-    berth_kv_t *labels = s->api->kv_new();
-    for (size_t i = 0; i < r->n_labels; i++)
-        s->api->kv_set(labels, r->labels[i]->key, r->labels[i]->value);
-    /* containerd's leased writes: the blob joins the lease, before its record exists, so no collection
-     * in between finds the record unrooted */
-    if (c->lease[0])
-        c->rc = s->mdo->lease_add_resource(s->md, c->ns, c->lease, "content", digest, &c->err);
+    if ((c->rc = s->cso->writer_open(s->cs, c->ref, c->total, "", &c->w, &c->err)) != 0)
+        return c->rc;
+    berth_ingest_status_t st;
+    s->cso->writer_status(c->w, &st);
+    if (st.offset > 0 && (c->rc = s->cso->writer_truncate(c->w, 0, &c->err)) != 0)
+        return c->rc;
+    uint8_t *buf = malloc(READ_CHUNK);
+    for (int64_t at = 0; at < keep && c->rc == 0;) {
+        size_t got = 0;
+        size_t want = keep - at < READ_CHUNK ? (size_t)(keep - at) : READ_CHUNK;
+        c->rc = s->cso->read_at(s->cs, c->shared_digest, at, buf, want, &got, &c->err);
+        if (c->rc == 0 && got == 0)
+            c->rc = s->api->error_make(&c->err, BERTH_EDATALOSS, "content %s: shorter than %lld",
+                                       c->shared_digest, (long long)keep);
+        if (c->rc == 0)
+            c->rc = s->cso->writer_write(c->w, buf, got, &c->err);
+        at += (int64_t)got;
+    }
+    free(buf);
+    c->shared = 0;
+    return c->rc;
+}
+
+/* What a response tells of the writer: offset, times and the digest of the bytes so far. */
+static void
+writer_view(call_t *c, int64_t *offset, int64_t *updated_ns, char digest[BERTH_DIGEST_MAX])
+{
+    if (c->w == NULL) {
+        *offset = c->shared_size;
+        *updated_ns = c->started_ns;
+        snprintf(digest, BERTH_DIGEST_MAX, "%s", c->shared_digest);
+        return;
+    }
+    berth_ingest_status_t st;
+    c->svc->cso->writer_status(c->w, &st);
+    *offset = st.offset;
+    *updated_ns = st.updated_ns;
+    c->svc->cso->writer_digest(c->w, digest);
+}
+
+static void
+commit(call_t *c, const write_req_t *r, int64_t offset, char digest[BERTH_DIGEST_MAX])
+{
+    svc_t *s = c->svc;
+    if (c->w == NULL) { /* shared: the blob as it is, or nothing */
+        if (c->total > 0 && c->total != c->shared_size)
+            c->rc = s->api->error_make(&c->err, BERTH_EPRECONDITION,
+                                       "%s failed size validation: %lld != %lld", r->ref,
+                                       (long long)c->shared_size, (long long)c->total);
+        else if (c->expected[0] && strcmp(c->expected, c->shared_digest) != 0)
+            c->rc = s->api->error_make(&c->err, BERTH_EPRECONDITION,
+                                       "%s: unexpected digest %s, expected %s", r->ref,
+                                       c->shared_digest, c->expected);
+        else
+            record_blob(c, r, c->shared_digest, c->shared_size);
+        snprintf(digest, BERTH_DIGEST_MAX, "%s", c->shared_digest);
+        return;
+    }
+    c->rc = s->cso->writer_commit(c->w, c->total, c->expected, digest, &c->err);
+    if (c->rc == BERTH_EEXIST) { /* stored by another namespace (the ingest is gone): join it */
+        clear_out(c);
+        c->rc = 0;
+    }
     if (c->rc == 0)
-        c->rc = s->mdo->content_put(s->md, c->ns, digest, size, labels, &c->err);
-    s->api->kv_free(labels);
+        record_blob(c, r, digest, offset);
 }
 
 /* One request of the Write stream, as containerd's content server handles it. */
 static void
-write_apply(call_t *c, const write_req_t *r,
-            Containerd__Services__Content__V1__WriteContentResponse *out,
-            char digest[BERTH_DIGEST_MAX])
+write_apply(call_t *c, const write_req_t *r, write_resp_t *out, char digest[BERTH_DIGEST_MAX])
 {
     svc_t *s = c->svc;
-    berth_ingest_status_t st;
-    s->cso->writer_status(c->w, &st);
     out->action = r->action;
-    out->offset = st.offset;
     if (r->expected[0]) {
-        berth_blob_info_t info;
         snprintf(c->expected, sizeof(c->expected), "%s", r->expected);
-        if (s->cso->info(s->cs, r->expected, &info, NULL) == 0) {
-            link_existing(c, r->expected, info.size);
+        if (ns_holds(c, r->expected)) { /* containerd drops the ingest too */
+            if (c->w) {
+                s->cso->writer_close(c->w);
+                c->w = NULL;
+                berth_error_t *ignored = NULL;
+                if (s->cso->ingest_abort(s->cs, c->ref, &ignored) < 0)
+                    s->api->error_free(ignored);
+            }
+            already_here(c, r->expected);
             return;
         }
     }
     if (r->total > 0)
         c->total = r->total;
-    if (r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__STAT) {
-        out->total = c->total;
+    int64_t offset, updated_ns;
+    if (r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__STAT)
         return;
-    }
-    if (r->offset > 0 && r->offset != st.offset) {
+    writer_view(c, &offset, &updated_ns, digest);
+    if (r->offset > 0 && r->offset != offset) {
         c->rc = s->api->error_make(&c->err, BERTH_ERANGE,
                                    "write @%lld must occur at current offset %lld",
-                                   (long long)r->offset, (long long)st.offset);
+                                   (long long)r->offset, (long long)offset);
         return;
     }
-    if (r->offset == 0 && st.offset > 0) {
-        if ((c->rc = s->cso->writer_truncate(c->w, 0, &c->err)) != 0)
+    if (r->offset == 0 && offset > 0) {
+        if ((c->rc = c->w ? s->cso->writer_truncate(c->w, 0, &c->err) : unshare_blob(c, 0)) != 0)
             return;
-        out->offset = 0;
+        offset = 0;
     }
     if (r->data.len > 0) {
+        if (c->w == NULL && unshare_blob(c, c->shared_size) != 0)
+            return;
         if ((c->rc = s->cso->writer_write(c->w, r->data.data, r->data.len, &c->err)) != 0)
             return;
-        out->offset += (int64_t)r->data.len;
+        offset += (int64_t)r->data.len;
     }
-    if (r->action != CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT)
-        return;
-    c->rc = s->cso->writer_commit(c->w, c->total, c->expected, digest, &c->err);
-    if (c->rc == BERTH_EEXIST) {
-        link_existing(c, digest, out->offset);
-        return;
+    if (r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT) {
+        commit(c, r, offset, digest);
+        out->offset = c->w ? offset : c->shared_size;
+        if (c->rc == 0)
+            c->finish_after = 1;
     }
-    if (c->rc == 0)
-        apply_labels(c, r, digest, out->offset);
-    if (c->rc == 0)
-        c->finish_after = 1;
 }
 
 static void
@@ -493,33 +705,33 @@ write_run(call_t *c)
             s->api->error_make(&c->err, BERTH_EINVAL, "request is not a valid WriteContentRequest");
         return;
     }
-    if (c->w == NULL && open_writer(c, r) != 0) {
+    if (!c->opened) {
+        c->opened = 1;
+        if (open_writer(c, r) != 0) {
+            containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
+            return;
+        }
+    }
+    if (acked) { /* hashed and answered on the loop; a failure now ends the stream with the error */
+        c->rc = s->cso->writer_append(c->w, r->data.data, r->data.len, &c->err);
         containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
         return;
     }
-    if (acked) { /* its answer went out already; a failure now ends the stream with the error */
-        c->rc = s->cso->writer_write(c->w, r->data.data, r->data.len, &c->err);
-        containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
-        return;
-    }
-    Containerd__Services__Content__V1__WriteContentResponse out =
-        CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+    write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
     char digest[BERTH_DIGEST_MAX] = "";
     write_apply(c, r, &out, digest);
     if (c->rc == 0) {
-        berth_ingest_status_t st;
         Google__Protobuf__Timestamp started, updated;
-        if (c->finish_after) { /* committed: the writer's ingest is gone */
-            started.seconds = updated.seconds = 0;
-            clock_set_ts(&started, 0);
-            clock_set_ts(&updated, 0);
+        int64_t updated_ns = 0;
+        if (c->finish_after) { /* committed: the ingest is gone; write_apply set the blob's offset */
+            updated_ns = clock_now_ns();
         } else {
-            s->cso->writer_status(c->w, &st);
-            clock_set_ts(&started, st.started_ns);
-            clock_set_ts(&updated, st.updated_ns);
-            c->pool_offset = st.offset;
-            c->started_ns = st.started_ns;
+            writer_view(c, &out.offset, &updated_ns, digest);
+            c->pool_offset = out.offset;
         }
+        out.total = c->total;
+        clock_set_ts(&started, c->started_ns);
+        clock_set_ts(&updated, updated_ns ? updated_ns : c->started_ns);
         out.started_at = &started;
         out.updated_at = &updated;
         out.digest = digest;
@@ -564,15 +776,20 @@ early_ack(call_t *c, const uint8_t *data, size_t len)
              r->data.len > 0 && r->expected[0] == '\0' && (r->total == 0 || r->total == c->total) &&
              r->offset == c->acked;
     if (ok) {
+        /* hash before answering (the answer carries the digest so far), write to disk after */
+        char digest[BERTH_DIGEST_MAX];
+        c->svc->cso->writer_hash(c->w, r->data.data, r->data.len);
+        c->svc->cso->writer_digest(c->w, digest);
         Google__Protobuf__Timestamp started, updated;
         clock_set_ts(&started, c->started_ns);
         clock_set_ts(&updated, clock_now_ns());
-        Containerd__Services__Content__V1__WriteContentResponse out =
-            CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+        write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
         out.action = r->action;
         out.offset = c->acked + (int64_t)r->data.len;
+        out.total = c->total;
         out.started_at = &started;
         out.updated_at = &updated;
+        out.digest = digest;
         size_t n = protobuf_c_message_get_packed_size(&out.base);
         uint8_t *buf = malloc(n ? n : 1);
         protobuf_c_message_pack(&out.base, buf);
@@ -597,6 +814,15 @@ content_write_message(void *instance, const berth_grpc_stream_api_t *sapi, berth
                       const uint8_t *data, size_t len, berth_error_t **err)
 {
     call_t *c = sapi->get_user(st);
+    if (!c->first) { /* the ref, known on the loop: an ended stream's ref is released by name */
+        c->first = 1;
+        write_req_t *r =
+            containerd__services__content__v1__write_content_request__unpack(NULL, len, data);
+        if (r && r->ref[0])
+            snprintf(c->ref, sizeof(c->ref), "%s/%s", c->ns, r->ref);
+        if (r)
+            containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
+    }
     int acked = c->acking && c->queued + len <= ACK_AHEAD && early_ack(c, data, len);
     if (!acked)
         c->acking = 0; /* this one needs its turn; so do the ones behind it */
@@ -624,6 +850,7 @@ void
 content_write_end(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_stream_t *st)
 {
     call_t *c = sapi->get_user(st);
+    release_begin(c);
     c->eof = 1;
     write_next(c);
 }

@@ -198,6 +198,45 @@ md_content_list(void *arg, const char *ns, int (*cb)(void *user, const berth_con
     return md_scan_read(arg, &prefix, visit_content, &cv, err);
 }
 
+typedef struct content_visit_all {
+    md_t *md;
+    int (*cb)(void *user, const char *ns, const berth_content_record_t *rec);
+    void *user;
+} content_visit_all_t;
+
+/* Keys are "b\0<ns>\0<digest>". */
+static int
+visit_content_all(void *user, MDB_val *k, MDB_val *v)
+{
+    content_visit_all_t *cv = user;
+    const char *key = k->mv_data;
+    char ns[256];
+    size_t n = 0;
+    while (2 + n < k->mv_size && key[2 + n] != '\0' && n + 1 < sizeof(ns))
+        n++;
+    memcpy(ns, key + 2, n);
+    ns[n] = '\0';
+    info_pb_t *rec = containerd__services__content__v1__info__unpack(NULL, v->mv_size, v->mv_data);
+    if (rec == NULL)
+        return 0;
+    berth_content_record_t out;
+    fill_record(cv->md, rec, &out, NULL);
+    int stop = cv->cb(cv->user, ns, &out);
+    containerd__services__content__v1__info__free_unpacked(rec, NULL);
+    return stop;
+}
+
+int
+md_content_list_all(void *arg,
+                    int (*cb)(void *user, const char *ns, const berth_content_record_t *rec),
+                    void *user, berth_error_t **err)
+{
+    content_visit_all_t cv = {arg, cb, user};
+    md_key_t prefix;
+    md_key(&prefix, 'b', "", NULL); /* "b\0" */
+    return md_scan_read(arg, &prefix, visit_content_all, &cv, err);
+}
+
 /* Scans every namespace's records for the digest: blobs are few compared to what a scan costs here. */
 int
 md_content_held(void *arg, const char *digest, berth_error_t **err)

@@ -705,4 +705,5 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_list = md_snapshot_list,
     .snapshot_delete = g_snapshot_delete,
     .snapshot_commit = g_snapshot_commit,
+    .content_list_all = md_content_list_all,
 };

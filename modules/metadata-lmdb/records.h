@@ -35,6 +35,9 @@ int md_content_list(void *md, const char *ns,
                     int (*cb)(void *user, const berth_content_record_t *rec), void *user,
                     berth_error_t **err);
 int md_content_held(void *md, const char *digest, berth_error_t **err);
+int md_content_list_all(void *md,
+                        int (*cb)(void *user, const char *ns, const berth_content_record_t *rec),
+                        void *user, berth_error_t **err);
 
 /* object_records.c */
 int md_image_create(void *md, const char *ns, const uint8_t *d, size_t len, berth_error_t **err);
