@@ -160,6 +160,12 @@ typedef struct berth_metadata_v1_ops_s {
      * committed) comes; AlreadyExists when the name is taken, NotFound when the key is gone. */
     int (*snapshot_commit)(void *md, const char *ns, const char *snapshotter, const char *key,
                            const uint8_t *info, size_t len, berth_error_t **err);
+    /* A snapshot's one durable step (ABI minor 1): creates record `info` (with `replaces` set, a commit as
+     * snapshot_commit) after checking, in the same transaction, that its parent is a committed record
+     * (NotFound, InvalidArgument), and lists it in lease `lease` (when not NULL or "") as
+     * "snapshots/<snapshotter>". */
+    int (*snapshot_store)(void *md, const char *ns, const char *snapshotter, const char *replaces,
+                          const uint8_t *info, size_t len, const char *lease, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -454,6 +454,21 @@ check_resource(md_t *md, const char *type, const char *resource, berth_error_t *
     return md->api->error_make(err, BERTH_ENOTIMPL, "resource type %s not supported yet", type);
 }
 
+int
+md_lease_add_in(md_t *md, MDB_txn *txn, const char *ns, const char *id, const char *type,
+                const char *resource, berth_error_t **err)
+{
+    md_key_t k;
+    if (check_resource(md, type, resource, err) < 0)
+        return MD_ERR(err);
+    if (md_key(&k, 'r', ns, id, type, resource, NULL) < 0)
+        return key_error(md, err);
+    int rc = lease_exists(md, txn, ns, id, err);
+    MDB_val key = {k.len, k.data}, val = {0, ""};
+    int lr = rc == 0 ? mdb_put(txn, md->dbi, &key, &val, 0) : 0;
+    return rc < 0 ? rc : lr != 0 ? md_fail(md, lr, "lease resource", err) : 0;
+}
+
 static int
 resource_change(md_t *md, const char *ns, const char *id, const char *type, const char *resource,
                 int add, berth_error_t **err)
@@ -567,4 +582,5 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_list = md_snapshot_list,
     .snapshot_delete = md_snapshot_delete,
     .snapshot_commit = md_snapshot_commit,
+    .snapshot_store = md_snapshot_store,
 };
