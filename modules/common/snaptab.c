@@ -15,17 +15,15 @@
 void
 snaptab_dir(snaptab_t *t, uint64_t id, const char *sub, char *out, size_t len)
 {
-    snprintf(out, len, "%s/snapshots/%" PRIu64 "%s%s", t->root, id, sub ? "/" : "",
-             sub ? sub : "");
+    snprintf(out, len, "%s/snapshots/%" PRIu64 "%s%s", t->root, id, sub ? "/" : "", sub ? sub : "");
 }
 
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
-    (void)flag;
     (void)ftw;
-    return remove(path);
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
 int

@@ -256,15 +256,19 @@ on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size
         st->grpc_content_type = vlen >= 16 && memcmp(value, "application/grpc", 16) == 0 &&
                                 (vlen == 16 || value[16] == '+' || value[16] == ';');
     } else if (header_is(name, nlen, "containerd-namespace")) {
-        if (vlen < sizeof(st->namespace_)) {
+        /* a client that re-scopes a context sends the header again, newest first; containerd reads the
+         * first value, so the first one seen wins here too (same for the lease) */
+        int first = st->namespace_[0] == '\0' && !st->bad_namespace;
+        if (first && vlen < sizeof(st->namespace_)) {
             memcpy(st->namespace_, value, vlen);
             st->namespace_[vlen] = '\0';
-        } else {
+        } else if (first) {
             st->bad_namespace = 1;
         }
     } else if (header_is(name, nlen, "containerd-lease")) {
-        snprintf(st->lease, sizeof(st->lease), "%.*s", (int)(vlen < sizeof(st->lease) ? vlen : 0),
-                 value);
+        if (st->lease[0] == '\0')
+            snprintf(st->lease, sizeof(st->lease), "%.*s",
+                     (int)(vlen < sizeof(st->lease) ? vlen : 0), value);
     } else if (header_is(name, nlen, "grpc-timeout")) {
         st->timeout_ms = grpc_parse_timeout((const char *)value, vlen);
     } else if (header_is(name, nlen, "grpc-encoding")) {

@@ -474,9 +474,8 @@ snapshot_extra(md_t *md, MDB_txn *txn, const char *ns, const ProtobufCMessage *m
         if (p)
             containerd__services__snapshots__v1__info__free_unpacked(p, NULL);
         if (rc < 0)
-            return md->api->error_make(err, BERTH_ENOTFOUND,
-                                       "parent snapshot %s does not exist: not found",
-                                       info->parent);
+            return md->api->error_make(
+                err, BERTH_ENOTFOUND, "parent snapshot %s does not exist: not found", info->parent);
         if (!committed)
             return md->api->error_make(err, BERTH_EINVAL,
                                        "parent %s is not a committed snapshot: invalid argument",
@@ -507,8 +506,8 @@ static int
 find_child(void *user, MDB_val *k, MDB_val *v)
 {
     child_search_t *c = user;
-    snapshot_pb_t *info = containerd__services__snapshots__v1__info__unpack(NULL, v->mv_size,
-                                                                           v->mv_data);
+    snapshot_pb_t *info =
+        containerd__services__snapshots__v1__info__unpack(NULL, v->mv_size, v->mv_data);
     if (info) {
         c->found |= strcmp(info->parent, c->parent) == 0;
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
@@ -528,9 +527,9 @@ md_snapshot_delete(void *arg, const char *ns, const char *sn, const char *key, b
     md_key_t prefix;
     object_key(&prefix, &snapshots, ns, sn, "");
     md_scan(txn, md->dbi, &prefix, find_child, &c);
-    int rc = c.found ? md->api->error_make(err, BERTH_EPRECONDITION,
-                                           "cannot remove snapshot with child")
-                     : delete_in(md, txn, &snapshots, ns, sn, key, err);
+    int rc =
+        c.found ? md->api->error_make(err, BERTH_EPRECONDITION, "cannot remove snapshot with child")
+                : delete_in(md, txn, &snapshots, ns, sn, key, err);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;

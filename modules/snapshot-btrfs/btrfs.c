@@ -2,8 +2,8 @@
 /*
  * The btrfs snapshotter (io.containerd.snapshotter.v1.btrfs) on the shared snapshot directories: each
  * snapshot's fs is a subvolume, made empty or as a snapshot of its parent's (read-only for views); a commit
- * is a read-only snapshot of the active one under a new id. Mounts are binds of the subvolume. Init skips unless the root is on btrfs, as
- * containerd's does.
+ * is a read-only snapshot of the active one under a new id. Mounts are binds of the subvolume. Init skips
+ * unless the root is on btrfs, as containerd's does.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -828,8 +828,8 @@ add_rec(void *user, const uint8_t *data, size_t len)
     if (info == NULL)
         return 0;
     r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
-    r->v[r->n++] = (rec_t){strdup(r->ns), strdup(info->name), strdup(info->parent),
-                           record_id(info), 0};
+    r->v[r->n++] =
+        (rec_t){strdup(r->ns), strdup(info->name), strdup(info->parent), record_id(info), 0};
     containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     return 0;
 }
@@ -940,12 +940,12 @@ reconcile(svc_t *s, const snapshotter_t *sn, berth_error_t **err)
     for (size_t pass = 0; lost && pass <= r.n; pass++)
         for (size_t i = 0; i < r.n; i++) {
             rec_t *x = &r.v[i];
-            if (x->gone != 1 ||
-                s->mdo->snapshot_delete(s->md, x->ns, sn->name, x->key, NULL) != 0)
+            if (x->gone != 1 || s->mdo->snapshot_delete(s->md, x->ns, sn->name, x->key, NULL) != 0)
                 continue;
-            s->api->log(s->log, BERTH_LOG_WARN,
-                        "snapshot %s in namespace %s (%s, id %llu): storage missing, record removed",
-                        x->key, x->ns, sn->name, (unsigned long long)x->id);
+            s->api->log(
+                s->log, BERTH_LOG_WARN,
+                "snapshot %s in namespace %s (%s, id %llu): storage missing, record removed",
+                x->key, x->ns, sn->name, (unsigned long long)x->id);
             x->gone = 2;
         }
     for (size_t i = 0; i < held.n; i++)
@@ -965,9 +965,8 @@ add_snapshotter(void *user, const berth_instance_t *inst)
     svc_t *s = user;
     const berth_snapshotter_ops_t *ops = inst->ops;
     if (ops->struct_size < sizeof(*ops) || ops->version != BERTH_SNAPSHOTTER_OPS_VERSION) {
-        s->api->log(s->log, BERTH_LOG_WARN,
-                    "snapshotter %s: ops version %u, not %u: not used", inst->id,
-                    (unsigned)ops->version, (unsigned)BERTH_SNAPSHOTTER_OPS_VERSION);
+        s->api->log(s->log, BERTH_LOG_WARN, "snapshotter %s: ops version %u, not %u: not used",
+                    inst->id, (unsigned)ops->version, (unsigned)BERTH_SNAPSHOTTER_OPS_VERSION);
         return 0;
     }
     snapshotter_t sn = {strdup(inst->id), inst->instance, ops};

@@ -235,8 +235,8 @@ with_mounted(const snap_t *s, void (*fn)(const char *dir, void *arg), void *arg)
     berth_mount_t *m;
     size_t n;
     berth_snapshot_ref_t r = ref(s);
-    cr_assert_eq(ops->mounts(sn, &r, &m, &n, &err), 0, "mounts %llu: %s",
-                 (unsigned long long)s->id, err ? err->message : "");
+    cr_assert_eq(ops->mounts(sn, &r, &m, &n, &err), 0, "mounts %llu: %s", (unsigned long long)s->id,
+                 err ? err->message : "");
     mount_all(m, n, mnt);
     ops->mounts_free(m, n);
     fn(mnt, arg);
@@ -388,8 +388,8 @@ Test(snapshotter, views_are_read_only)
     commit(&a);
     snap_t b = prepare(&a);
     commit(&b);
-    snap_t v1 = create(BERTH_SNAPSHOT_VIEW, &a); /* one parent */
-    snap_t v2 = create(BERTH_SNAPSHOT_VIEW, &b); /* a chain */
+    snap_t v1 = create(BERTH_SNAPSHOT_VIEW, &a);   /* one parent */
+    snap_t v2 = create(BERTH_SNAPSHOT_VIEW, &b);   /* a chain */
     snap_t v0 = create(BERTH_SNAPSHOT_VIEW, NULL); /* none */
     with_mounted(&v1, try_write, NULL);
     with_mounted(&v2, try_write, NULL);
