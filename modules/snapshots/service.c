@@ -810,7 +810,7 @@ has_id(const ids_t *ids, uint64_t id)
 typedef struct rec {
     char *ns, *key, *parent;
     uint64_t id;
-    int gone;
+    int gone, orphan; /* gone: 1 to remove, 2 removed; orphan: its own storage is there */
 } rec_t;
 
 typedef struct recs {
@@ -829,7 +829,7 @@ add_rec(void *user, const uint8_t *data, size_t len)
         return 0;
     r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
     r->v[r->n++] =
-        (rec_t){strdup(r->ns), strdup(info->name), strdup(info->parent), record_id(info), 0};
+        (rec_t){strdup(r->ns), strdup(info->name), strdup(info->parent), record_id(info), 0, 0};
     containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     return 0;
 }
@@ -910,12 +910,13 @@ mark_lost(recs_t *r, const ids_t *held)
         more = 0;
         for (size_t i = 0; i < r->n; i++) {
             rec_t *x = &r->v[i];
-            int gone = x->id == 0 || !has_id(held, x->id);
+            int gone = x->id == 0 || !has_id(held, x->id), orphan = 0;
             for (size_t j = 0; !gone && x->parent[0] && j < r->n; j++)
-                gone = r->v[j].gone && strcmp(r->v[j].ns, x->ns) == 0 &&
-                       strcmp(r->v[j].key, x->parent) == 0;
+                gone = orphan = r->v[j].gone && strcmp(r->v[j].ns, x->ns) == 0 &&
+                                strcmp(r->v[j].key, x->parent) == 0;
             if (gone && !x->gone) {
                 x->gone = more = 1;
+                x->orphan = orphan;
                 lost++;
             }
         }
@@ -942,10 +943,10 @@ reconcile(svc_t *s, const snapshotter_t *sn, berth_error_t **err)
             rec_t *x = &r.v[i];
             if (x->gone != 1 || s->mdo->snapshot_delete(s->md, x->ns, sn->name, x->key, NULL) != 0)
                 continue;
-            s->api->log(
-                s->log, BERTH_LOG_WARN,
-                "snapshot %s in namespace %s (%s, id %llu): storage missing, record removed",
-                x->key, x->ns, sn->name, (unsigned long long)x->id);
+            s->api->log(s->log, BERTH_LOG_WARN,
+                        "snapshot %s in namespace %s (%s, id %llu): %s missing, record removed",
+                        x->key, x->ns, sn->name, (unsigned long long)x->id,
+                        x->orphan ? "a parent's storage" : "storage");
             x->gone = 2;
         }
     for (size_t i = 0; i < held.n; i++)
