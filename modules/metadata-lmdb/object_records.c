@@ -212,6 +212,7 @@ typedef struct store_extra {
     int (*run)(md_t *md, MDB_txn *txn, const char *ns, const ProtobufCMessage *m, void *user,
                berth_error_t **err);
     void *user;
+    int deferred; /* md_commit_deferred */
 } store_extra_t;
 
 /* Stores the record; `replaces` (may be NULL) names a record of the same kind that the same transaction
@@ -269,7 +270,9 @@ object_store_in(md_t *md, const kind_t *k, const char *ns, const char *sub, cons
             rc = delete_in(md, txn, k, ns, sub, replaces, err);
         if (rc == 0 && extra)
             rc = extra->run(md, txn, ns, m, extra->user, err);
-        if (rc == 0)
+        if (rc == 0 && extra && extra->deferred)
+            rc = md_commit_deferred(md, txn, err);
+        else if (rc == 0)
             rc = md_commit(md, txn, err);
         else
             mdb_txn_abort(txn);
@@ -490,10 +493,10 @@ snapshot_extra(md_t *md, MDB_txn *txn, const char *ns, const ProtobufCMessage *m
 
 int
 md_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces, const uint8_t *d,
-                  size_t len, const char *lease, berth_error_t **err)
+                  size_t len, const char *lease, unsigned flags, berth_error_t **err)
 {
     snapshot_extra_t x = {sn, lease};
-    store_extra_t extra = {snapshot_extra, &x};
+    store_extra_t extra = {snapshot_extra, &x, (flags & BERTH_METADATA_DEFERRED) != 0};
     return object_store_in(md, &snapshots, ns, sn, d, len, 1, replaces, &extra, err);
 }
 

@@ -66,7 +66,8 @@ int md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key
 int md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key,
                        berth_error_t **err);
 int md_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces,
-                      const uint8_t *d, size_t len, const char *lease, berth_error_t **err);
+                      const uint8_t *d, size_t len, const char *lease, unsigned flags,
+                      berth_error_t **err);
 const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t outlen);
 
 /* records.c: lists a resource in a lease inside the caller's transaction. */

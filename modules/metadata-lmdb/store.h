@@ -39,6 +39,9 @@ void md_close(md_t *md);
 int md_begin(md_t *md, int write, MDB_txn **txn, berth_error_t **err);
 /* Commits; on failure the transaction is gone and *err says why (a full map names the knob). */
 int md_commit(md_t *md, MDB_txn *txn, berth_error_t **err);
+/* A commit a system crash may undo (while no later md_commit has returned): for a record whose loss leaves
+ * only garbage (a snapshot made before its record). kill -9 never undoes it. */
+int md_commit_deferred(md_t *md, MDB_txn *txn, berth_error_t **err);
 /* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted, the rest Internal. */
 int md_fail(md_t *md, int rc, const char *what, berth_error_t **err);
 

@@ -299,8 +299,10 @@ make_snapshot(svc_t *s, const char *ns,
     if (rc == 0) {
         pthread_rwlock_rdlock(&s->building);
         rc = sn->ops->create(sn->sn, &ref, err);
-        if (rc == 0 && (rc = s->mdo->snapshot_store(s->md, ns, sn->name, NULL, buf, blen,
-                                                    s->api->call_lease(), err)) != 0)
+        /* deferred: losing this record to a system crash loses nothing but the garbage it names */
+        if (rc == 0 &&
+            (rc = s->mdo->snapshot_store(s->md, ns, sn->name, NULL, buf, blen, s->api->call_lease(),
+                                         BERTH_METADATA_DEFERRED, err)) != 0)
             sn->ops->remove(sn->sn, ref.id, NULL);
         pthread_rwlock_unlock(&s->building);
     }
@@ -395,8 +397,10 @@ commit_snapshot(svc_t *s, const char *ns, const snapshotter_t *sn,
         rc = encode_record(s, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
                            (label_pb_t **)r->labels, committed, buf, &blen, err);
     if (rc == 0)
+        /* deferred when in place: undone, the active record still names whole storage; not when an
+         * id is removed next, which the record must no longer name */
         rc = s->mdo->snapshot_store(s->md, ns, sn->name, r->key, buf, blen, s->api->call_lease(),
-                                    err);
+                                    committed == ref.id ? BERTH_METADATA_DEFERRED : 0, err);
     if (committed && committed != ref.id)
         sn->ops->remove(sn->sn, rc == 0 ? ref.id : committed, NULL);
     pthread_rwlock_unlock(&s->building);
