@@ -807,7 +807,7 @@ cmp_id(const void *a, const void *b)
 static int
 has_id(const ids_t *ids, uint64_t id)
 {
-    return bsearch(&id, ids->v, ids->n, sizeof(uint64_t), cmp_id) != NULL;
+    return ids->n && bsearch(&id, ids->v, ids->n, sizeof(uint64_t), cmp_id) != NULL;
 }
 
 /* One snapshotter's records in every namespace. */
