@@ -171,6 +171,12 @@ typedef struct berth_metadata_v1_ops_s {
     int (*snapshot_store)(void *md, const char *ns, const char *snapshotter, const char *replaces,
                           const uint8_t *info, size_t len, const char *lease, unsigned flags,
                           berth_error_t **err);
+    /* snapshot_delete with flags: with BERTH_METADATA_DEFERRED the deletion may be undone by a system
+     * crash until a later transaction or sync returns, so the caller removes the storage only then. */
+    int (*snapshot_remove)(void *md, const char *ns, const char *snapshotter, const char *key,
+                           unsigned flags, berth_error_t **err);
+    /* Makes every transaction that has returned durable (one disk flush). */
+    int (*sync)(void *md, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -520,7 +520,8 @@ find_child(void *user, MDB_val *k, MDB_val *v)
 
 /* The child check and the delete in one transaction: a Prepare on this parent cannot slip in between. */
 int
-md_snapshot_delete(void *arg, const char *ns, const char *sn, const char *key, berth_error_t **err)
+md_snapshot_remove(void *arg, const char *ns, const char *sn, const char *key, unsigned flags,
+                   berth_error_t **err)
 {
     md_t *md = arg;
     MDB_txn *txn;
@@ -537,7 +538,14 @@ md_snapshot_delete(void *arg, const char *ns, const char *sn, const char *key, b
         mdb_txn_abort(txn);
         return rc;
     }
-    return md_commit(md, txn, err);
+    return flags & BERTH_METADATA_DEFERRED ? md_commit_deferred(md, txn, err)
+                                           : md_commit(md, txn, err);
+}
+
+int
+md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    return md_snapshot_remove(md, ns, sn, key, 0, err);
 }
 
 /* The content an image record roots: its target (gc_records.c asks). */

@@ -583,4 +583,6 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_delete = md_snapshot_delete,
     .snapshot_commit = md_snapshot_commit,
     .snapshot_store = md_snapshot_store,
+    .snapshot_remove = md_snapshot_remove,
+    .sync = md_sync,
 };

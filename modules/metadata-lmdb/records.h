@@ -65,6 +65,8 @@ int md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key
                        size_t len, berth_error_t **err);
 int md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key,
                        berth_error_t **err);
+int md_snapshot_remove(void *md, const char *ns, const char *sn, const char *key, unsigned flags,
+                       berth_error_t **err);
 int md_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces,
                       const uint8_t *d, size_t len, const char *lease, unsigned flags,
                       berth_error_t **err);

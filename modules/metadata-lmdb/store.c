@@ -71,6 +71,14 @@ md_commit_deferred(md_t *md, MDB_txn *txn, berth_error_t **err)
     return rc == 0 ? 0 : md_fail(md, rc, "commit", err);
 }
 
+int
+md_sync(void *arg, berth_error_t **err)
+{
+    md_t *md = arg;
+    int rc = mdb_env_sync(md->env, 1);
+    return rc == 0 ? 0 : md_fail(md, rc, "sync", err);
+}
+
 /* Durable on return: the data pages were flushed by the commit, the meta page that makes them current is
  * flushed here. A commit that wrote nothing (LMDB skips it) costs no flush unless another landed since. */
 int

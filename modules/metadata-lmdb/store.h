@@ -42,6 +42,8 @@ int md_commit(md_t *md, MDB_txn *txn, berth_error_t **err);
 /* A commit a system crash may undo (while no later md_commit has returned): for a record whose loss leaves
  * only garbage (a snapshot made before its record). kill -9 never undoes it. */
 int md_commit_deferred(md_t *md, MDB_txn *txn, berth_error_t **err);
+/* Makes every returned transaction durable (the metadata ops' sync). */
+int md_sync(void *md, berth_error_t **err);
 /* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted, the rest Internal. */
 int md_fail(md_t *md, int rc, const char *what, berth_error_t **err);
 

@@ -53,7 +53,20 @@ typedef struct svc {
      * an id without a record is garbage only when no one is about to record it */
     pthread_rwlock_t building;
     uint64_t next_id; /* atomic */
+    /* Remove's storage, removed by the reaper once the record's deletion is durable */
+    pthread_t reaper;
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reap_cond;
+    struct doomed *doomed;
+    size_t n_doomed;
+    int stopping;
 } svc_t;
+
+typedef struct doomed {
+    void *sn;
+    const berth_snapshotter_ops_t *ops;
+    uint64_t id;
+} doomed_t;
 
 static const snapshotter_t *
 pick(svc_t *s, const char *name, berth_error_t **err)
@@ -432,7 +445,50 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     return rc;
 }
 
-/* The record first (one transaction, which refuses a parent), the snapshotter's storage last. */
+/* ---- Remove: the record first, the storage once the record's deletion is durable --------------------- */
+
+/* Waits for removed records' storage, makes their deletions durable (one flush for all, often merged by the
+ * disk with the next request's), then removes the storage. Whatever a crash leaves, a sweep takes. */
+static void *
+reap(void *arg)
+{
+    svc_t *s = arg;
+    pthread_mutex_lock(&s->reap_lock);
+    for (;;) {
+        while (s->n_doomed == 0 && !s->stopping)
+            pthread_cond_wait(&s->reap_cond, &s->reap_lock);
+        if (s->n_doomed == 0)
+            break;
+        doomed_t *batch = s->doomed;
+        size_t n = s->n_doomed;
+        s->doomed = NULL;
+        s->n_doomed = 0;
+        pthread_mutex_unlock(&s->reap_lock);
+        if (s->mdo->sync(s->md, NULL) == 0)
+            for (size_t i = 0; i < n; i++)
+                batch[i].ops->remove(batch[i].sn, batch[i].id, NULL);
+        free(batch);
+        pthread_mutex_lock(&s->reap_lock);
+    }
+    pthread_mutex_unlock(&s->reap_lock);
+    return NULL;
+}
+
+static void
+reap_later(svc_t *s, const snapshotter_t *sn, uint64_t id)
+{
+    pthread_mutex_lock(&s->reap_lock);
+    doomed_t *grown = realloc(s->doomed, (s->n_doomed + 1) * sizeof(*grown));
+    if (grown) { /* else the storage stays for the next sweep */
+        s->doomed = grown;
+        s->doomed[s->n_doomed++] = (doomed_t){sn->sn, sn->ops, id};
+        pthread_cond_signal(&s->reap_cond);
+    }
+    pthread_mutex_unlock(&s->reap_lock);
+}
+
+/* The record first (one transaction, which refuses a parent, with deferred durability), the storage when
+ * the reaper has made the deletion durable. A client's Remove costs one disk flush. */
 static int
 remove_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
@@ -448,9 +504,9 @@ remove_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     if (rc == 0 && info == NULL)
         rc = err_code(err, BERTH_ENOTFOUND);
     if (rc == 0)
-        rc = s->mdo->snapshot_delete(s->md, ns, sn->name, r->key, err);
+        rc = s->mdo->snapshot_remove(s->md, ns, sn->name, r->key, BERTH_METADATA_DEFERRED, err);
     if (rc == 0)
-        sn->ops->remove(sn->sn, record_id(info), NULL); /* what is left behind, a sweep takes */
+        reap_later(s, sn, record_id(info));
     if (info)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__remove_snapshot_request__free_unpacked(r, NULL);
@@ -877,6 +933,9 @@ sweep(svc_t *s, const snapshotter_t *sn, berth_error_t **err)
         rc = sn->ops->list(sn->sn, add_id, &held, err);
     for (size_t i = 0; rc == 0 && i < r.n; i++)
         add_id(&named, r.v[i].id);
+    /* a deletion the records already miss may still be undone by a system crash until this returns */
+    if (rc == 0)
+        rc = s->mdo->sync(s->md, err);
     if (named.n)
         qsort(named.v, named.n, sizeof(uint64_t), cmp_id);
     for (size_t i = 0; rc == 0 && i < held.n; i++)
@@ -994,9 +1053,9 @@ service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         ic->api->get_single(ic, BERTH_GC_TYPE, &gc, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
     const berth_metadata_v1_ops_t *mdo = md.ops;
-    if (mdo->struct_size < offsetof(berth_metadata_v1_ops_t, snapshot_store) + sizeof(void *))
+    if (mdo->struct_size < offsetof(berth_metadata_v1_ops_t, sync) + sizeof(void *))
         return ic->api->error_make(err, BERTH_EPRECONDITION,
-                                   "metadata store has no snapshot_store: too old");
+                                   "metadata store has no snapshot_store or sync: too old");
     svc_t *s = calloc(1, sizeof(*s));
     s->api = ic->api;
     s->log = ic->log;
@@ -1007,6 +1066,12 @@ service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     s->gc_ops = gc.ops;
     s->next_id = 1;
     pthread_rwlock_init(&s->building, NULL);
+    pthread_mutex_init(&s->reap_lock, NULL);
+    pthread_cond_init(&s->reap_cond, NULL);
+    if (pthread_create(&s->reaper, NULL, reap, s) != 0) {
+        free(s);
+        return ic->api->error_make(err, BERTH_EINTERNAL, "snapshots: cannot start the reaper");
+    }
     ic->api->foreach (ic, BERTH_SNAPSHOTTER_TYPE, add_snapshotter, s);
     berth_gc_removed_t sweeper = {
         .struct_size = sizeof(sweeper), .user = s, .snapshot = sweep_snapshot};
@@ -1019,6 +1084,13 @@ service_fini(void *instance)
 {
     svc_t *s = instance;
     s->gc_ops->remove_sweeper(s->gc, s);
+    pthread_mutex_lock(&s->reap_lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->reap_cond);
+    pthread_mutex_unlock(&s->reap_lock);
+    pthread_join(s->reaper, NULL);
+    pthread_cond_destroy(&s->reap_cond);
+    pthread_mutex_destroy(&s->reap_lock);
     pthread_rwlock_destroy(&s->building);
     for (size_t i = 0; i < s->nsns; i++)
         free(s->sns[i].name);
