@@ -26,6 +26,8 @@ extern "C" {
 #define BERTH_METADATA_TYPE "io.containerd.metadata.v1"
 /* A label key and value together may not exceed this (containerd's labels.Validate). */
 #define BERTH_LABEL_MAX 4096
+/* snapshot_store flag: durability may wait for the next transaction (see there). */
+#define BERTH_METADATA_DEFERRED 1u
 
 typedef struct berth_lease_s {
     const char *id;
@@ -167,6 +169,22 @@ typedef struct berth_metadata_v1_ops_s {
                             int (*cb)(void *user, const char *ns,
                                       const berth_content_record_t *rec),
                             void *user, berth_error_t **err);
+
+    /* A snapshot's one durable step (ABI minor 1): creates record `info` (with `replaces` set, a commit as
+     * snapshot_commit) after checking, in the same transaction, that its parent is a committed record
+     * (NotFound, InvalidArgument), and lists it in lease `lease` (when not NULL or "") as
+     * "snapshots/<snapshotter>". With BERTH_METADATA_DEFERRED in flags, a system crash (not a process
+     * crash) may undo this transaction until a later one returns: for a record whose loss leaves only
+     * garbage, it saves a disk flush. */
+    int (*snapshot_store)(void *md, const char *ns, const char *snapshotter, const char *replaces,
+                          const uint8_t *info, size_t len, const char *lease, unsigned flags,
+                          berth_error_t **err);
+    /* snapshot_delete with flags: with BERTH_METADATA_DEFERRED the deletion may be undone by a system
+     * crash until a later transaction or sync returns, so the caller removes the storage only then. */
+    int (*snapshot_remove)(void *md, const char *ns, const char *snapshotter, const char *key,
+                           unsigned flags, berth_error_t **err);
+    /* Makes every transaction that has returned durable (one disk flush). */
+    int (*sync)(void *md, berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -207,11 +207,20 @@ delete_in(md_t *md, MDB_txn *txn, const kind_t *k, const char *ns, const char *s
     return 0;
 }
 
+/* What else a store does in its transaction (a snapshot's parent check and lease membership). */
+typedef struct store_extra {
+    int (*run)(md_t *md, MDB_txn *txn, const char *ns, const ProtobufCMessage *m, void *user,
+               berth_error_t **err);
+    void *user;
+    int deferred; /* md_commit_deferred */
+} store_extra_t;
+
 /* Stores the record; `replaces` (may be NULL) names a record of the same kind that the same transaction
  * deletes (a snapshot's commit: the active key becomes the committed name). */
 static int
-object_store(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
-             size_t len, int create, const char *replaces, berth_error_t **err)
+object_store_in(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
+                size_t len, int create, const char *replaces, const store_extra_t *extra,
+                berth_error_t **err)
 {
     if (!identifier_valid(ns))
         return md->api->error_make(err, BERTH_EINVAL, "namespace \"%s\": invalid", ns);
@@ -259,13 +268,24 @@ object_store(md_t *md, const kind_t *k, const char *ns, const char *sub, const u
         }
         if (rc == 0 && replaces)
             rc = delete_in(md, txn, k, ns, sub, replaces, err);
-        if (rc == 0)
+        if (rc == 0 && extra)
+            rc = extra->run(md, txn, ns, m, extra->user, err);
+        if (rc == 0 && extra && extra->deferred)
+            rc = md_commit_deferred(md, txn, err);
+        else if (rc == 0)
             rc = md_commit(md, txn, err);
         else
             mdb_txn_abort(txn);
     }
     protobuf_c_message_free_unpacked(m, NULL);
     return rc;
+}
+
+static int
+object_store(md_t *md, const kind_t *k, const char *ns, const char *sub, const uint8_t *data,
+             size_t len, int create, const char *replaces, berth_error_t **err)
+{
+    return object_store_in(md, k, ns, sub, data, len, create, replaces, NULL, err);
 }
 
 static int
@@ -415,23 +435,6 @@ md_snapshot_list(void *md, const char *ns, const char *sn,
     return object_list(md, &snapshots, ns, sn, cb, user, err);
 }
 
-typedef struct child_search {
-    const char *parent;
-    int found;
-} child_search_t;
-
-static int
-find_child(void *user, const uint8_t *d, size_t len)
-{
-    child_search_t *c = user;
-    snapshot_pb_t *info = containerd__services__snapshots__v1__info__unpack(NULL, len, d);
-    if (info) {
-        c->found |= strcmp(info->parent, c->parent) == 0;
-        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
-    }
-    return c->found;
-}
-
 int
 md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key, const uint8_t *d,
                    size_t len, berth_error_t **err)
@@ -439,15 +442,110 @@ md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key, co
     return object_store(md, &snapshots, ns, sn, d, len, 1, key, err);
 }
 
+typedef struct snapshot_extra {
+    const char *sn, *lease;
+} snapshot_extra_t;
+
+static int
+snapshot_in(md_t *md, MDB_txn *txn, const char *ns, const char *sn, const char *key,
+            snapshot_pb_t **out)
+{
+    md_key_t k;
+    MDB_val kv, val;
+    *out = NULL;
+    if (object_key(&k, &snapshots, ns, sn, key) < 0)
+        return -1;
+    kv = (MDB_val){k.len, k.data};
+    if (mdb_get(txn, md->dbi, &kv, &val) != 0)
+        return -1;
+    *out = containerd__services__snapshots__v1__info__unpack(NULL, val.mv_size, val.mv_data);
+    return *out ? 0 : -1;
+}
+
+/* In the record's transaction: its parent is there and committed (a Remove cannot have raced it away),
+ * and the lease, if any, lists it. */
+static int
+snapshot_extra(md_t *md, MDB_txn *txn, const char *ns, const ProtobufCMessage *m, void *user,
+               berth_error_t **err)
+{
+    snapshot_extra_t *x = user;
+    const snapshot_pb_t *info = (const snapshot_pb_t *)m;
+    if (info->parent[0]) {
+        snapshot_pb_t *p;
+        int rc = snapshot_in(md, txn, ns, x->sn, info->parent, &p);
+        int committed = p && p->kind == CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__COMMITTED;
+        if (p)
+            containerd__services__snapshots__v1__info__free_unpacked(p, NULL);
+        if (rc < 0)
+            return md->api->error_make(
+                err, BERTH_ENOTFOUND, "parent snapshot %s does not exist: not found", info->parent);
+        if (!committed)
+            return md->api->error_make(err, BERTH_EINVAL,
+                                       "parent %s is not a committed snapshot: invalid argument",
+                                       info->parent);
+    }
+    if (x->lease == NULL || x->lease[0] == '\0')
+        return 0;
+    char type[300];
+    snprintf(type, sizeof(type), "snapshots/%s", x->sn);
+    return md_lease_add_in(md, txn, ns, x->lease, type, info->name, err);
+}
+
 int
-md_snapshot_delete(void *arg, const char *ns, const char *sn, const char *key, berth_error_t **err)
+md_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces, const uint8_t *d,
+                  size_t len, const char *lease, unsigned flags, berth_error_t **err)
+{
+    snapshot_extra_t x = {sn, lease};
+    store_extra_t extra = {snapshot_extra, &x, (flags & BERTH_METADATA_DEFERRED) != 0};
+    return object_store_in(md, &snapshots, ns, sn, d, len, 1, replaces, &extra, err);
+}
+
+typedef struct child_search {
+    const char *parent;
+    int found;
+} child_search_t;
+
+static int
+find_child(void *user, MDB_val *k, MDB_val *v)
+{
+    child_search_t *c = user;
+    snapshot_pb_t *info =
+        containerd__services__snapshots__v1__info__unpack(NULL, v->mv_size, v->mv_data);
+    if (info) {
+        c->found |= strcmp(info->parent, c->parent) == 0;
+        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
+    }
+    return c->found;
+}
+
+/* The child check and the delete in one transaction: a Prepare on this parent cannot slip in between. */
+int
+md_snapshot_remove(void *arg, const char *ns, const char *sn, const char *key, unsigned flags,
+                   berth_error_t **err)
 {
     md_t *md = arg;
+    MDB_txn *txn;
+    if (md_begin(md, 1, &txn, err) < 0)
+        return MD_ERR(err);
     child_search_t c = {key, 0};
-    object_list(md, &snapshots, ns, sn, find_child, &c, NULL);
-    if (c.found)
-        return md->api->error_make(err, BERTH_EPRECONDITION, "cannot remove snapshot with child");
-    return object_delete(md, &snapshots, ns, sn, key, err);
+    md_key_t prefix;
+    object_key(&prefix, &snapshots, ns, sn, "");
+    md_scan(txn, md->dbi, &prefix, find_child, &c);
+    int rc =
+        c.found ? md->api->error_make(err, BERTH_EPRECONDITION, "cannot remove snapshot with child")
+                : delete_in(md, txn, &snapshots, ns, sn, key, err);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return flags & BERTH_METADATA_DEFERRED ? md_commit_deferred(md, txn, err)
+                                           : md_commit(md, txn, err);
+}
+
+int
+md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    return md_snapshot_remove(md, ns, sn, key, 0, err);
 }
 
 /* The content an image record roots: its target (gc_records.c asks). */

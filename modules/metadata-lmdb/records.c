@@ -454,6 +454,21 @@ check_resource(md_t *md, const char *type, const char *resource, berth_error_t *
     return md->api->error_make(err, BERTH_ENOTIMPL, "resource type %s not supported yet", type);
 }
 
+int
+md_lease_add_in(md_t *md, MDB_txn *txn, const char *ns, const char *id, const char *type,
+                const char *resource, berth_error_t **err)
+{
+    md_key_t k;
+    if (check_resource(md, type, resource, err) < 0)
+        return MD_ERR(err);
+    if (md_key(&k, 'r', ns, id, type, resource, NULL) < 0)
+        return key_error(md, err);
+    int rc = lease_exists(md, txn, ns, id, err);
+    MDB_val key = {k.len, k.data}, val = {0, ""};
+    int lr = rc == 0 ? mdb_put(txn, md->dbi, &key, &val, 0) : 0;
+    return rc < 0 ? rc : lr != 0 ? md_fail(md, lr, "lease resource", err) : 0;
+}
+
 static int
 resource_change(md_t *md, const char *ns, const char *id, const char *type, const char *resource,
                 int add, berth_error_t **err)
@@ -666,6 +681,20 @@ g_snapshot_delete(void *md, const char *ns, const char *sn, const char *key, ber
     MD_GROWING(md, err, md_snapshot_delete(md, ns, sn, key, err));
 }
 
+static int
+g_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces, const uint8_t *d,
+                 size_t len, const char *lease, unsigned flags, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_store(md, ns, sn, replaces, d, len, lease, flags, err));
+}
+
+static int
+g_snapshot_remove(void *md, const char *ns, const char *sn, const char *key, unsigned flags,
+                  berth_error_t **err)
+{
+    MD_GROWING(md, err, md_snapshot_remove(md, ns, sn, key, flags, err));
+}
+
 const berth_metadata_v1_ops_t md_ops = {
     .struct_size = sizeof(berth_metadata_v1_ops_t),
     .namespace_create = g_ns_create,
@@ -706,4 +735,7 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_delete = g_snapshot_delete,
     .snapshot_commit = g_snapshot_commit,
     .content_list_all = md_content_list_all,
+    .snapshot_store = g_snapshot_store,
+    .snapshot_remove = g_snapshot_remove,
+    .sync = md_sync,
 };

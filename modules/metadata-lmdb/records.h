@@ -68,7 +68,16 @@ int md_snapshot_commit(void *md, const char *ns, const char *sn, const char *key
                        size_t len, berth_error_t **err);
 int md_snapshot_delete(void *md, const char *ns, const char *sn, const char *key,
                        berth_error_t **err);
+int md_snapshot_remove(void *md, const char *ns, const char *sn, const char *key, unsigned flags,
+                       berth_error_t **err);
+int md_snapshot_store(void *md, const char *ns, const char *sn, const char *replaces,
+                      const uint8_t *d, size_t len, const char *lease, unsigned flags,
+                      berth_error_t **err);
 const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t outlen);
+
+/* records.c: lists a resource in a lease inside the caller's transaction. */
+int md_lease_add_in(md_t *md, MDB_txn *txn, const char *ns, const char *id, const char *type,
+                    const char *resource, berth_error_t **err);
 
 /* gc_records.c */
 int md_gc_collect(void *md, int64_t now_ns, const berth_gc_removed_t *removed, berth_error_t **err);

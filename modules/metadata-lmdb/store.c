@@ -51,9 +51,10 @@ md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err)
         rc = mdb_env_set_mapsize(md->env, (size_t)map_size);
     if (rc == 0)
         rc = mdb_env_set_maxreaders(md->env, 512);
-    /* NOTLS: read transactions come from pool threads and are not tied to one */
+    /* NOTLS: read transactions come from pool threads and are not tied to one. NOMETASYNC: md_commit
+     * flushes the meta page itself, md_commit_deferred leaves it to the next commit (md_commit) */
     if (rc == 0)
-        rc = mdb_env_open(md->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
+        rc = mdb_env_open(md->env, path, MDB_NOSUBDIR | MDB_NOTLS | MDB_NOMETASYNC, 0600);
     if (rc != 0)
         return open_failed(md, path, rc, err);
     mdb_env_set_userctx(md->env, md); /* md_abort finds md from the transaction */
@@ -101,7 +102,7 @@ txn_ended(md_t *md)
 }
 
 int
-md_commit(md_t *md, MDB_txn *txn, berth_error_t **err)
+md_commit_deferred(md_t *md, MDB_txn *txn, berth_error_t **err)
 {
     int rc = mdb_txn_commit(txn);
     txn_ended(md);
@@ -170,6 +171,28 @@ md_grow_if_full(md_t *md, berth_error_t **err)
         *err = NULL;
     }
     return 1;
+}
+
+int
+md_sync(void *arg, berth_error_t **err)
+{
+    md_t *md = arg;
+    int rc = mdb_env_sync(md->env, 1);
+    return rc == 0 ? 0 : md_fail(md, rc, "sync", err);
+}
+
+/* Durable on return: the data pages were flushed by the commit, the meta page that makes them current is
+ * flushed here. A commit that wrote nothing (LMDB skips it) costs no flush unless another landed since. */
+int
+md_commit(md_t *md, MDB_txn *txn, berth_error_t **err)
+{
+    size_t id = mdb_txn_id(txn);
+    int rc = mdb_txn_commit(txn);
+    txn_ended(md);
+    MDB_envinfo info;
+    if (rc == 0 && mdb_env_info(md->env, &info) == 0 && info.me_last_txnid >= id)
+        rc = mdb_env_sync(md->env, 1);
+    return rc == 0 ? 0 : md_fail(md, rc, "commit", err);
 }
 
 int

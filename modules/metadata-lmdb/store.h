@@ -50,6 +50,11 @@ void md_abort(MDB_txn *txn);
 #define mdb_txn_abort(txn) md_abort(txn)
 /* An LMDB failure as a berth error: MDB_MAP_FULL is ResourceExhausted (and noted for md_grow_if_full),
  * the rest Internal. */
+/* A commit a system crash may undo (while no later md_commit has returned): for a record whose loss leaves
+ * only garbage (a snapshot made before its record). kill -9 never undoes it. */
+int md_commit_deferred(md_t *md, MDB_txn *txn, berth_error_t **err);
+/* Makes every returned transaction durable (the metadata ops' sync). */
+int md_sync(void *md, berth_error_t **err);
 int md_fail(md_t *md, int rc, const char *what, berth_error_t **err);
 
 /* Before an operation: forget an earlier full map. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The btrfs snapshotter (io.containerd.snapshotter.v1.btrfs) on the shared snapshot table: each snapshot's
- * fs is a subvolume, made empty or as a snapshot of its parent's (read-only for views), and made read-only
- * when committed. Mounts are binds of the subvolume. Init skips unless the root is on btrfs, as
- * containerd's does.
+ * The btrfs snapshotter (io.containerd.snapshotter.v1.btrfs) on the shared snapshot directories: each
+ * snapshot's fs is a subvolume, made empty or as a snapshot of its parent's (read-only for views); a commit
+ * is a read-only snapshot of the active one under a new id. Mounts are binds of the subvolume. Init skips
+ * unless the root is on btrfs, as containerd's does.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,12 +40,28 @@ bt_create(snaptab_t *t, const char *dir, const char *parent_fs, berth_snapshot_k
 }
 
 static int
-bt_commit(snaptab_t *t, const char *dir, berth_error_t **err)
+snapshot_read_only(snaptab_t *t, const char *dir, void *user, berth_error_t **err)
 {
     char fs[4300];
     snprintf(fs, sizeof(fs), "%s/fs", dir);
-    enum btrfs_util_error e = btrfs_util_set_subvolume_read_only(fs, true);
-    return e == BTRFS_UTIL_OK ? 0 : fail(t, err, "make read-only", fs, e);
+    enum btrfs_util_error e =
+        btrfs_util_create_snapshot(user, fs, BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY, NULL, NULL);
+    return e == BTRFS_UTIL_OK ? 0 : fail(t, err, "snapshot", user, e);
+}
+
+/* A read-only snapshot under the fresh id, as containerd's btrfs Commit does: the active subvolume stays as
+ * it is until the record names the new one, so a crash between the two leaves only garbage. */
+static int
+bt_commit(snaptab_t *t, const berth_snapshot_ref_t *s, uint64_t fresh, const char *dir,
+          uint64_t *committed, berth_error_t **err)
+{
+    (void)s;
+    char fs[4300];
+    snprintf(fs, sizeof(fs), "%s/fs", dir);
+    int rc = snaptab_build(t, fresh, snapshot_read_only, fs, err);
+    if (rc == 0)
+        *committed = fresh;
+    return rc;
 }
 
 static void
@@ -58,13 +74,11 @@ bt_destroy(snaptab_t *t, const char *dir)
 }
 
 static void
-bt_mounts(snaptab_t *t, const snap_entry_t *e, berth_mount_t **m, size_t *n)
+bt_mounts(snaptab_t *t, const berth_snapshot_ref_t *s, berth_mount_t **m, size_t *n)
 {
     char fs[4200];
-    snaptab_dir(t, e->id, "fs", fs, sizeof(fs));
-    const char *opts[] = {e->kind == BERTH_SNAPSHOT_ACTIVE ? "rw" : "ro", "rbind", NULL};
-    *m = NULL;
-    *n = 0;
+    snaptab_dir(t, s->id, "fs", fs, sizeof(fs));
+    const char *opts[] = {s->kind == BERTH_SNAPSHOT_ACTIVE ? "rw" : "ro", "rbind", NULL};
     snaptab_add_mount(m, n, "bind", fs, opts);
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The overlayfs snapshotter (io.containerd.snapshotter.v1.overlayfs) on the shared snapshot table
+ * The overlayfs snapshotter (io.containerd.snapshotter.v1.overlayfs) on the shared snapshot directories
  * (modules/common/snaptab.h). A snapshot is <root>/snapshots/<id>/{fs,work}: fs is the upper dir while
  * active and a lower dir once committed; numeric ids keep lowerdir options short. A snapshot without a
  * parent is a bind mount, a view of one committed snapshot a read-only bind of it.
@@ -25,48 +25,45 @@ ov_create(snaptab_t *t, const char *dir, const char *parent_fs, berth_snapshot_k
 }
 
 static int
-ov_commit(snaptab_t *t, const char *dir, berth_error_t **err)
+ov_commit(snaptab_t *t, const berth_snapshot_ref_t *s, uint64_t fresh, const char *dir,
+          uint64_t *committed, berth_error_t **err)
 {
-    /* nothing to do on disk: fs/ becomes a lower dir as it is; work/ stays (as containerd leaves it), since
-     * emptying it would cost two directory operations per commit for nothing overlay needs */
-    (void)t, (void)dir, (void)err;
+    /* nothing to do on disk: the kind lives in the record, fs/ becomes a lower dir as it is; work/ stays
+     * (as containerd leaves it), since emptying it would cost two directory operations for nothing */
+    (void)t, (void)fresh, (void)dir, (void)err;
+    *committed = s->id;
     return 0;
 }
 
 /* "lowerdir=<p1>/fs:<p2>/fs..." nearest parent first; NULL when there is no parent. */
 static char *
-lowerdirs(snaptab_t *t, const snap_entry_t *e, int *count)
+lowerdirs(snaptab_t *t, const berth_snapshot_ref_t *s)
 {
     char *out = NULL;
     size_t len = 0;
-    *count = 0;
-    for (const snap_entry_t *p = snaptab_find(t, e->parent); p; p = snaptab_find(t, p->parent)) {
+    for (size_t i = 0; i < s->n_parents; i++) {
         char dir[4200];
-        snaptab_dir(t, p->id, "fs", dir, sizeof(dir));
+        snaptab_dir(t, s->parents[i], "fs", dir, sizeof(dir));
         out = realloc(out, len + strlen(dir) + 12);
-        len += (size_t)sprintf(out + len, "%s%s", *count ? ":" : "lowerdir=", dir);
-        (*count)++;
+        len += (size_t)sprintf(out + len, "%s%s", i ? ":" : "lowerdir=", dir);
     }
     return out;
 }
 
 static void
-ov_mounts(snaptab_t *t, const snap_entry_t *e, berth_mount_t **m, size_t *n)
+ov_mounts(snaptab_t *t, const berth_snapshot_ref_t *s, berth_mount_t **m, size_t *n)
 {
     char fs[4200], work[4200], upper[4300], workopt[4300];
-    snaptab_dir(t, e->id, "fs", fs, sizeof(fs));
-    snaptab_dir(t, e->id, "work", work, sizeof(work));
-    int layers;
-    char *lower = lowerdirs(t, e, &layers);
-    *m = NULL;
-    *n = 0;
-    if (layers == 0) {
-        const char *opts[] = {e->kind == BERTH_SNAPSHOT_ACTIVE ? "rw" : "ro", "rbind", NULL};
+    snaptab_dir(t, s->id, "fs", fs, sizeof(fs));
+    snaptab_dir(t, s->id, "work", work, sizeof(work));
+    char *lower = lowerdirs(t, s);
+    if (s->n_parents == 0) {
+        const char *opts[] = {s->kind == BERTH_SNAPSHOT_ACTIVE ? "rw" : "ro", "rbind", NULL};
         snaptab_add_mount(m, n, "bind", fs, opts);
-    } else if (e->kind == BERTH_SNAPSHOT_VIEW && layers == 1) {
+    } else if (s->kind == BERTH_SNAPSHOT_VIEW && s->n_parents == 1) {
         const char *opts[] = {"ro", "rbind", NULL};
         snaptab_add_mount(m, n, "bind", lower + strlen("lowerdir="), opts);
-    } else if (e->kind == BERTH_SNAPSHOT_VIEW) {
+    } else if (s->kind == BERTH_SNAPSHOT_VIEW) {
         const char *opts[] = {lower, NULL};
         snaptab_add_mount(m, n, "overlay", "overlay", opts);
     } else {

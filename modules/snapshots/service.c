@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * containerd.services.snapshots.v1.Snapshots (io.containerd.grpc.v1.snapshots): the snapshotter chosen by
- * name, its keys namespaced as "<namespace>/<key>", and what each namespace sees (name, parent, kind,
- * labels, times) kept as metadata snapshot records, as containerd's metadata snapshotter wrapper does.
+ * containerd.services.snapshots.v1.Snapshots (io.containerd.grpc.v1.snapshots): what each namespace sees
+ * (name, parent, kind, labels, times) kept as metadata snapshot records, as containerd's metadata
+ * snapshotter wrapper does, each naming the id under which its snapshotter keeps the storage. The records
+ * are the only table: a snapshotter gets id, kind and parent ids with each call (abi/berth/snapshot.h).
+ * Storage is made before its record and removed after it; docs/snapshots.md has the whole story.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +24,24 @@
 #include "github.com/containerd/containerd/api/services/snapshots/v1/snapshots.pb-c.h"
 
 typedef Containerd__Services__Snapshots__V1__Info info_pb_t;
+typedef Containerd__Services__Snapshots__V1__Info__LabelsEntry label_pb_t;
 
 #define RECORD_MAX (64 * 1024)
+/* The snapshotter's id of a snapshot rides in its stored record as this field, which containerd's Info
+ * does not have (so it never reaches a client: strip_id). */
+#define ID_FIELD 1000
+/* Deeper parent chains than this are refused (a chain is walked record by record). */
+#define CHAIN_MAX 4096
 
 typedef struct snapshotter {
     char *name;
     void *sn;
-    const berth_snapshotter_v1_ops_t *ops;
+    const berth_snapshotter_ops_t *ops;
 } snapshotter_t;
 
 typedef struct svc {
     const berth_core_api_t *api;
+    const berth_logger_t *log;
     uv_loop_t *loop;
     void *md;
     const berth_metadata_v1_ops_t *mdo;
@@ -39,11 +49,24 @@ typedef struct svc {
     size_t nsns;
     void *gc;
     const berth_gc_v1_ops_t *gc_ops;
-    pthread_mutex_t sweep_lock;
-    char *
-        *pending; /* "<snapshotter>\n<backend key>" the collector removed while children remained */
-    size_t n_pending;
+    /* held shared from a backend's create or commit until its record is written, exclusively by a sweep:
+     * an id without a record is garbage only when no one is about to record it */
+    pthread_rwlock_t building;
+    uint64_t next_id; /* atomic */
+    /* Remove's storage, removed by the reaper once the record's deletion is durable */
+    pthread_t reaper;
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reap_cond;
+    struct doomed *doomed;
+    size_t n_doomed;
+    int stopping;
 } svc_t;
+
+typedef struct doomed {
+    void *sn;
+    const berth_snapshotter_ops_t *ops;
+    uint64_t id;
+} doomed_t;
 
 static const snapshotter_t *
 pick(svc_t *s, const char *name, berth_error_t **err)
@@ -55,16 +78,56 @@ pick(svc_t *s, const char *name, berth_error_t **err)
     return NULL;
 }
 
-static void
-backend_key(char *out, size_t len, const char *ns, const char *key)
-{
-    snprintf(out, len, "%s/%s", ns, key);
-}
+static int sweep(svc_t *s, const snapshotter_t *sn, berth_error_t **err);
 
 static int
 bad(svc_t *s, const char *what, berth_error_t **err)
 {
     return s->api->error_make(err, BERTH_EINVAL, "request is not a valid %s", what);
+}
+
+static int
+err_code(berth_error_t **err, int fallback)
+{
+    return err && *err ? (*err)->code : fallback;
+}
+
+/* ---- records: containerd's Info plus the snapshotter's id ---------------------------------------------- */
+
+static size_t
+put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        p[n++] = (uint8_t)(v | 0x80);
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static uint64_t
+record_id(const info_pb_t *info)
+{
+    for (size_t i = 0; i < info->base.n_unknown_fields; i++) {
+        const ProtobufCMessageUnknownField *f = &info->base.unknown_fields[i];
+        if (f->tag != ID_FIELD || f->wire_type != PROTOBUF_C_WIRE_TYPE_VARINT)
+            continue;
+        uint64_t v = 0;
+        for (size_t j = 0; j < f->len && j < 10; j++)
+            v |= (uint64_t)(f->data[j] & 0x7f) << (7 * j);
+        return v;
+    }
+    return 0;
+}
+
+/* What a client sees of a record: containerd's Info without our field. */
+static void
+strip_id(info_pb_t *info)
+{
+    for (size_t i = 0; i < info->base.n_unknown_fields; i++)
+        free(info->base.unknown_fields[i].data);
+    free(info->base.unknown_fields);
+    info->base.unknown_fields = NULL;
+    info->base.n_unknown_fields = 0;
 }
 
 /* The namespace's record of a snapshot (NotFound when it does not hold one). */
@@ -82,10 +145,24 @@ record(svc_t *s, const char *ns, const char *sn, const char *key, berth_error_t 
     return info;
 }
 
+/* NotFound with containerd's words when the namespace holds no such snapshot. */
+static info_pb_t *
+existing(svc_t *s, const char *ns, const char *sn, const char *key, berth_error_t **err)
+{
+    berth_error_t *miss = NULL;
+    info_pb_t *info = record(s, ns, sn, key, &miss);
+    if (info == NULL && miss && miss->code == BERTH_ENOTFOUND)
+        s->api->error_make(err, BERTH_ENOTFOUND, "snapshot %s does not exist: not found", key);
+    else if (info == NULL && err && miss)
+        *err = miss, miss = NULL;
+    if (miss)
+        s->api->error_free(miss);
+    return info;
+}
+
 static int
 encode_record(svc_t *s, const char *key, const char *parent, int kind, size_t n_labels,
-              Containerd__Services__Snapshots__V1__Info__LabelsEntry **labels, uint8_t *buf,
-              size_t *len, berth_error_t **err)
+              label_pb_t **labels, uint64_t id, uint8_t *buf, size_t *len, berth_error_t **err)
 {
     info_pb_t info = CONTAINERD__SERVICES__SNAPSHOTS__V1__INFO__INIT;
     info.name = (char *)key;
@@ -94,36 +171,42 @@ encode_record(svc_t *s, const char *key, const char *parent, int kind, size_t n_
     info.labels = labels;
     info.n_labels = n_labels;
     *len = containerd__services__snapshots__v1__info__get_packed_size(&info);
-    if (*len > RECORD_MAX)
+    if (*len + 16 > RECORD_MAX)
         return s->api->error_make(err, BERTH_EINVAL, "snapshot %s: labels too large", key);
     containerd__services__snapshots__v1__info__pack(&info, buf);
+    *len += put_varint(buf + *len, (uint64_t)ID_FIELD << 3 | PROTOBUF_C_WIRE_TYPE_VARINT);
+    *len += put_varint(buf + *len, id);
     return 0;
 }
 
+/* A snapshot as its snapshotter needs it: id, kind, and the ids of its parents (free ref->parents). */
 static int
-save_record(svc_t *s, const char *ns, const char *sn, const char *key, const char *parent, int kind,
-            size_t n_labels, Containerd__Services__Snapshots__V1__Info__LabelsEntry **labels,
-            int create, berth_error_t **err)
+ref_of(svc_t *s, const char *ns, const char *sn, const info_pb_t *info, berth_snapshot_ref_t *ref,
+       berth_error_t **err)
 {
-    uint8_t buf[RECORD_MAX];
-    size_t len;
-    if (encode_record(s, key, parent, kind, n_labels, labels, buf, &len, err) != 0)
-        return BERTH_EINVAL;
-    return create ? s->mdo->snapshot_create(s->md, ns, sn, buf, len, err)
-                  : s->mdo->snapshot_update(s->md, ns, sn, buf, len, err);
-}
-
-/* A call made under a lease (the containerd-lease header) puts what it creates in that lease, as
- * containerd's metadata snapshotter does: an unpack's snapshots live as long as the client's lease. */
-static int
-join_lease(svc_t *s, const char *ns, const char *sn, const char *key, berth_error_t **err)
-{
-    const char *lease = s->api->call_lease();
-    if (lease[0] == '\0')
-        return 0;
-    char type[300];
-    snprintf(type, sizeof(type), "snapshots/%s", sn);
-    return s->mdo->lease_add_resource(s->md, ns, lease, type, key, err);
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    char *parent = strdup(info->parent);
+    int rc = 0;
+    while (rc == 0 && parent[0]) {
+        info_pb_t *p = record(s, ns, sn, parent, err);
+        if (p == NULL || n == CHAIN_MAX || (n % 64 == 0 && !(ids = realloc(ids, (n + 64) * 8))))
+            rc = p == NULL ? err_code(err, BERTH_ENOTFOUND)
+                           : s->api->error_make(err, BERTH_EINVAL, "snapshot %s: chain too deep",
+                                                info->name);
+        if (rc == 0) {
+            ids[n++] = record_id(p);
+            free(parent);
+            parent = strdup(p->parent);
+        }
+        if (p)
+            containerd__services__snapshots__v1__info__free_unpacked(p, NULL);
+    }
+    free(parent);
+    *ref = (berth_snapshot_ref_t){record_id(info), (berth_snapshot_kind_t)info->kind, ids, n};
+    if (rc != 0)
+        free(ids);
+    return rc;
 }
 
 static int
@@ -150,7 +233,51 @@ respond_mounts(const berth_mount_t *m, size_t n, uint8_t **resp, size_t *len)
     return 0;
 }
 
-/* Prepare and View: the backend first, then the namespace's record; a failed record undoes the backend. */
+static int
+mounts_of(const snapshotter_t *sn, const berth_snapshot_ref_t *ref, uint8_t **resp, size_t *len,
+          berth_error_t **err)
+{
+    berth_mount_t *m = NULL;
+    size_t n = 0;
+    int rc = sn->ops->mounts(sn->sn, ref, &m, &n, err);
+    if (rc == 0)
+        respond_mounts(m, n, resp, len);
+    sn->ops->mounts_free(m, n);
+    return rc;
+}
+
+/* The parent a new snapshot goes on: committed, with its chain. */
+static int
+parent_ref(svc_t *s, const char *ns, const char *sn, const char *parent, berth_snapshot_ref_t *ref,
+           berth_error_t **err)
+{
+    *ref = (berth_snapshot_ref_t){0};
+    if (parent[0] == '\0')
+        return 0;
+    berth_error_t *miss = NULL;
+    info_pb_t *p = record(s, ns, sn, parent, &miss);
+    int rc = 0;
+    if (p == NULL && miss && miss->code == BERTH_ENOTFOUND)
+        rc = s->api->error_make(err, BERTH_ENOTFOUND,
+                                "parent snapshot %s does not exist: not found", parent);
+    else if (p == NULL)
+        rc = s->api->error_make(err, miss ? miss->code : BERTH_EUNKNOWN, "parent snapshot %s: %s",
+                                parent, miss ? miss->message : "unreadable");
+    else if (p->kind != CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__COMMITTED)
+        rc = s->api->error_make(err, BERTH_EINVAL,
+                                "parent %s is not a committed snapshot: invalid argument", parent);
+    else
+        rc = ref_of(s, ns, sn, p, ref, err);
+    if (miss)
+        s->api->error_free(miss);
+    if (p)
+        containerd__services__snapshots__v1__info__free_unpacked(p, NULL);
+    return rc;
+}
+
+/* Prepare and View: the snapshotter makes the snapshot under a fresh id, then one transaction writes the
+ * record (with the id) and its lease membership. A crash between the two leaves an id without a record:
+ * garbage the next sweep takes. */
 static int
 make_snapshot(svc_t *s, const char *ns,
               const Containerd__Services__Snapshots__V1__PrepareSnapshotRequest *r, int kind,
@@ -161,33 +288,40 @@ make_snapshot(svc_t *s, const char *ns,
         return BERTH_ENOTFOUND;
     if (r->key[0] == '\0')
         return s->api->error_make(err, BERTH_EINVAL, "snapshot key must not be empty");
-    if (r->parent[0]) {
-        info_pb_t *p = record(s, ns, sn->name, r->parent, err);
-        if (p == NULL)
-            return err && *err ? (*err)->code : BERTH_ENOTFOUND;
-        containerd__services__snapshots__v1__info__free_unpacked(p, NULL);
+    info_pb_t *have = record(s, ns, sn->name, r->key, NULL);
+    if (have) {
+        containerd__services__snapshots__v1__info__free_unpacked(have, NULL);
+        return s->api->error_make(err, BERTH_EEXIST, "snapshot %s: already exists", r->key);
     }
-    char key[2048], parent[2048];
-    backend_key(key, sizeof(key), ns, r->key);
-    backend_key(parent, sizeof(parent), ns, r->parent);
-    berth_mount_t *m = NULL;
-    size_t n = 0;
-    int rc = kind == BERTH_SNAPSHOT_VIEW
-                 ? sn->ops->view(sn->sn, key, r->parent[0] ? parent : "", &m, &n, err)
-                 : sn->ops->prepare(sn->sn, key, r->parent[0] ? parent : "", &m, &n, err);
+    berth_snapshot_ref_t p;
+    int rc = parent_ref(s, ns, sn->name, r->parent, &p, err);
     if (rc != 0)
         return rc;
-    /* the lease first: a collection between the two transactions must find the record rooted */
-    rc = join_lease(s, ns, sn->name, r->key, err);
+    uint64_t *chain = malloc((p.n_parents + 1) * sizeof(uint64_t));
+    chain[0] = p.id;
+    if (p.n_parents)
+        memcpy(chain + 1, p.parents, p.n_parents * sizeof(uint64_t));
+    free((void *)p.parents);
+    berth_snapshot_ref_t ref = {__atomic_fetch_add(&s->next_id, 1, __ATOMIC_RELAXED),
+                                (berth_snapshot_kind_t)kind, chain,
+                                r->parent[0] ? p.n_parents + 1 : 0};
+    uint8_t buf[RECORD_MAX];
+    size_t blen;
+    rc = encode_record(s, r->key, r->parent, kind, r->n_labels, (label_pb_t **)r->labels, ref.id,
+                       buf, &blen, err);
+    if (rc == 0) {
+        pthread_rwlock_rdlock(&s->building);
+        rc = sn->ops->create(sn->sn, &ref, err);
+        /* deferred: losing this record to a system crash loses nothing but the garbage it names */
+        if (rc == 0 &&
+            (rc = s->mdo->snapshot_store(s->md, ns, sn->name, NULL, buf, blen, s->api->call_lease(),
+                                         BERTH_METADATA_DEFERRED, err)) != 0)
+            sn->ops->remove(sn->sn, ref.id, NULL);
+        pthread_rwlock_unlock(&s->building);
+    }
     if (rc == 0)
-        rc = save_record(s, ns, sn->name, r->key, r->parent, kind, r->n_labels,
-                         (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels, 1,
-                         err);
-    if (rc != 0)
-        sn->ops->remove(sn->sn, key, NULL);
-    else
-        respond_mounts(m, n, resp, len);
-    sn->ops->mounts_free(m, n);
+        rc = mounts_of(sn, &ref, resp, len, err);
+    free(chain);
     return rc;
 }
 
@@ -231,23 +365,59 @@ mounts_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         return bad(s, "MountsRequest", err);
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
     int rc = sn ? 0 : BERTH_ENOTFOUND;
-    info_pb_t *info = rc == 0 ? record(s, ns, sn->name, r->key, err) : NULL;
+    info_pb_t *info = rc == 0 ? existing(s, ns, sn->name, r->key, err) : NULL;
     if (rc == 0 && info == NULL)
-        rc = err && *err ? (*err)->code : BERTH_ENOTFOUND;
-    if (rc == 0) {
-        char key[2048];
-        backend_key(key, sizeof(key), ns, r->key);
-        berth_mount_t *m = NULL;
-        size_t n = 0;
-        rc = sn->ops->mounts(sn->sn, key, &m, &n, err);
-        if (rc == 0) {
-            respond_mounts(m, n, resp, resp_len);
-            sn->ops->mounts_free(m, n);
-        }
-    }
+        rc = err_code(err, BERTH_ENOTFOUND);
+    if (rc == 0 && info->kind == CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__COMMITTED)
+        rc = s->api->error_make(err, BERTH_EPRECONDITION,
+                                "snapshot %s is committed: not active or view: failed precondition",
+                                r->key);
+    berth_snapshot_ref_t ref = {0};
+    if (rc == 0 && (rc = ref_of(s, ns, sn->name, info, &ref, err)) == 0)
+        rc = mounts_of(sn, &ref, resp, resp_len, err);
+    free((void *)ref.parents);
     if (info)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__mounts_request__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* The snapshotter commits (in place, or into a fresh id), then one transaction replaces the active record
+ * by the committed one naming that id; the id the record no longer names goes last. */
+static int
+commit_snapshot(svc_t *s, const char *ns, const snapshotter_t *sn,
+                const Containerd__Services__Snapshots__V1__CommitSnapshotRequest *r,
+                const info_pb_t *info, berth_error_t **err)
+{
+    if (info->kind != CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__ACTIVE)
+        return s->api->error_make(err, BERTH_EPRECONDITION,
+                                  "snapshot %s is not active: failed precondition", r->key);
+    info_pb_t *taken = record(s, ns, sn->name, r->name, NULL);
+    if (taken) {
+        containerd__services__snapshots__v1__info__free_unpacked(taken, NULL);
+        return s->api->error_make(err, BERTH_EEXIST, "snapshot %s: already exists", r->name);
+    }
+    berth_snapshot_ref_t ref;
+    int rc = ref_of(s, ns, sn->name, info, &ref, err);
+    if (rc != 0)
+        return rc;
+    uint64_t committed = 0, fresh = __atomic_fetch_add(&s->next_id, 1, __ATOMIC_RELAXED);
+    uint8_t buf[RECORD_MAX];
+    size_t blen;
+    pthread_rwlock_rdlock(&s->building);
+    rc = sn->ops->commit(sn->sn, &ref, fresh, &committed, err);
+    if (rc == 0)
+        rc = encode_record(s, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
+                           (label_pb_t **)r->labels, committed, buf, &blen, err);
+    if (rc == 0)
+        /* deferred when in place: undone, the active record still names whole storage; not when an
+         * id is removed next, which the record must no longer name */
+        rc = s->mdo->snapshot_store(s->md, ns, sn->name, r->key, buf, blen, s->api->call_lease(),
+                                    committed == ref.id ? BERTH_METADATA_DEFERRED : 0, err);
+    if (committed && committed != ref.id)
+        sn->ops->remove(sn->sn, rc == 0 ? ref.id : committed, NULL);
+    pthread_rwlock_unlock(&s->building);
+    free((void *)ref.parents);
     return rc;
 }
 
@@ -262,32 +432,11 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         return bad(s, "CommitSnapshotRequest", err);
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
     int rc = sn ? 0 : BERTH_ENOTFOUND;
-    info_pb_t *info = rc == 0 ? record(s, ns, sn->name, r->key, err) : NULL;
+    info_pb_t *info = rc == 0 ? existing(s, ns, sn->name, r->key, err) : NULL;
     if (rc == 0 && info == NULL)
-        rc = err && *err ? (*err)->code : BERTH_ENOTFOUND;
-    if (rc == 0 && info->kind != CONTAINERD__SERVICES__SNAPSHOTS__V1__KIND__ACTIVE)
-        rc = s->api->error_make(err, BERTH_EPRECONDITION, "snapshot %s is not active", r->key);
-    char key[2048], name[2048];
-    backend_key(key, sizeof(key), ns, r->key);
-    backend_key(name, sizeof(name), ns, r->name);
-    /* the records first, in one transaction; a backend that then fails gets them put back */
-    uint8_t buf[RECORD_MAX];
-    size_t blen = 0;
+        rc = err_code(err, BERTH_ENOTFOUND);
     if (rc == 0)
-        rc = encode_record(s, r->name, info->parent, BERTH_SNAPSHOT_COMMITTED, r->n_labels,
-                           (Containerd__Services__Snapshots__V1__Info__LabelsEntry **)r->labels,
-                           buf, &blen, err);
-    if (rc == 0) /* the lease first, as in Prepare */
-        rc = join_lease(s, ns, sn->name, r->name, err);
-    if (rc == 0)
-        rc = s->mdo->snapshot_commit(s->md, ns, sn->name, r->key, buf, blen, err);
-    if (rc == 0 && (rc = sn->ops->commit(sn->sn, name, key, err)) != 0) {
-        blen = containerd__services__snapshots__v1__info__get_packed_size(info);
-        if (blen <= sizeof(buf)) {
-            containerd__services__snapshots__v1__info__pack(info, buf);
-            s->mdo->snapshot_commit(s->md, ns, sn->name, r->name, buf, blen, NULL);
-        }
-    }
+        rc = commit_snapshot(s, ns, sn, r, info, err);
     if (info)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__commit_snapshot_request__free_unpacked(r, NULL);
@@ -296,6 +445,50 @@ commit_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     return rc;
 }
 
+/* ---- Remove: the record first, the storage once the record's deletion is durable --------------------- */
+
+/* Waits for removed records' storage, makes their deletions durable (one flush for all, often merged by the
+ * disk with the next request's), then removes the storage. Whatever a crash leaves, a sweep takes. */
+static void *
+reap(void *arg)
+{
+    svc_t *s = arg;
+    pthread_mutex_lock(&s->reap_lock);
+    for (;;) {
+        while (s->n_doomed == 0 && !s->stopping)
+            pthread_cond_wait(&s->reap_cond, &s->reap_lock);
+        if (s->n_doomed == 0)
+            break;
+        doomed_t *batch = s->doomed;
+        size_t n = s->n_doomed;
+        s->doomed = NULL;
+        s->n_doomed = 0;
+        pthread_mutex_unlock(&s->reap_lock);
+        if (s->mdo->sync(s->md, NULL) == 0)
+            for (size_t i = 0; i < n; i++)
+                batch[i].ops->remove(batch[i].sn, batch[i].id, NULL);
+        free(batch);
+        pthread_mutex_lock(&s->reap_lock);
+    }
+    pthread_mutex_unlock(&s->reap_lock);
+    return NULL;
+}
+
+static void
+reap_later(svc_t *s, const snapshotter_t *sn, uint64_t id)
+{
+    pthread_mutex_lock(&s->reap_lock);
+    doomed_t *grown = realloc(s->doomed, (s->n_doomed + 1) * sizeof(*grown));
+    if (grown) { /* else the storage stays for the next sweep */
+        s->doomed = grown;
+        s->doomed[s->n_doomed++] = (doomed_t){sn->sn, sn->ops, id};
+        pthread_cond_signal(&s->reap_cond);
+    }
+    pthread_mutex_unlock(&s->reap_lock);
+}
+
+/* The record first (one transaction, which refuses a parent, with deferred durability), the storage when
+ * the reaper has made the deletion durable. A client's Remove costs one disk flush. */
 static int
 remove_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
@@ -307,13 +500,15 @@ remove_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         return bad(s, "RemoveSnapshotRequest", err);
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
     int rc = sn ? 0 : BERTH_ENOTFOUND;
+    info_pb_t *info = rc == 0 ? existing(s, ns, sn->name, r->key, err) : NULL;
+    if (rc == 0 && info == NULL)
+        rc = err_code(err, BERTH_ENOTFOUND);
     if (rc == 0)
-        rc = s->mdo->snapshot_delete(s->md, ns, sn->name, r->key, err);
-    if (rc == 0) {
-        char key[2048];
-        backend_key(key, sizeof(key), ns, r->key);
-        sn->ops->remove(sn->sn, key, NULL); /* what is left behind, Cleanup takes */
-    }
+        rc = s->mdo->snapshot_remove(s->md, ns, sn->name, r->key, BERTH_METADATA_DEFERRED, err);
+    if (rc == 0)
+        reap_later(s, sn, record_id(info));
+    if (info)
+        containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
     containerd__services__snapshots__v1__remove_snapshot_request__free_unpacked(r, NULL);
     *resp = NULL;
     *resp_len = 0;
@@ -325,9 +520,10 @@ static int
 respond_info(svc_t *s, const char *ns, const char *sn, const char *key, uint8_t **resp, size_t *len,
              berth_error_t **err)
 {
-    info_pb_t *info = record(s, ns, sn, key, err);
+    info_pb_t *info = existing(s, ns, sn, key, err);
     if (info == NULL)
-        return err && *err ? (*err)->code : BERTH_ENOTFOUND;
+        return err_code(err, BERTH_ENOTFOUND);
+    strip_id(info);
     Containerd__Services__Snapshots__V1__StatSnapshotResponse out =
         CONTAINERD__SERVICES__SNAPSHOTS__V1__STAT_SNAPSHOT_RESPONSE__INIT;
     out.info = info;
@@ -365,9 +561,9 @@ update_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     }
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
     int rc = sn ? 0 : BERTH_ENOTFOUND;
-    info_pb_t *have = rc == 0 ? record(s, ns, sn->name, r->info->name, err) : NULL;
+    info_pb_t *have = rc == 0 ? existing(s, ns, sn->name, r->info->name, err) : NULL;
     if (rc == 0 && have == NULL)
-        rc = err && *err ? (*err)->code : BERTH_ENOTFOUND;
+        rc = err_code(err, BERTH_ENOTFOUND);
     berth_kv_t *labels = s->api->kv_new();
     for (size_t i = 0; rc == 0 && i < have->n_labels; i++)
         s->api->kv_set(labels, have->labels[i]->key, have->labels[i]->value);
@@ -408,7 +604,12 @@ update_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
             items[i].value = (char *)s->api->kv_value_at(labels, i);
             ptrs[i] = &items[i];
         }
-        rc = save_record(s, ns, sn->name, have->name, have->parent, have->kind, n, ptrs, 0, err);
+        uint8_t buf[RECORD_MAX];
+        size_t blen;
+        rc = encode_record(s, have->name, have->parent, have->kind, n, ptrs, record_id(have), buf,
+                           &blen, err);
+        if (rc == 0)
+            rc = s->mdo->snapshot_update(s->md, ns, sn->name, buf, blen, err);
         free(items);
         free(ptrs);
     }
@@ -432,15 +633,13 @@ usage_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t *
         return bad(s, "UsageRequest", err);
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
     int rc = sn ? 0 : BERTH_ENOTFOUND;
-    info_pb_t *info = rc == 0 ? record(s, ns, sn->name, r->key, err) : NULL;
+    info_pb_t *info = rc == 0 ? existing(s, ns, sn->name, r->key, err) : NULL;
     if (rc == 0 && info == NULL)
-        rc = err && *err ? (*err)->code : BERTH_ENOTFOUND;
+        rc = err_code(err, BERTH_ENOTFOUND);
     if (rc == 0) {
-        char key[2048];
-        backend_key(key, sizeof(key), ns, r->key);
         Containerd__Services__Snapshots__V1__UsageResponse out =
             CONTAINERD__SERVICES__SNAPSHOTS__V1__USAGE_RESPONSE__INIT;
-        rc = sn->ops->usage(sn->sn, key, &out.size, &out.inodes, err);
+        rc = sn->ops->usage(sn->sn, record_id(info), &out.size, &out.inodes, err);
         if (rc == 0)
             pack(&out.base, resp, resp_len);
     }
@@ -460,7 +659,7 @@ cleanup_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t
     if (r == NULL)
         return bad(s, "CleanupRequest", err);
     const snapshotter_t *sn = pick(s, r->snapshotter, err);
-    int rc = sn ? sn->ops->cleanup(sn->sn, err) : BERTH_ENOTFOUND;
+    int rc = sn ? sweep(s, sn, err) : BERTH_ENOTFOUND;
     containerd__services__snapshots__v1__cleanup_request__free_unpacked(r, NULL);
     *resp = NULL;
     *resp_len = 0;
@@ -531,6 +730,7 @@ collect(void *user, const uint8_t *data, size_t len)
         containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
         return 0;
     }
+    strip_id(info);
     l->batch[l->nbatch++] = info;
     if (l->nbatch == 100)
         flush_batch(l);
@@ -636,53 +836,212 @@ static const berth_grpc_service_v1_t snapshots_service = {
     .n_methods = sizeof(snapshots_methods) / sizeof(snapshots_methods[0]),
 };
 
-/* ---- the collector's sweeper: records gone, so the bytes go ------------------------------------------ */
+/* ---- ids against records: garbage, and records that lost their storage ------------------------------ */
+
+typedef struct ids {
+    uint64_t *v;
+    size_t n;
+} ids_t;
 
 static int
-sweep_one(svc_t *s, const char *entry)
+add_id(void *user, uint64_t id)
 {
-    const char *nl = strchr(entry, '\n');
-    for (size_t i = 0; nl && i < s->nsns; i++)
-        if (strlen(s->sns[i].name) == (size_t)(nl - entry) &&
-            strncmp(s->sns[i].name, entry, (size_t)(nl - entry)) == 0)
-            return s->sns[i].ops->remove(s->sns[i].sn, nl + 1, NULL);
-    return 0; /* a snapshotter no longer loaded: nothing to remove */
+    ids_t *ids = user;
+    if ((ids->n & (ids->n - 1)) == 0)
+        ids->v = realloc(ids->v, (ids->n ? ids->n * 2 : 1) * sizeof(uint64_t));
+    ids->v[ids->n++] = id;
+    return 0;
 }
 
-/* A parent goes after its children: what could not go yet is retried each time something else went. */
+static int
+cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int
+has_id(const ids_t *ids, uint64_t id)
+{
+    return ids->n && bsearch(&id, ids->v, ids->n, sizeof(uint64_t), cmp_id) != NULL;
+}
+
+/* One snapshotter's records in every namespace. */
+typedef struct rec {
+    char *ns, *key, *parent;
+    uint64_t id;
+    int gone, orphan; /* gone: 1 to remove, 2 removed; orphan: its own storage is there */
+} rec_t;
+
+typedef struct recs {
+    svc_t *svc;
+    const char *sn, *ns;
+    rec_t *v;
+    size_t n;
+} recs_t;
+
+static int
+add_rec(void *user, const uint8_t *data, size_t len)
+{
+    recs_t *r = user;
+    info_pb_t *info = containerd__services__snapshots__v1__info__unpack(NULL, len, data);
+    if (info == NULL)
+        return 0;
+    r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
+    r->v[r->n++] =
+        (rec_t){strdup(r->ns), strdup(info->name), strdup(info->parent), record_id(info), 0, 0};
+    containerd__services__snapshots__v1__info__free_unpacked(info, NULL);
+    return 0;
+}
+
+static int
+add_ns_recs(void *user, const char *ns, const berth_kv_t *labels)
+{
+    recs_t *r = user;
+    (void)labels;
+    r->ns = ns;
+    return r->svc->mdo->snapshot_list(r->svc->md, ns, r->sn, add_rec, r, NULL) < 0 ? -1 : 0;
+}
+
+static int
+load_recs(svc_t *s, const char *sn, recs_t *r, berth_error_t **err)
+{
+    *r = (recs_t){.svc = s, .sn = sn};
+    return s->mdo->namespace_list(s->md, add_ns_recs, r, err);
+}
+
+static void
+recs_free(recs_t *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].ns);
+        free(r->v[i].key);
+        free(r->v[i].parent);
+    }
+    free(r->v);
+}
+
+/* Removes every id no record names. Exclusive of creates and commits, whose ids have no record yet. */
+static int
+sweep(svc_t *s, const snapshotter_t *sn, berth_error_t **err)
+{
+    pthread_rwlock_wrlock(&s->building);
+    recs_t r;
+    ids_t held = {0}, named = {0};
+    int rc = load_recs(s, sn->name, &r, err);
+    if (rc == 0)
+        rc = sn->ops->list(sn->sn, add_id, &held, err);
+    for (size_t i = 0; rc == 0 && i < r.n; i++)
+        add_id(&named, r.v[i].id);
+    /* a deletion the records already miss may still be undone by a system crash until this returns */
+    if (rc == 0)
+        rc = s->mdo->sync(s->md, err);
+    if (named.n)
+        qsort(named.v, named.n, sizeof(uint64_t), cmp_id);
+    for (size_t i = 0; rc == 0 && i < held.n; i++)
+        if (!has_id(&named, held.v[i]))
+            sn->ops->remove(sn->sn, held.v[i], NULL);
+    pthread_rwlock_unlock(&s->building);
+    recs_free(&r);
+    free(held.v);
+    free(named.v);
+    return rc;
+}
+
+/* The collector removed records: their storage goes. */
 static void
 sweep_snapshot(void *user, const char *ns, const char *snapshotter, const char *key)
 {
     svc_t *s = user;
-    char *entry = NULL;
-    if (asprintf(&entry, "%s\n%s/%s", snapshotter, ns, key) < 0)
-        return;
-    pthread_mutex_lock(&s->sweep_lock);
-    int rc = sweep_one(s, entry);
-    if (rc == BERTH_EPRECONDITION) {
-        s->pending = realloc(s->pending, (s->n_pending + 1) * sizeof(char *));
-        s->pending[s->n_pending++] = entry;
-        entry = NULL;
+    (void)ns;
+    (void)key;
+    berth_error_t *err = NULL;
+    const snapshotter_t *sn = pick(s, snapshotter, NULL);
+    if (sn && sweep(s, sn, &err) < 0) {
+        s->api->log(s->log, BERTH_LOG_WARN, "sweep snapshotter %s: %s", snapshotter,
+                    err ? err->message : "");
+        s->api->error_free(err);
     }
-    for (int progress = rc != BERTH_EPRECONDITION; progress;) {
-        progress = 0;
-        for (size_t i = 0; i < s->n_pending; i++)
-            if (sweep_one(s, s->pending[i]) != BERTH_EPRECONDITION) {
-                free(s->pending[i]);
-                s->pending[i--] = s->pending[--s->n_pending];
-                progress = 1;
+}
+
+/* Marks the records whose storage is missing, and their descendants; returns how many. */
+static size_t
+mark_lost(recs_t *r, const ids_t *held)
+{
+    size_t lost = 0;
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t i = 0; i < r->n; i++) {
+            rec_t *x = &r->v[i];
+            int gone = x->id == 0 || !has_id(held, x->id), orphan = 0;
+            for (size_t j = 0; !gone && x->parent[0] && j < r->n; j++)
+                gone = orphan = r->v[j].gone && strcmp(r->v[j].ns, x->ns) == 0 &&
+                                strcmp(r->v[j].key, x->parent) == 0;
+            if (gone && !x->gone) {
+                x->gone = more = 1;
+                x->orphan = orphan;
+                lost++;
             }
+        }
     }
-    pthread_mutex_unlock(&s->sweep_lock);
-    free(entry);
+    return lost;
+}
+
+/* Start-up: a record whose storage is missing (a crash of an older berthd, or storage removed by hand)
+ * would fail every request that reaches it, so it goes, children first, with a warning; then the ids no
+ * record names (garbage) go, and ids continue after the highest seen. */
+static int
+reconcile(svc_t *s, const snapshotter_t *sn, berth_error_t **err)
+{
+    recs_t r;
+    ids_t held = {0};
+    int rc = load_recs(s, sn->name, &r, err);
+    if (rc == 0)
+        rc = sn->ops->list(sn->sn, add_id, &held, err);
+    if (held.n)
+        qsort(held.v, held.n, sizeof(uint64_t), cmp_id);
+    size_t lost = rc == 0 ? mark_lost(&r, &held) : 0;
+    for (size_t pass = 0; lost && pass <= r.n; pass++)
+        for (size_t i = 0; i < r.n; i++) {
+            rec_t *x = &r.v[i];
+            if (x->gone != 1 || s->mdo->snapshot_delete(s->md, x->ns, sn->name, x->key, NULL) != 0)
+                continue;
+            s->api->log(s->log, BERTH_LOG_WARN,
+                        "snapshot %s in namespace %s (%s, id %llu): %s missing, record removed",
+                        x->key, x->ns, sn->name, (unsigned long long)x->id,
+                        x->orphan ? "a parent's storage" : "storage");
+            x->gone = 2;
+        }
+    for (size_t i = 0; i < held.n; i++)
+        if (held.v[i] >= s->next_id)
+            s->next_id = held.v[i] + 1;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.v[i].id >= s->next_id)
+            s->next_id = r.v[i].id + 1;
+    recs_free(&r);
+    free(held.v);
+    return rc == 0 ? sweep(s, sn, err) : rc;
 }
 
 static int
 add_snapshotter(void *user, const berth_instance_t *inst)
 {
     svc_t *s = user;
+    const berth_snapshotter_ops_t *ops = inst->ops;
+    if (ops->struct_size < sizeof(*ops) || ops->version != BERTH_SNAPSHOTTER_OPS_VERSION) {
+        s->api->log(s->log, BERTH_LOG_WARN, "snapshotter %s: ops version %u, not %u: not used",
+                    inst->id, (unsigned)ops->version, (unsigned)BERTH_SNAPSHOTTER_OPS_VERSION);
+        return 0;
+    }
+    snapshotter_t sn = {strdup(inst->id), inst->instance, ops};
+    berth_error_t *err = NULL;
+    if (reconcile(s, &sn, &err) < 0) {
+        s->api->log(s->log, BERTH_LOG_WARN, "snapshotter %s: start-up check: %s", inst->id,
+                    err ? err->message : "");
+        s->api->error_free(err);
+    }
     s->sns = realloc(s->sns, (s->nsns + 1) * sizeof(*s->sns));
-    s->sns[s->nsns++] = (snapshotter_t){strdup(inst->id), inst->instance, inst->ops};
+    s->sns[s->nsns++] = sn;
     return 0;
 }
 
@@ -693,14 +1052,26 @@ service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     if (ic->api->get_single(ic, BERTH_METADATA_TYPE, &md, err) < 0 ||
         ic->api->get_single(ic, BERTH_GC_TYPE, &gc, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
+    const berth_metadata_v1_ops_t *mdo = md.ops;
+    if (mdo->struct_size < offsetof(berth_metadata_v1_ops_t, sync) + sizeof(void *))
+        return ic->api->error_make(err, BERTH_EPRECONDITION,
+                                   "metadata store has no snapshot_store or sync: too old");
     svc_t *s = calloc(1, sizeof(*s));
     s->api = ic->api;
+    s->log = ic->log;
     s->loop = ic->loop;
     s->md = md.instance;
-    s->mdo = md.ops;
+    s->mdo = mdo;
     s->gc = gc.instance;
     s->gc_ops = gc.ops;
-    pthread_mutex_init(&s->sweep_lock, NULL);
+    s->next_id = 1;
+    pthread_rwlock_init(&s->building, NULL);
+    pthread_mutex_init(&s->reap_lock, NULL);
+    pthread_cond_init(&s->reap_cond, NULL);
+    if (pthread_create(&s->reaper, NULL, reap, s) != 0) {
+        free(s);
+        return ic->api->error_make(err, BERTH_EINTERNAL, "snapshots: cannot start the reaper");
+    }
     ic->api->foreach (ic, BERTH_SNAPSHOTTER_TYPE, add_snapshotter, s);
     berth_gc_removed_t sweeper = {
         .struct_size = sizeof(sweeper), .user = s, .snapshot = sweep_snapshot};
@@ -713,10 +1084,14 @@ service_fini(void *instance)
 {
     svc_t *s = instance;
     s->gc_ops->remove_sweeper(s->gc, s);
-    for (size_t i = 0; i < s->n_pending; i++)
-        free(s->pending[i]);
-    free(s->pending);
-    pthread_mutex_destroy(&s->sweep_lock);
+    pthread_mutex_lock(&s->reap_lock);
+    s->stopping = 1;
+    pthread_cond_signal(&s->reap_cond);
+    pthread_mutex_unlock(&s->reap_lock);
+    pthread_join(s->reaper, NULL);
+    pthread_cond_destroy(&s->reap_cond);
+    pthread_mutex_destroy(&s->reap_lock);
+    pthread_rwlock_destroy(&s->building);
     for (size_t i = 0; i < s->nsns; i++)
         free(s->sns[i].name);
     free(s->sns);

@@ -44,9 +44,9 @@ typedef struct berth_abi_surface_s {
     berth_content_record_t *content_record;
     berth_content_v1_ops_t *content;
     berth_gc_v1_ops_t *gc;
-    berth_snapshotter_v1_ops_t *snapshotter;
+    berth_snapshotter_ops_t *snapshotter;
     berth_mount_t *mount;
-    berth_snapshot_info_t *snapshot_info;
+    berth_snapshot_ref_t *snapshot_ref;
     berth_gc_removed_t *gc_removed;
     berth_blob_info_t *blob_info;
     berth_ingest_status_t *ingest_status;

@@ -3,6 +3,8 @@
 # Runs one Go test binary (tests/go/<pkg>, built by berth_go_test) against a berthd of its own: a temporary
 # root and state, the socket in BERTH_ADDRESS, berthd's log shown on failure, and a failure when berthd does
 # not exit cleanly on SIGTERM. Extra berthd arguments come from BERTHD_ARGS (word-split).
+# BTRFS_PLUGIN_DIR=<dir> (e.g. io.containerd.snapshotter.v1.btrfs) mounts a btrfs image of its own (a loop
+# device, detached afterwards) at <root>/<dir> before berthd starts, for plugins that need their root on btrfs.
 # usage: go_suite.sh BERTHD MODULE_DIR TEST_BINARY [go test flags...]
 set -eu
 BERTHD=$1
@@ -11,6 +13,7 @@ TEST=$3
 shift 3
 work=$(mktemp -d /tmp/berth-go-XXXXXX)
 PID=""
+LOOP=""
 cleanup() {
     status=$?
     if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
@@ -20,6 +23,7 @@ cleanup() {
     for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
+    [ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null || true
     rm -rf "$work"
     exit $status
 }
@@ -28,6 +32,13 @@ export BERTH_ADDRESS="$work/state/berthd.sock"
 export BERTH_TEST_ROOT="$work/root"
 export TMPDIR="$work/tmp"
 mkdir -p "$TMPDIR"
+if [ -n "${BTRFS_PLUGIN_DIR:-}" ]; then
+    truncate -s 2G "$work/btrfs.img"
+    mkfs.btrfs -q "$work/btrfs.img" >/dev/null
+    LOOP=$(losetup --find --show "$work/btrfs.img")
+    mkdir -p "$work/root/$BTRFS_PLUGIN_DIR"
+    mount "$LOOP" "$work/root/$BTRFS_PLUGIN_DIR"
+fi
 # shellcheck disable=SC2086
 "$BERTHD" --root "$work/root" --state "$work/state" --log-level warn ${BERTHD_ARGS:-} 2>"$work/log" &
 PID=$!
