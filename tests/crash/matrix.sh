@@ -120,11 +120,19 @@ usage() {
     exit 2
 }
 [ $# -ge 3 ] || usage
+harness() { # a failure of the harness itself: never a pass
+    echo "crash.matrix: HARNESS FAILURE: $*" >&2
+    [ -n "${WORK:-}" ] && [ -f "$WORK/berthd.log" ] && tail -20 "$WORK/berthd.log" >&2
+    exit 2
+}
+command -v ctr >/dev/null || harness "ctr not found (scripts/deps.sh installs Debian's containerd package)"
+command -v setsid >/dev/null || harness "setsid not found (util-linux)"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
 shift 3
-SEED=$(($(od -An -N4 -tu4 /dev/urandom) % 2147483648))
+SEED=$(od -An -N4 -tu4 /dev/urandom) || harness "od"
+SEED=$((SEED % 2147483648))
 KILLS=30
 OPS=ingest,import,snapshot,container,imagerm,gc
 MB=100
@@ -144,13 +152,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 for n in "$SEED" "$KILLS" "$MB"; do case "$n" in '' | *[!0-9]*) usage ;; esac; done
-harness() { # a failure of the harness itself: never a pass
-    echo "crash.matrix: HARNESS FAILURE: $*" >&2
-    [ -n "${WORK:-}" ] && [ -f "$WORK/berthd.log" ] && tail -20 "$WORK/berthd.log" >&2
-    exit 2
-}
-command -v ctr >/dev/null || harness "ctr not found (scripts/deps.sh installs Debian's containerd package)"
-command -v setsid >/dev/null || harness "setsid not found (util-linux)"
 [ -x "$BERTHD" ] || harness "$BERTHD is not an executable"
 [ -d "$BERTH_MODULE_DIR" ] || harness "$BERTH_MODULE_DIR is not a directory"
 read -r -a OPLIST <<<"${OPS//,/ }"
@@ -635,7 +636,11 @@ done
 echo "(idle: kills that came after the act had ended)"
 if [ $total -gt 0 ]; then
     echo
-    echo "$total violations:"
+    echo "$total violations, alike ones (random names aside) counted together:"
+    sed -e 's/^VIOLATION \[\([a-z]*\), [^]]*\]/\1:/' -e 's/extract-[0-9]*-[A-Za-z0-9_-]*/extract-N/g' \
+        -e 's/crash-check-[0-9]*/crash-check-N/g' -e 's/berth-shim [0-9]* /berth-shim PID /' "$WORK/violations" |
+        sort | uniq -c | sort -rn
+    echo "each one, with the kill that found it:"
     cat "$WORK/violations"
     echo
     echo "rerun one operation with the same delays:"
