@@ -531,10 +531,11 @@ run_act() {
     NS=m-$1 setsid bash "$SELF" --act "$1" "$2" >>"$WORK/act-$1.log" 2>&1 &
     APID=$!
 }
-# reap_act: waits up to 30 s for the act to give up (its calls fail against a dead berthd), then kills it
+# reap_act: waits up to 10 s for the act to give up (its calls fail against a dead berthd; a ctr import
+# cut off mid-unpack can wait for a connection forever), then kills its process group
 reap_act() {
     local i=0
-    while kill -0 "$APID" 2>/dev/null && [ $i -lt 300 ]; do i=$((i + 1)) && sleep 0.1; done
+    while kill -0 "$APID" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)) && sleep 0.1; done
     kill -9 -- "-$APID" 2>/dev/null
     wait "$APID" 2>/dev/null
     local rc=$?
