@@ -11,9 +11,10 @@
 #   container  ctr run -d, tasks kill, tasks rm, containers rm; containers create, containers rm
 #   imagerm    ctr images rm --sync of the unpacked image
 #   gc         ctr images rm (no sync) then ctr leases rm --sync: a synchronous collection
-# Per kill: the act runs in its own process group; after a seeded random delay in [0, T) ms (T: the act's
-# time in a calibration run without a kill) berthd gets SIGKILL; berthd is started again and must serve;
-# then, in every namespace:
+# Per kill: the act runs in its own process group; after a seeded random fraction of T (T: the act's time
+# in two calibration runs without a kill, halved towards what an act that ends before its kill took)
+# berthd gets SIGKILL; berthd is started again and must serve;
+# then every berth-shim of this test must serve a task berthd lists, and, in every namespace:
 #   - every content record's blob reads back with its digest (ctr content get | sha256sum);
 #   - every image is complete (ctr images check);
 #   - every snapshot record is known to its snapshotter with a directory (ctr snapshots usage: found,
@@ -30,8 +31,9 @@
 # usage: matrix.sh BERTHD MODULE_DIR SOURCE_DIR [--seed S] [--kills N] [--ops a,b,...] [--mb MB]
 #                  [--sabotage snapshot,blob] [--keep] [--stop]
 #   --kills N     kills in all, shared out over the operations (default 30)
-#   --seed S      the delays come from S (printed; each operation's sequence depends only on S and its name,
-#                 so --ops OP --kills K repeats OP's delays when K is what OP got in the full run)
+#   --seed S      the kill moments (fractions of T) come from S (printed; each operation's sequence depends
+#                 only on S and its name, so --ops OP --kills K repeats OP's fractions when K is what OP got
+#                 in the full run; the milliseconds follow the machine's speed, so a rerun is close, not exact)
 #   --mb MB       size of the multi-layer image (default 100: ~100 MB in 5 layers)
 #   --sabotage    after the first restart, remove by hand a committed snapshot's directory (snapshot) and an
 #                 image's config blob (blob) in a namespace of their own: proves the checks can fail
