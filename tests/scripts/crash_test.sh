@@ -21,7 +21,7 @@ start() {
     "$BERTHD" --root "$WORK/root" --state "$WORK/state" --log-level error 2>>"$WORK/berthd.log" &
     PID=$!
     i=0
-    while ! $CTR version >/dev/null 2>&1; do
+    while ! timeout 10 $CTR version >/dev/null 2>&1; do
         i=$((i + 1))
         [ $i -lt 200 ] || { echo "berthd did not come up"; cat "$WORK/berthd.log"; exit 1; }
         sleep 0.05
@@ -39,7 +39,7 @@ done
 (
     i=0
     while [ $i -lt 100 ]; do
-        if $CTR content ingest "ref$i" <"$WORK/blobs/$i" 2>/dev/null; then
+        if timeout 60 $CTR content ingest "ref$i" <"$WORK/blobs/$i" 2>/dev/null; then
             d=sha256:$(sha256sum "$WORK/blobs/$i" | cut -c1-64)
             $CTR content label "$d" containerd.io/gc.root=crash-test >/dev/null 2>&1 && echo "$d" >>"$WORK/committed"
         fi
