@@ -3,8 +3,13 @@
  * The images module: containerd's Images service (io.containerd.grpc.v1.images), the walking differ
  * (io.containerd.differ.v1.walking) and the Diff service in front of it (io.containerd.grpc.v1.diff).
  */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include "images.h"
 
@@ -78,6 +83,35 @@ differ_limits(berth_init_ctx_t *ic, layer_apply_opts_t *o, berth_error_t **err)
     return 0;
 }
 
+/* A kill of berthd during Apply or Diff leaves its private mount point mounted (mounts.c). The state dir
+ * holds nothing else of the differ's and no Apply runs before init returns, so every mnt-* is such
+ * garbage: unmounted (lazily when busy) and removed. */
+static void
+differ_sweep(const berth_core_api_t *api, const berth_logger_t *log, const char *state)
+{
+    DIR *dir = opendir(state);
+    for (struct dirent *e; dir && (e = readdir(dir)) != NULL;) {
+        if (strncmp(e->d_name, "mnt-", 4) != 0)
+            continue;
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", state, e->d_name);
+        int mounts = 0;
+        while (umount2(path, 0) == 0)
+            mounts++;
+        if (errno == EBUSY && umount2(path, MNT_DETACH) == 0)
+            mounts++;
+        if (rmdir(path) < 0 && errno != ENOENT)
+            api->log(log, BERTH_LOG_WARN, "differ: leftover mount point %s: %s", path,
+                     strerror(errno));
+        else
+            api->log(log, BERTH_LOG_WARN,
+                     "differ: removed leftover mount point %s (%d mounts) of an interrupted apply",
+                     path, mounts);
+    }
+    if (dir)
+        closedir(dir);
+}
+
 static int
 differ_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 {
@@ -88,6 +122,7 @@ differ_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         api->get_single(ic, BERTH_CONTENT_TYPE, &cs, err) < 0 ||
         differ_limits(ic, &limits, err) < 0)
         return code_of(err);
+    differ_sweep(api, ic->log, ic->state);
     differ_t *d = calloc(1, sizeof(*d));
     *d = (differ_t){api,         ic->log, md.instance,       md.ops,
                     cs.instance, cs.ops,  strdup(ic->state), limits};

@@ -791,8 +791,32 @@ runc_force_delete(runtime_t *rt, const char *ns, const char *id)
         ;
 }
 
-/* A bundle whose shim answers is watched again; one whose shim is gone is cleaned up, and its exit
- * (status 255: nobody saw the real one) is reported once someone listens. */
+/* A shim's init process is the task's record: a shim that answers without one was started by a berthd
+ * that died before asking it to create the task (rt_create), so nobody knows of the task and nobody would
+ * remove it. Such a shim is told to go (it runs runc delete and exits), its bundle removed. */
+static int
+shim_has_task(runtime_t *rt, task_t *t)
+{
+    char reply[2048];
+    /* no answer at all: kept, as any shim that still listens */
+    return shim_call(rt, t, "state\t-\n", reply, sizeof(reply), NULL) != BERTH_ENOTFOUND;
+}
+
+static void
+remove_unrecorded(runtime_t *rt, task_t *t)
+{
+    char reply[256];
+    shim_call(rt, t, "delete\t-\n", reply, sizeof(reply), NULL);
+    runc_force_delete(rt, t->ns, t->id);
+    bundle_remove(t->bundle);
+    unlink(t->sock);
+    rt->api->log(rt->log, BERTH_LOG_WARN,
+                 "task %s/%s: a shim without a task (berthd stopped while creating it); removed",
+                 t->ns, t->id);
+}
+
+/* A bundle whose shim answers with a task is watched again; one whose shim is gone is cleaned up, and its
+ * exit (status 255: nobody saw the real one) is reported once someone listens. */
 static void
 restore_task(runtime_t *rt, const char *ns, const char *id)
 {
@@ -800,6 +824,11 @@ restore_task(runtime_t *rt, const char *ns, const char *id)
     int fd = connect_to(t->sock);
     if (fd >= 0) {
         close(fd);
+        if (!shim_has_task(rt, t)) {
+            remove_unrecorded(rt, t);
+            free(t);
+            return;
+        }
         t->next = rt->tasks;
         rt->tasks = t;
         start_watch(t);

@@ -769,7 +769,15 @@ do_state(int fd, char **f, int n)
 static void
 do_delete(int fd, char **f, int n)
 {
-    proc_t *p = find_proc(n > 1 ? f[1] : "");
+    const char *exec_id = n > 1 ? f[1] : "";
+    proc_t *p = find_proc(exec_id);
+    if (p == NULL && exec_id[0] == '\0') {
+        /* a shim whose task was never made (its create failed, or berthd died before asking) has
+         * nothing to serve: it goes, so nothing outlives the bundle it was started for */
+        const char *args[] = {"delete", "--force", id, NULL};
+        run_runc(args, -1, -1, -1);
+        deleting = 1;
+    }
     if (p == NULL)
         return reply_error(fd, E_NOTFOUND, "process does not exist");
     if (p->state != ST_STOPPED && p->state != ST_CREATED)

@@ -1,0 +1,132 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# runtime.shim_crash: a shim's init process is its task's record (modules/runtime-runc/runtime.c); a
+# berthd killed between starting a shim and asking it to create the task leaves a shim without a task and a
+# mounted rootfs, which the next start must remove. Two ways in:
+#   1. deterministic: while berthd is stopped, a berth-shim is started by hand for a bundle "ghost" (its
+#      rootfs a tmpfs) and never asked to create; after a start the shim, its mount and bundle are gone;
+#   2. a real crash: ctr run -d, kill -9 of berthd after 0.020, 0.025 .. 0.120 s (a fresh container each time),
+#      restart; every berth-shim of this test must serve a task `ctr tasks ls` lists.
+# At the end everything is removed with ctr, berthd stops cleanly, and no shim, runc container or mount of
+# the test remains. Bash: the shim's socket name is a 64-bit FNV-1a hash, computed with wrapping arithmetic.
+# usage: shim_crash.sh BERTHD MODULE_DIR SOURCE_DIR
+set -eu
+BERTHD=$1
+export BERTH_MODULE_DIR=$2
+SRC=$3
+SHIM=$(dirname "$BERTHD")/berth-shim
+work=$(mktemp -d /tmp/berth-shim-crash-XXXXXX)
+PID=""
+shims() { pgrep -f "^berth-shim .* $work/" || true; }
+cleanup() {
+    status=$?
+    if [ -n "$PID" ]; then
+        kill -9 "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    for p in $(shims); do kill -9 "$p" 2>/dev/null || true; done
+    for c in $(runc --root "$work/state/runc/default" list -q 2>/dev/null); do
+        runc --root "$work/state/runc/default" delete --force "$c" 2>/dev/null || true
+    done
+    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL $*"
+    tail -20 "$work/log" 2>/dev/null
+    exit 1
+}
+[ -x "$SHIM" ] || fail "no berth-shim beside berthd: $SHIM"
+CTR="ctr --address $work/state/berthd.sock"
+IMG=docker.io/library/berth-busybox:latest
+BUNDLES=$work/state/io.containerd.runtime.v2.task/default
+start() {
+    "$BERTHD" --root "$work/root" --state "$work/state" --log-level warn 2>>"$work/log" &
+    PID=$!
+    local i=0
+    until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+}
+stop() {
+    kill "$PID"
+    wait "$PID" || fail "berthd exited with $? on SIGTERM"
+    PID=""
+}
+# every berth-shim of this test serves a task berthd lists
+check_shims() {
+    local listed p id
+    listed=$($CTR tasks ls -q) || fail "tasks ls after restart"
+    for p in $(shims); do
+        id=$(tr '\0' ' ' <"/proc/$p/cmdline" | cut -d' ' -f2)
+        echo "$listed" | grep -qx "$id" || fail "$1: shim $p of $id serves no listed task (tasks: $listed)"
+    done
+}
+# the shim's socket: <state>/s/<FNV-1a 64 of "ns/id" with berth's offset basis>.sock (runtime.c)
+socket_of() {
+    local s="$1/$2" h=1469598103934665603 i c
+    for ((i = 0; i < ${#s}; i++)); do
+        printf -v c '%d' "'${s:i:1}"
+        h=$(((h ^ c) * 1099511628211))
+    done
+    printf '%s/s/%016x.sock' "$work/state" "$h"
+}
+
+sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
+start
+$CTR images import "$work/fx/busybox-oci.tar" >/dev/null
+
+# --- 1. deterministic: a shim started by hand, never asked to create ----------------------------------------
+$CTR run -d --fifo-dir "$work/fifo" "$IMG" keep sleep 1000 >/dev/null # a real task: it must survive the start below
+stop
+ghost=$BUNDLES/ghost
+mkdir -p "$ghost/rootfs" && echo '{}' >"$ghost/config.json"
+mount -t tmpfs berth-ghost "$ghost/rootfs"
+(exec -a berth-shim "$SHIM" ghost "$ghost" "$(socket_of default ghost)" "$work/state/runc/default" runc 3 3>/dev/null)
+i=0
+until [ -S "$(socket_of default ghost)" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "the ghost shim did not listen"; sleep 0.05; done
+pgrep -f "^berth-shim ghost $work/" >/dev/null || fail "the ghost shim is not running"
+start
+$CTR tasks ls | grep -q "^keep .*RUNNING" || fail "the real task did not survive: $($CTR tasks ls)"
+i=0
+while pgrep -f "^berth-shim ghost $work/" >/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || fail "the ghost shim still runs"; sleep 0.05; done
+! grep -q "$ghost" /proc/mounts || fail "the ghost's rootfs is still mounted"
+[ ! -e "$ghost" ] || fail "the ghost's bundle stayed"
+[ ! -e "$(socket_of default ghost)" ] || fail "the ghost's socket stayed"
+grep -q "task default/ghost: a shim without a task" "$work/log" || fail "the removal was not logged"
+check_shims ghost
+
+# --- 2. kill -9 of berthd at a series of moments into ctr run -d --------------------------------------------
+n=0
+for ms in $(seq 20 5 120); do
+    delay=$(printf '0.%03d' "$ms")
+    n=$((n + 1))
+    $CTR run -d --fifo-dir "$work/fifo" "$IMG" "c$n" sleep 1000 >/dev/null 2>&1 &
+    RUN=$!
+    sleep "$delay"
+    kill -9 "$PID"
+    wait "$PID" 2>/dev/null || true
+    PID=""
+    wait "$RUN" 2>/dev/null || true
+    start
+    check_shims "kill after ${delay}s"
+done
+echo "shims without a task removed at start: $(grep -c "a shim without a task" "$work/log") (1 by hand)"
+
+# --- everything goes through ctr; then a clean stop leaves nothing ------------------------------------------
+for t in $($CTR tasks ls -q); do
+    $CTR tasks kill -s SIGKILL "$t" 2>/dev/null || true
+    i=0
+    while $CTR tasks ls | grep -q "^$t .*RUNNING"; do i=$((i + 1)); [ $i -lt 100 ] || fail "task $t did not stop"; sleep 0.05; done
+    $CTR tasks rm "$t" >/dev/null || fail "tasks rm $t"
+done
+for c in $($CTR containers ls -q); do $CTR containers rm "$c" || fail "containers rm $c"; done
+stop
+[ -z "$(shims)" ] || fail "shims left: $(shims)"
+[ -z "$(runc --root "$work/state/runc/default" list -q 2>/dev/null)" ] ||
+    fail "runc containers left: $(runc --root "$work/state/runc/default" list -q)"
+! awk '{ print $2 }' /proc/mounts | grep -q "^$work" || fail "mounts left: $(grep "$work" /proc/mounts)"
+[ -z "$(ls "$BUNDLES" 2>/dev/null)" ] || fail "bundles left: $(ls "$BUNDLES")"
+echo "shim crash: ok"
