@@ -10,6 +10,7 @@
 #      and the import succeeds again (whether the kill landed inside an apply is printed: timing).
 # usage: differ_crash.sh BERTHD MODULE_DIR SOURCE_DIR
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
@@ -21,18 +22,11 @@ cleanup() {
         kill -9 "$PID" 2>/dev/null || true
         wait "$PID" 2>/dev/null || true
     fi
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
     rm -rf "$work"
     exit $status
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL $*"
-    tail -20 "$work/log" 2>/dev/null
-    exit 1
-}
 CTR="ctr --address $work/state/berthd.sock"
 DIFFER=$work/state/io.containerd.differ.v1.walking
 IMG=docker.io/library/berth-big:latest

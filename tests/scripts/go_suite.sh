@@ -7,6 +7,7 @@
 # device, detached afterwards) at <root>/<dir> before berthd starts, for plugins that need their root on btrfs.
 # usage: go_suite.sh BERTHD MODULE_DIR TEST_BINARY [go test flags...]
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 TEST=$3
@@ -20,9 +21,7 @@ cleanup() {
         wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM"; status=1; }
     fi
     [ $status -eq 0 ] || tail -40 "$work/log" 2>/dev/null
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
     [ -z "$LOOP" ] || losetup -d "$LOOP" 2>/dev/null || true
     rm -rf "$work"
     exit $status

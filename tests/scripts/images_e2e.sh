@@ -6,6 +6,7 @@
 # module that reads each manifest and vetoes one name).
 # usage: images_e2e.sh BERTHD MODULE_DIR FIXTURE_MODULE_DIR SOURCE_DIR
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 FX=$3
@@ -18,18 +19,11 @@ cleanup() {
         wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
     fi
     sh "$SRC/tests/fixtures/images/registry.sh" stop "$work/reg" 2>/dev/null || true
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
     rm -rf "$work"
     exit $status
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL $*"
-    tail -20 "$work/log" 2>/dev/null
-    exit 1
-}
 CTR="ctr --address $work/state/berthd.sock"
 IMG=docker.io/library/berth-busybox:latest
 

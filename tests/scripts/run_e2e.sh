@@ -8,6 +8,7 @@
 # fds, FIFOs, mounts or shims left.
 # usage: run_e2e.sh BERTHD MODULE_DIR SOURCE_DIR FIXTURE_MODULE_DIR
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
@@ -21,18 +22,11 @@ cleanup() {
     fi
     for p in $(cat "$work"/state/io.containerd.runtime.v2.task/*/*/*.pid 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
     pkill -f "berth-shim .* $work/" 2>/dev/null || true
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
     rm -rf "$work"
     exit $status
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL $*"
-    tail -20 "$work/log" 2>/dev/null
-    exit 1
-}
 CTR="ctr --address $work/state/berthd.sock"
 IMG=docker.io/library/berth-busybox:latest
 start() {

@@ -11,6 +11,7 @@
 # the test remains. Bash: the shim's socket name is a 64-bit FNV-1a hash, computed with wrapping arithmetic.
 # usage: shim_crash.sh BERTHD MODULE_DIR SOURCE_DIR
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
@@ -28,18 +29,11 @@ cleanup() {
     for c in $(runc --root "$work/state/runc/default" list -q 2>/dev/null); do
         runc --root "$work/state/runc/default" delete --force "$c" 2>/dev/null || true
     done
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
     rm -rf "$work"
     exit $status
 }
 trap cleanup EXIT
-fail() {
-    echo "FAIL $*"
-    tail -20 "$work/log" 2>/dev/null
-    exit 1
-}
 [ -x "$SHIM" ] || fail "no berth-shim beside berthd: $SHIM"
 CTR="ctr --address $work/state/berthd.sock"
 IMG=docker.io/library/berth-busybox:latest

@@ -9,6 +9,7 @@
 # record and its children's, warning about each.
 # usage: snapshot_crash.sh BERTHD MODULE_DIR [ROUNDS] [SEED]
 set -eu
+. "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 ROUNDS=${3:-12}
@@ -24,9 +25,7 @@ fail() {
     exit 1
 }
 umount_all() {
-    for m in $(awk -v w="$work" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
-        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
-    done
+    umount_under "$work"
 }
 cleanup() {
     status=$?
