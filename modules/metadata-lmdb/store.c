@@ -33,6 +33,8 @@ open_failed(md_t *md, const char *path, int rc, berth_error_t **err)
     mdb_env_close(md->env);
     md->env = NULL;
     pthread_rwlock_destroy(&md->map_lock);
+    pthread_mutex_destroy(&md->grow_mu);
+    pthread_cond_destroy(&md->grow_cv);
     return md->api->error_make(err, BERTH_EIO, "open %s: %s", path, mdb_strerror(rc));
 }
 
@@ -46,6 +48,9 @@ md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
     pthread_rwlock_init(&md->map_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&md->grow_mu, NULL);
+    pthread_cond_init(&md->grow_cv, NULL);
+    md->growers = 0;
     int rc = mdb_env_create(&md->env);
     if (rc == 0)
         rc = mdb_env_set_mapsize(md->env, (size_t)map_size);
@@ -77,6 +82,8 @@ md_close(md_t *md)
     if (md->env) {
         mdb_env_close(md->env);
         pthread_rwlock_destroy(&md->map_lock);
+        pthread_mutex_destroy(&md->grow_mu);
+        pthread_cond_destroy(&md->grow_cv);
     }
     md->env = NULL;
 }
@@ -84,6 +91,14 @@ md_close(md_t *md)
 int
 md_begin(md_t *md, int write, MDB_txn **txn, berth_error_t **err)
 {
+    /* a thread that holds a transaction must not wait (the grower waits for it); the others let a grower
+     * in first */
+    if (txn_depth == 0 && __atomic_load_n(&md->growers, __ATOMIC_ACQUIRE) > 0) {
+        pthread_mutex_lock(&md->grow_mu);
+        while (md->growers > 0)
+            pthread_cond_wait(&md->grow_cv, &md->grow_mu);
+        pthread_mutex_unlock(&md->grow_mu);
+    }
     pthread_rwlock_rdlock(&md->map_lock);
     int rc = mdb_txn_begin(md->env, NULL, write ? 0 : MDB_RDONLY, txn);
     if (rc != 0) {
@@ -123,9 +138,30 @@ md_full_reset(void)
     map_was_full = 0;
 }
 
+/* A grower announces itself (d = 1) before it waits for map_lock and retires (d = -1) after. */
+static void
+growers_add(md_t *md, int d)
+{
+    pthread_mutex_lock(&md->grow_mu);
+    if (__atomic_add_fetch(&md->growers, d, __ATOMIC_RELEASE) == 0)
+        pthread_cond_broadcast(&md->grow_cv);
+    pthread_mutex_unlock(&md->grow_mu);
+}
+
+static int grow_exclusive(md_t *md, int64_t seen);
+
 /* Doubles the map unless someone grew it since `seen`; 0 when it is bigger now. */
 static int
 grow(md_t *md, int64_t seen)
+{
+    growers_add(md, 1);
+    int rc = grow_exclusive(md, seen);
+    growers_add(md, -1);
+    return rc;
+}
+
+static int
+grow_exclusive(md_t *md, int64_t seen)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);

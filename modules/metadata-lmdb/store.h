@@ -29,6 +29,11 @@ typedef struct md {
      * while no transaction of this process is open. Reader-preferring, so nested transactions of one
      * thread never wait behind a grower. */
     pthread_rwlock_t map_lock;
+    /* Growers waiting for map_lock: while there are any, a thread with no transaction open waits before it
+     * begins one, so a steady stream of readers cannot starve a grower. */
+    int growers;
+    pthread_mutex_t grow_mu;
+    pthread_cond_t grow_cv;
 } md_t;
 
 /* A deletion happened: the garbage collector should look again. */
