@@ -168,27 +168,51 @@ void unpack_cancel(unpacker_t *u);
  * (so the image holds its snapshots), frees u. */
 int unpack_finish(unpacker_t *u, berth_error_t **err);
 
+/* ---- the remote side of pull and push (remote.c) ----------------------------------------------------- */
+
+struct Containerd__Types__Transfer__OCIRegistry;
+
+/* A registry client for an OCIRegistry: its reference parsed, its resolver's headers and default scheme,
+ * credentials asked for on its auth stream (AuthRequest/AuthResponse, as containerd's credCallback). */
+typedef struct remote_s {
+    xjob_t *j;
+    reg_ref_t ref;
+    char reference[1024];
+    char auth_stream[256];
+    xstream_t *auth;
+    char **headers;
+    size_t n_headers;
+    reg_client_t *client;
+} remote_t;
+
+int remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *reg, remote_t *r,
+                berth_error_t **err);
+void remote_close(remote_t *r);
+
+/* The top chain id of an unpacker's image ("" without layers). */
+const char *unpack_chain_id(const unpacker_t *u);
+
 /* ---- operations (one file each) ----------------------------------------------------------------------- */
 
-struct _Containerd__Types__Transfer__OCIRegistry;
-struct _Containerd__Types__Transfer__ImageStore;
-struct _Containerd__Types__Transfer__ImageImportStream;
-struct _Containerd__Types__Transfer__ImageExportStream;
+struct Containerd__Types__Transfer__OCIRegistry;
+struct Containerd__Types__Transfer__ImageStore;
+struct Containerd__Types__Transfer__ImageImportStream;
+struct Containerd__Types__Transfer__ImageExportStream;
 
 /* registry -> image store (pull.c) */
-int xfer_pull(xjob_t *j, const struct _Containerd__Types__Transfer__OCIRegistry *src,
-              const struct _Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
+int xfer_pull(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *src,
+              const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
 /* image store -> registry (push.c) */
-int xfer_push(xjob_t *j, const struct _Containerd__Types__Transfer__ImageStore *src,
-              const struct _Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err);
+int xfer_push(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
+              const struct Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err);
 /* import stream -> image store (import.c) */
-int xfer_import(xjob_t *j, const struct _Containerd__Types__Transfer__ImageImportStream *src,
-                const struct _Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
+int xfer_import(xjob_t *j, const struct Containerd__Types__Transfer__ImageImportStream *src,
+                const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
 /* image store -> export stream (export.c) */
-int xfer_export(xjob_t *j, const struct _Containerd__Types__Transfer__ImageStore *src,
-                const struct _Containerd__Types__Transfer__ImageExportStream *dst, berth_error_t **err);
+int xfer_export(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
+                const struct Containerd__Types__Transfer__ImageExportStream *dst, berth_error_t **err);
 /* image store -> image store (tag.c) */
-int xfer_tag(xjob_t *j, const struct _Containerd__Types__Transfer__ImageStore *src,
-             const struct _Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
+int xfer_tag(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
+             const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
 
 #endif
