@@ -7,7 +7,7 @@ PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion
   golang-github-containerd-containerd-dev golang-github-gogo-protobuf-dev golang-github-gogo-googleapis-dev
   containerd liblmdb-dev libssl-dev clang libbtrfsutil-dev btrfs-progs
   libarchive-dev zlib1g-dev busybox-static docker-registry skopeo runc libjson-c-dev libseccomp-dev
-  libclang-rt-14-dev golang-1.19-go"
+  libclang-rt-14-dev golang-1.19-go libcurl4-openssl-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -56,6 +56,7 @@ typedef struct xjob_s {
     xfer_t *x;
     char ns[256];
     char lease[128];     /* the job's own lease ("transfer-<random>", expires after 24 h) */
+    int lease_owned;     /* 0 when the call brought its own lease (containerd-lease), which then holds */
     xstream_t *progress; /* NULL when the client asked for none */
     pthread_mutex_t progress_lock;
 } xjob_t;
