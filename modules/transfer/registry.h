@@ -84,7 +84,7 @@ void reg_config_free(reg_config_t *cfg);
 typedef struct reg_client_s reg_client_t;
 
 /* Credentials asked for when a registry answers 401 (and before, with the WWW-Authenticate challenges).
- * Fill *username/*secret (malloc'd; username NULL + secret = an identity token; both NULL = anonymous).
+ * Fill *username and *secret (malloc'd; username NULL + secret = an identity token; both NULL = anonymous).
  * Return 0, or an error that ends the request. The transfer module answers this from the request's auth
  * stream; endpoints with static credentials never call it. */
 typedef int (*reg_creds_fn)(void *user, const char *host, const char *reference,
