@@ -3,8 +3,8 @@
 #include "transfer.h"
 
 int
-xfer_import(xjob_t *j, const struct _Containerd__Types__Transfer__ImageImportStream *src,
-            const struct _Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
+xfer_import(xjob_t *j, const struct Containerd__Types__Transfer__ImageImportStream *src,
+            const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
 {
     return j->x->api->error_make(err, BERTH_ENOTIMPL, "import: not implemented");
 }
