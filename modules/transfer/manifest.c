@@ -63,8 +63,7 @@ void platform_normalize(oci_platform_t *p)
         if (!var[0] || !strcmp(var, "7"))
             set(var, sizeof var, "v7");
         else if (!strcmp(var, "5") || !strcmp(var, "6") || !strcmp(var, "8")) {
-            char v[32] = "v";
-            strncat(v, var, sizeof v - 2);
+            char v[3] = {'v', var[0], '\0'};
             set(var, sizeof var, v);
         }
     }
