@@ -30,6 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 CTR="$CTR2 --address $work/state/berthd.sock"
+CTR1="ctr --address $work/state/berthd.sock" # Debian's 1.6: tag and import client-side, not through Transfer
 
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 BB=$work/fx/busybox-oci/blobs/sha256
@@ -181,7 +182,7 @@ fresh=$work/fresh
 mkimage "$fresh"
 layout "$fresh" "$R/berth/fresh:1"
 flay=$(sha "$fresh/layer.tgz")
-ctr --address "$work/state/berthd.sock" images import --no-unpack "$fresh/image.tar" >/dev/null || fail "import"
+$CTR1 images import --no-unpack "$fresh/image.tar" >/dev/null || fail "import"
 mark=$(wc -l <"$work/reg/registry.log")
 $CTR image push --plain-http "$R/berth/fresh:1" >"$work/out" 2>&1 || fail "push: $(cat "$work/out")"
 curl -fsS -o /dev/null -H "Accept: $OCI_M" "$URL/v2/berth/fresh/manifests/1" || fail "the pushed tag is missing"
@@ -190,7 +191,7 @@ cmp -s "$work/got" "$fresh/layer.tgz" || fail "the pushed layer differs"
 since "$mark" | grep '"PUT /v2/berth/fresh/blobs/uploads/' | grep -q "digest=sha256%3A$flay\|digest=sha256:$flay" ||
     fail "the new layer was not uploaded: $(since "$mark" | grep -c '"PUT ')"
 # the pulled busybox carries berth/busybox as its source: pushed elsewhere, its layer is mounted from there
-$CTR images tag "$REMOTE" "$R/berth/copy:1" >/dev/null
+$CTR1 images tag "$REMOTE" "$R/berth/copy:1" >/dev/null
 mark=$(wc -l <"$work/reg/registry.log")
 $CTR image push --plain-http "$R/berth/copy:1" >"$work/out" 2>&1 || fail "push of the copy: $(cat "$work/out")"
 curl -fsS -o /dev/null -I "$URL/v2/berth/copy/blobs/sha256:$lay" || fail "the copy's layer is missing"
