@@ -3,8 +3,8 @@
 #include "transfer.h"
 
 int
-xfer_export(xjob_t *j, const struct _Containerd__Types__Transfer__ImageStore *src,
-            const struct _Containerd__Types__Transfer__ImageExportStream *dst, berth_error_t **err)
+xfer_export(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
+            const struct Containerd__Types__Transfer__ImageExportStream *dst, berth_error_t **err)
 {
     return j->x->api->error_make(err, BERTH_ENOTIMPL, "export: not implemented");
 }

@@ -38,15 +38,15 @@ reg_config_free(reg_config_t *cfg)
 }
 
 WEAK int
-xfer_pull(xjob_t *j, const struct _Containerd__Types__Transfer__OCIRegistry *src,
-          const struct _Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
+xfer_pull(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *src,
+          const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
 {
     return unimplemented(j->x->api, err, "pull");
 }
 
 WEAK int
-xfer_push(xjob_t *j, const struct _Containerd__Types__Transfer__ImageStore *src,
-          const struct _Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err)
+xfer_push(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
+          const struct Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err)
 {
     return unimplemented(j->x->api, err, "push");
 }
