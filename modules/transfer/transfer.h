@@ -133,6 +133,10 @@ void platform_host(oci_platform_t *out);
 /* containerd's default matcher: same os, same arch, and a variant the wanted one can run (arm/v7 runs v6
  * and v5; amd64 runs plain amd64 ...); a lower rank is a better match, -1 no match. */
 int platform_rank(const oci_platform_t *want, const oci_platform_t *have);
+/* containerd's platforms.Normalize, and NewMatcher(want).Match(have) (both normalised, then equal: what an
+ * ImageStore's platform list filters with). */
+void platform_normalize(oci_platform_t *p);
+int platform_match(const oci_platform_t *want, const oci_platform_t *have);
 
 typedef struct oci_child_s {
     berth_descriptor_t desc;
@@ -146,6 +150,7 @@ typedef struct oci_manifest_s {
     berth_descriptor_t config;     /* manifests */
     oci_child_t *children;         /* index: manifests; manifest: layers (no platform) */
     size_t n_children;
+    const berth_core_api_t *api;   /* frees the descriptors' annotations (kv) in manifest_free */
 } oci_manifest_t;
 
 /* InvalidArgument naming the field for a malformed manifest. */
@@ -155,6 +160,15 @@ void manifest_free(oci_manifest_t *m);
 /* The diff_ids of an image config (rootfs.diff_ids), n of them (malloc'd array of digests). */
 int config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len,
                     char (**ids)[BERTH_DIGEST_MAX], size_t *n, berth_error_t **err);
+/* The platform an image config declares (os, architecture, variant; not normalised). */
+int config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len, oci_platform_t *out,
+                    berth_error_t **err);
+/* Media type classes as containerd's images package; digest syntax ("sha256:<64 hex>", sha384, sha512). */
+int media_is_index(const char *mt);
+int media_is_manifest(const char *mt);
+int media_is_layer(const char *mt);
+int media_is_config(const char *mt);
+int digest_valid(const char *d);
 
 /* ---- unpack (unpack.c): layers applied as they arrive ------------------------------------------------- */
 
@@ -170,6 +184,30 @@ void unpack_cancel(unpacker_t *u);
 /* Waits for the last layer, labels the config blob containerd.io/gc.ref.snapshot.<snapshotter> = chain id
  * (so the image holds its snapshots), frees u. */
 int unpack_finish(unpacker_t *u, berth_error_t **err);
+
+/* ---- the remote side of pull and push (remote.c) ----------------------------------------------------- */
+
+struct Containerd__Types__Transfer__OCIRegistry;
+
+/* A registry client for an OCIRegistry: its reference parsed, its resolver's headers and default scheme,
+ * credentials asked for on its auth stream (AuthRequest/AuthResponse, as containerd's credCallback). */
+typedef struct remote_s {
+    xjob_t *j;
+    reg_ref_t ref;
+    char reference[1024];
+    char auth_stream[256];
+    xstream_t *auth;
+    char **headers;
+    size_t n_headers;
+    reg_client_t *client;
+} remote_t;
+
+int remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *reg, remote_t *r,
+                berth_error_t **err);
+void remote_close(remote_t *r);
+
+/* The top chain id of an unpacker's image ("" without layers). */
+const char *unpack_chain_id(const unpacker_t *u);
 
 /* ---- operations (one file each) ----------------------------------------------------------------------- */
 
