@@ -44,9 +44,9 @@ ns_holds(xjob_t *j, const char *digest)
 }
 
 /* The blob joins the lease, then the namespace (with labels, NULL keeps the record's). */
-static int
-record_blob(xjob_t *j, const char *digest, int64_t size, const berth_kv_t *labels,
-            berth_error_t **err)
+int
+store_blob_record(xjob_t *j, const char *digest, int64_t size, const berth_kv_t *labels,
+                  berth_error_t **err)
 {
     xfer_t *x = j->x;
     int rc = x->mdo->lease_add_resource(x->md, j->ns, j->lease, "content", digest, err);
@@ -77,7 +77,7 @@ adopt(xjob_t *j, const berth_descriptor_t *d, berth_error_t **err)
         return x->api->error_make(err, BERTH_EPRECONDITION,
                                   "content %s: stored with size %lld, the descriptor says %lld",
                                   d->digest, (long long)info.size, (long long)d->size);
-    return record_blob(j, d->digest, info.size, NULL, err) < 0 ? (*err)->code : 1;
+    return store_blob_record(j, d->digest, info.size, NULL, err) < 0 ? (*err)->code : 1;
 }
 
 int
@@ -142,7 +142,7 @@ store_blob_commit(xjob_t *j, berth_content_writer_t *w, const berth_descriptor_t
     }
     if (rc < 0)
         return rc;
-    return record_blob(j, d->digest, d->size, labels, err);
+    return store_blob_record(j, d->digest, d->size, labels, err);
 }
 
 int

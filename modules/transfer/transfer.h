@@ -101,8 +101,24 @@ int store_blob_label(xjob_t *j, const char *digest, const char *key, const char 
  * image.post-pull through the Images service, publishes its events. labels may be NULL. */
 int store_image_put(xjob_t *j, const char *name, const berth_descriptor_t *target,
                     const berth_kv_t *labels, berth_error_t **err);
+/* The blob (committed by the caller into the content store) joins the job's lease, then the namespace with
+ * labels (NULL keeps a record's labels). */
+int store_blob_record(xjob_t *j, const char *digest, int64_t size, const berth_kv_t *labels,
+                      berth_error_t **err);
 /* The target of image `name`; NotFound naming it. */
 int store_image_get(xjob_t *j, const char *name, berth_descriptor_t *target, berth_error_t **err);
+
+/* ---- image names (tag.c) ------------------------------------------------------------------------------ */
+
+struct Containerd__Types__Transfer__ImageStore;
+/* containerd's transfer image store's Store (core/transfer/image/imagestore.go): creates or updates (store_
+ * image_put) the images the ImageStore names for desc: its name with its labels, and its extra_references
+ * (prefix, add_digest rules); a descriptor annotated io.containerd.import.ref-source=annotation (an
+ * imported index's children) is named from its io.containerd.image.name / org.opencontainers.image.ref.name
+ * annotations instead. Sends a "saved" progress event per image. NotFound "no image name found" when the
+ * store names none for desc (an import skips such a descriptor). */
+int imagestore_store(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *is,
+                     const berth_descriptor_t *desc, berth_error_t **err);
 
 /* ---- manifests and platforms (manifest.c) ------------------------------------------------------------ */
 
