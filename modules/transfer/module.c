@@ -25,19 +25,21 @@ code_of(berth_error_t **err)
 
 /* ---- io.containerd.transfer.v1.local ----------------------------------------------------------------- */
 
-/* The keys reg_config_load (regconfig.c) reads are declared here, with the worker's own; the names are
- * containerd's transfer plugin's where it has them. */
+/* The keys reg_config_load (regconfig.c) reads are declared here, with the worker's own. */
 static const berth_config_field_t local_config[] = {
     {"default_snapshotter", BERTH_CFG_STRING, "overlayfs",
      "the snapshotter an ImageStore's unpack uses when it names none"},
-    {"max_concurrent_downloads", BERTH_CFG_INT, "3", "blobs one pull downloads at once (1..64)"},
-    {"max_concurrent_uploaded_layers", BERTH_CFG_INT, "3",
-     "blobs one push uploads at once (1..64)"},
+    {"max_concurrent_downloads", BERTH_CFG_INT, "3", "blobs one pull downloads at once"},
+    {"max_concurrent_uploads", BERTH_CFG_INT, "3", "blobs one push uploads at once"},
     {"max_concurrent_unpacks", BERTH_CFG_INT, "1",
      "layers one unpack applies at once (1: in order, as containerd)"},
-    {"registry_client", BERTH_CFG_MAP, "{}",
-     "connect_timeout_ms, low_speed_time_s, low_speed_limit, retries, manifest_limit "
-     "(docs/registries.md)"},
+    {"connect_timeout_ms", BERTH_CFG_INT, "30000", "registry connection timeout, milliseconds"},
+    {"low_speed_time", BERTH_CFG_INT, "30",
+     "seconds a registry transfer may stay below low_speed_limit before it is cut and retried"},
+    {"low_speed_limit", BERTH_CFG_INT, "1", "bytes per second (see low_speed_time)"},
+    {"retries", BERTH_CFG_INT, "5",
+     "attempts per registry request on 5xx, 429 and cut connections"},
+    {"manifest_limit", BERTH_CFG_INT, "4194304", "the largest manifest or index fetched, bytes"},
     {"registries", BERTH_CFG_MAP, "{}",
      "registry hosts: mirrors, TLS, credentials, headers (docs/registries.md)"},
     {NULL, 0, NULL, NULL},
