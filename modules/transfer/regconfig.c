@@ -30,9 +30,9 @@
 #include "registry.h"
 #include "registry_int.h"
 
-static const char *const endpoint_keys[] = {"capabilities", "ca",        "client_cert",
+static const char *const endpoint_keys[] = {"capabilities", "ca",          "client_cert",
                                             "client_key",   "skip_verify", "override_path",
-                                            "header",       "auth",      NULL};
+                                            "header",       "auth",        NULL};
 
 static int
 known_key(const char *key, const char *const *extra)
@@ -130,8 +130,8 @@ parse_headers(const berth_core_api_t *api, const berth_config_node_t *n, const c
                                    path, name);
         size_t nv = api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_size(v) : 1;
         for (size_t k = 0; k < nv; k++) {
-            const char *s = api->scalar(api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_at(v, k)
-                                                                                : v);
+            const char *s =
+                api->scalar(api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_at(v, k) : v);
             if (s == NULL || strpbrk(s, "\r\n"))
                 return api->error_make(err, BERTH_EINVAL,
                                        "%s.header.%s: expected a string or a list of strings", path,
@@ -260,8 +260,8 @@ get_positive(const berth_core_api_t *api, const berth_config_node_t *map, const 
     if (api->get_int(map, key, dflt, out, err) < 0)
         return path ? api->error_wrap(err, "%s", path) : BERTH_EINVAL;
     if (*out < min)
-        return api->error_make(err, BERTH_EINVAL, "%s%s%s: must be at least %lld",
-                               path ? path : "", path ? "." : "", key, (long long)min);
+        return api->error_make(err, BERTH_EINVAL, "%s%s%s: must be at least %lld", path ? path : "",
+                               path ? "." : "", key, (long long)min);
     return 0;
 }
 

@@ -333,7 +333,8 @@ Test(hosts, errors_name_the_key)
                "registries.r.io.header.X-A: expected a string or a list of strings");
     teardown();
     berth__config_free(&cfg);
-    load_fails("    registry_client: {retries: -1}\n", "registry_client.retries: must be at least 0");
+    load_fails("    registry_client: {retries: -1}\n",
+               "registry_client.retries: must be at least 0");
     teardown();
     berth__config_free(&cfg);
     load_fails("    max_concurrent_downloads: 0\n", "max_concurrent_downloads: must be at least 1");
