@@ -83,6 +83,20 @@ $C2 image import --no-unpack "$work/export.tar" >/dev/null 2>&1 || fail "re-impo
 $C2 images ls | grep -q "^$IMG .* $manifest " || fail "re-imported image: $($C2 images ls)"
 $C1 images check | grep "$IMG" | grep -q "complete" || fail "the re-imported image is incomplete"
 
+# --- ImageStore naming: --index-name names the archive's index; --digests with a base name outside the
+# archive's names gives <base>@<digest> for the manifest and the index (as containerd), no tag
+index=$(sha256sum "$work/export/index.json" | cut -d' ' -f1)
+$C2 image import --no-unpack --index-name docker.io/library/idx:1 "$work/export.tar" >/dev/null 2>&1 || fail "--index-name"
+$C2 images ls | grep -q "^docker.io/library/idx:1 .*application/vnd.oci.image.index.v1+json *sha256:$index " ||
+    fail "--index-name: $($C2 images ls)"
+$C2 image import --no-unpack --digests --base-name docker.io/library/based "$OCI.tar" >/dev/null 2>&1 || fail "--digests"
+oindex=sha256:$(sha256sum "$OCI/index.json" | cut -d' ' -f1)
+for d in "$manifest" "$oindex"; do
+    $C2 images ls -q | grep -qx "docker.io/library/based@$d" || fail "--digests: no @$d: $($C2 images ls -q)"
+done
+! $C2 images ls -q | grep -q "^docker.io/library/based:" || fail "--base-name took a name outside it"
+$C2 image rm docker.io/library/idx:1 "docker.io/library/based@$manifest" "docker.io/library/based@$oindex" >/dev/null
+
 # --- docker-archive: a manifest made from manifest.json, unpacked into the same chain ---------------------
 $C2 image import "$work/fx/busybox-docker.tar" >"$work/out" 2>&1 || fail "import of the docker archive: $(cat "$work/out")"
 $C2 images ls | grep "^$IMG " | grep -q "application/vnd.docker.distribution.manifest.v2+json" ||
