@@ -65,7 +65,8 @@ fake_send(berth_grpc_stream_t *st, const uint8_t *msg, size_t len)
     sent_t *s = &st->sent[st->n_sent];
     snprintf(s->type, sizeof(s->type), "%s", a->type_url);
     s->value = malloc(a->value.len + 1);
-    memcpy(s->value, a->value.data, a->value.len);
+    if (a->value.len)
+        memcpy(s->value, a->value.data, a->value.len);
     s->len = a->value.len;
     st->n_sent++;
     google__protobuf__any__free_unpacked(a, NULL);
