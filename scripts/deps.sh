@@ -9,6 +9,7 @@ PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion
   libarchive-dev zlib1g-dev busybox-static docker-registry skopeo runc libjson-c-dev libseccomp-dev
   libclang-rt-14-dev golang-1.19-go libcurl4-openssl-dev"
 
+PACKAGES="$PACKAGES openssl" # test certificates of tests/scripts/registry_client.sh
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

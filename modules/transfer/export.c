@@ -6,9 +6,10 @@
  * is cut down to the manifests of the wanted platforms (the host's only, by default); each blob is hashed
  * as it is copied.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
 #include <archive.h>
 #include <archive_entry.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,8 +297,8 @@ copy_blob(exp_t *e, struct archive *a, const record_t *r, berth_error_t **err)
     if (x->mdo->content_get(x->md, e->j->ns, r->digest, &cr, NULL, err) < 0)
         return (*err)->code;
     uint8_t *buf = malloc(CHUNK);
-    EVP_MD_CTX *h = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+    SHA256_CTX h;
+    SHA256_Init(&h);
     int rc = 0;
     for (int64_t at = 0; rc == 0 && at < r->size;) {
         size_t want = r->size - at < CHUNK ? (size_t)(r->size - at) : CHUNK, got = 0;
@@ -307,20 +308,19 @@ copy_blob(exp_t *e, struct archive *a, const record_t *r, berth_error_t **err)
                                     r->digest, (long long)r->size);
         if (rc == 0 && archive_write_data(a, buf, got) != (la_ssize_t)got)
             rc = write_fail(e, a, r->name, err);
-        EVP_DigestUpdate(h, buf, got);
+        SHA256_Update(&h, buf, got);
         at += (int64_t)got;
     }
     if (rc == 0) {
         unsigned char md[32];
         char hex[65];
-        EVP_DigestFinal_ex(h, md, NULL);
+        SHA256_Final(md, &h);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", md[i]);
         if (strcmp(hex, r->digest + 7) != 0)
             rc =
                 x->api->error_make(err, BERTH_EDATALOSS, "unexpected digest sha256:%s copied", hex);
     }
-    EVP_MD_CTX_free(h);
     free(buf);
     return rc;
 }

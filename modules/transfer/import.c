@@ -381,7 +381,9 @@ docker_image(imp_t *im, json_object *entry, json_object *manifests, berth_error_
     json_object *platform = NULL;
     if (store_blob_read(im->j, cfg->digest, JSON_LIMIT, &cdata, &clen, err) < 0)
         return (*err)->code;
-    json_object *c = json_tokener_parse((const char *)cdata);
+    json_tokener *tok = json_tokener_new(); /* the blob has no NUL: parse by length */
+    json_object *c = json_tokener_parse_ex(tok, (const char *)cdata, (int)clen);
+    json_tokener_free(tok);
     free(cdata);
     if (c && oci_json_str(c, "os")[0]) {
         platform = json_object_new_object();

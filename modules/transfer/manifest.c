@@ -14,7 +14,8 @@
 
 /* ---- platforms --------------------------------------------------------------------------------------- */
 
-static void lower_copy(char *dst, size_t cap, const char *src)
+static void
+lower_copy(char *dst, size_t cap, const char *src)
 {
     size_t i = 0;
     for (; src[i] && i + 1 < cap; i++)
@@ -22,7 +23,8 @@ static void lower_copy(char *dst, size_t cap, const char *src)
     dst[i] = '\0';
 }
 
-static void set(char *dst, size_t cap, const char *src)
+static void
+set(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
     if (n >= cap)
@@ -32,7 +34,8 @@ static void set(char *dst, size_t cap, const char *src)
 }
 
 /* containerd's normalizeOS and normalizeArch */
-void platform_normalize(oci_platform_t *p)
+void
+platform_normalize(oci_platform_t *p)
 {
     char os[32], arch[32], var[32];
     lower_copy(os, sizeof os, p->os[0] ? p->os : "linux");
@@ -72,31 +75,34 @@ void platform_normalize(oci_platform_t *p)
     set(p->variant, sizeof p->variant, var);
 }
 
-static int known_os(const char *s)
+static int
+known_os(const char *s)
 {
-    static const char *const k[] = {"aix",   "android", "darwin", "dragonfly", "freebsd", "hurd",
-                                    "illumos", "ios",   "js",     "linux",     "nacl",    "netbsd",
-                                    "openbsd", "plan9", "solaris", "windows",  "zos",     NULL};
+    static const char *const k[] = {
+        "aix",   "android", "darwin", "dragonfly", "freebsd", "hurd",    "illumos", "ios", "js",
+        "linux", "nacl",    "netbsd", "openbsd",   "plan9",   "solaris", "windows", "zos", NULL};
     for (size_t i = 0; k[i]; i++)
         if (strcmp(k[i], s) == 0)
             return 1;
     return 0;
 }
 
-static int known_arch(const char *s)
+static int
+known_arch(const char *s)
 {
-    static const char *const k[] = {"386",   "amd64",    "amd64p32",  "arm",         "armbe",   "arm64",
-                                    "arm64be", "ppc64",  "ppc64le",   "loong64",     "mips",    "mipsle",
-                                    "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc",    "riscv",
-                                    "riscv64", "s390",   "s390x",     "sparc",       "sparc64", "wasm",
-                                    NULL};
+    static const char *const k[] = {"386",         "amd64",   "amd64p32", "arm",      "armbe",
+                                    "arm64",       "arm64be", "ppc64",    "ppc64le",  "loong64",
+                                    "mips",        "mipsle",  "mips64",   "mips64le", "mips64p32",
+                                    "mips64p32le", "ppc",     "riscv",    "riscv64",  "s390",
+                                    "s390x",       "sparc",   "sparc64",  "wasm",     NULL};
     for (size_t i = 0; k[i]; i++)
         if (strcmp(k[i], s) == 0)
             return 1;
     return 0;
 }
 
-static int valid_component(const char *s, int os)
+static int
+valid_component(const char *s, int os)
 {
     if (!*s)
         return 0;
@@ -106,7 +112,8 @@ static int valid_component(const char *s, int os)
     return 1;
 }
 
-static const char *host_arch(void)
+static const char *
+host_arch(void)
 {
 #if defined(__x86_64__)
     return "amd64";
@@ -127,7 +134,8 @@ static const char *host_arch(void)
 #endif
 }
 
-void platform_host(oci_platform_t *out)
+void
+platform_host(oci_platform_t *out)
 {
     memset(out, 0, sizeof *out);
     set(out->os, sizeof out->os, "linux");
@@ -139,18 +147,19 @@ void platform_host(oci_platform_t *out)
 
 /* containerd's platforms.Parse: "os", "arch", "os/arch", "os/arch/variant"; os version/features in
  * parentheses are not supported (windows only). */
-int platform_parse(const berth_core_api_t *api, const char *spec, oci_platform_t *out,
-                   berth_error_t **err)
+int
+platform_parse(const berth_core_api_t *api, const char *spec, oci_platform_t *out,
+               berth_error_t **err)
 {
     char buf[128], *parts[4];
     size_t n = 0;
     memset(out, 0, sizeof *out);
     if (strchr(spec, '*'))
-        return api->error_make(err, BERTH_EINVAL, "%s: wildcards not yet supported: invalid argument",
-                               spec);
+        return api->error_make(err, BERTH_EINVAL,
+                               "%s: wildcards not yet supported: invalid argument", spec);
     if (strlen(spec) >= sizeof buf)
-        return api->error_make(err, BERTH_EINVAL, "%s: cannot parse platform specifier: invalid argument",
-                               spec);
+        return api->error_make(err, BERTH_EINVAL,
+                               "%s: cannot parse platform specifier: invalid argument", spec);
     strcpy(buf, spec);
     for (char *s = buf, *slash; n < 4; s = slash + 1) {
         parts[n++] = s;
@@ -160,13 +169,13 @@ int platform_parse(const berth_core_api_t *api, const char *spec, oci_platform_t
         *slash = '\0';
     }
     if (n == 4 || strchr(parts[n - 1], '/'))
-        return api->error_make(err, BERTH_EINVAL, "\"%s\": cannot parse platform specifier: invalid argument",
-                               spec);
+        return api->error_make(err, BERTH_EINVAL,
+                               "\"%s\": cannot parse platform specifier: invalid argument", spec);
     for (size_t i = 0; i < n; i++)
         if (!valid_component(parts[i], i == 0))
             return api->error_make(err, BERTH_EINVAL,
-                                   "\"%s\" is an invalid component of \"%s\": invalid argument", parts[i],
-                                   spec);
+                                   "\"%s\" is an invalid component of \"%s\": invalid argument",
+                                   parts[i], spec);
     oci_platform_t p = {0};
     lower_copy(p.os, sizeof p.os, parts[0]);
     if (strcmp(p.os, "macos") == 0)
@@ -187,9 +196,9 @@ int platform_parse(const berth_core_api_t *api, const char *spec, oci_platform_t
         if (!strcmp(p.arch, "arm") && !strcmp(p.variant, "v7"))
             p.variant[0] = '\0';
         if (!known_arch(p.arch))
-            return api->error_make(err, BERTH_EINVAL,
-                                   "\"%s\": unknown operating system or architecture: invalid argument",
-                                   spec);
+            return api->error_make(
+                err, BERTH_EINVAL,
+                "\"%s\": unknown operating system or architecture: invalid argument", spec);
         *out = p;
         return 0;
     }
@@ -209,7 +218,8 @@ int platform_parse(const berth_core_api_t *api, const char *spec, oci_platform_t
 }
 
 /* containerd's NewMatcher(want).Match(have): both normalised, then equal. */
-int platform_match(const oci_platform_t *want, const oci_platform_t *have)
+int
+platform_match(const oci_platform_t *want, const oci_platform_t *have)
 {
     oci_platform_t a = *want, b = *have;
     platform_normalize(&a);
@@ -218,14 +228,15 @@ int platform_match(const oci_platform_t *want, const oci_platform_t *have)
 }
 
 /* containerd's platformVector: the platform, then what it can also run, best first. */
-static size_t platform_vector(const oci_platform_t *p, oci_platform_t *v, size_t cap)
+static size_t
+platform_vector(const oci_platform_t *p, oci_platform_t *v, size_t cap)
 {
     size_t n = 0;
     oci_platform_t q = *p;
-#define PUSH(x)                   \
-    do {                          \
-        if (n < cap)              \
-            v[n++] = (x);         \
+#define PUSH(x)           \
+    do {                  \
+        if (n < cap)      \
+            v[n++] = (x); \
     } while (0)
     if (!strcmp(p->arch, "amd64")) {
         PUSH(q);
@@ -254,7 +265,8 @@ static size_t platform_vector(const oci_platform_t *p, oci_platform_t *v, size_t
         /* arm64variantToVersion: v8.x runs v8.x..v8.0; v9.x runs v9.x..v9.0 then v8.(x+5 capped 9)..v8.0 */
         int major = 0, minor = 0;
         if (var[0] == 'v' && (var[1] == '8' || var[1] == '9') &&
-            (var[2] == '\0' || (var[2] == '.' && isdigit((unsigned char)var[3]) && var[4] == '\0'))) {
+            (var[2] == '\0' ||
+             (var[2] == '.' && isdigit((unsigned char)var[3]) && var[4] == '\0'))) {
             major = var[1] - '0';
             minor = var[2] ? var[3] - '0' : 0;
         }
@@ -281,7 +293,8 @@ static size_t platform_vector(const oci_platform_t *p, oci_platform_t *v, size_t
     return n;
 }
 
-int platform_rank(const oci_platform_t *want, const oci_platform_t *have)
+int
+platform_rank(const oci_platform_t *want, const oci_platform_t *have)
 {
     oci_platform_t w = *want, vec[32];
     platform_normalize(&w);
@@ -294,27 +307,31 @@ int platform_rank(const oci_platform_t *want, const oci_platform_t *have)
 
 /* ---- manifests ------------------------------------------------------------------------------------- */
 
-int media_is_index(const char *mt)
+int
+media_is_index(const char *mt)
 {
     return !strcmp(mt, "application/vnd.oci.image.index.v1+json") ||
            !strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json");
 }
 
-int media_is_manifest(const char *mt)
+int
+media_is_manifest(const char *mt)
 {
     return !strcmp(mt, "application/vnd.oci.image.manifest.v1+json") ||
            !strcmp(mt, "application/vnd.docker.distribution.manifest.v2+json");
 }
 
 /* containerd's IsLayerType */
-int media_is_layer(const char *mt)
+int
+media_is_layer(const char *mt)
 {
     return !strncmp(mt, "application/vnd.oci.image.layer.", 32) ||
            !strncmp(mt, "application/vnd.docker.image.rootfs.", 36) ||
            !strcmp(mt, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
 }
 
-int media_is_config(const char *mt)
+int
+media_is_config(const char *mt)
 {
     return !strcmp(mt, "application/vnd.oci.image.config.v1+json") ||
            !strcmp(mt, "application/vnd.docker.container.image.v1+json") ||
@@ -322,7 +339,8 @@ int media_is_config(const char *mt)
 }
 
 /* "<alg>:<hex>", sha256 64 hex, sha384 96, sha512 128 */
-int digest_valid(const char *d)
+int
+digest_valid(const char *d)
 {
     const char *colon = strchr(d, ':');
     if (!colon)
@@ -345,7 +363,8 @@ int digest_valid(const char *d)
     return 1;
 }
 
-static const char *jstr(json_object *o, const char *key)
+static const char *
+jstr(json_object *o, const char *key)
 {
     json_object *v;
     if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
@@ -353,13 +372,15 @@ static const char *jstr(json_object *o, const char *key)
     return json_object_get_string(v);
 }
 
-static int bad(const berth_core_api_t *api, berth_error_t **err, const char *what, const char *field)
+static int
+bad(const berth_core_api_t *api, berth_error_t **err, const char *what, const char *field)
 {
     return api->error_make(err, BERTH_EINVAL, "%s: invalid %s: invalid argument", what, field);
 }
 
-static int parse_desc(const berth_core_api_t *api, json_object *o, const char *field,
-                      berth_descriptor_t *d, berth_error_t **err)
+static int
+parse_desc(const berth_core_api_t *api, json_object *o, const char *field, berth_descriptor_t *d,
+           berth_error_t **err)
 {
     memset(d, 0, sizeof *d);
     json_object *sz;
@@ -375,8 +396,8 @@ static int parse_desc(const berth_core_api_t *api, json_object *o, const char *f
     set(d->digest, sizeof d->digest, dg);
     d->size = json_object_get_int64(sz);
     json_object *ann;
-    if (json_object_object_get_ex(o, "annotations", &ann) && json_object_is_type(ann, json_type_object) &&
-        json_object_object_length(ann) > 0) {
+    if (json_object_object_get_ex(o, "annotations", &ann) &&
+        json_object_is_type(ann, json_type_object) && json_object_object_length(ann) > 0) {
         berth_kv_t *kv = api->kv_new();
         if (!kv)
             return api->error_make(err, BERTH_ENOMEM, "out of memory");
@@ -390,7 +411,8 @@ static int parse_desc(const berth_core_api_t *api, json_object *o, const char *f
     return 0;
 }
 
-static void parse_platform(json_object *o, oci_child_t *c)
+static void
+parse_platform(json_object *o, oci_child_t *c)
 {
     json_object *p;
     if (!json_object_object_get_ex(o, "platform", &p) || !json_object_is_type(p, json_type_object))
@@ -402,7 +424,8 @@ static void parse_platform(json_object *o, oci_child_t *c)
     set(c->platform.variant, sizeof c->platform.variant, var ? var : "");
 }
 
-void manifest_free(oci_manifest_t *m)
+void
+manifest_free(oci_manifest_t *m)
 {
     if (!m)
         return;
@@ -417,8 +440,9 @@ void manifest_free(oci_manifest_t *m)
     memset(m, 0, sizeof *m);
 }
 
-int manifest_parse(const berth_core_api_t *api, const char *media_type, const uint8_t *data,
-                   size_t len, oci_manifest_t *out, berth_error_t **err)
+int
+manifest_parse(const berth_core_api_t *api, const char *media_type, const uint8_t *data, size_t len,
+               oci_manifest_t *out, berth_error_t **err)
 {
     memset(out, 0, sizeof *out);
     out->api = api;
@@ -446,8 +470,8 @@ int manifest_parse(const berth_core_api_t *api, const char *media_type, const ui
     else
         is_index = has_manifests;
     /* a document whose own mediaType contradicts how it was served is refused (OCI image-spec) */
-    if (inner && media_type && media_type[0] && (media_is_index(inner) || media_is_manifest(inner)) &&
-        media_is_index(inner) != is_index) {
+    if (inner && media_type && media_type[0] &&
+        (media_is_index(inner) || media_is_manifest(inner)) && media_is_index(inner) != is_index) {
         rc = bad(api, err, "manifest", "mediaType");
         goto out;
     }
@@ -465,7 +489,8 @@ int manifest_parse(const berth_core_api_t *api, const char *media_type, const ui
         }
         if ((rc = parse_desc(api, cfg, "manifest config", &out->config, err)) < 0)
             goto out;
-        if (!json_object_object_get_ex(root, "layers", &list) || !json_object_is_type(list, json_type_array)) {
+        if (!json_object_object_get_ex(root, "layers", &list) ||
+            !json_object_is_type(list, json_type_array)) {
             if (list) {
                 rc = bad(api, err, "manifest", "layers");
                 goto out;
@@ -483,8 +508,8 @@ int manifest_parse(const berth_core_api_t *api, const char *media_type, const ui
     }
     for (size_t i = 0; i < n; i++) {
         json_object *o = json_object_array_get_idx(list, i);
-        if ((rc = parse_desc(api, o, is_index ? "index manifests" : "manifest layers", &out->children[i].desc,
-                             err)) < 0)
+        if ((rc = parse_desc(api, o, is_index ? "index manifests" : "manifest layers",
+                             &out->children[i].desc, err)) < 0)
             goto out;
         out->n_children++;
         if (is_index)
@@ -497,8 +522,8 @@ out:
     return rc;
 }
 
-static json_object *parse_obj(const berth_core_api_t *api, const uint8_t *data, size_t len,
-                              berth_error_t **err)
+static json_object *
+parse_obj(const berth_core_api_t *api, const uint8_t *data, size_t len, berth_error_t **err)
 {
     json_tokener *tok = json_tokener_new();
     if (!tok) {
@@ -511,14 +536,16 @@ static json_object *parse_obj(const berth_core_api_t *api, const uint8_t *data, 
     if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object)) {
         json_object_put(root);
         api->error_make(err, BERTH_EINVAL, "unmarshal image config: %s: invalid argument",
-                        jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "not a JSON object");
+                        jerr != json_tokener_success ? json_tokener_error_desc(jerr)
+                                                     : "not a JSON object");
         return NULL;
     }
     return root;
 }
 
-int config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len,
-                    char (**ids)[BERTH_DIGEST_MAX], size_t *n, berth_error_t **err)
+int
+config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len,
+                char (**ids)[BERTH_DIGEST_MAX], size_t *n, berth_error_t **err)
 {
     *ids = NULL;
     *n = 0;
@@ -527,7 +554,8 @@ int config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len
         return BERTH_EINVAL;
     int rc = 0;
     if (!json_object_object_get_ex(root, "rootfs", &rootfs) ||
-        !json_object_object_get_ex(rootfs, "diff_ids", &arr) || !json_object_is_type(arr, json_type_array)) {
+        !json_object_object_get_ex(rootfs, "diff_ids", &arr) ||
+        !json_object_is_type(arr, json_type_array)) {
         /* no rootfs: no layers to unpack */
         json_object_put(root);
         return 0;
@@ -543,8 +571,8 @@ int config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len
         const char *s = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
         if (!s || !digest_valid(s)) {
             free(v);
-            rc = api->error_make(err, BERTH_EINVAL, "image config: invalid rootfs.diff_ids[%zu]: invalid argument",
-                                 i);
+            rc = api->error_make(err, BERTH_EINVAL,
+                                 "image config: invalid rootfs.diff_ids[%zu]: invalid argument", i);
             goto out;
         }
         set(v[i], BERTH_DIGEST_MAX, s);
@@ -556,14 +584,16 @@ out:
     return rc;
 }
 
-int config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len, oci_platform_t *out,
-                    berth_error_t **err)
+int
+config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len, oci_platform_t *out,
+                berth_error_t **err)
 {
     memset(out, 0, sizeof *out);
     json_object *root = parse_obj(api, data, len, err);
     if (!root)
         return BERTH_EINVAL;
-    const char *os = jstr(root, "os"), *arch = jstr(root, "architecture"), *var = jstr(root, "variant");
+    const char *os = jstr(root, "os"), *arch = jstr(root, "architecture"),
+               *var = jstr(root, "variant");
     set(out->os, sizeof out->os, os ? os : "");
     set(out->arch, sizeof out->arch, arch ? arch : "");
     set(out->variant, sizeof out->variant, var ? var : "");

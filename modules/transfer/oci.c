@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* OCI and Docker image JSON for import and export (oci.h). */
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,11 +49,13 @@ oci_json_desc(const char *media_type, const char *digest, int64_t size)
 static void
 sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_MAX])
 {
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX c; /* not SHA256(): OpenSSL 3 runs it through EVP */
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(md, &c);
     int at = snprintf(out, BERTH_DIGEST_MAX, "sha256:");
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
         at += snprintf(out + at, (size_t)(BERTH_DIGEST_MAX - at), "%02x", md[i]);
 }
 

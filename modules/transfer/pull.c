@@ -60,7 +60,8 @@ typedef struct pull_s {
     char dist_key[400];
 } pull_t;
 
-static int64_t now_ns(void)
+static int64_t
+now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -68,7 +69,8 @@ static int64_t now_ns(void)
 }
 
 /* containerd's remotes.MakeRefKey */
-static void ref_key(const berth_descriptor_t *d, char *out, size_t cap)
+static void
+ref_key(const berth_descriptor_t *d, char *out, size_t cap)
 {
     const char *mt = d->media_type, *prefix = "unknown";
     if (media_is_manifest(mt))
@@ -82,8 +84,9 @@ static void ref_key(const berth_descriptor_t *d, char *out, size_t cap)
     snprintf(out, cap, "%s-%s", prefix, d->digest);
 }
 
-static void progress(pull_t *p, const char *event, const char *name, const char *parent, int64_t done,
-                     int64_t total, const berth_descriptor_t *d)
+static void
+progress(pull_t *p, const char *event, const char *name, const char *parent, int64_t done,
+         int64_t total, const berth_descriptor_t *d)
 {
     const char *parents[1] = {parent};
     job_progress(p->j, event, name, parents, parent && parent[0] ? 1 : 0, done, total, d);
@@ -92,7 +95,8 @@ static void progress(pull_t *p, const char *event, const char *name, const char 
 /* ---- labels ------------------------------------------------------------------------------------------ */
 
 /* containerd's ChildGCLabels, numbered as SetChildrenMappedLabels numbers them */
-static int child_labels(pull_t *p, const oci_manifest_t *m, berth_kv_t *kv)
+static int
+child_labels(pull_t *p, const oci_manifest_t *m, berth_kv_t *kv)
 {
     size_t nm = 0, nl = 0, nc = 0, no = 0;
     char key[128];
@@ -131,24 +135,29 @@ typedef struct membuf_s {
     berth_error_t *err;
 } membuf_t;
 
-static int mem_restart(void *user, berth_error_t **err)
+static int
+mem_restart(void *user, berth_error_t **err)
 {
     (void)err;
     ((membuf_t *)user)->len = 0;
     return 0;
 }
 
-static int mem_data(void *user, const void *buf, size_t len, berth_error_t **err)
+static int
+mem_data(void *user, const void *buf, size_t len, berth_error_t **err)
 {
     membuf_t *m = user;
-    if (len > m->cap - m->len) /* the client delivers at most desc.size bytes; refuse more all the same */
-        return m->api->error_make(err, BERTH_EINVAL, "blob larger than its descriptor: invalid argument");
+    if (len >
+        m->cap - m->len) /* the client delivers at most desc.size bytes; refuse more all the same */
+        return m->api->error_make(err, BERTH_EINVAL,
+                                  "blob larger than its descriptor: invalid argument");
     memcpy(m->data + m->len, buf, len);
     m->len += len;
     return 0;
 }
 
-static void mem_done(void *user, int rc, berth_error_t *err)
+static void
+mem_done(void *user, int rc, berth_error_t *err)
 {
     membuf_t *m = user;
     m->rc = rc;
@@ -156,8 +165,9 @@ static void mem_done(void *user, int rc, berth_error_t *err)
 }
 
 /* The blob's bytes from the namespace when it holds them, else from the registry (stored with labels). */
-static int get_small(pull_t *p, const berth_descriptor_t *d, const char *parent, uint8_t **data, size_t *len,
-                     int *local, berth_error_t **err)
+static int
+get_small(pull_t *p, const berth_descriptor_t *d, const char *parent, uint8_t **data, size_t *len,
+          int *local, berth_error_t **err)
 {
     char name[BERTH_DIGEST_MAX + 16];
     ref_key(d, name, sizeof name);
@@ -179,13 +189,16 @@ static int get_small(pull_t *p, const berth_descriptor_t *d, const char *parent,
     if (media_is_index(d->media_type) || media_is_manifest(d->media_type))
         return reg_fetch_manifest(p->remote.client, d, data, len, err);
     if (d->size > limit)
-        return p->api->error_make(err, BERTH_EINVAL, "%s: %lld bytes is over the limit of %lld: invalid argument",
+        return p->api->error_make(err, BERTH_EINVAL,
+                                  "%s: %lld bytes is over the limit of %lld: invalid argument",
                                   d->digest, (long long)d->size, (long long)limit);
     /* a config is a blob: fetched through the blob path into memory, verified by put_small's store */
-    membuf_t mb = {.api = p->api, .data = malloc(d->size ? (size_t)d->size : 1), .cap = (size_t)d->size};
+    membuf_t mb = {
+        .api = p->api, .data = malloc(d->size ? (size_t)d->size : 1), .cap = (size_t)d->size};
     if (!mb.data)
         return p->api->error_make(err, BERTH_ENOMEM, "out of memory");
-    reg_blob_job_t job = {.desc = *d, .restart = mem_restart, .data = mem_data, .done = mem_done, .user = &mb};
+    reg_blob_job_t job = {
+        .desc = *d, .restart = mem_restart, .data = mem_data, .done = mem_done, .user = &mb};
     job.desc.annotations = NULL;
     rc = reg_fetch_blobs(p->remote.client, &job, 1, err);
     if (rc == 0 && mb.rc < 0)
@@ -200,8 +213,9 @@ static int get_small(pull_t *p, const berth_descriptor_t *d, const char *parent,
     return rc;
 }
 
-static int put_small(pull_t *p, const berth_descriptor_t *d, const uint8_t *data, size_t len, berth_kv_t *labels,
-                     int local, const char *parent, berth_error_t **err)
+static int
+put_small(pull_t *p, const berth_descriptor_t *d, const uint8_t *data, size_t len,
+          berth_kv_t *labels, int local, const char *parent, berth_error_t **err)
 {
     char name[BERTH_DIGEST_MAX + 16];
     ref_key(d, name, sizeof name);
@@ -210,8 +224,8 @@ static int put_small(pull_t *p, const berth_descriptor_t *d, const uint8_t *data
         return p->api->error_make(err, BERTH_ENOMEM, "out of memory");
     if (local) {
         for (size_t i = 0; i < p->api->kv_size(labels); i++)
-            if ((rc = store_blob_label(p->j, d->digest, p->api->kv_key_at(labels, i), p->api->kv_value_at(labels, i),
-                                       err)) < 0)
+            if ((rc = store_blob_label(p->j, d->digest, p->api->kv_key_at(labels, i),
+                                       p->api->kv_value_at(labels, i), err)) < 0)
                 return rc;
         return 0;
     }
@@ -223,7 +237,8 @@ static int put_small(pull_t *p, const berth_descriptor_t *d, const uint8_t *data
 
 /* ---- layers ------------------------------------------------------------------------------------------ */
 
-static blob_t *add_layer(pull_t *p, const berth_descriptor_t *d, const char *parent, berth_error_t **err)
+static blob_t *
+add_layer(pull_t *p, const berth_descriptor_t *d, const char *parent, berth_error_t **err)
 {
     for (size_t i = 0; i < p->n_blobs; i++)
         if (strcmp(p->blobs[i].desc.digest, d->digest) == 0)
@@ -248,7 +263,8 @@ static blob_t *add_layer(pull_t *p, const berth_descriptor_t *d, const char *par
     return b;
 }
 
-static int add_waiter(pull_t *p, size_t bi, unpacker_t *u, size_t layer, berth_error_t **err)
+static int
+add_waiter(pull_t *p, size_t bi, unpacker_t *u, size_t layer, berth_error_t **err)
 {
     blob_t *b = &p->blobs[bi];
     waiter_t *nw = realloc(b->waiters, (b->n_waiters + 1) * sizeof *nw);
@@ -259,13 +275,15 @@ static int add_waiter(pull_t *p, size_t bi, unpacker_t *u, size_t layer, berth_e
     return 0;
 }
 
-static void blob_ready(blob_t *b)
+static void
+blob_ready(blob_t *b)
 {
     for (size_t i = 0; i < b->n_waiters; i++)
         unpack_ready(b->waiters[i].u, b->waiters[i].layer);
 }
 
-static int blob_restart(void *user, berth_error_t **err)
+static int
+blob_restart(void *user, berth_error_t **err)
 {
     blob_t *b = user;
     b->got = 0;
@@ -273,7 +291,8 @@ static int blob_restart(void *user, berth_error_t **err)
     return b->p->j->x->cso->writer_truncate(b->w, 0, err);
 }
 
-static int blob_data(void *user, const void *buf, size_t len, berth_error_t **err)
+static int
+blob_data(void *user, const void *buf, size_t len, berth_error_t **err)
 {
     blob_t *b = user;
     int rc = b->p->j->x->cso->writer_write(b->w, buf, len, err);
@@ -288,7 +307,8 @@ static int blob_data(void *user, const void *buf, size_t len, berth_error_t **er
     return 0;
 }
 
-static void blob_done(void *user, int rc, berth_error_t *err)
+static void
+blob_done(void *user, int rc, berth_error_t *err)
 {
     blob_t *b = user;
     pull_t *p = b->p;
@@ -312,7 +332,8 @@ static void blob_done(void *user, int rc, berth_error_t *err)
     blob_ready(b);
 }
 
-static int download_layers(pull_t *p, berth_error_t **err)
+static int
+download_layers(pull_t *p, berth_error_t **err)
 {
     const berth_core_api_t *api = p->api;
     reg_blob_job_t *jobs = calloc(p->n_blobs ? p->n_blobs : 1, sizeof *jobs);
@@ -337,8 +358,8 @@ static int download_layers(pull_t *p, berth_error_t **err)
             continue;
         }
         if (b->have > 0)
-            api->log(p->j->x->log, BERTH_LOG_INFO, "pull: resuming %s at %lld of %lld bytes", b->desc.digest,
-                     (long long)b->have, (long long)b->desc.size);
+            api->log(p->j->x->log, BERTH_LOG_INFO, "pull: resuming %s at %lld of %lld bytes",
+                     b->desc.digest, (long long)b->have, (long long)b->desc.size);
         jobs[n++] = (reg_blob_job_t){.desc = b->desc,
                                      .offset = b->have,
                                      .restart = blob_restart,
@@ -379,7 +400,8 @@ static int download_layers(pull_t *p, berth_error_t **err)
 
 /* ---- the walk ------------------------------------------------------------------------------------------ */
 
-static int want_platform(const pull_t *p, const oci_platform_t *have)
+static int
+want_platform(const pull_t *p, const oci_platform_t *have)
 {
     if (p->n_plats == 0)
         return 1;
@@ -390,7 +412,8 @@ static int want_platform(const pull_t *p, const oci_platform_t *have)
 }
 
 /* orderedPlatformComparer: the index of the first wanted platform a child matches; no platform sorts last */
-static size_t order_of(const pull_t *p, const oci_child_t *c)
+static size_t
+order_of(const pull_t *p, const oci_child_t *c)
 {
     if (!c->has_platform)
         return (size_t)-1;
@@ -400,11 +423,12 @@ static size_t order_of(const pull_t *p, const oci_child_t *c)
     return p->n_plats;
 }
 
-static int handle(pull_t *p, const berth_descriptor_t *d, const char *parent, const oci_child_t *entry,
-                  int depth, berth_error_t **err);
+static int handle(pull_t *p, const berth_descriptor_t *d, const char *parent,
+                  const oci_child_t *entry, int depth, berth_error_t **err);
 
-static int handle_manifest(pull_t *p, const char *name, const oci_manifest_t *m,
-                           const oci_child_t *entry, berth_error_t **err)
+static int
+handle_manifest(pull_t *p, const char *name, const oci_manifest_t *m, const oci_child_t *entry,
+                berth_error_t **err)
 {
     const berth_core_api_t *api = p->api;
     uint8_t *cfg = NULL;
@@ -450,9 +474,10 @@ static int handle_manifest(pull_t *p, const char *name, const oci_manifest_t *m,
             p->unpackers = nu;
             p->unpackers[p->n_unpackers++] = u;
         } else {
-            api->log(p->j->x->log, BERTH_LOG_DEBUG, "pull: unpacker does not support platform %s/%s%s%s, only "
-                                                    "fetching layers", cp.os, cp.arch, cp.variant[0] ? "/" : "",
-                     cp.variant);
+            api->log(p->j->x->log, BERTH_LOG_DEBUG,
+                     "pull: unpacker does not support platform %s/%s%s%s, only "
+                     "fetching layers",
+                     cp.os, cp.arch, cp.variant[0] ? "/" : "", cp.variant);
         }
     }
     free(cfg);
@@ -466,7 +491,8 @@ static int handle_manifest(pull_t *p, const char *name, const oci_manifest_t *m,
     return 0;
 }
 
-static int handle_index(pull_t *p, const oci_manifest_t *m, const char *name, int depth, berth_error_t **err)
+static int
+handle_index(pull_t *p, const oci_manifest_t *m, const char *name, int depth, berth_error_t **err)
 {
     const Containerd__Types__Transfer__ImageStore *dst = p->dst;
     size_t n = 0;
@@ -489,7 +515,8 @@ static int handle_index(pull_t *p, const oci_manifest_t *m, const char *name, in
             }
         if (n == 0) {
             free(sel);
-            return p->api->error_make(err, BERTH_ENOTFOUND, "no match for platform in manifest: not found");
+            return p->api->error_make(err, BERTH_ENOTFOUND,
+                                      "no match for platform in manifest: not found");
         }
         if (n > dst->manifest_limit)
             n = dst->manifest_limit;
@@ -501,18 +528,22 @@ static int handle_index(pull_t *p, const oci_manifest_t *m, const char *name, in
     return rc;
 }
 
-static int handle(pull_t *p, const berth_descriptor_t *d, const char *parent, const oci_child_t *entry,
-                  int depth, berth_error_t **err)
+static int
+handle(pull_t *p, const berth_descriptor_t *d, const char *parent, const oci_child_t *entry,
+       int depth, berth_error_t **err)
 {
     const berth_core_api_t *api = p->api;
     if (depth > 8)
-        return api->error_make(err, BERTH_EINVAL, "%s: indexes nested too deep: invalid argument", d->digest);
+        return api->error_make(err, BERTH_EINVAL, "%s: indexes nested too deep: invalid argument",
+                               d->digest);
     if (!strcmp(d->media_type, "application/vnd.docker.distribution.manifest.v1+prettyjws") ||
         !strcmp(d->media_type, "application/vnd.docker.distribution.manifest.v1+json"))
-        return api->error_make(err, BERTH_EINVAL,
-                               "schema 1 image manifests are no longer supported: invalid argument");
+        return api->error_make(
+            err, BERTH_EINVAL,
+            "schema 1 image manifests are no longer supported: invalid argument");
     if (!media_is_index(d->media_type) && !media_is_manifest(d->media_type)) {
-        api->log(p->j->x->log, BERTH_LOG_DEBUG, "pull: skipping %s of media type %s", d->digest, d->media_type);
+        api->log(p->j->x->log, BERTH_LOG_DEBUG, "pull: skipping %s of media type %s", d->digest,
+                 d->media_type);
         return 0;
     }
     char name[BERTH_DIGEST_MAX + 16];
@@ -537,14 +568,16 @@ static int handle(pull_t *p, const berth_descriptor_t *d, const char *parent, co
     api->kv_free(labels);
     free(data);
     if (rc == 0)
-        rc = m.is_index ? handle_index(p, &m, name, depth, err) : handle_manifest(p, name, &m, entry, err);
+        rc = m.is_index ? handle_index(p, &m, name, depth, err)
+                        : handle_manifest(p, name, &m, entry, err);
     manifest_free(&m);
     return rc;
 }
 
 /* ---- set-up ------------------------------------------------------------------------------------------ */
 
-static void platform_from_pb(const Containerd__Types__Platform *pb, oci_platform_t *out)
+static void
+platform_from_pb(const Containerd__Types__Platform *pb, oci_platform_t *out)
 {
     memset(out, 0, sizeof *out);
     snprintf(out->os, sizeof out->os, "%s", pb && pb->os ? pb->os : "");
@@ -552,7 +585,8 @@ static void platform_from_pb(const Containerd__Types__Platform *pb, oci_platform
     snprintf(out->variant, sizeof out->variant, "%s", pb && pb->variant ? pb->variant : "");
 }
 
-static int setup_platforms(pull_t *p, berth_error_t **err)
+static int
+setup_platforms(pull_t *p, berth_error_t **err)
 {
     const Containerd__Types__Transfer__ImageStore *dst = p->dst;
     platform_host(&p->host);
@@ -575,7 +609,8 @@ static int setup_platforms(pull_t *p, berth_error_t **err)
             /* getSupportedPlatform: the daemon unpacks only what its own platform runs */
             if (platform_rank(&p->host, &want) < 0) {
                 p->api->log(p->j->x->log, BERTH_LOG_WARN,
-                            "Unpack configuration not supported, skipping platform=%s/%s%s%s snapshotter=%s",
+                            "Unpack configuration not supported, skipping platform=%s/%s%s%s "
+                            "snapshotter=%s",
                             want.os, want.arch, want.variant[0] ? "/" : "", want.variant,
                             uc->snapshotter ? uc->snapshotter : "");
                 continue;
@@ -584,7 +619,8 @@ static int setup_platforms(pull_t *p, berth_error_t **err)
             /* the unpacker then matches image configs with the daemon's platform matcher */
             up->platform = p->host;
             snprintf(up->snapshotter, sizeof up->snapshotter, "%s",
-                     uc->snapshotter && uc->snapshotter[0] ? uc->snapshotter : p->j->x->default_snapshotter);
+                     uc->snapshotter && uc->snapshotter[0] ? uc->snapshotter
+                                                           : p->j->x->default_snapshotter);
         }
     }
     return 0;
@@ -592,7 +628,8 @@ static int setup_platforms(pull_t *p, berth_error_t **err)
 
 /* ImageStore.Store: the name with the store's labels, extra references with theirs; Create, or Update when the
  * name exists. */
-static int store_images(pull_t *p, const berth_descriptor_t *target, const char *root, berth_error_t **err)
+static int
+store_images(pull_t *p, const berth_descriptor_t *target, const char *root, berth_error_t **err)
 {
     const berth_core_api_t *api = p->api;
     const Containerd__Types__Transfer__ImageStore *dst = p->dst;
@@ -642,7 +679,8 @@ out:
     return rc;
 }
 
-static void pull_free(pull_t *p)
+static void
+pull_free(pull_t *p)
 {
     for (size_t i = 0; i < p->n_blobs; i++)
         free(p->blobs[i].waiters);
@@ -653,8 +691,9 @@ static void pull_free(pull_t *p)
     remote_close(&p->remote);
 }
 
-int xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
-              const Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
+int
+xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
+          const Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err)
 {
     const berth_core_api_t *api = j->x->api;
     pull_t p = {.j = j, .api = api, .dst = dst};
@@ -662,7 +701,8 @@ int xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
     int rc = remote_open(j, src, &p.remote, err);
     if (rc < 0)
         return rc;
-    snprintf(p.dist_key, sizeof p.dist_key, "containerd.io/distribution.source.%s", p.remote.ref.host);
+    snprintf(p.dist_key, sizeof p.dist_key, "containerd.io/distribution.source.%s",
+             p.remote.ref.host);
     if ((rc = setup_platforms(&p, err)) < 0)
         goto out;
 

@@ -33,13 +33,15 @@ typedef struct reader_s {
     const char *digest;
 } reader_t;
 
-static int read_blob(void *user, int64_t offset, void *buf, size_t len, size_t *got, berth_error_t **err)
+static int
+read_blob(void *user, int64_t offset, void *buf, size_t len, size_t *got, berth_error_t **err)
 {
     reader_t *r = user;
     return r->j->x->cso->read_at(r->j->x->cs, r->digest, offset, buf, len, got, err);
 }
 
-static void ref_name(const berth_descriptor_t *d, char *out, size_t cap)
+static void
+ref_name(const berth_descriptor_t *d, char *out, size_t cap)
 {
     const char *mt = d->media_type, *prefix = "unknown";
     if (media_is_manifest(mt))
@@ -53,7 +55,8 @@ static void ref_name(const berth_descriptor_t *d, char *out, size_t cap)
     snprintf(out, cap, "%s-%s", prefix, d->digest);
 }
 
-static int seen(push_t *p, const char *digest)
+static int
+seen(push_t *p, const char *digest)
 {
     for (size_t i = 0; i < p->n_done; i++)
         if (strcmp(p->done[i], digest) == 0)
@@ -71,7 +74,8 @@ static int seen(push_t *p, const char *digest)
 }
 
 /* The first repository other than the destination that the blob's distribution source label names. */
-static int mount_source(push_t *p, const char *digest, char *repo, size_t cap)
+static int
+mount_source(push_t *p, const char *digest, char *repo, size_t cap)
 {
     xjob_t *j = p->j;
     berth_kv_t *labels = p->api->kv_new();
@@ -87,7 +91,8 @@ static int mount_source(push_t *p, const char *digest, char *repo, size_t cap)
         while (v && *v && !found) {
             const char *comma = strchr(v, ',');
             size_t n = comma ? (size_t)(comma - v) : strlen(v);
-            if (n > 0 && n < cap && !(strlen(p->remote.ref.repo) == n && !strncmp(v, p->remote.ref.repo, n))) {
+            if (n > 0 && n < cap &&
+                !(strlen(p->remote.ref.repo) == n && !strncmp(v, p->remote.ref.repo, n))) {
                 memcpy(repo, v, n);
                 repo[n] = '\0';
                 found = 1;
@@ -101,7 +106,8 @@ static int mount_source(push_t *p, const char *digest, char *repo, size_t cap)
     return found;
 }
 
-static int push_blob(push_t *p, const berth_descriptor_t *d, const char *parent, berth_error_t **err)
+static int
+push_blob(push_t *p, const berth_descriptor_t *d, const char *parent, berth_error_t **err)
 {
     char name[BERTH_DIGEST_MAX + 16], from[512];
     const char *parents[1] = {parent};
@@ -134,7 +140,8 @@ static int push_blob(push_t *p, const berth_descriptor_t *d, const char *parent,
     return 0;
 }
 
-static int held(push_t *p, const char *digest)
+static int
+held(push_t *p, const char *digest)
 {
     berth_kv_t *labels = p->api->kv_new();
     berth_content_record_t rec;
@@ -147,7 +154,8 @@ static int held(push_t *p, const char *digest)
     return rc == 0;
 }
 
-static int want(const push_t *p, const oci_child_t *c)
+static int
+want(const push_t *p, const oci_child_t *c)
 {
     if (p->n_plats == 0 || !c->has_platform)
         return 1;
@@ -158,12 +166,14 @@ static int want(const push_t *p, const oci_child_t *c)
 }
 
 /* Pushes d's children, then d (by digest, or by tag when given). */
-static int push_node(push_t *p, const berth_descriptor_t *d, const char *parent, const char *tag, int depth,
-                     berth_error_t **err)
+static int
+push_node(push_t *p, const berth_descriptor_t *d, const char *parent, const char *tag, int depth,
+          berth_error_t **err)
 {
     const berth_core_api_t *api = p->api;
     if (depth > PUSH_DEPTH)
-        return api->error_make(err, BERTH_EINVAL, "%s: indexes nested too deep: invalid argument", d->digest);
+        return api->error_make(err, BERTH_EINVAL, "%s: indexes nested too deep: invalid argument",
+                               d->digest);
     if (!media_is_index(d->media_type) && !media_is_manifest(d->media_type))
         return push_blob(p, d, parent, err);
     char name[BERTH_DIGEST_MAX + 16];
@@ -185,7 +195,8 @@ static int push_node(push_t *p, const berth_descriptor_t *d, const char *parent,
                 continue;
             /* a manifest of a platform this namespace never fetched (a single-platform pull) */
             if (!held(p, m.children[i].desc.digest)) {
-                api->log(p->j->x->log, BERTH_LOG_DEBUG, "push: %s not held, skipped", m.children[i].desc.digest);
+                api->log(p->j->x->log, BERTH_LOG_DEBUG, "push: %s not held, skipped",
+                         m.children[i].desc.digest);
                 continue;
             }
             rc = push_node(p, &m.children[i].desc, name, NULL, depth + 1, err);
@@ -201,7 +212,8 @@ static int push_node(push_t *p, const berth_descriptor_t *d, const char *parent,
         berth_descriptor_t bd = *d;
         bd.annotations = NULL;
         job_progress(p->j, "pushing", name, parents, parent ? 1 : 0, 0, d->size, &bd);
-        rc = reg_push_manifest(p->remote.client, tag && tag[0] ? tag : d->digest, d->media_type, data, len, err);
+        rc = reg_push_manifest(p->remote.client, tag && tag[0] ? tag : d->digest, d->media_type,
+                               data, len, err);
         if (rc == 0)
             job_progress(p->j, "complete", name, parents, parent ? 1 : 0, d->size, d->size, &bd);
     }
@@ -209,8 +221,9 @@ static int push_node(push_t *p, const berth_descriptor_t *d, const char *parent,
     return rc;
 }
 
-int xfer_push(xjob_t *j, const Containerd__Types__Transfer__ImageStore *src,
-              const Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err)
+int
+xfer_push(xjob_t *j, const Containerd__Types__Transfer__ImageStore *src,
+          const Containerd__Types__Transfer__OCIRegistry *dst, berth_error_t **err)
 {
     const berth_core_api_t *api = j->x->api;
     push_t p = {.j = j, .api = api};

@@ -163,8 +163,9 @@ reg_ref_parse(const berth_core_api_t *api, const char *ref, reg_ref_t *out, bert
 {
     memset(out, 0, sizeof *out);
     if (ref == NULL || *ref == '\0')
-        return api->error_make(err, BERTH_EINVAL, "reference \"\": repository name must have at "
-                                                  "least one component");
+        return api->error_make(err, BERTH_EINVAL,
+                               "reference \"\": repository name must have at "
+                               "least one component");
     char buf[1024];
     if (strlen(ref) >= sizeof buf)
         return bad(api, err, ref, "repository name must not be more than 255 characters");
@@ -203,8 +204,10 @@ reg_ref_parse(const berth_core_api_t *api, const char *ref, reg_ref_t *out, bert
     }
     if (strcmp(out->host, "index.docker.io") == 0)
         strcpy(out->host, "docker.io");
+    if (strlen(remainder) + 8 >= sizeof out->repo)
+        return bad(api, err, ref, "repository name must not be more than 255 characters");
     if (strcmp(out->host, "docker.io") == 0 && strchr(remainder, '/') == NULL)
-        snprintf(out->repo, sizeof out->repo, "library/%s", remainder);
+        snprintf(out->repo, sizeof out->repo, "library/%.500s", remainder);
     else if (strlen(remainder) < sizeof out->repo)
         strcpy(out->repo, remainder);
     else

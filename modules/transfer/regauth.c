@@ -285,7 +285,8 @@ static int
 bearer(reg_rq_t *rq, const reg_challenge_t *ch, berth_error_t **err)
 {
     reg_client_t *c = rq->c;
-    if (ch->realm == NULL || (strncmp(ch->realm, "https://", 8) && strncmp(ch->realm, "http://", 7)))
+    if (ch->realm == NULL ||
+        (strncmp(ch->realm, "https://", 8) && strncmp(ch->realm, "http://", 7)))
         return c->api->error_make(err, BERTH_EUNAUTH, "%s: bearer challenge without a usable realm",
                                   rq->url);
     const char *user, *secret;
@@ -349,8 +350,7 @@ reg_auth_handle(reg_rq_t *rq, berth_error_t **err)
             rc = basic(rq, err);
     reg_challenges_free(ch, n);
     if (rc == 1)
-        return rq->c->api->error_make(err, BERTH_EUNAUTH,
-                                      "%s: no supported authentication scheme in the challenge",
-                                      rq->url);
+        return rq->c->api->error_make(
+            err, BERTH_EUNAUTH, "%s: no supported authentication scheme in the challenge", rq->url);
     return rc;
 }

@@ -18,10 +18,8 @@
  *         - url: https://mirror.example/v2/proxy
  *           override_path: true
  *           capabilities: [pull]
- *   registry_client: {connect_timeout_ms: 30000, low_speed_time_s: 30, low_speed_limit: 1,
- *                     retries: 5, manifest_limit: 4194304}
- *   max_concurrent_downloads: 3
- *   max_concurrent_uploaded_layers: 3
+ *   max_concurrent_downloads: 3       # and max_concurrent_uploads, connect_timeout_ms,
+ *   retries: 5                        # low_speed_time (s), low_speed_limit (B/s), manifest_limit
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +28,9 @@
 #include "registry.h"
 #include "registry_int.h"
 
-static const char *const endpoint_keys[] = {"capabilities", "ca",        "client_cert",
+static const char *const endpoint_keys[] = {"capabilities", "ca",          "client_cert",
                                             "client_key",   "skip_verify", "override_path",
-                                            "header",       "auth",      NULL};
+                                            "header",       "auth",        NULL};
 
 static int
 known_key(const char *key, const char *const *extra)
@@ -130,8 +128,8 @@ parse_headers(const berth_core_api_t *api, const berth_config_node_t *n, const c
                                    path, name);
         size_t nv = api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_size(v) : 1;
         for (size_t k = 0; k < nv; k++) {
-            const char *s = api->scalar(api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_at(v, k)
-                                                                                : v);
+            const char *s =
+                api->scalar(api->node_kind(v) == BERTH_CONFIG_LIST ? api->list_at(v, k) : v);
             if (s == NULL || strpbrk(s, "\r\n"))
                 return api->error_make(err, BERTH_EINVAL,
                                        "%s.header.%s: expected a string or a list of strings", path,
@@ -260,11 +258,12 @@ get_positive(const berth_core_api_t *api, const berth_config_node_t *map, const 
     if (api->get_int(map, key, dflt, out, err) < 0)
         return path ? api->error_wrap(err, "%s", path) : BERTH_EINVAL;
     if (*out < min)
-        return api->error_make(err, BERTH_EINVAL, "%s%s%s: must be at least %lld",
-                               path ? path : "", path ? "." : "", key, (long long)min);
+        return api->error_make(err, BERTH_EINVAL, "%s%s%s: must be at least %lld", path ? path : "",
+                               path ? "." : "", key, (long long)min);
     return 0;
 }
 
+/* The client's limits, top-level keys of the plugin's section (module.c declares them in its schema). */
 static int
 load_client_opts(const berth_core_api_t *api, const berth_config_node_t *plugin, reg_config_t *out,
                  berth_error_t **err)
@@ -273,31 +272,17 @@ load_client_opts(const berth_core_api_t *api, const berth_config_node_t *plugin,
     if (get_positive(api, plugin, NULL, "max_concurrent_downloads", 3, 1, &v, err) < 0)
         return BERTH_EINVAL;
     out->max_concurrent_downloads = (int)(v > 64 ? 64 : v);
-    if (get_positive(api, plugin, NULL, "max_concurrent_uploaded_layers", 3, 1, &v, err) < 0)
+    if (get_positive(api, plugin, NULL, "max_concurrent_uploads", 3, 1, &v, err) < 0)
         return BERTH_EINVAL;
     out->max_concurrent_uploads = (int)(v > 64 ? 64 : v);
-
-    const berth_config_node_t *rc = api->map_get(plugin, "registry_client");
-    if (rc != NULL && api->node_kind(rc) != BERTH_CONFIG_MAP)
-        return api->error_make(err, BERTH_EINVAL, "registry_client: expected a map");
-    static const char *const keys[] = {"connect_timeout_ms", "low_speed_time_s", "low_speed_limit",
-                                       "retries", "manifest_limit"};
-    for (size_t i = 0; rc && i < api->map_size(rc); i++) {
-        size_t k = 0;
-        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k], api->map_key_at(rc, i)))
-            k++;
-        if (k == sizeof keys / sizeof keys[0])
-            return api->error_make(err, BERTH_EINVAL, "registry_client.%s: unknown key",
-                                   api->map_key_at(rc, i));
-    }
-    const char *p = "registry_client";
-    if (get_positive(api, rc, p, "connect_timeout_ms", 30000, 1, &out->connect_timeout_ms, err) <
-            0 ||
-        get_positive(api, rc, p, "low_speed_time_s", 30, 1, &out->low_speed_time_s, err) < 0 ||
-        get_positive(api, rc, p, "low_speed_limit", 1, 1, &out->low_speed_limit, err) < 0 ||
-        get_positive(api, rc, p, "manifest_limit", 4 << 20, 1024, &out->manifest_limit, err) < 0)
+    if (get_positive(api, plugin, NULL, "connect_timeout_ms", 30000, 1, &out->connect_timeout_ms,
+                     err) < 0 ||
+        get_positive(api, plugin, NULL, "low_speed_time", 30, 1, &out->low_speed_time_s, err) < 0 ||
+        get_positive(api, plugin, NULL, "low_speed_limit", 1, 1, &out->low_speed_limit, err) < 0 ||
+        get_positive(api, plugin, NULL, "manifest_limit", 4 << 20, 1024, &out->manifest_limit,
+                     err) < 0)
         return BERTH_EINVAL;
-    if (get_positive(api, rc, p, "retries", 5, 0, &v, err) < 0)
+    if (get_positive(api, plugin, NULL, "retries", 5, 0, &v, err) < 0)
         return BERTH_EINVAL;
     out->retries = (int)(v > 100 ? 100 : v);
     return 0;

@@ -68,8 +68,9 @@ blob_sink(reg_rq_t *rq, const void *data, size_t len)
             long long start = -1;
             if (rq->content_range == NULL ||
                 sscanf(rq->content_range, "bytes %lld-", &start) != 1 || start != b->have)
-                return fail(b, BERTH_EUNKNOWN, "blob %s: Content-Range \"%s\" does not start at "
-                                               "the requested offset",
+                return fail(b, BERTH_EUNKNOWN,
+                            "blob %s: Content-Range \"%s\" does not start at "
+                            "the requested offset",
                             rq->content_range ? rq->content_range : "");
         }
     }
@@ -100,8 +101,8 @@ start(bjob_t *b, CURLM *m)
     reg_client_t *c = b->c;
     reg_ep_t *ep = &c->eps[b->ep];
     reg_rq_free(&b->rq);
-    reg_rq_init(&b->rq, c, ep, "GET", reg_url(c, ep, "/%s/blobs/%s", c->ref.repo, b->job->desc.digest),
-                b->scope);
+    reg_rq_init(&b->rq, c, ep, "GET",
+                reg_url(c, ep, "/%s/blobs/%s", c->ref.repo, b->job->desc.digest), b->scope);
     if (b->rq.url == NULL)
         return fail(b, BERTH_ENOMEM, "blob %s: %s", "out of memory");
     b->rq.follow = 1;
@@ -183,6 +184,14 @@ on_transport_error(bjob_t *b, CURLcode cc, berth_error_t **first)
                 (long long)b->job->desc.size);
     if (reg_curl_retryable(cc) && retry_or_next(b, reg_backoff_ms(NULL, b->attempts + 1)))
         return;
+    size_t next;
+    if (!reg_curl_retryable(cc) && next_endpoint(c, b->ep + 1, &next)) {
+        b->ep = next; /* unreachable: the next endpoint at once */
+        b->attempts = 0;
+        b->authed = 0;
+        requeue(b, 0);
+        return;
+    }
     fail(b, BERTH_EUNAVAILABLE, "blob %s: %s", why);
     finish(b, b->rc, first);
 }

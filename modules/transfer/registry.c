@@ -518,8 +518,6 @@ reg_curl_retryable(CURLcode rc)
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
         return 1;
     default:
         return 0;
@@ -616,8 +614,8 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
         }
         if ((rq->status >= 500 || rq->status == 429) && attempt < c->cfg->retries) {
             int64_t ms = reg_backoff_ms(rq, attempt + 1);
-            c->api->log(c->log, BERTH_LOG_DEBUG, "%s %s: status %ld; retry in %lld ms",
-                        rq->method, rq->url, rq->status, (long long)ms);
+            c->api->log(c->log, BERTH_LOG_DEBUG, "%s %s: status %ld; retry in %lld ms", rq->method,
+                        rq->url, rq->status, (long long)ms);
             reg_sleep_ms(ms);
             continue;
         }
@@ -639,12 +637,10 @@ registry_message(const reg_rq_t *rq, char *out, size_t n)
     if (root && json_object_object_get_ex(root, "errors", &errs) &&
         json_object_is_type(errs, json_type_array) && json_object_array_length(errs) > 0 &&
         (first = json_object_array_get_idx(errs, 0)) != NULL) {
-        const char *cs = json_object_object_get_ex(first, "code", &code)
-                             ? json_object_get_string(code)
-                             : "";
-        const char *ms = json_object_object_get_ex(first, "message", &msg)
-                             ? json_object_get_string(msg)
-                             : "";
+        const char *cs =
+            json_object_object_get_ex(first, "code", &code) ? json_object_get_string(code) : "";
+        const char *ms =
+            json_object_object_get_ex(first, "message", &msg) ? json_object_get_string(msg) : "";
         snprintf(out, n, ": %s: %s", cs, ms);
     }
     json_object_put(root);
@@ -746,8 +742,8 @@ resolve_at(reg_client_t *c, reg_ep_t *ep, berth_descriptor_t *out, berth_error_t
     scope_pull(c, scope, sizeof scope);
     for (int get = 0; get < 2; get++) {
         reg_rq_t rq;
-        reg_rq_init(&rq, c, ep, get ? "GET" : "HEAD", reg_url(c, ep, "/%s/manifests/%s", c->ref.repo, what),
-                    scope);
+        reg_rq_init(&rq, c, ep, get ? "GET" : "HEAD",
+                    reg_url(c, ep, "/%s/manifests/%s", c->ref.repo, what), scope);
         rq.extra[rq.n_extra++] = manifest_accept;
         rq.follow = 1;
         rq.limit = (size_t)c->cfg->manifest_limit;
@@ -826,8 +822,8 @@ reg_resolve(reg_client_t *c, berth_descriptor_t *out, berth_error_t **err)
             return 0;
         }
         if (rc < 0) {
-            c->api->log(c->log, BERTH_LOG_DEBUG, "resolve %s at %s: %s", c->ref.name,
-                        ep->authority, e ? e->message : "");
+            c->api->log(c->log, BERTH_LOG_DEBUG, "resolve %s at %s: %s", c->ref.name, ep->authority,
+                        e ? e->message : "");
             if (last)
                 c->api->error_free(last);
             last = e;
@@ -841,8 +837,8 @@ reg_resolve(reg_client_t *c, berth_descriptor_t *out, berth_error_t **err)
         return last->code;
     }
     if (!tried)
-        return c->api->error_make(err, BERTH_ENOTFOUND,
-                                  "%s: no registry endpoint can resolve it", c->ref.name);
+        return c->api->error_make(err, BERTH_ENOTFOUND, "%s: no registry endpoint can resolve it",
+                                  c->ref.name);
     return c->api->error_make(err, BERTH_ENOTFOUND, "%s: not found", c->ref.name);
 }
 

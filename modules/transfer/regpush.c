@@ -17,8 +17,7 @@ push_endpoint(reg_client_t *c, berth_error_t **err)
     for (size_t i = 0; i < c->n_eps; i++)
         if (c->eps[i].caps & REG_CAP_PUSH)
             return &c->eps[i];
-    c->api->error_make(err, BERTH_EPRECONDITION, "%s: no registry endpoint can push",
-                       c->ref.name);
+    c->api->error_make(err, BERTH_EPRECONDITION, "%s: no registry endpoint can push", c->ref.name);
     return NULL;
 }
 
@@ -80,10 +79,10 @@ reg_blob_mount(reg_client_t *c, const berth_descriptor_t *desc, const char *from
     if (from == NULL)
         return c->api->error_make(err, BERTH_ENOMEM, "mount: out of memory");
     reg_rq_t rq;
-    reg_rq_init(&rq, c, ep, "POST",
-                reg_url(c, ep, "/%s/blobs/uploads/?mount=%s&from=%s", c->ref.repo, desc->digest,
-                        from),
-                scope);
+    reg_rq_init(
+        &rq, c, ep, "POST",
+        reg_url(c, ep, "/%s/blobs/uploads/?mount=%s&from=%s", c->ref.repo, desc->digest, from),
+        scope);
     curl_free(from);
     int rc = reg_rq_do(&rq, err);
     if (rc == 0) {
@@ -115,8 +114,7 @@ with_digest(reg_ep_t *ep, const char *location, const char *digest)
 
 /* Starts an upload session; *location (malloc'd) is where its bytes go. */
 static int
-upload_start(reg_client_t *c, reg_ep_t *ep, const char *scope, char **location,
-             berth_error_t **err)
+upload_start(reg_client_t *c, reg_ep_t *ep, const char *scope, char **location, berth_error_t **err)
 {
     reg_rq_t rq;
     reg_rq_init(&rq, c, ep, "POST", reg_url(c, ep, "/%s/blobs/uploads/", c->ref.repo), scope);
@@ -177,8 +175,8 @@ upload_close(reg_client_t *c, reg_ep_t *ep, const char *scope, const char *locat
     if (rc == 0 && rq.status != 201 && rq.status != 204)
         rc = reg_rq_status_error(&rq, err);
     if (rc == 0 && rq.digest && strcmp(rq.digest, desc->digest) != 0)
-        rc = c->api->error_make(err, BERTH_EPRECONDITION,
-                                "push blob %s: the registry stored %s", desc->digest, rq.digest);
+        rc = c->api->error_make(err, BERTH_EPRECONDITION, "push blob %s: the registry stored %s",
+                                desc->digest, rq.digest);
     reg_rq_free(&rq);
     return rc;
 }

@@ -15,8 +15,9 @@
 #define AUTH_TAKE_MS 10000
 #define AUTH_ANSWER_MS 60000
 
-static int auth_creds(void *user, const char *host, const char *reference, const char *const *www, size_t n,
-                      char **username, char **secret, berth_error_t **err)
+static int
+auth_creds(void *user, const char *host, const char *reference, const char *const *www, size_t n,
+           char **username, char **secret, berth_error_t **err)
 {
     remote_t *r = user;
     xjob_t *j = r->j;
@@ -24,7 +25,8 @@ static int auth_creds(void *user, const char *host, const char *reference, const
     *username = *secret = NULL;
     if (!r->auth_stream[0])
         return 0; /* the client offered no credentials: anonymous */
-    if (!r->auth && streams_take(j->x->streams, j->ns, r->auth_stream, AUTH_TAKE_MS, &r->auth, err) < 0)
+    if (!r->auth &&
+        streams_take(j->x->streams, j->ns, r->auth_stream, AUTH_TAKE_MS, &r->auth, err) < 0)
         return api->error_wrap(err, "auth stream %s", r->auth_stream);
 
     Containerd__Types__Transfer__AuthRequest req = CONTAINERD__TYPES__TRANSFER__AUTH_REQUEST__INIT;
@@ -54,7 +56,8 @@ static int auth_creds(void *user, const char *host, const char *reference, const
     free(type);
     free(val);
     if (!resp)
-        return api->error_make(err, BERTH_EINVAL, "credentials for %s: undecodable AuthResponse", host);
+        return api->error_make(err, BERTH_EINVAL, "credentials for %s: undecodable AuthResponse",
+                               host);
     rc = 0;
     switch (resp->authtype) {
     case CONTAINERD__TYPES__TRANSFER__AUTH_TYPE__CREDENTIALS:
@@ -69,8 +72,10 @@ static int auth_creds(void *user, const char *host, const char *reference, const
             rc = api->error_make(err, BERTH_ENOMEM, "out of memory");
         break;
     case CONTAINERD__TYPES__TRANSFER__AUTH_TYPE__HEADER:
-        api->log(j->x->log, BERTH_LOG_WARN, "credentials for %s: a raw Authorization header is not supported, "
-                                            "going on anonymously", host);
+        api->log(j->x->log, BERTH_LOG_WARN,
+                 "credentials for %s: a raw Authorization header is not supported, "
+                 "going on anonymously",
+                 host);
         break;
     default:
         break;
@@ -83,8 +88,9 @@ static int auth_creds(void *user, const char *host, const char *reference, const
     return rc;
 }
 
-int remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *reg, remote_t *r,
-                berth_error_t **err)
+int
+remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry *reg, remote_t *r,
+            berth_error_t **err)
 {
     const berth_core_api_t *api = j->x->api;
     memset(r, 0, sizeof *r);
@@ -121,7 +127,8 @@ int remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry
         .creds_user = r,
         .headers = (const char *const *)r->headers,
         .n_headers = r->n_headers,
-        .default_scheme = res && res->default_scheme && res->default_scheme[0] ? res->default_scheme : NULL,
+        .default_scheme =
+            res && res->default_scheme && res->default_scheme[0] ? res->default_scheme : NULL,
         .log = j->x->log,
     };
     if ((rc = reg_client_new(api, &o, &r->client, err)) < 0) {
@@ -131,7 +138,8 @@ int remote_open(xjob_t *j, const struct Containerd__Types__Transfer__OCIRegistry
     return 0;
 }
 
-void remote_close(remote_t *r)
+void
+remote_close(remote_t *r)
 {
     if (r->client)
         reg_client_free(r->client);

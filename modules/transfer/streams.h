@@ -19,8 +19,8 @@
 #include <berth/grpc.h>
 #include <berth/module.h>
 
-typedef struct streams_s streams_t;   /* the registry of open streams, one per transfer plugin */
-typedef struct xstream_s xstream_t;   /* one open stream, referenced */
+typedef struct streams_s streams_t; /* the registry of open streams, one per transfer plugin */
+typedef struct xstream_s xstream_t; /* one open stream, referenced */
 
 int streams_new(const berth_core_api_t *api, const berth_logger_t *log, streams_t **out,
                 berth_error_t **err);

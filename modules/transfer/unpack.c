@@ -43,7 +43,8 @@ struct unpacker_s {
 };
 
 /* identity.ChainID: chain[0] = diff[0], chain[i] = sha256(chain[i-1] + " " + diff[i]) */
-static void chain_next(const char *parent, const char *diff, char out[BERTH_DIGEST_MAX])
+static void
+chain_next(const char *parent, const char *diff, char out[BERTH_DIGEST_MAX])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -56,7 +57,8 @@ static void chain_next(const char *parent, const char *diff, char out[BERTH_DIGE
 }
 
 /* containerd's uniquePart: nanoseconds and 3 random bytes, URL-safe base64 */
-static void unique_part(char *out, size_t cap)
+static void
+unique_part(char *out, size_t cap)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char r[3] = {0};
@@ -64,8 +66,8 @@ static void unique_part(char *out, size_t cap)
     clock_gettime(CLOCK_REALTIME, &ts);
     if (getrandom(r, sizeof r, 0) < 0)
         r[0] ^= (unsigned char)ts.tv_nsec;
-    char enc[5] = {b64[r[0] >> 2], b64[((r[0] & 3) << 4) | (r[1] >> 4)], b64[((r[1] & 15) << 2) | (r[2] >> 6)],
-                   b64[r[2] & 63], 0};
+    char enc[5] = {b64[r[0] >> 2], b64[((r[0] & 3) << 4) | (r[1] >> 4)],
+                   b64[((r[1] & 15) << 2) | (r[2] >> 6)], b64[r[2] & 63], 0};
     snprintf(out, cap, "%ld-%s", ts.tv_nsec, enc);
 }
 
@@ -74,7 +76,8 @@ static void unique_part(char *out, size_t cap)
 typedef Containerd__Services__Snapshots__V1__PrepareSnapshotRequest__LabelsEntry prep_label_t;
 typedef Containerd__Services__Snapshots__V1__CommitSnapshotRequest__LabelsEntry commit_label_t;
 
-static int sn_stat(unpacker_t *u, const char *key, berth_error_t **err)
+static int
+sn_stat(unpacker_t *u, const char *key, berth_error_t **err)
 {
     xjob_t *j = u->j;
     Containerd__Services__Snapshots__V1__StatSnapshotRequest req =
@@ -88,7 +91,8 @@ static int sn_stat(unpacker_t *u, const char *key, berth_error_t **err)
     return rc;
 }
 
-static void sn_remove(unpacker_t *u, const char *key)
+static void
+sn_remove(unpacker_t *u, const char *key)
 {
     xjob_t *j = u->j;
     Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
@@ -98,7 +102,8 @@ static void sn_remove(unpacker_t *u, const char *key)
     uint8_t *resp = NULL;
     size_t len = 0;
     berth_error_t *err = NULL;
-    if (svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Remove", &req.base, &resp, &len, &err) < 0) {
+    if (svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Remove", &req.base, &resp, &len, &err) <
+        0) {
         j->x->api->log(j->x->log, BERTH_LOG_WARN, "unpack: failed to cleanup %s", key);
         j->x->api->error_free(err);
     }
@@ -106,15 +111,17 @@ static void sn_remove(unpacker_t *u, const char *key)
 }
 
 /* Prepare with labels; the mounts come back as the differ wants them. */
-static int sn_prepare(unpacker_t *u, const char *key, const char *parent, const char *const *kv, size_t n_kv,
-                      berth_mount_t **mounts, size_t *n_mounts, berth_error_t **err)
+static int
+sn_prepare(unpacker_t *u, const char *key, const char *parent, const char *const *kv, size_t n_kv,
+           berth_mount_t **mounts, size_t *n_mounts, berth_error_t **err)
 {
     xjob_t *j = u->j;
     Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
         CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
     prep_label_t ents[8], *ptrs[8];
     for (size_t i = 0; i < n_kv && i < 8; i++) {
-        prep_label_t e = CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
+        prep_label_t e =
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
         e.key = (char *)kv[2 * i];
         e.value = (char *)kv[2 * i + 1];
         ents[i] = e;
@@ -127,7 +134,8 @@ static int sn_prepare(unpacker_t *u, const char *key, const char *parent, const 
     req.labels = ptrs;
     uint8_t *resp = NULL;
     size_t len = 0;
-    int rc = svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Prepare", &req.base, &resp, &len, err);
+    int rc =
+        svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Prepare", &req.base, &resp, &len, err);
     if (rc < 0)
         return rc;
     Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *r =
@@ -153,7 +161,8 @@ static int sn_prepare(unpacker_t *u, const char *key, const char *parent, const 
     return rc;
 }
 
-static void mounts_free(berth_mount_t *m, size_t n)
+static void
+mounts_free(berth_mount_t *m, size_t n)
 {
     for (size_t i = 0; m && i < n; i++) {
         free(m[i].type);
@@ -165,15 +174,17 @@ static void mounts_free(berth_mount_t *m, size_t n)
     free(m);
 }
 
-static int sn_commit(unpacker_t *u, const char *name, const char *key, const char *const *kv, size_t n_kv,
-                     berth_error_t **err)
+static int
+sn_commit(unpacker_t *u, const char *name, const char *key, const char *const *kv, size_t n_kv,
+          berth_error_t **err)
 {
     xjob_t *j = u->j;
     Containerd__Services__Snapshots__V1__CommitSnapshotRequest req =
         CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__INIT;
     commit_label_t ents[8], *ptrs[8];
     for (size_t i = 0; i < n_kv && i < 8; i++) {
-        commit_label_t e = CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
+        commit_label_t e =
+            CONTAINERD__SERVICES__SNAPSHOTS__V1__COMMIT_SNAPSHOT_REQUEST__LABELS_ENTRY__INIT;
         e.key = (char *)kv[2 * i];
         e.value = (char *)kv[2 * i + 1];
         ents[i] = e;
@@ -186,14 +197,16 @@ static int sn_commit(unpacker_t *u, const char *name, const char *key, const cha
     req.labels = ptrs;
     uint8_t *resp = NULL;
     size_t len = 0;
-    int rc = svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Commit", &req.base, &resp, &len, err);
+    int rc =
+        svc_call(j, j->x->snapshots, j->x->snapshots_svc, "Commit", &req.base, &resp, &len, err);
     free(resp);
     return rc;
 }
 
 /* ---- one layer ------------------------------------------------------------------------------------------ */
 
-static void extract_progress(unpacker_t *u, size_t i, const char *event)
+static void
+extract_progress(unpacker_t *u, size_t i, const char *event)
 {
     char name[BERTH_DIGEST_MAX + 16], parent[BERTH_DIGEST_MAX + 16];
     snprintf(name, sizeof name, "layer-%s", u->layers[i].desc.digest);
@@ -203,7 +216,8 @@ static void extract_progress(unpacker_t *u, size_t i, const char *event)
                  &u->layers[i].desc);
 }
 
-static int apply_layer(unpacker_t *u, size_t i, berth_error_t **err)
+static int
+apply_layer(unpacker_t *u, size_t i, berth_error_t **err)
 {
     xjob_t *j = u->j;
     const berth_core_api_t *api = j->x->api;
@@ -220,8 +234,12 @@ static int apply_layer(unpacker_t *u, size_t i, berth_error_t **err)
     }
     api->error_free(e2), e2 = NULL;
 
-    const char *kv[6] = {"containerd.io/snapshot.ref", l->chain_id, "containerd.io/snapshot/diff-id", l->diff_id,
-                         "containerd.io/snapshot/parent-chain-id", parent};
+    const char *kv[6] = {"containerd.io/snapshot.ref",
+                         l->chain_id,
+                         "containerd.io/snapshot/diff-id",
+                         l->diff_id,
+                         "containerd.io/snapshot/parent-chain-id",
+                         parent};
     size_t n_kv = i > 0 ? 3 : 2;
     char key[256], uniq[64];
     berth_mount_t *mounts = NULL;
@@ -250,14 +268,14 @@ static int apply_layer(unpacker_t *u, size_t i, berth_error_t **err)
     mounts_free(mounts, n_mounts);
     if (rc < 0) {
         sn_remove(u, key);
-        return api->error_wrap(err, "failed to extract layer (%s %s) to %s as \"%s\"", l->desc.media_type,
-                               l->desc.digest, u->snapshotter, key);
+        return api->error_wrap(err, "failed to extract layer (%s %s) to %s as \"%s\"",
+                               l->desc.media_type, l->desc.digest, u->snapshotter, key);
     }
     if (strcmp(applied.digest, l->diff_id) != 0) {
         sn_remove(u, key);
         return api->error_make(err, BERTH_EPRECONDITION,
-                               "wrong diff id \"%s\" calculated on extraction \"%s\", desc \"%s\"", applied.digest,
-                               l->diff_id, l->desc.digest);
+                               "wrong diff id \"%s\" calculated on extraction \"%s\", desc \"%s\"",
+                               applied.digest, l->diff_id, l->desc.digest);
     }
     rc = sn_commit(u, l->chain_id, key, kv, n_kv, &e2);
     if (rc < 0) {
@@ -278,7 +296,8 @@ static int apply_layer(unpacker_t *u, size_t i, berth_error_t **err)
     return 0;
 }
 
-static void *unpack_thread(void *arg)
+static void *
+unpack_thread(void *arg)
 {
     unpacker_t *u = arg;
     int rc = 0;
@@ -300,8 +319,9 @@ static void *unpack_thread(void *arg)
     return NULL;
 }
 
-int unpack_start(xjob_t *j, const char *snapshotter, const berth_descriptor_t *config,
-                 const oci_manifest_t *manifest, unpacker_t **out, berth_error_t **err)
+int
+unpack_start(xjob_t *j, const char *snapshotter, const berth_descriptor_t *config,
+             const oci_manifest_t *manifest, unpacker_t **out, berth_error_t **err)
 {
     const berth_core_api_t *api = j->x->api;
     uint8_t *data = NULL;
@@ -309,7 +329,8 @@ int unpack_start(xjob_t *j, const char *snapshotter, const berth_descriptor_t *c
     char(*ids)[BERTH_DIGEST_MAX] = NULL;
     size_t n = 0;
     *out = NULL;
-    int rc = store_blob_read(j, config->digest, j->x->reg.manifest_limit > 0 ? j->x->reg.manifest_limit : 4 << 20,
+    int rc = store_blob_read(j, config->digest,
+                             j->x->reg.manifest_limit > 0 ? j->x->reg.manifest_limit : 4 << 20,
                              &data, &len, err);
     if (rc < 0)
         return rc;
@@ -319,7 +340,8 @@ int unpack_start(xjob_t *j, const char *snapshotter, const berth_descriptor_t *c
         return rc;
     if (n != manifest->n_children) {
         free(ids);
-        return api->error_make(err, BERTH_EINVAL, "number of layers and diffIDs don't match: %zu != %zu",
+        return api->error_make(err, BERTH_EINVAL,
+                               "number of layers and diffIDs don't match: %zu != %zu",
                                manifest->n_children, n);
     }
     unpacker_t *u = calloc(1, sizeof *u);
@@ -356,7 +378,8 @@ int unpack_start(xjob_t *j, const char *snapshotter, const berth_descriptor_t *c
     return 0;
 }
 
-void unpack_ready(unpacker_t *u, size_t layer)
+void
+unpack_ready(unpacker_t *u, size_t layer)
 {
     if (!u || layer >= u->n)
         return;
@@ -366,7 +389,8 @@ void unpack_ready(unpacker_t *u, size_t layer)
     pthread_mutex_unlock(&u->lock);
 }
 
-void unpack_cancel(unpacker_t *u)
+void
+unpack_cancel(unpacker_t *u)
 {
     if (!u)
         return;
@@ -376,12 +400,14 @@ void unpack_cancel(unpacker_t *u)
     pthread_mutex_unlock(&u->lock);
 }
 
-const char *unpack_chain_id(const unpacker_t *u)
+const char *
+unpack_chain_id(const unpacker_t *u)
 {
     return u && u->n ? u->layers[u->n - 1].chain_id : "";
 }
 
-int unpack_finish(unpacker_t *u, berth_error_t **err)
+int
+unpack_finish(unpacker_t *u, berth_error_t **err)
 {
     if (!u)
         return 0;

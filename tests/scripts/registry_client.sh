@@ -172,7 +172,7 @@ out=$(rt resolve "$R1/other/busybox:2") || fail "resolve the pushed manifest"
 [ "$out" = "$MT $MANIFEST $(stat -c %s "$mblob")" ] || fail "pushed manifest resolved as '$out'"
 echo "ok push: monolithic, chunked, exists, mount (201), mount fallback, manifest"
 
-# --- a mirror that has nothing (404), then the upstream; a mirror that has it ------------------------
+# --- an unreachable mirror, a mirror that has nothing (404), then the upstream; a mirror that has it ---
 start_registry mirror
 P2=$port
 start_helper mproxy "$PROXY" -target "http://127.0.0.1:$P2"
@@ -183,6 +183,7 @@ plugins:
       "$R1":
         server: http://$R1
         mirrors:
+          - url: http://127.0.0.1:1
           - url: http://127.0.0.1:$hport
 EOF
 out=$(rt --config "$work/mirror.yaml" resolve "$R1/test/busybox:1") || fail "resolve with a mirror: $out"
@@ -200,7 +201,7 @@ rt --config "$work/mirror.yaml" fetch "$R1/test/busybox:1" "$LAYER" "$work/layer
     cmp -s "$work/layer5" "$layer_file" || fail "fetch from the mirror"
 grep -q "^GET /v2/test/busybox/blobs/$LAYER range= status=200 bytes=$LAYER_SIZE" "$work/mproxy.log" ||
     fail "the mirror did not serve the blob: $(cat "$work/mproxy.log")"
-echo "ok mirror: 404 falls through to the upstream, a hit is served by the mirror"
+echo "ok mirror: unreachable and 404 fall through to the upstream, a hit is served by the mirror"
 
 # --- Basic auth (htpasswd) ---------------------------------------------------------------------------
 rt htpasswd alice secret >"$work/htpasswd" || fail "bcrypt"

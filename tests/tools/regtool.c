@@ -101,8 +101,12 @@ client(const char *ref, reg_ref_t *r, reg_client_t **c)
     berth_error_t *err = NULL;
     if (reg_ref_parse(api, ref, r, &err) < 0)
         return die_err("reference", err);
-    reg_client_opts_t o = {.config = &regcfg, .ref = r, .creds = creds, .headers = opt_headers,
-                           .n_headers = n_headers, .default_scheme = opt_scheme};
+    reg_client_opts_t o = {.config = &regcfg,
+                           .ref = r,
+                           .creds = creds,
+                           .headers = opt_headers,
+                           .n_headers = n_headers,
+                           .default_scheme = opt_scheme};
     if (reg_client_new(api, &o, c, &err) < 0)
         return die_err("client", err);
     return 0;
@@ -281,13 +285,17 @@ cmd_fetch(const char *ref, const char *digest, const char *out, int64_t offset, 
         }
     }
     sink_t s = {.fd = open(out, O_WRONLY | O_CREAT | (offset ? 0 : O_TRUNC), 0644)};
-    if (s.fd < 0 || (offset && (ftruncate(s.fd, offset) < 0 || lseek(s.fd, offset, SEEK_SET) < 0))) {
+    if (s.fd < 0 ||
+        (offset && (ftruncate(s.fd, offset) < 0 || lseek(s.fd, offset, SEEK_SET) < 0))) {
         fprintf(stderr, "regtool: %s: %s\n", out, strerror(errno));
         reg_client_free(c);
         return 1;
     }
-    reg_blob_job_t job = {.offset = offset, .restart = sink_restart, .data = sink_data,
-                          .done = sink_done, .user = &s};
+    reg_blob_job_t job = {.offset = offset,
+                          .restart = sink_restart,
+                          .data = sink_data,
+                          .done = sink_done,
+                          .user = &s};
     snprintf(job.desc.digest, sizeof job.desc.digest, "%s", digest);
     job.desc.size = size;
     berth_error_t *err = NULL;
@@ -405,10 +413,11 @@ cmd_htpasswd(const char *user, const char *password)
 static int
 usage(void)
 {
-    fprintf(stderr, "usage: regtool [--config FILE] [--user U:P] [--scheme http|https] "
-                    "[--header H] [-v] resolve REF | manifest REF [DIGEST] | fetch REF DIGEST OUT "
-                    "[--offset N] [--size N] | push-blob REF FILE [--chunk N] [--mount-from REPO] | "
-                    "push-manifest REF FILE MEDIATYPE | htpasswd USER PASSWORD\n");
+    fprintf(stderr,
+            "usage: regtool [--config FILE] [--user U:P] [--scheme http|https] "
+            "[--header H] [-v] resolve REF | manifest REF [DIGEST] | fetch REF DIGEST OUT "
+            "[--offset N] [--size N] | push-blob REF FILE [--chunk N] [--mount-from REPO] | "
+            "push-manifest REF FILE MEDIATYPE | htpasswd USER PASSWORD\n");
     return 2;
 }
 

@@ -249,7 +249,8 @@ Test(hosts, defaults)
 Test(hosts, full)
 {
     cr_assert_eq(load("    max_concurrent_downloads: 5\n"
-                      "    registry_client: {retries: 2, connect_timeout_ms: 500}\n"
+                      "    retries: 2\n"
+                      "    connect_timeout_ms: 500\n"
                       "    registries:\n"
                       "      docker.io:\n"
                       "        server: https://registry-1.docker.io\n"
@@ -333,7 +334,7 @@ Test(hosts, errors_name_the_key)
                "registries.r.io.header.X-A: expected a string or a list of strings");
     teardown();
     berth__config_free(&cfg);
-    load_fails("    registry_client: {retries: -1}\n", "registry_client.retries: must be at least 0");
+    load_fails("    retries: -1\n", "retries: must be at least 0");
     teardown();
     berth__config_free(&cfg);
     load_fails("    max_concurrent_downloads: 0\n", "max_concurrent_downloads: must be at least 1");

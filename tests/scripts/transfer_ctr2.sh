@@ -1,0 +1,127 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# containerd 2.4.2's ctr against berthd, without a registry: its basic calls (version, plugins, images ls),
+# then image import (OCI layout and docker-archive, through the Streaming and Transfer services, unpacked:
+# the image's chain id is a committed snapshot and `ctr run` prints the image's greeting), tag, export
+# (every blob named by its digest, index.json naming the image, docker's manifest.json) and re-import of the
+# export, hostile archives refused with nothing stored, and Debian's ctr 1.6 working beside it on the same
+# images.
+# usage: transfer_ctr2.sh BERTHD MODULE_DIR SOURCE_DIR CTR2
+set -eu
+. "$(dirname "$0")/lib.sh"
+BERTHD=$1
+export BERTH_MODULE_DIR=$2
+SRC=$3
+CTR2=$4
+work=$(mktemp -d /tmp/berth-ctr2-XXXXXX)
+PID=""
+cleanup() {
+    status=$?
+    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
+        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
+    fi
+    umount_under "$work"
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+[ -x "$CTR2" ] || fail "no containerd 2.4.2 ctr at $CTR2 (tests/scripts/gotools.sh builds it)"
+"$CTR2" --version | grep -q " 2\.4\.2" || fail "$CTR2 is not containerd 2.4.2's ctr: $("$CTR2" --version)"
+C2="$CTR2 --address $work/state/berthd.sock"
+C1="ctr --address $work/state/berthd.sock"
+IMG=docker.io/library/berth-busybox:latest
+
+sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
+OCI=$work/fx/busybox-oci
+manifest=$(grep -o 'sha256:[0-9a-f]*' "$OCI/index.json" | head -1)
+config=$(grep -o '"config":{[^}]*}' "$OCI/blobs/sha256/${manifest#sha256:}" | grep -o 'sha256:[0-9a-f]*')
+diffid=$(grep -o '"diff_ids":\["sha256:[0-9a-f]*' "$OCI/blobs/sha256/${config#sha256:}" | grep -o 'sha256:.*')
+
+"$BERTHD" --root "$work/root" --state "$work/state" --log-level warn 2>"$work/log" &
+PID=$!
+i=0
+until $C1 version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+
+# --- the basic calls ------------------------------------------------------------------------------------
+$C2 version >"$work/out" 2>&1 || fail "ctr 2.4.2 version: $(cat "$work/out")"
+grep -q "Version: *2.4.2" "$work/out" || fail "ctr version shows no client 2.4.2"
+$C2 plugins ls >"$work/plugins" 2>&1 || fail "ctr 2.4.2 plugins ls: $(cat "$work/plugins")"
+for p in "io.containerd.transfer.v1 *local" "io.containerd.grpc.v1 *transfer" "io.containerd.grpc.v1 *streaming"; do
+    grep -q "^$p .* ok" "$work/plugins" || fail "plugins ls: no healthy $p: $(cat "$work/plugins")"
+done
+$C2 images ls >/dev/null 2>&1 || fail "ctr 2.4.2 images ls"
+
+# --- import of an OCI layout, unpacked --------------------------------------------------------------------
+$C2 image import "$OCI.tar" >"$work/out" 2>&1 || fail "import of the OCI layout: $(cat "$work/out")"
+grep -q "saved" "$work/out" || fail "no progress reached the client: $(cat "$work/out")"
+$C2 images ls | grep -q "^$IMG .* $manifest " || fail "imported image not listed with $manifest: $($C2 images ls)"
+$C2 snapshots ls | grep -q "^$diffid .*Committed" || fail "import did not unpack $diffid: $($C2 snapshots ls)"
+$C1 images check | grep "$IMG" | grep -q "complete" || fail "ctr 1.6 images check: $($C1 images check)"
+$C2 run --rm "$IMG" ctr2-run >"$work/run" 2>&1 || fail "ctr run: $(cat "$work/run")"
+grep -q "hello from berth" "$work/run" || fail "ctr run printed: $(cat "$work/run")"
+
+# --- tag, export, re-import of the export -----------------------------------------------------------------
+$C2 image tag "$IMG" docker.io/library/berth-busybox:v2 >/dev/null || fail "tag"
+$C2 images ls | grep -q "^docker.io/library/berth-busybox:v2 .* $manifest " || fail "tag: $($C2 images ls)"
+$C2 image export "$work/export.tar" "$IMG" >/dev/null 2>&1 || fail "export"
+mkdir "$work/export"
+tar -C "$work/export" -xf "$work/export.tar" || fail "the export is not a tar"
+[ "$(cat "$work/export/oci-layout")" = '{"imageLayoutVersion":"1.0.0"}' ] || fail "oci-layout"
+grep -q "\"io.containerd.image.name\":\"$IMG\"" "$work/export/index.json" || fail "index.json: $(cat "$work/export/index.json")"
+grep -q "\"digest\":\"$manifest\"" "$work/export/index.json" || fail "index.json names another manifest"
+grep -q '"RepoTags":\["berth-busybox:latest"\]' "$work/export/manifest.json" || fail "manifest.json: $(cat "$work/export/manifest.json")"
+n=0
+for b in "$work"/export/blobs/sha256/*; do
+    [ "$(sha256sum "$b" | cut -d' ' -f1)" = "$(basename "$b")" ] || fail "export: blob $(basename "$b") holds other bytes"
+    n=$((n + 1))
+done
+[ $n -eq 3 ] || fail "export holds $n blobs, not 3"
+$C2 image export --skip-manifest-json "$work/skip.tar" "$IMG" >/dev/null 2>&1 || fail "export --skip-manifest-json"
+! tar -tf "$work/skip.tar" | grep -q manifest.json || fail "--skip-manifest-json wrote manifest.json"
+$C2 image rm "$IMG" docker.io/library/berth-busybox:v2 >/dev/null
+$C2 image import --no-unpack "$work/export.tar" >/dev/null 2>&1 || fail "re-import of the export"
+$C2 images ls | grep -q "^$IMG .* $manifest " || fail "re-imported image: $($C2 images ls)"
+$C1 images check | grep "$IMG" | grep -q "complete" || fail "the re-imported image is incomplete"
+
+# --- ImageStore naming: --index-name names the archive's index; --digests with a base name outside the
+# archive's names gives <base>@<digest> for the manifest and the index (as containerd), no tag
+index=$(sha256sum "$work/export/index.json" | cut -d' ' -f1)
+$C2 image import --no-unpack --index-name docker.io/library/idx:1 "$work/export.tar" >/dev/null 2>&1 || fail "--index-name"
+$C2 images ls | grep -q "^docker.io/library/idx:1 .*application/vnd.oci.image.index.v1+json *sha256:$index " ||
+    fail "--index-name: $($C2 images ls)"
+$C2 image import --no-unpack --digests --base-name docker.io/library/based "$OCI.tar" >/dev/null 2>&1 || fail "--digests"
+oindex=sha256:$(sha256sum "$OCI/index.json" | cut -d' ' -f1)
+for d in "$manifest" "$oindex"; do
+    $C2 images ls -q | grep -qx "docker.io/library/based@$d" || fail "--digests: no @$d: $($C2 images ls -q)"
+done
+! $C2 images ls -q | grep -q "^docker.io/library/based:" || fail "--base-name took a name outside it"
+$C2 image rm docker.io/library/idx:1 "docker.io/library/based@$manifest" "docker.io/library/based@$oindex" >/dev/null
+
+# --- docker-archive: a manifest made from manifest.json, unpacked into the same chain ---------------------
+$C2 image import "$work/fx/busybox-docker.tar" >"$work/out" 2>&1 || fail "import of the docker archive: $(cat "$work/out")"
+$C2 images ls | grep "^$IMG " | grep -q "application/vnd.docker.distribution.manifest.v2+json" ||
+    fail "docker archive: $($C2 images ls)"
+dmanifest=$($C2 images ls | awk -v i="$IMG" '$1 == i { print $3 }')
+$C1 content get "$dmanifest" | grep -q "\"digest\":\"$config\"" || fail "docker archive: the manifest names another config"
+$C1 images check | grep "$IMG" | grep -q "complete" || fail "docker archive: $($C1 images check)"
+$C2 snapshots ls | grep -q "^$diffid .*Committed" || fail "docker archive: no snapshot $diffid"
+
+# --- hostile archives: nothing stored ----------------------------------------------------------------------
+cp -r "$OCI" "$work/lie"
+echo "not what the name says" >"$work/lie/blobs/sha256/$(printf '%064d' 0)"
+sed -i "s/berth-busybox:latest/liar:1/" "$work/lie/index.json"
+tar -C "$work/lie" -cf "$work/lie.tar" oci-layout index.json blobs
+if $C2 image import "$work/lie.tar" >"$work/out" 2>&1; then fail "a blob unlike its name was imported"; fi
+grep -q "does not hold what its name says" "$work/out" || fail "no clear error for a lying blob: $(cat "$work/out")"
+! $C2 images ls -q | grep -q liar || fail "the lying archive's image was stored"
+head -c 5000 /dev/urandom >"$work/junk.tar"
+if $C2 image import "$work/junk.tar" >"$work/out" 2>&1; then fail "junk was imported"; fi
+! $C2 images ls -q | grep -vq "berth-busybox" || fail "junk stored an image: $($C2 images ls -q)"
+
+# --- ctr 1.6 beside it -----------------------------------------------------------------------------------
+$C1 images import "$work/export.tar" >/dev/null || fail "ctr 1.6 import of ctr 2's export"
+$C1 images ls -q | grep -qx "$IMG" || fail "ctr 1.6 images ls"
+$C1 images tag "$IMG" docker.io/library/berth-busybox:v1 >/dev/null || fail "ctr 1.6 tag"
+$C2 images ls -q | grep -qx docker.io/library/berth-busybox:v1 || fail "ctr 2 does not see ctr 1.6's tag"
+$C1 images rm docker.io/library/berth-busybox:v1 >/dev/null || fail "ctr 1.6 rm"
+echo "ok"
