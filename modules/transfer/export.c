@@ -121,12 +121,12 @@ platform_fits(const export_pb_t *o, const oci_platform_t *have, int *rank)
         oci_platform_t host;
         platform_host(&host);
         *rank = 0;
-        return platform_rank(&host, have) == 0;
+        return platform_match(&host, have); /* containerd's DefaultStrict */
     }
     for (size_t i = 0; i < o->n_platforms; i++) {
         oci_platform_t want;
         oci_platform_from_pb(o->platforms[i], &want);
-        if (platform_rank(&want, have) >= 0) {
+        if (platform_match(&want, have)) { /* platforms.Ordered */
             *rank = (int)i;
             return 1;
         }

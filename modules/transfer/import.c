@@ -480,7 +480,7 @@ platform_wanted(const store_pb_t *is, const oci_desc_t *d)
     for (size_t i = 0; i < is->n_platforms; i++) {
         oci_platform_t want;
         oci_platform_from_pb(is->platforms[i], &want);
-        if (platform_rank(&want, &d->platform) >= 0)
+        if (platform_match(&want, &d->platform)) /* containerd's platforms.Ordered */
             return 1;
     }
     return 0;

@@ -87,12 +87,12 @@ store_blob_open(xjob_t *j, const berth_descriptor_t *d, berth_content_writer_t *
     xfer_t *x = j->x;
     *w = NULL;
     *have = 0;
-    if (ns_holds(j, d->digest)) {
-        /* as content-local: what the namespace holds joins the lease */
-        if (x->mdo->lease_add_resource(x->md, j->ns, j->lease, "content", d->digest, err) < 0)
-            return (*err)->code;
+    /* the lease first, then the look: a collection (one transaction) either ran before the lease named
+     * the blob, and the look sees its record gone, or after, and the lease keeps it */
+    if (x->mdo->lease_add_resource(x->md, j->ns, j->lease, "content", d->digest, err) < 0)
+        return (*err)->code;
+    if (ns_holds(j, d->digest))
         return 1;
-    }
     berth_blob_info_t info;
     if (x->cso->info(x->cs, d->digest, &info, NULL) == 0)
         return adopt(j, d, err);

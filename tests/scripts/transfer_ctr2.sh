@@ -97,6 +97,47 @@ done
 ! $C2 images ls -q | grep -q "^docker.io/library/based:" || fail "--base-name took a name outside it"
 $C2 image rm docker.io/library/idx:1 "docker.io/library/based@$manifest" "docker.io/library/based@$oindex" >/dev/null
 
+# --- a multi-platform index: import keeps the host's manifest (or all), export writes the wanted ones ---
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+m=$work/multi
+mkdir -p "$m/rootfs/etc" "$m/layout/blobs/sha256"
+echo "arm64 only" >"$m/rootfs/etc/arm64-marker"
+tar -C "$m/rootfs" --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - etc | gzip -n >"$m/layer.tgz"
+printf '{"architecture":"arm64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$(gzip -dc "$m/layer.tgz" | sha256sum | cut -d' ' -f1)" >"$m/config.json"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+    "$(sha "$m/config.json")" "$(stat -c %s "$m/config.json")" "$(sha "$m/layer.tgz")" "$(stat -c %s "$m/layer.tgz")" >"$m/manifest.json"
+amf=$(sha "$m/manifest.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"arm64","os":"linux"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"platform":{"architecture":"amd64","os":"linux"}}]}' \
+    "$amf" "$(stat -c %s "$m/manifest.json")" "$manifest" "$(stat -c %s "$OCI/blobs/sha256/${manifest#sha256:}")" >"$m/index.json"
+midx=$(sha "$m/index.json")
+cp "$OCI"/blobs/sha256/* "$m/layout/blobs/sha256/"
+for f in config.json layer.tgz manifest.json index.json; do cp "$m/$f" "$m/layout/blobs/sha256/$(sha "$m/$f")"; done
+cp "$OCI/oci-layout" "$m/layout/"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"docker.io/library/multi:1"}}]}' \
+    "$midx" "$(stat -c %s "$m/index.json")" >"$m/layout/index.json"
+tar -C "$m/layout" -cf "$m/multi.tar" oci-layout index.json blobs
+$C2 image import --no-unpack "$m/multi.tar" >/dev/null 2>&1 || fail "import of a multi-platform index"
+$C2 images ls | grep -q "^docker.io/library/multi:1 .* sha256:$midx " || fail "multi: $($C2 images ls)"
+# the index holds (gc labels) the host's manifest only: the arm64 one is left to the collector
+$C1 content ls | grep "sha256:$midx" | grep -q "containerd.io/gc.ref.content.m.0=$manifest" ||
+    fail "multi: the index does not hold the amd64 manifest: $($C1 content ls)"
+! $C1 content ls | grep "sha256:$midx" | grep -q "sha256:$amf" || fail "the index holds arm64 without --all-platforms"
+$C2 image rm docker.io/library/multi:1 >/dev/null
+$C2 image import --no-unpack --all-platforms "$m/multi.tar" >/dev/null 2>&1 || fail "import --all-platforms"
+$C1 content ls | grep "sha256:$midx" | grep -q "containerd.io/gc.ref.content.m.0=sha256:$amf" ||
+    fail "--all-platforms: the index does not hold the arm64 manifest"
+$C2 image export "$m/host.tar" docker.io/library/multi:1 >/dev/null 2>&1 || fail "export of the index"
+tar -tf "$m/host.tar" | grep -q "${manifest#sha256:}" || fail "export: no amd64 manifest"
+! tar -tf "$m/host.tar" | grep -q "$amf" || fail "export took the arm64 manifest by default"
+tar -xOf "$m/host.tar" manifest.json | grep -q "${config#sha256:}" || fail "export: manifest.json is not the host's"
+$C2 image export --platform linux/arm64 "$m/arm.tar" docker.io/library/multi:1 >/dev/null 2>&1 || fail "export --platform"
+tar -tf "$m/arm.tar" | grep -q "$amf" || fail "export --platform linux/arm64: no arm64 manifest"
+! tar -tf "$m/arm.tar" | grep -q "${manifest#sha256:}" || fail "export --platform linux/arm64 took amd64 too"
+$C2 image export --all-platforms "$m/all.tar" docker.io/library/multi:1 >/dev/null 2>&1 || fail "export --all-platforms"
+[ "$(tar -tf "$m/all.tar" | grep -c "^blobs/sha256/.")" -eq 7 ] || fail "export --all-platforms: $(tar -tf "$m/all.tar")"
+$C2 image rm docker.io/library/multi:1 >/dev/null
+
 # --- docker-archive: a manifest made from manifest.json, unpacked into the same chain ---------------------
 $C2 image import "$work/fx/busybox-docker.tar" >"$work/out" 2>&1 || fail "import of the docker archive: $(cat "$work/out")"
 $C2 images ls | grep "^$IMG " | grep -q "application/vnd.docker.distribution.manifest.v2+json" ||
