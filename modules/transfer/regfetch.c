@@ -240,11 +240,10 @@ on_response(bjob_t *b, berth_error_t **first)
         requeue(b, 0);
         return;
     }
-    if ((rq->status >= 500 || rq->status == 429) && b->attempts < c->cfg->retries) {
-        b->attempts++;
-        requeue(b, reg_backoff_ms(rq, b->attempts));
+    /* 5xx and 429: retried, then the next endpoint (a failing mirror falls back to the upstream) */
+    if ((rq->status >= 500 || rq->status == 429) &&
+        retry_or_next(b, reg_backoff_ms(rq, b->attempts + 1)))
         return;
-    }
     int rc = reg_rq_status_error(rq, &b->err);
     finish(b, rc, first);
 }

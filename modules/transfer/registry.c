@@ -6,6 +6,7 @@
  * client (CURLSH); HTTP/2 is used where the server offers it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,16 +200,18 @@ copy_headers(reg_client_t *c, const reg_client_opts_t *opts)
     return 0;
 }
 
+static void
+curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int
 reg_client_new(const berth_core_api_t *api, const reg_client_opts_t *opts, reg_client_t **out,
                berth_error_t **err)
 {
-    static int curl_ready;
-    if (!curl_ready) {
-        /* idempotent enough: curl_global_init counts; a module is initialised once per process */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = 1;
-    }
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    pthread_once(&curl_once, curl_init_once); /* clients are made on several pool threads */
     reg_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return api->error_make(err, BERTH_ENOMEM, "registry client: out of memory");
