@@ -63,6 +63,9 @@ start_helper() {
 }
 
 rt() { "$REGTOOL" "$@"; }
+# in the sanitizer build, reports (leaks on error paths too) go to files the end of the script checks
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$work/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$work/ubsan"
 
 # --- the fixture image -------------------------------------------------------------------------------
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/img" >/dev/null || fail "build-image"
@@ -355,4 +358,8 @@ out=$(rt --config "$work/mtls.yaml" resolve "$R5/test/busybox:1") || fail "resol
 [ "${out#* }" = "$MANIFEST $(stat -c %s "$mblob")" ] || fail "mTLS resolve answered '$out'"
 echo "ok TLS client certificates"
 
+if ls "$work"/asan.* "$work"/ubsan.* >/dev/null 2>&1; then
+    cat "$work"/asan.* "$work"/ubsan.* 2>/dev/null | head -60
+    fail "sanitizer reports"
+fi
 echo "PASS registry_client"
