@@ -118,7 +118,8 @@ void reg_client_free(reg_client_t *c);
 int reg_resolve(reg_client_t *c, berth_descriptor_t *out, berth_error_t **err);
 
 /* Fetches a manifest or index by digest (or the resolved one) into *data (malloc'd), refusing more than
- * config->manifest_limit bytes; verifies size and digest. media_type gets the served Content-Type. */
+ * config->manifest_limit bytes; verifies size and digest. desc NULL: the descriptor reg_resolve found;
+ * the data is malloc'd with libc's malloc (free()). */
 int reg_fetch_manifest(reg_client_t *c, const berth_descriptor_t *desc, uint8_t **data, size_t *len,
                        berth_error_t **err);
 
