@@ -261,6 +261,7 @@ drain(CURLM *m, berth_error_t **first)
         reg_rq_t *rq = NULL;
         curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&rq);
         curl_multi_remove_handle(m, h);
+        reg_rq_log_done(rq, h, cc);
         bjob_t *b = rq->sink_user;
         if (cc != CURLE_OK)
             on_transport_error(b, cc, first);

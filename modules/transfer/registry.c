@@ -510,6 +510,23 @@ reg_rq_setup(reg_rq_t *rq, CURL *h, berth_error_t **err)
     return 0;
 }
 
+void
+reg_rq_log_done(reg_rq_t *rq, CURL *h, CURLcode cc)
+{
+    if (!rq->c->api->log_enabled(rq->c->log, BERTH_LOG_DEBUG))
+        return;
+    long version = 0, connects = 0;
+    curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    const char *v = version == CURL_HTTP_VERSION_2_0   ? "HTTP/2"
+                    : version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
+                    : version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
+                                                       : "-";
+    rq->c->api->log(rq->c->log, BERTH_LOG_DEBUG, "%s %s: %ld %s conn=%s%s%s", rq->method, rq->url,
+                    rq->status, v, connects > 0 ? "new" : "reused", cc ? " curl=" : "",
+                    cc ? curl_easy_strerror(cc) : "");
+}
+
 int
 reg_curl_retryable(CURLcode rc)
 {
@@ -567,6 +584,7 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
         if ((rc = reg_rq_setup(rq, h, err)) < 0)
             break;
         CURLcode cc = curl_easy_perform(h);
+        reg_rq_log_done(rq, h, cc);
         if (cc != CURLE_OK && rq->ep->http_fallback && strcmp(rq->ep->scheme, "https") == 0 &&
             tls_failed(cc)) {
             /* a plain-HTTP registry on a loopback port: containerd's HTTP fallback */

@@ -338,6 +338,19 @@ rt --config "$work/tls-skip.yaml" resolve "$R5/test/busybox:1" >/dev/null || fai
 rt resolve "$R5/test/busybox:1" >/dev/null || fail "a loopback registry without configuration (TLS first)"
 echo "ok TLS: test CA added to the system's, unknown CA refused, skip_verify, loopback default"
 
+# HTTP/2 over TLS, and one connection for the whole pull (the blobs on the multi handle included)
+skopeo copy --quiet --dest-tls-verify=false "oci:$work/img/big-oci:latest" "docker://$R5/test/big:1" ||
+    fail "skopeo push big over TLS"
+printf '    max_concurrent_downloads: 3\n' >>"$work/tls-ca.yaml"
+mkdir "$work/all5"
+rt -v --config "$work/tls-ca.yaml" fetch-all "$R5/test/big:1" "$work/all5" >/dev/null 2>"$work/err" ||
+    fail "fetch-all over TLS: $(cat "$work/err")"
+grep "conn=" "$work/err" >"$work/conns"
+[ "$(wc -l <"$work/conns")" -eq 8 ] && [ "$(grep -c " HTTP/2\" conn=" "$work/conns")" -eq 8 ] ||
+    fail "not HTTP/2: $(cat "$work/conns")"
+[ "$(grep -c "conn=new" "$work/conns")" -eq 1 ] || fail "connections not shared: $(cat "$work/conns")"
+echo "ok HTTP/2 over TLS, one connection for a whole pull"
+
 # client certificates: a registry that asks for one signed by the test CA
 openssl req -newkey rsa:2048 -nodes -keyout "$work/cli.key" -out "$work/cli.csr" -subj /CN=berth-client \
     >/dev/null 2>&1 || fail "client key"
