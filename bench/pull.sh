@@ -19,7 +19,12 @@ sh "$SRC/tests/fixtures/images/build-image.sh" big "$WORK/fx" "$MB" >/dev/null
 
 port=$((20000 + $$ % 20000))
 sh "$SRC/tests/fixtures/images/registry.sh" start "$WORK/reg" "$port" >/dev/null
-trap 'sh "$SRC/tests/fixtures/images/registry.sh" stop "$WORK/reg"; bench_cleanup' EXIT
+trap 'status=$?; sh "$SRC/tests/fixtures/images/registry.sh" stop "$WORK/reg"; bench_cleanup; exit $status' EXIT
+umount_all() { # mounts a daemon may leave under its root (none expected after a pull)
+    for d in "$@"; do
+        grep -o " $d/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
+    done
+}
 sh "$SRC/tests/fixtures/images/build-image.sh" push-registry "$WORK/fx/big-oci" "127.0.0.1:$port" bench/big:1 \
     >/dev/null 2>&1
 REF=127.0.0.1:$port/bench/big:1
@@ -32,20 +37,25 @@ seconds() { # command... -> elapsed seconds (3 decimals)
     echo "$s $e" | awk '{printf "%.3f", $2 - $1}'
 }
 restart() { # both daemons on empty roots
-    [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-    [ -n "$CPID" ] && kill "$CPID" 2>/dev/null && wait "$CPID" 2>/dev/null
+    for p in $BPID $CPID; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
     BPID="" CPID=""
+    umount_all "$WORK/b" "$WORK/c"
     rm -rf "$WORK/b" "$WORK/c"
     start_daemons
 }
 # the blobs of the manifest, from the registry itself
 manifest=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$REG/manifests/1")
 blobs=$(echo "$manifest" | grep -o 'sha256:[0-9a-f]*')
-floor() {
+floor() { # waits for its own downloads only (the daemons are children of this shell too)
+    pids=""
     for b in $blobs; do
         (curl -fsS "$REG/blobs/$b" | sha256sum >"$WORK/floor.$(echo "$b" | cut -c8-19)") &
+        pids="$pids $!"
     done
-    wait
+    for p in $pids; do wait "$p"; done
 }
 berthd_pull() { "$CTR2" --address "$BSOCK" image pull --plain-http "$REF"; }
 containerd_pull() { ctr --address "$CSOCK" images pull --plain-http "$REF"; }
