@@ -626,59 +626,6 @@ setup_platforms(pull_t *p, berth_error_t **err)
     return 0;
 }
 
-/* ImageStore.Store: the name with the store's labels, extra references with theirs; Create, or Update when the
- * name exists. */
-static int
-store_images(pull_t *p, const berth_descriptor_t *target, const char *root, berth_error_t **err)
-{
-    const berth_core_api_t *api = p->api;
-    const Containerd__Types__Transfer__ImageStore *dst = p->dst;
-    berth_kv_t *labels = api->kv_new(), *extra = api->kv_new();
-    int rc = 0, stored = 0;
-    if (!labels || !extra) {
-        rc = api->error_make(err, BERTH_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < dst->n_labels; i++) {
-        api->kv_set(labels, dst->labels[i]->key, dst->labels[i]->value);
-        api->kv_set(extra, dst->labels[i]->key, dst->labels[i]->value);
-    }
-    if (dst->name && dst->name[0]) {
-        char ts[64];
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        api->kv_set(extra, "containerd.io/gc.bref.image", dst->name);
-        api->kv_set(extra, "containerd.io/gc.expire", ts);
-        if ((rc = store_image_put(p->j, dst->name, target, labels, err)) < 0)
-            goto out;
-        progress(p, "saved", dst->name, NULL, 0, 0, target);
-        stored++;
-    }
-    for (size_t i = 0; i < dst->n_extra_references; i++) {
-        const Containerd__Types__Transfer__ImageReference *r = dst->extra_references[i];
-        if (r->is_prefix && !r->add_digest)
-            continue;
-        char name[1200];
-        if (r->add_digest)
-            snprintf(name, sizeof name, "%s@%s", r->name, target->digest);
-        else
-            snprintf(name, sizeof name, "%s", r->name);
-        if ((rc = store_image_put(p->j, name, target, extra, err)) < 0)
-            goto out;
-        progress(p, "saved", name, NULL, 0, 0, target);
-        stored++;
-    }
-    if (!stored)
-        rc = api->error_make(err, BERTH_ENOTFOUND, "no image name found: not found");
-    (void)root;
-out:
-    api->kv_free(labels);
-    api->kv_free(extra);
-    return rc;
-}
-
 static void
 pull_free(pull_t *p)
 {
@@ -738,7 +685,8 @@ xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
     p.n_unpackers = 0;
     if (rc < 0)
         goto out;
-    if ((rc = store_images(&p, &root, p.remote.ref.name, err)) < 0)
+    /* ImageStore.Store's names (tag.c), each record through the Images service: post-pull hook, events */
+    if ((rc = imagestore_store(j, dst, &root, err)) < 0)
         goto out;
     snprintf(msg, sizeof msg, "Completed pull from OCI Registry (%s)", src->reference);
     job_progress(j, msg, "", NULL, 0, 0, 0, NULL);

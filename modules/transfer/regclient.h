@@ -114,6 +114,8 @@ int reg_rq_setup(reg_rq_t *rq, CURL *h, berth_error_t **err);
 int reg_rq_do(reg_rq_t *rq, berth_error_t **err);
 /* The error for an unexpected status, in containerd's words plus the registry's error message. */
 int reg_rq_status_error(reg_rq_t *rq, berth_error_t **err);
+/* A debug line per finished exchange: status, HTTP version, new or reused connection. */
+void reg_rq_log_done(reg_rq_t *rq, CURL *h, CURLcode cc);
 /* Transient transport failures worth a retry: cut connections and timeouts, not a refused connection
  * (the next endpoint is tried at once, as containerd does). */
 int reg_curl_retryable(CURLcode rc);

@@ -240,11 +240,10 @@ on_response(bjob_t *b, berth_error_t **first)
         requeue(b, 0);
         return;
     }
-    if ((rq->status >= 500 || rq->status == 429) && b->attempts < c->cfg->retries) {
-        b->attempts++;
-        requeue(b, reg_backoff_ms(rq, b->attempts));
+    /* 5xx and 429: retried, then the next endpoint (a failing mirror falls back to the upstream) */
+    if ((rq->status >= 500 || rq->status == 429) &&
+        retry_or_next(b, reg_backoff_ms(rq, b->attempts + 1)))
         return;
-    }
     int rc = reg_rq_status_error(rq, &b->err);
     finish(b, rc, first);
 }
@@ -262,6 +261,7 @@ drain(CURLM *m, berth_error_t **first)
         reg_rq_t *rq = NULL;
         curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&rq);
         curl_multi_remove_handle(m, h);
+        reg_rq_log_done(rq, h, cc);
         bjob_t *b = rq->sink_user;
         if (cc != CURLE_OK)
             on_transport_error(b, cc, first);

@@ -6,6 +6,7 @@
  * client (CURLSH); HTTP/2 is used where the server offers it.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,16 +200,18 @@ copy_headers(reg_client_t *c, const reg_client_opts_t *opts)
     return 0;
 }
 
+static void
+curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 int
 reg_client_new(const berth_core_api_t *api, const reg_client_opts_t *opts, reg_client_t **out,
                berth_error_t **err)
 {
-    static int curl_ready;
-    if (!curl_ready) {
-        /* idempotent enough: curl_global_init counts; a module is initialised once per process */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = 1;
-    }
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    pthread_once(&curl_once, curl_init_once); /* clients are made on several pool threads */
     reg_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return api->error_make(err, BERTH_ENOMEM, "registry client: out of memory");
@@ -507,6 +510,23 @@ reg_rq_setup(reg_rq_t *rq, CURL *h, berth_error_t **err)
     return 0;
 }
 
+void
+reg_rq_log_done(reg_rq_t *rq, CURL *h, CURLcode cc)
+{
+    if (!rq->c->api->log_enabled(rq->c->log, BERTH_LOG_DEBUG))
+        return;
+    long version = 0, connects = 0;
+    curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    const char *v = version == CURL_HTTP_VERSION_2_0   ? "HTTP/2"
+                    : version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
+                    : version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
+                                                       : "-";
+    rq->c->api->log(rq->c->log, BERTH_LOG_DEBUG, "%s %s: %ld %s conn=%s%s%s", rq->method, rq->url,
+                    rq->status, v, connects > 0 ? "new" : "reused", cc ? " curl=" : "",
+                    cc ? curl_easy_strerror(cc) : "");
+}
+
 int
 reg_curl_retryable(CURLcode rc)
 {
@@ -564,6 +584,7 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
         if ((rc = reg_rq_setup(rq, h, err)) < 0)
             break;
         CURLcode cc = curl_easy_perform(h);
+        reg_rq_log_done(rq, h, cc);
         if (cc != CURLE_OK && rq->ep->http_fallback && strcmp(rq->ep->scheme, "https") == 0 &&
             tls_failed(cc)) {
             /* a plain-HTTP registry on a loopback port: containerd's HTTP fallback */

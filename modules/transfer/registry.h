@@ -22,15 +22,17 @@
 
 /* A parsed image reference, normalised as docker's: "busybox" is docker.io/library/busybox:latest. */
 typedef struct reg_ref_s {
-    char host[256];    /* "docker.io", "127.0.0.1:5000" (the registry namespace hosts config is keyed by) */
-    char repo[512];    /* "library/busybox" */
-    char tag[256];     /* "" when only a digest was given */
+    char host
+        [256]; /* "docker.io", "127.0.0.1:5000" (the registry namespace hosts config is keyed by) */
+    char repo[512];                /* "library/busybox" */
+    char tag[256];                 /* "" when only a digest was given */
     char digest[BERTH_DIGEST_MAX]; /* "" when none */
-    char name[1024];   /* the normalised full name: "docker.io/library/busybox:latest" (or @digest) */
+    char name[1024]; /* the normalised full name: "docker.io/library/busybox:latest" (or @digest) */
 } reg_ref_t;
 
 /* InvalidArgument naming what is wrong ("reference \"Foo\": repository name must be lowercase"). */
-int reg_ref_parse(const berth_core_api_t *api, const char *ref, reg_ref_t *out, berth_error_t **err);
+int reg_ref_parse(const berth_core_api_t *api, const char *ref, reg_ref_t *out,
+                  berth_error_t **err);
 
 /* ---- host configuration (the transfer plugin's `registries:` key; docs/registries.md) ------------------ */
 
@@ -40,17 +42,17 @@ int reg_ref_parse(const berth_core_api_t *api, const char *ref, reg_ref_t *out, 
 
 /* One endpoint: a mirror or the upstream server. */
 typedef struct reg_endpoint_s {
-    char *url;           /* "https://mirror.example:5000" (scheme, host[:port], optional path prefix) */
-    unsigned caps;       /* REG_CAP_*; mirrors default to pull|resolve, the upstream to all */
-    char *ca_file;       /* extra CA bundle (added to the system's) or NULL */
-    char *client_cert;   /* client certificate and key (PEM) or NULL */
+    char *url;     /* "https://mirror.example:5000" (scheme, host[:port], optional path prefix) */
+    unsigned caps; /* REG_CAP_*; mirrors default to pull|resolve, the upstream to all */
+    char *ca_file; /* extra CA bundle (added to the system's) or NULL */
+    char *client_cert; /* client certificate and key (PEM) or NULL */
     char *client_key;
-    int skip_verify;     /* TLS without verification (only when configured) */
-    int override_path;   /* url's path replaces "/v2" (containerd's override_path) */
-    char *username;      /* static credentials for this endpoint, or NULL */
+    int skip_verify;   /* TLS without verification (only when configured) */
+    int override_path; /* url's path replaces "/v2" (containerd's override_path) */
+    char *username;    /* static credentials for this endpoint, or NULL */
     char *password;
-    char *token;         /* static identity/refresh token, or NULL */
-    char **headers;      /* "Name: value" extra headers, n_headers of them */
+    char *token;    /* static identity/refresh token, or NULL */
+    char **headers; /* "Name: value" extra headers, n_headers of them */
     size_t n_headers;
 } reg_endpoint_t;
 
@@ -59,7 +61,8 @@ typedef struct reg_host_s {
     char *name;
     reg_endpoint_t *mirrors;
     size_t n_mirrors;
-    reg_endpoint_t upstream; /* url defaults to https://<name> (docker.io: https://registry-1.docker.io) */
+    reg_endpoint_t
+        upstream; /* url defaults to https://<name> (docker.io: https://registry-1.docker.io) */
 } reg_host_t;
 
 typedef struct reg_config_s {
@@ -68,10 +71,10 @@ typedef struct reg_config_s {
     int max_concurrent_downloads; /* default 3, as containerd */
     int max_concurrent_uploads;   /* default 3 */
     int64_t connect_timeout_ms;   /* default 30 s */
-    int64_t low_speed_time_s;     /* abort a transfer slower than low_speed_limit for this long; 30 */
-    int64_t low_speed_limit;      /* bytes/s; default 1 */
-    int retries;                  /* per request, for 5xx/429 and cut connections; default 5 */
-    int64_t manifest_limit;       /* bytes; default 4 MiB */
+    int64_t low_speed_time_s; /* abort a transfer slower than low_speed_limit for this long; 30 */
+    int64_t low_speed_limit;  /* bytes/s; default 1 */
+    int retries;              /* per request, for 5xx/429 and cut connections; default 5 */
+    int64_t manifest_limit;   /* bytes; default 4 MiB */
 } reg_config_t;
 
 /* Reads the plugin's config map (api->map_get(config, "registries") etc.); InvalidArgument naming the key. */
@@ -94,11 +97,13 @@ typedef int (*reg_creds_fn)(void *user, const char *host, const char *reference,
 typedef struct reg_client_opts_s {
     const reg_config_t *config;
     const reg_ref_t *ref;
-    reg_creds_fn creds;        /* may be NULL */
+    reg_creds_fn creds; /* may be NULL */
     void *creds_user;
-    const char *const *headers; /* extra "Name: value" headers from the request (RegistryResolver.headers) */
+    const char *const
+        *headers; /* extra "Name: value" headers from the request (RegistryResolver.headers) */
     size_t n_headers;
-    const char *default_scheme; /* "http" or "https" (RegistryResolver.default_scheme); NULL: https, or
+    const char
+        *default_scheme; /* "http" or "https" (RegistryResolver.default_scheme); NULL: https, or
                                  * http for a host configured so or a loopback host without config */
     const berth_logger_t *log;
 } reg_client_opts_t;
@@ -113,7 +118,8 @@ void reg_client_free(reg_client_t *c);
 int reg_resolve(reg_client_t *c, berth_descriptor_t *out, berth_error_t **err);
 
 /* Fetches a manifest or index by digest (or the resolved one) into *data (malloc'd), refusing more than
- * config->manifest_limit bytes; verifies size and digest. media_type gets the served Content-Type. */
+ * config->manifest_limit bytes; verifies size and digest. desc NULL: the descriptor reg_resolve found;
+ * the data is malloc'd with libc's malloc (free()). */
 int reg_fetch_manifest(reg_client_t *c, const berth_descriptor_t *desc, uint8_t **data, size_t *len,
                        berth_error_t **err);
 
@@ -122,8 +128,8 @@ int reg_fetch_manifest(reg_client_t *c, const berth_descriptor_t *desc, uint8_t 
  * with backoff (Retry-After honoured), each retry asking only for the bytes not yet delivered. */
 typedef struct reg_blob_job_s {
     berth_descriptor_t desc;
-    int64_t offset;                                              /* bytes the caller already holds */
-    int (*restart)(void *user, berth_error_t **err);             /* start over at 0 */
+    int64_t offset;                                  /* bytes the caller already holds */
+    int (*restart)(void *user, berth_error_t **err); /* start over at 0 */
     int (*data)(void *user, const void *buf, size_t len, berth_error_t **err); /* in order */
     /* once per job, after the last byte (rc 0, exactly desc.size bytes delivered in total) or on failure
      * (rc < 0, err owned by the callee). The caller verifies the digest. */

@@ -14,7 +14,8 @@
 #include <time.h>
 #include <sys/random.h>
 
-#include <openssl/evp.h>
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
+#include <openssl/sha.h>
 
 #include "transfer.h"
 
@@ -46,13 +47,15 @@ struct unpacker_s {
 static void
 chain_next(const char *parent, const char *diff, char out[BERTH_DIGEST_MAX])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    unsigned char md[SHA256_DIGEST_LENGTH];
     char buf[2 * BERTH_DIGEST_MAX + 2];
     int n = snprintf(buf, sizeof buf, "%s %s", parent, diff);
-    EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha256(), NULL);
+    SHA256_CTX h; /* the low-level API: SHA256() goes through EVP */
+    SHA256_Init(&h);
+    SHA256_Update(&h, buf, (size_t)n);
+    SHA256_Final(md, &h);
     strcpy(out, "sha256:");
-    for (unsigned i = 0; i < mdlen; i++)
+    for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
         sprintf(out + 7 + 2 * i, "%02x", md[i]);
 }
 

@@ -4,7 +4,8 @@
 # registries (Debian's docker-registry) on 127.0.0.1: anonymous pull and push (monolithic, chunked,
 # cross-repository mount, manifest), Range resume after a cut connection, 503 + Retry-After, a blob that
 # does not match its digest, a mirror that answers 404 then the upstream, Basic auth (htpasswd), Bearer
-# token auth (a token issuer of our own, POST and GET grants, identity tokens), TLS with a test CA.
+# token auth (a token issuer of our own, POST and GET grants, identity tokens), a redirect that must not
+# carry the Authorization header, TLS with a test CA and client certificates.
 #   registry_client.sh REGTOOL TOKENISSUER CUTPROXY
 set -u
 
@@ -22,7 +23,7 @@ cleanup() {
     for d in $regs; do sh "$REGSH" stop "$d" >/dev/null 2>&1; done
     for p in $pids; do kill "$p" 2>/dev/null; done
     for p in $pids; do wait "$p" 2>/dev/null; done
-    rm -rf "$work"
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
 
@@ -62,6 +63,9 @@ start_helper() {
 }
 
 rt() { "$REGTOOL" "$@"; }
+# in the sanitizer build, reports (leaks on error paths too) go to files the end of the script checks
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$work/asan"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$work/ubsan"
 
 # --- the fixture image -------------------------------------------------------------------------------
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/img" >/dev/null || fail "build-image"
@@ -123,6 +127,23 @@ grep -q "range=bytes=300000- status=206 bytes=$((LAYER_SIZE - 300000))\$" "$work
 [ "$(wc -l <"$work/blobreqs")" -eq 2 ] || fail "blob requests: $(cat "$work/blobreqs")"
 echo "ok a cut connection resumes with Range: bytes=300000-"
 
+# several blobs at once (2 in flight), the first cut and resumed
+sh "$SRC/tests/fixtures/images/build-image.sh" big "$work/img" 8 >/dev/null || fail "build-image big"
+sh "$SRC/tests/fixtures/images/build-image.sh" push-registry "$work/img/big-oci" "$R1" test/big:1 ||
+    fail "skopeo push big"
+start_helper cutbig "$PROXY" -target "http://$R1" -cut 500000
+printf 'plugins:\n  io.containerd.transfer.v1.local:\n    max_concurrent_downloads: 2\n' >"$work/two.yaml"
+mkdir "$work/all"
+out=$(rt --config "$work/two.yaml" fetch-all "127.0.0.1:$hport/test/big:1" "$work/all" 2>"$work/err") ||
+    fail "fetch-all: $(cat "$work/err")"
+[ "$out" = "ok 6 blobs" ] || fail "fetch-all said '$out'"
+for f in "$work"/all/*; do
+    cmp -s "$f" "$work/img/big-oci/blobs/sha256/${f##*/}" || fail "blob ${f##*/} differs"
+done
+[ "$(grep -c " cut\$" "$work/cutbig.log")" -eq 1 ] && grep -q "range=bytes=500000- status=206" "$work/cutbig.log" ||
+    fail "fetch-all resume: $(cat "$work/cutbig.log")"
+echo "ok several blobs at once, one of them resumed"
+
 start_helper busy "$PROXY" -target "http://$R1" -fail 2
 t0=$(date +%s)
 rt fetch "127.0.0.1:$hport/test/busybox:1" "$LAYER" "$work/layer3" >/dev/null 2>"$work/err" ||
@@ -138,6 +159,28 @@ rt fetch "127.0.0.1:$hport/test/busybox:1" "$LAYER" "$work/bad" >/dev/null 2>"$w
 rc=$?
 [ $rc -eq 3 ] && grep -q "digest mismatch" "$work/err" || fail "corrupt blob: rc $rc, $(cat "$work/err")"
 echo "ok a blob that does not match its digest is reported"
+
+if rt fetch "$R1/test/busybox:1" "$LAYER" "$work/short" --size 1000 2>"$work/err" >/dev/null; then
+    fail "a blob longer than its size was accepted"
+fi
+grep -q "more bytes than its size" "$work/err" || fail "size overrun: $(cat "$work/err")"
+echo "ok more bytes than the descriptor's size is an error"
+
+start_helper norange "$PROXY" -target "http://$R1" -norange
+head -c 100000 "$layer_file" >"$work/part2"
+rt fetch "127.0.0.1:$hport/test/busybox:1" "$LAYER" "$work/part2" --offset 100000 2>"$work/err" >/dev/null ||
+    fail "fetch when the Range is ignored: $(cat "$work/err")"
+cmp -s "$work/part2" "$layer_file" || fail "layer after a restart differs"
+grep -q "starting over" "$work/err" && grep -q "1 restarts" "$work/err" || fail "no restart: $(cat "$work/err")"
+echo "ok a server that ignores the Range (200) restarts the download"
+
+start_helper nodigest "$PROXY" -target "http://$R1" -nodigest
+out=$(rt resolve "127.0.0.1:$hport/test/busybox:1") || fail "resolve without Docker-Content-Digest"
+[ "${out#* }" = "$MANIFEST $(stat -c %s "$mblob")" ] || fail "resolve without a digest header: '$out'"
+grep -q "^HEAD /v2/test/busybox/manifests/1 .*status=200" "$work/nodigest.log" &&
+    grep -q "^GET /v2/test/busybox/manifests/1 .*status=200" "$work/nodigest.log" ||
+    fail "no HEAD then GET: $(cat "$work/nodigest.log")"
+echo "ok a HEAD without Docker-Content-Digest is followed by a GET, digested locally"
 
 # --- push: monolithic, chunked (through a logging proxy), exists, mount, manifest --------------------
 head -c 300000 /dev/urandom >"$work/blob1"
@@ -257,6 +300,16 @@ rt fetch "$R4/public/busybox:1" "$LAYER" "$work/layer8" >/dev/null && cmp -s "$w
     fail "anonymous pull of a public repository"
 echo "ok Bearer tokens: password and refresh grants, anonymous tokens, mount scopes"
 
+# a redirect to another host name carries no Authorization
+start_helper redirect "$PROXY" -target "http://$R4" -redirect
+rt --user alice:secret fetch "127.0.0.1:$hport/priv/busybox:1" "$LAYER" "$work/layer10" >/dev/null 2>"$work/err" &&
+    cmp -s "$work/layer10" "$layer_file" || fail "fetch through a redirect: $(cat "$work/err")"
+grep -q "^GET /v2/priv/busybox/blobs/$LAYER range= status=307 auth=yes" "$work/redirect.log" ||
+    fail "no authorized redirect: $(cat "$work/redirect.log")"
+grep -q "^REDIRECTED /v2/priv/busybox/blobs/$LAYER auth=no" "$work/redirect.log" ||
+    fail "Authorization sent to the redirect's host: $(cat "$work/redirect.log")"
+echo "ok a blob redirect to another host follows without the Authorization header"
+
 # --- TLS with a test CA -------------------------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.crt" -days 2 \
     -subj /CN=berth-test-ca >/dev/null 2>&1 || fail "CA"
@@ -285,4 +338,41 @@ rt --config "$work/tls-skip.yaml" resolve "$R5/test/busybox:1" >/dev/null || fai
 rt resolve "$R5/test/busybox:1" >/dev/null || fail "a loopback registry without configuration (TLS first)"
 echo "ok TLS: test CA added to the system's, unknown CA refused, skip_verify, loopback default"
 
+# HTTP/2 over TLS, and one connection for the whole pull (the blobs on the multi handle included)
+skopeo copy --quiet --dest-tls-verify=false "oci:$work/img/big-oci:latest" "docker://$R5/test/big:1" ||
+    fail "skopeo push big over TLS"
+printf '    max_concurrent_downloads: 3\n' >>"$work/tls-ca.yaml"
+mkdir "$work/all5"
+rt -v --config "$work/tls-ca.yaml" fetch-all "$R5/test/big:1" "$work/all5" >/dev/null 2>"$work/err" ||
+    fail "fetch-all over TLS: $(cat "$work/err")"
+grep "conn=" "$work/err" >"$work/conns"
+[ "$(wc -l <"$work/conns")" -eq 8 ] && [ "$(grep -c " HTTP/2\" conn=" "$work/conns")" -eq 8 ] ||
+    fail "not HTTP/2: $(cat "$work/conns")"
+[ "$(grep -c "conn=new" "$work/conns")" -eq 1 ] || fail "connections not shared: $(cat "$work/conns")"
+echo "ok HTTP/2 over TLS, one connection for a whole pull"
+
+# client certificates: a registry that asks for one signed by the test CA
+openssl req -newkey rsa:2048 -nodes -keyout "$work/cli.key" -out "$work/cli.csr" -subj /CN=berth-client \
+    >/dev/null 2>&1 || fail "client key"
+printf 'extendedKeyUsage=clientAuth\n' >"$work/cli.ext"
+openssl x509 -req -in "$work/cli.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+    -out "$work/cli.crt" -days 2 -extfile "$work/cli.ext" >/dev/null 2>&1 || fail "client certificate"
+start_registry mtls REGISTRY_TLS="$work/srv.crt $work/srv.key $work/ca.crt"
+R5=127.0.0.1:$port
+tls_config "$work/mtls-none.yaml" "        ca: $work/ca.crt"
+tls_config "$work/mtls.yaml" "        ca: $work/ca.crt
+        client_cert: $work/cli.crt
+        client_key: $work/cli.key"
+if rt --config "$work/mtls-none.yaml" resolve "$R5/test/busybox:1" 2>"$work/err" >/dev/null; then
+    fail "a registry that wants a client certificate answered without one"
+fi
+push_fixture "$R5/test/busybox:1" --config "$work/mtls.yaml" || fail "push with a client certificate"
+out=$(rt --config "$work/mtls.yaml" resolve "$R5/test/busybox:1") || fail "resolve with a client certificate"
+[ "${out#* }" = "$MANIFEST $(stat -c %s "$mblob")" ] || fail "mTLS resolve answered '$out'"
+echo "ok TLS client certificates"
+
+if ls "$work"/asan.* "$work"/ubsan.* >/dev/null 2>&1; then
+    cat "$work"/asan.* "$work"/ubsan.* 2>/dev/null | head -60
+    fail "sanitizer reports"
+fi
 echo "PASS registry_client"

@@ -6,60 +6,133 @@
 # host's manifest picked and unpacked; --platform linux/arm64 picks the other and only stores it), a blob
 # whose bytes do not match its digest (refused: nothing committed, no image record), the image.post-pull
 # hook's veto (no record), push of a new image (uploaded) and of one whose layers another repository of the
-# registry holds (mounted, not uploaded: the registry's own access log says so).
-# usage: transfer_e2e.sh BERTHD MODULE_DIR FIXTURE_MODULE_DIR SOURCE_DIR CTR2
+# registry holds (mounted, not uploaded: the registry's own access log says so); and through the hosts
+# configuration of berthd's YAML and the request's auth stream: Basic auth (htpasswd, `ctr --user`), Bearer
+# tokens (tests/go/tokenissuer), TLS with a test CA, a mirror that answers 404 (the upstream serves), and a
+# connection cut in the middle of a blob (tests/go/cutproxy: the retry asks for, and gets, only the rest).
+# usage: transfer_e2e.sh BERTHD MODULE_DIR FIXTURE_MODULE_DIR SOURCE_DIR CTR2 BINDIR
+#   BINDIR holds regtool, go-tokenissuer and go-cutproxy (the build's bin/)
 set -eu
 . "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 FX=$3
 SRC=$4
-CTR2=${5:-/tmp/ctr2/bin/ctr}
+CTR2=$5
+BIN=$6
 [ -x "$CTR2" ] || fail "no containerd 2.4.2 ctr at $CTR2"
 work=$(mktemp -d /tmp/berth-transfer-XXXXXX)
 PID=""
+HELPERS=""
+REGS=""
 cleanup() {
     status=$?
     if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
         wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
     fi
-    sh "$SRC/tests/fixtures/images/registry.sh" stop "$work/reg" 2>/dev/null || true
+    for d in $REGS; do sh "$SRC/tests/fixtures/images/registry.sh" stop "$d" 2>/dev/null || true; done
+    for p in $HELPERS; do kill "$p" 2>/dev/null || true; done
+    for p in $HELPERS; do wait "$p" 2>/dev/null || true; done
     umount_under "$work"
     rm -rf "$work"
     exit $status
 }
 trap cleanup EXIT
 CTR="$CTR2 --address $work/state/berthd.sock"
+CTR1="ctr --address $work/state/berthd.sock" # Debian's 1.6: tag and import client-side, not through Transfer
 
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 BB=$work/fx/busybox-oci/blobs/sha256
 
-"$BERTHD" --root "$work/root" --state "$work/state" --log-level warn \
-    --set "module_dirs=[\"$FX/images\"]" 2>"$work/log" &
+# --- registries: plain, Basic, token, TLS, an upstream with a 404 mirror, a cutting proxy -----------------
+port=$((20000 + $$ % 20000))
+# start_registry DIR [ENV=...]: on the next free port; sets $port
+start_registry() {
+    dir=$1
+    shift
+    for _ in 1 2 3 4 5 6 7 8; do
+        port=$((port + 1))
+        if env "$@" sh "$SRC/tests/fixtures/images/registry.sh" start "$dir" "$port" >"$dir.start" 2>&1; then
+            REGS="$REGS $dir"
+            return 0
+        fi
+        rm -rf "$dir"
+    done
+    fail "registry $dir did not start: $(cat "$dir.start")"
+}
+# start_helper NAME BINARY ARGS...: a Go helper on a port of its choosing; sets $hport; logs to NAME.log
+start_helper() {
+    name=$1 bin=$2
+    shift 2
+    "$bin" -port-file "$work/$name.port" "$@" >"$work/$name.log" 2>&1 &
+    HELPERS="$HELPERS $!"
+    i=0
+    while [ ! -s "$work/$name.port" ]; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || fail "$name did not start: $(cat "$work/$name.log")"
+        sleep 0.1
+    done
+    hport=$(cat "$work/$name.port")
+}
+# the plain registry logs every request at level info (its access log proves mounts and uploads)
+start_registry "$work/reg" REGISTRY_LOG_LEVEL=info
+R=127.0.0.1:$port
+URL=http://$R
+"$BIN/regtool" htpasswd alice secret >"$work/htpasswd" || fail "bcrypt"
+start_registry "$work/basic" REGISTRY_HTPASSWD="$work/htpasswd"
+RB=127.0.0.1:$port
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tok.key" -out "$work/tok.crt" -days 2 \
+    -subj /CN=berth-token-signer >/dev/null 2>&1 || fail "token certificate"
+start_helper issuer "$BIN/go-tokenissuer" -key "$work/tok.key" -cert "$work/tok.crt" -user alice -pass secret
+start_registry "$work/token" REGISTRY_TOKEN="http://127.0.0.1:$hport/token berth-registry berth-test-issuer $work/tok.crt"
+RT=127.0.0.1:$port
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.crt" -days 2 \
+    -subj /CN=berth-test-ca >/dev/null 2>&1 || fail "CA"
+openssl req -newkey rsa:2048 -nodes -keyout "$work/srv.key" -out "$work/srv.csr" -subj /CN=127.0.0.1 \
+    >/dev/null 2>&1 || fail "server key"
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/srv.ext"
+openssl x509 -req -in "$work/srv.csr" -CA "$work/ca.crt" -CAkey "$work/ca.key" -CAcreateserial \
+    -out "$work/srv.crt" -days 2 -extfile "$work/srv.ext" >/dev/null 2>&1 || fail "server certificate"
+start_registry "$work/tls" REGISTRY_TLS="$work/srv.crt $work/srv.key"
+RS=127.0.0.1:$port
+start_registry "$work/upstream"
+RU=127.0.0.1:$port
+start_registry "$work/mirror"
+start_helper mproxy "$BIN/go-cutproxy" -target "http://127.0.0.1:$port"
+RM=127.0.0.1:$hport
+start_helper cut "$BIN/go-cutproxy" -target "http://$R" -cut 300000
+RC=127.0.0.1:$hport
+
+{
+    echo "module_dirs: [\"$FX/images\"]"
+    echo "plugins:"
+    echo "  io.containerd.transfer.v1.local:"
+    echo "    registries:"
+    echo "      \"$RS\": {server: \"https://$RS\", ca: \"$work/ca.crt\"}"
+    echo "      \"$RU\": {server: \"http://$RU\", mirrors: [{url: \"http://$RM\"}]}"
+} >"$work/berthd.yaml"
+"$BERTHD" --root "$work/root" --state "$work/state" --log-level warn -c "$work/berthd.yaml" 2>"$work/log" &
 PID=$!
 i=0
 until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
 
-# the registry logs every request at level info (its access log proves mounts and ranges)
-port=$((20000 + $$ % 20000))
-REGISTRY_LOG_LEVEL=info sh "$SRC/tests/fixtures/images/registry.sh" start "$work/reg" "$port" >/dev/null ||
-    fail "registry"
-R=127.0.0.1:$port
-URL=http://$R
-
 # --- helpers: blobs and manifests straight into the registry (curl, monolithic uploads) ------------------
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-upload() { # REPO FILE: POST a session, PUT the bytes with their digest (this registry has no one-shot POST)
-    loc=$(curl -fsS -D - -o /dev/null -X POST "$URL/v2/$1/blobs/uploads/" | tr -d '\r' |
+upload() { upload_to "$R" "$@"; }
+put_manifest() { put_manifest_to "$R" "$@"; }
+upload_to() { # HOST REPO FILE: POST a session, PUT the bytes with their digest (no one-shot POST here)
+    u=http://$1
+    shift
+    loc=$(curl -fsS -D - -o /dev/null -X POST "$u/v2/$1/blobs/uploads/" | tr -d '\r' |
         sed -n 's/^[Ll]ocation: //p')
-    case $loc in http*) ;; *) loc=$URL$loc ;; esac
+    case $loc in http*) ;; *) loc=$u$loc ;; esac
     case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
     curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$2" \
         "$loc${sep}digest=sha256:$(sha "$2")" || fail "upload of $2 to $1"
 }
-put_manifest() { # REPO REF MEDIATYPE FILE
-    curl -fsS -o /dev/null -X PUT -H "Content-Type: $3" --data-binary @"$4" "$URL/v2/$1/manifests/$2" ||
-        fail "manifest $2 of $1"
+put_manifest_to() { # HOST REPO REF MEDIATYPE FILE
+    curl -fsS -o /dev/null -X PUT -H "Content-Type: $4" --data-binary @"$5" "http://$1/v2/$2/manifests/$3" ||
+        fail "manifest $3 of $2"
 }
 has_content() { $CTR content ls -q | grep -qx "sha256:$1"; }
 has_snapshot() { $CTR snapshots ls | awk 'NR > 1 { print $1 }' | grep -qx "sha256:$1"; }
@@ -129,9 +202,9 @@ if [ "$(uname -m)" = x86_64 ]; then
 fi
 
 # mkimage DIR: a one-layer amd64 image of random bytes: DIR/{layer.tar,layer.tgz,config.json,manifest.json}
-mkimage() {
+mkimage() { # DIR [BYTES]
     mkdir -p "$1/rootfs/etc"
-    head -c 200000 /dev/urandom >"$1/rootfs/etc/noise"
+    head -c "${2:-200000}" /dev/urandom >"$1/rootfs/etc/noise"
     tar -C "$1/rootfs" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$1/layer.tar" etc
     gzip -n -c "$1/layer.tar" >"$1/layer.tgz"
     printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
@@ -181,7 +254,7 @@ fresh=$work/fresh
 mkimage "$fresh"
 layout "$fresh" "$R/berth/fresh:1"
 flay=$(sha "$fresh/layer.tgz")
-ctr --address "$work/state/berthd.sock" images import --no-unpack "$fresh/image.tar" >/dev/null || fail "import"
+$CTR1 images import --no-unpack "$fresh/image.tar" >/dev/null || fail "import"
 mark=$(wc -l <"$work/reg/registry.log")
 $CTR image push --plain-http "$R/berth/fresh:1" >"$work/out" 2>&1 || fail "push: $(cat "$work/out")"
 curl -fsS -o /dev/null -H "Accept: $OCI_M" "$URL/v2/berth/fresh/manifests/1" || fail "the pushed tag is missing"
@@ -190,7 +263,7 @@ cmp -s "$work/got" "$fresh/layer.tgz" || fail "the pushed layer differs"
 since "$mark" | grep '"PUT /v2/berth/fresh/blobs/uploads/' | grep -q "digest=sha256%3A$flay\|digest=sha256:$flay" ||
     fail "the new layer was not uploaded: $(since "$mark" | grep -c '"PUT ')"
 # the pulled busybox carries berth/busybox as its source: pushed elsewhere, its layer is mounted from there
-$CTR images tag "$REMOTE" "$R/berth/copy:1" >/dev/null
+$CTR1 images tag "$REMOTE" "$R/berth/copy:1" >/dev/null
 mark=$(wc -l <"$work/reg/registry.log")
 $CTR image push --plain-http "$R/berth/copy:1" >"$work/out" 2>&1 || fail "push of the copy: $(cat "$work/out")"
 curl -fsS -o /dev/null -I "$URL/v2/berth/copy/blobs/sha256:$lay" || fail "the copy's layer is missing"
@@ -201,4 +274,68 @@ since "$mark" | grep '"POST /v2/berth/copy/blobs/uploads/?' | grep "mount=sha256
 mark=$(wc -l <"$work/reg/registry.log")
 $CTR image push --plain-http "$R/berth/copy:1" >"$work/out" 2>&1 || fail "second push: $(cat "$work/out")"
 ! since "$mark" | grep -q '"PATCH \|"PUT /v2/berth/copy/blobs' || fail "a second push uploaded again"
+
+# --- credentials through the auth stream: Basic, then Bearer tokens ----------------------------------------
+rt_push() { # REF OPTS...: the busybox fixture through regtool
+    ref=$1
+    shift
+    "$BIN/regtool" "$@" push-blob "$ref" "$BB/$cfg" >/dev/null &&
+        "$BIN/regtool" "$@" push-blob "$ref" "$BB/$lay" >/dev/null &&
+        "$BIN/regtool" "$@" push-manifest "$ref" "$BB/$mf" $OCI_M >/dev/null
+}
+rt_push "$RB/priv/busybox:1" --user alice:secret || fail "fixture into the Basic registry"
+if $CTR image pull --plain-http "$RB/priv/busybox:1" >"$work/out" 2>&1; then fail "pulled anonymously with Basic auth"; fi
+! $CTR images ls -q | grep -q "$RB/" || fail "a refused pull stored a record"
+if $CTR image pull --plain-http --user alice:wrong "$RB/priv/busybox:1" >"$work/out" 2>&1; then
+    fail "pulled with a wrong password"
+fi
+$CTR image pull --plain-http --user alice:secret "$RB/priv/busybox:1" >"$work/out" 2>&1 ||
+    fail "pull with Basic auth: $(cat "$work/out")"
+$CTR images ls -q | grep -qx "$RB/priv/busybox:1" || fail "no record after the Basic pull"
+rt_push "$RT/priv/busybox:1" --user alice:secret || fail "fixture into the token registry"
+if $CTR image pull --plain-http "$RT/priv/busybox:1" >"$work/out" 2>&1; then fail "pulled anonymously with tokens"; fi
+$CTR image pull --plain-http --user alice:secret "$RT/priv/busybox:1" >"$work/out" 2>&1 ||
+    fail "pull with a token: $(cat "$work/out")"
+$CTR images ls -q | grep -qx "$RT/priv/busybox:1" || fail "no record after the token pull"
+[ "$(grep -c "user=alice scopes=repository:priv/busybox:pull" "$work/issuer.log")" -ge 2 ] ||
+    fail "berthd never asked the issuer for alice's token: $(cat "$work/issuer.log")"
+
+# --- TLS with the test CA of the hosts configuration -------------------------------------------------------
+printf 'plugins:\n  io.containerd.transfer.v1.local:\n    registries:\n      "%s": {server: "https://%s", ca: "%s"}\n' \
+    "$RS" "$RS" "$work/ca.crt" >"$work/tls.yaml"
+rt_push "$RS/test/busybox:1" --config "$work/tls.yaml" || fail "fixture into the TLS registry"
+$CTR image pull "$RS/test/busybox:1" >"$work/out" 2>&1 || fail "pull over TLS: $(cat "$work/out")"
+$CTR images ls -q | grep -qx "$RS/test/busybox:1" || fail "no record after the TLS pull"
+
+# --- a mirror without the image answers 404: the upstream serves it -----------------------------------------
+mirrored=$work/mirrored
+mkimage "$mirrored"
+for f in config.json layer.tgz; do upload_to "$RU" berth/mirrored "$mirrored/$f"; done
+put_manifest_to "$RU" berth/mirrored 1 $OCI_M "$mirrored/manifest.json"
+$CTR image pull --plain-http "$RU/berth/mirrored:1" >"$work/out" 2>&1 ||
+    fail "pull past a 404 mirror: $(cat "$work/out")"
+grep -q "/v2/berth/mirrored/manifests/1 .*status=404" "$work/mproxy.log" ||
+    fail "the mirror was not asked first: $(cat "$work/mproxy.log")"
+grep -q "GET /v2/berth/mirrored/blobs/sha256:$(sha "$mirrored/layer.tgz") .*status=404" "$work/mproxy.log" ||
+    fail "the mirror was not asked for the layer: $(cat "$work/mproxy.log")"
+has_content "$(sha "$mirrored/layer.tgz")" || fail "the layer did not come from the upstream"
+
+# --- a connection cut in the middle of a layer: the retry fetches only the rest ------------------------------
+big=$work/cutimg
+mkimage "$big" 1500000
+for f in config.json layer.tgz; do upload berth/cut "$big/$f"; done
+put_manifest berth/cut 1 $OCI_M "$big/manifest.json"
+blay=$(sha "$big/layer.tgz")
+bsize=$(stat -c %s "$big/layer.tgz")
+# the proxy cuts the first blob it serves: the config goes in beforehand, so that blob is the layer
+$CTR1 content ingest --expected-digest "sha256:$(sha "$big/config.json")" cutcfg <"$big/config.json" ||
+    fail "config ingest"
+$CTR image pull --plain-http "$RC/berth/cut:1" >"$work/out" 2>&1 || fail "pull through a cut: $(cat "$work/out")"
+grep "/blobs/sha256:$blay" "$work/cut.log" >"$work/cutreqs" || true
+grep -q "range= status=200 bytes=300000 cut" "$work/cutreqs" || fail "no cut: $(cat "$work/cut.log")"
+grep -q "range=bytes=300000- status=206 bytes=$((bsize - 300000))\$" "$work/cutreqs" ||
+    fail "the retry did not fetch only the rest: $(cat "$work/cutreqs")"
+[ "$(wc -l <"$work/cutreqs")" -eq 2 ] || fail "layer requests: $(cat "$work/cutreqs")"
+$CTR images check | grep "$RC/berth/cut:1" | grep -q complete || fail "the resumed image is incomplete"
+has_snapshot "$(sha "$big/layer.tar")" || fail "the resumed layer was not unpacked"
 echo "transfer pull/push workflows: ok"

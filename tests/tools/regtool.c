@@ -10,6 +10,9 @@
  *                                                   manifest unless --size); with --offset, OUT's first N
  *                                                   bytes are kept and only the rest is asked for. Then
  *                                                   verifies the digest: exit 3 "digest mismatch" if not
+ *   regtool [opts] fetch-all REF DIR                the manifest's config and layers at once (as many in
+ *                                                   flight as max_concurrent_downloads) into DIR/<hex>,
+ *                                                   each verified: exit 3 on a mismatch
  *   regtool [opts] push-blob REF FILE [--chunk N] [--mount-from REPO]
  *                                                   prints "exists", "mounted" or "pushed"
  *   regtool [opts] push-manifest REF FILE MEDIATYPE PUTs FILE under REF's tag (or digest)
@@ -317,6 +320,87 @@ cmd_fetch(const char *ref, const char *digest, const char *out, int64_t offset, 
     return 0;
 }
 
+/* The config and layer descriptors of a manifest; n of them (at most max). */
+static size_t
+manifest_blobs(const uint8_t *data, berth_descriptor_t *out, size_t max)
+{
+    json_object *root = json_tokener_parse((const char *)data), *v, *arr;
+    size_t n = 0;
+    json_object *items[65];
+    size_t ni = 0;
+    if (root && json_object_object_get_ex(root, "config", &v))
+        items[ni++] = v;
+    if (root && json_object_object_get_ex(root, "layers", &arr))
+        for (size_t i = 0; i < json_object_array_length(arr) && ni < 65; i++)
+            items[ni++] = json_object_array_get_idx(arr, i);
+    for (size_t i = 0; i < ni && n < max; i++) {
+        json_object *dg, *sz;
+        if (json_object_object_get_ex(items[i], "digest", &dg) &&
+            json_object_object_get_ex(items[i], "size", &sz)) {
+            memset(&out[n], 0, sizeof out[n]);
+            snprintf(out[n].digest, sizeof out[n].digest, "%s", json_object_get_string(dg));
+            out[n].size = json_object_get_int64(sz);
+            n++;
+        }
+    }
+    json_object_put(root);
+    return n;
+}
+
+static int
+cmd_fetch_all(const char *ref, const char *dir)
+{
+    reg_ref_t r;
+    reg_client_t *c;
+    if (client(ref, &r, &c))
+        return 1;
+    uint8_t *m = NULL;
+    size_t mlen = 0;
+    berth_descriptor_t md, descs[64];
+    if (get_manifest(c, NULL, &m, &mlen, &md)) {
+        reg_client_free(c);
+        return 1;
+    }
+    size_t n = manifest_blobs(m, descs, 64);
+    free(m);
+    reg_blob_job_t jobs[64];
+    sink_t sinks[64];
+    char paths[64][512];
+    memset(jobs, 0, sizeof jobs);
+    memset(sinks, 0, sizeof sinks);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/%s", dir, strchr(descs[i].digest, ':') + 1);
+        sinks[i].fd = open(paths[i], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        jobs[i] = (reg_blob_job_t){.desc = descs[i],
+                                   .restart = sink_restart,
+                                   .data = sink_data,
+                                   .done = sink_done,
+                                   .user = &sinks[i]};
+    }
+    berth_error_t *err = NULL;
+    int rc = reg_fetch_blobs(c, jobs, n, &err);
+    reg_client_free(c);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        close(sinks[i].fd);
+        api->error_free(sinks[i].err);
+        char got[BERTH_DIGEST_MAX];
+        int64_t have = 0;
+        file_digest(paths[i], got, &have);
+        if (rc == 0 && strcmp(got, descs[i].digest) != 0) {
+            fprintf(stderr, "regtool: digest mismatch: expected %s, got %s\n", descs[i].digest,
+                    got);
+            bad = 1;
+        }
+    }
+    if (rc < 0)
+        return die_err("fetch", err);
+    if (bad)
+        return 3;
+    printf("ok %zu blobs\n", n);
+    return 0;
+}
+
 static int
 file_read(void *user, int64_t offset, void *buf, size_t len, size_t *got, berth_error_t **err)
 {
@@ -413,11 +497,11 @@ cmd_htpasswd(const char *user, const char *password)
 static int
 usage(void)
 {
-    fprintf(stderr,
-            "usage: regtool [--config FILE] [--user U:P] [--scheme http|https] "
-            "[--header H] [-v] resolve REF | manifest REF [DIGEST] | fetch REF DIGEST OUT "
-            "[--offset N] [--size N] | push-blob REF FILE [--chunk N] [--mount-from REPO] | "
-            "push-manifest REF FILE MEDIATYPE | htpasswd USER PASSWORD\n");
+    fprintf(stderr, "usage: regtool [--config FILE] [--user U:P] [--scheme http|https] "
+                    "[--header H] [-v] resolve REF | manifest REF [DIGEST] | fetch REF DIGEST OUT "
+                    "[--offset N] [--size N] | fetch-all REF DIR | push-blob REF FILE [--chunk N] "
+                    "[--mount-from REPO] | "
+                    "push-manifest REF FILE MEDIATYPE | htpasswd USER PASSWORD\n");
     return 2;
 }
 
@@ -468,6 +552,8 @@ main(int argc, char **argv)
         rc = cmd_manifest(pos[1], npos == 3 ? pos[2] : NULL);
     else if (strcmp(cmd, "fetch") == 0 && npos == 4)
         rc = cmd_fetch(pos[1], pos[2], pos[3], offset, size);
+    else if (strcmp(cmd, "fetch-all") == 0 && npos == 3)
+        rc = cmd_fetch_all(pos[1], pos[2]);
     else if (strcmp(cmd, "push-blob") == 0 && npos == 3)
         rc = cmd_push_blob(pos[1], pos[2], chunk, mount_from);
     else if (strcmp(cmd, "push-manifest") == 0 && npos == 4)

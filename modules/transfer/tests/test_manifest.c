@@ -16,7 +16,8 @@ static const berth_core_api_t *api = &berth__core_api;
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 #define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
 
-static int parse(const char *mt, const char *json, oci_manifest_t *m, int *code)
+static int
+parse(const char *mt, const char *json, oci_manifest_t *m, int *code)
 {
     berth_error_t *err = NULL;
     int rc = manifest_parse(api, mt, (const uint8_t *)json, strlen(json), m, &err);
@@ -28,13 +29,15 @@ static int parse(const char *mt, const char *json, oci_manifest_t *m, int *code)
 
 Test(manifest, oci_manifest)
 {
-    const char *j = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                    "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1
-                    "\",\"size\":12},"
-                    "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D2
-                    "\",\"size\":100,\"annotations\":{\"a\":\"b\"}},"
-                    "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"" D3
-                    "\",\"size\":0}]}";
+    const char *j =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" D1
+        "\",\"size\":12},"
+        "\"layers\":[{\"mediaType\":\"application/"
+        "vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D2
+        "\",\"size\":100,\"annotations\":{\"a\":\"b\"}},"
+        "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"" D3
+        "\",\"size\":0}]}";
     oci_manifest_t m;
     int code;
     cr_assert_eq(parse("application/vnd.oci.image.manifest.v1+json", j, &m, &code), 0);
@@ -54,9 +57,12 @@ Test(manifest, oci_manifest)
 Test(manifest, docker_list_with_platforms_and_sniffing)
 {
     const char *j =
-        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.list.v2+json\","
-        "\"manifests\":[{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"" D1
-        "\",\"size\":5,\"platform\":{\"architecture\":\"arm\",\"os\":\"linux\",\"variant\":\"v6\"}},"
+        "{\"schemaVersion\":2,\"mediaType\":\"application/"
+        "vnd.docker.distribution.manifest.list.v2+json\","
+        "\"manifests\":[{\"mediaType\":\"application/"
+        "vnd.docker.distribution.manifest.v2+json\",\"digest\":\"" D1
+        "\",\"size\":5,\"platform\":{\"architecture\":\"arm\",\"os\":\"linux\",\"variant\":\"v6\"}}"
+        ","
         "{\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"digest\":\"" D2
         "\",\"size\":6}]}";
     oci_manifest_t m;
@@ -85,22 +91,29 @@ Test(manifest, malformed_refused)
     cr_expect_eq(parse(mt, "{", &m, &code), BERTH_EINVAL);
     cr_expect_eq(parse(mt, "[]", &m, &code), BERTH_EINVAL);
     cr_expect_eq(parse(mt, "{\"layers\":[]}", &m, &code), BERTH_EINVAL); /* no config */
-    cr_expect_eq(parse(mt, "{\"config\":{\"digest\":\"sha256:12\",\"size\":1},\"layers\":[]}", &m, &code),
-                 BERTH_EINVAL);
-    cr_expect_eq(parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}", &m, &code),
-                 BERTH_EINVAL);
-    cr_expect_eq(parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":\"1\"},\"layers\":[]}", &m, &code),
-                 BERTH_EINVAL);
-    cr_expect_eq(parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":{}}", &m, &code),
-                 BERTH_EINVAL);
-    cr_expect_eq(parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":[{\"digest\":\"md5:ab\","
-                           "\"size\":1}]}",
+    cr_expect_eq(
+        parse(mt, "{\"config\":{\"digest\":\"sha256:12\",\"size\":1},\"layers\":[]}", &m, &code),
+        BERTH_EINVAL);
+    cr_expect_eq(
+        parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}", &m, &code),
+        BERTH_EINVAL);
+    cr_expect_eq(
+        parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":\"1\"},\"layers\":[]}", &m, &code),
+        BERTH_EINVAL);
+    cr_expect_eq(
+        parse(mt, "{\"config\":{\"digest\":\"" D1 "\",\"size\":1},\"layers\":{}}", &m, &code),
+        BERTH_EINVAL);
+    cr_expect_eq(parse(mt,
+                       "{\"config\":{\"digest\":\"" D1
+                       "\",\"size\":1},\"layers\":[{\"digest\":\"md5:ab\","
+                       "\"size\":1}]}",
                        &m, &code),
                  BERTH_EINVAL);
     /* an index served as a manifest */
-    cr_expect_eq(parse(mt, "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}", &m,
-                       &code),
-                 BERTH_EINVAL);
+    cr_expect_eq(
+        parse(mt, "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}",
+              &m, &code),
+        BERTH_EINVAL);
 }
 
 Test(manifest, config_diff_ids_and_platform)
@@ -120,11 +133,13 @@ Test(manifest, config_diff_ids_and_platform)
     cr_expect_str_eq(p.arch, "arm64");
     cr_expect_str_eq(p.variant, "v8");
     const char *bad = "{\"rootfs\":{\"diff_ids\":[\"nope\"]}}";
-    cr_expect_eq(config_diff_ids(api, (const uint8_t *)bad, strlen(bad), &ids, &n, &err), BERTH_EINVAL);
+    cr_expect_eq(config_diff_ids(api, (const uint8_t *)bad, strlen(bad), &ids, &n, &err),
+                 BERTH_EINVAL);
     api->error_free(err);
 }
 
-static oci_platform_t P(const char *spec)
+static oci_platform_t
+P(const char *spec)
 {
     oci_platform_t p;
     berth_error_t *err = NULL;
@@ -133,7 +148,8 @@ static oci_platform_t P(const char *spec)
     return p;
 }
 
-static void expect_platform(const char *spec, const char *os, const char *arch, const char *var)
+static void
+expect_platform(const char *spec, const char *os, const char *arch, const char *var)
 {
     oci_platform_t p = P(spec);
     cr_expect_str_eq(p.os, os, "%s: os %s", spec, p.os);
@@ -150,7 +166,7 @@ Test(platform, parse_and_normalise)
     expect_platform("linux/aarch64", "linux", "arm64", "");
     expect_platform("linux/arm64/v8", "linux", "arm64", "v8"); /* Parse keeps v8 for arm64 */
     expect_platform("linux/arm64/8", "linux", "arm64", "v8");
-    expect_platform("linux/arm", "linux", "arm", "");          /* v7 is dropped with two parts */
+    expect_platform("linux/arm", "linux", "arm", ""); /* v7 is dropped with two parts */
     expect_platform("linux/arm/7", "linux", "arm", "v7");
     expect_platform("linux/arm/6", "linux", "arm", "v6");
     expect_platform("linux/armhf", "linux", "arm", ""); /* v7, dropped as above */
@@ -171,7 +187,8 @@ Test(platform, parse_and_normalise)
     api->error_free(err);
 }
 
-static int rank(const char *want, const char *os, const char *arch, const char *var)
+static int
+rank(const char *want, const char *os, const char *arch, const char *var)
 {
     oci_platform_t w = P(want), h = {{0}, {0}, {0}};
     strcpy(h.os, os);
@@ -216,7 +233,8 @@ Test(platform, matcher_fallbacks)
 
 Test(platform, exact_match_for_image_store_filters)
 {
-    oci_platform_t a = P("linux/arm64/v8"), b = {"linux", "aarch64", ""}, c = {"linux", "arm", "v7"};
+    oci_platform_t a = P("linux/arm64/v8"), b = {"linux", "aarch64", ""},
+                   c = {"linux", "arm", "v7"};
     cr_expect(platform_match(&a, &b));
     cr_expect(!platform_match(&a, &c));
     oci_platform_t d = P("linux/arm"), e = {"linux", "arm", "7"};

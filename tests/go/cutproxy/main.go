@@ -3,9 +3,14 @@
 // cutproxy is an HTTP proxy in front of a registry that misbehaves on blob downloads, for
 // tests/scripts/registry_client.sh. Standard library only (Go 1.19).
 //
-//	-cut N      the first blob GET is cut (connection dropped) after N body bytes
+//	-cut N      the first blob GET answer longer than N bytes is cut (connection dropped) after N
 //	-fail K     the first K blob GETs answer 503 with Retry-After: 1
 //	-corrupt    every blob body has its first byte flipped (the digest no longer matches)
+//	-norange    blob requests reach the registry without their Range header (it answers 200, whole)
+//	-nodigest   manifest HEAD answers lose their Docker-Content-Digest header
+//	-redirect   blob GETs are redirected (307) to http://localhost:PORT/_r/..., another host name for
+//	            the client; the proxy logs whether that request carried an Authorization header and
+//	            serves it with the one the first request had
 //
 // Every request is logged as one line on stdout: "GET /v2/x/blobs/sha256:.. range=bytes=N- status=206
 // bytes=M" (M: body bytes this proxy passed on), so a test can check what a retry asked for and got.
@@ -30,10 +35,23 @@ var (
 	cut      = flag.Int64("cut", -1, "cut the first blob GET after this many body bytes")
 	failN    = flag.Int("fail", 0, "answer the first K blob GETs with 503 and Retry-After: 1")
 	corrupt  = flag.Bool("corrupt", false, "flip the first byte of every blob body")
+	noRange  = flag.Bool("norange", false, "drop the Range header of blob requests")
+	noDigest = flag.Bool("nodigest", false, "drop Docker-Content-Digest from manifest HEAD answers")
+	redirect = flag.Bool("redirect", false, "redirect blob GETs to localhost:PORT/_r/")
 	mu       sync.Mutex
 	cutDone  bool
 	failed   int
+	port     int
+	saved    = map[string]string{}
+	nextID   int
 )
+
+func yesNo(s string) string {
+	if s != "" {
+		return "yes"
+	}
+	return "no"
+}
 
 var hop = map[string]bool{"Connection": true, "Keep-Alive": true, "Proxy-Connection": true,
 	"Transfer-Encoding": true, "Upgrade": true, "Te": true, "Trailer": true}
@@ -44,25 +62,43 @@ func main() {
 		return http.ErrUseLastResponse
 	}}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		blob := r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+		path := r.URL.Path
+		blob := r.Method == http.MethodGet && strings.Contains(path, "/blobs/sha256:")
 		rng := r.Header.Get("Range")
+		auth := r.Header.Get("Authorization")
+		if strings.HasPrefix(path, "/_r/") {
+			path = strings.TrimPrefix(path, "/_r")
+			mu.Lock()
+			auth = saved[r.URL.Query().Get("id")]
+			mu.Unlock()
+			fmt.Printf("REDIRECTED %s auth=%s\n", path, yesNo(r.Header.Get("Authorization")))
+		} else if blob && *redirect {
+			mu.Lock()
+			nextID++
+			id := fmt.Sprint(nextID)
+			saved[id] = auth
+			mu.Unlock()
+			fmt.Printf("%s %s range=%s status=307 auth=%s\n", r.Method, path, rng, yesNo(auth))
+			http.Redirect(w, r, fmt.Sprintf("http://localhost:%d/_r%s?id=%s", port, path, id), 307)
+			return
+		}
 		mu.Lock()
 		doFail := blob && failed < *failN
 		if doFail {
 			failed++
 		}
-		doCut := blob && !cutDone && *cut >= 0
-		if doCut {
-			cutDone = true
-		}
 		mu.Unlock()
 		if doFail {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(503)
-			fmt.Printf("%s %s range=%s status=503 bytes=0\n", r.Method, r.URL.Path, rng)
+			fmt.Printf("%s %s range=%s status=503 bytes=0\n", r.Method, path, rng)
 			return
 		}
-		out, _ := http.NewRequest(r.Method, *target+r.URL.RequestURI(), r.Body)
+		uri := path
+		if q := r.URL.Query(); q.Get("id") == "" && r.URL.RawQuery != "" {
+			uri += "?" + r.URL.RawQuery
+		}
+		out, _ := http.NewRequest(r.Method, *target+uri, r.Body)
 		if r.Body == http.NoBody || r.ContentLength == 0 {
 			out.Body = nil
 		}
@@ -73,6 +109,12 @@ func main() {
 			}
 		}
 		out.Host = r.Host
+		if auth != "" {
+			out.Header.Set("Authorization", auth)
+		}
+		if blob && *noRange {
+			out.Header.Del("Range")
+		}
 		resp, err := client.Do(out)
 		if err != nil {
 			http.Error(w, err.Error(), 502)
@@ -84,12 +126,22 @@ func main() {
 				w.Header()[k] = v
 			}
 		}
+		if *noDigest && r.Method == http.MethodHead && strings.Contains(path, "/manifests/") {
+			w.Header().Del("Docker-Content-Digest")
+		}
+		// the first blob answer longer than -cut is cut
+		mu.Lock()
+		doCut := blob && !cutDone && *cut >= 0 && resp.ContentLength > *cut
+		if doCut {
+			cutDone = true
+		}
+		mu.Unlock()
 		w.WriteHeader(resp.StatusCode)
 		var n int64
 		if doCut {
 			n, _ = io.CopyN(w, resp.Body, *cut)
 			w.(http.Flusher).Flush()
-			fmt.Printf("%s %s range=%s status=%d bytes=%d cut\n", r.Method, r.URL.Path, rng,
+			fmt.Printf("%s %s range=%s status=%d bytes=%d cut\n", r.Method, path, rng,
 				resp.StatusCode, n)
 			panic(http.ErrAbortHandler) // drops the connection mid-body
 		}
@@ -103,14 +155,14 @@ func main() {
 		} else {
 			n, _ = io.Copy(w, resp.Body)
 		}
-		fmt.Printf("%s %s range=%s status=%d bytes=%d\n", r.Method, r.URL.Path, rng, resp.StatusCode, n)
+		fmt.Printf("%s %s range=%s status=%d bytes=%d\n", r.Method, path, rng, resp.StatusCode, n)
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
+	port = l.Addr().(*net.TCPAddr).Port
 	if *portFile != "" {
-		port := l.Addr().(*net.TCPAddr).Port
 		ioutil.WriteFile(*portFile+".tmp", []byte(fmt.Sprintf("%d\n", port)), 0o644)
 		os.Rename(*portFile+".tmp", *portFile)
 	}
