@@ -94,7 +94,8 @@ int store_blob_commit(xjob_t *j, berth_content_writer_t *w, const berth_descript
 /* A whole small blob (manifest, index, config) in one call; verifies the digest. */
 int store_blob_put(xjob_t *j, const berth_descriptor_t *d, const uint8_t *data, size_t len,
                    const berth_kv_t *labels, berth_error_t **err);
-/* Reads a whole blob of the namespace (refusing more than limit bytes); the blob joins the job's lease first. */
+/* Reads a whole blob of the namespace (refusing more than limit bytes); the blob joins the job's lease
+ * first. */
 int store_blob_read(xjob_t *j, const char *digest, int64_t limit, uint8_t **data, size_t *len,
                     berth_error_t **err);
 /* Sets (value non-NULL) or removes one label of a blob record of the namespace. */
