@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "transfer.h"
 
 #include "types/transfer/imagestore.pb-c.h"
@@ -174,7 +176,13 @@ get_small(pull_t *p, const berth_descriptor_t *d, const char *parent, uint8_t **
     progress(p, "waiting", name, parent, 0, d->size, d);
     int64_t limit = p->j->x->reg.manifest_limit > 0 ? p->j->x->reg.manifest_limit : 4 << 20;
     berth_error_t *e2 = NULL;
-    int rc = store_blob_read(p->j, d->digest, limit, data, len, &e2);
+    /* the lease first, then the look (as store_blob_open): a collection either ran before and the read
+     * finds nothing, or after, and the lease keeps what the read found (an image removed meanwhile) */
+    xfer_t *x = p->j->x;
+    int rc = x->mdo->lease_add_resource(x->md, p->j->ns, p->j->lease, "content", d->digest, err);
+    if (rc < 0)
+        return rc;
+    rc = store_blob_read(p->j, d->digest, limit, data, len, &e2);
     if (rc == 0) {
         *local = 1;
         progress(p, "already exists", name, NULL, d->size, d->size, d);
@@ -692,5 +700,7 @@ xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
     job_progress(j, msg, "", NULL, 0, 0, 0, NULL);
 out:
     pull_free(&p);
+    /* TLS left OpenSSL's per-thread state on this pool thread (freed only when a thread exits) */
+    OPENSSL_thread_stop();
     return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "transfer.h"
 
 #include "types/transfer/imagestore.pb-c.h"
@@ -264,5 +266,7 @@ out:
     free(p.plats);
     free(p.done);
     remote_close(&p.remote);
+    /* TLS left OpenSSL's per-thread state on this pool thread (freed only when a thread exits) */
+    OPENSSL_thread_stop();
     return rc;
 }
