@@ -51,7 +51,7 @@ start_helper() {
     name=$1
     bin=$2
     shift 2
-    "$bin" -port-file "$work/$name.port" "$@" >"$work/$name.log" 2>&1 &
+    "$bin" -port-file "$work/$name.port" "$@" >>"$work/$name.log" 2>&1 &
     pids="$pids $!"
     i=0
     while [ ! -s "$work/$name.port" ]; do
@@ -275,6 +275,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tok.key" -out "$work/to
     -subj /CN=berth-token-signer >/dev/null 2>&1 || fail "token certificate"
 start_helper issuer "$ISSUER" -key "$work/tok.key" -cert "$work/tok.crt" -user alice -pass secret \
     -refresh identity-xyz
+ihport=$hport
 start_registry token \
     REGISTRY_TOKEN="http://127.0.0.1:$hport/token berth-registry berth-test-issuer $work/tok.crt"
 R4=127.0.0.1:$port
@@ -299,6 +300,16 @@ rt --user alice:secret push-manifest "$R4/public/busybox:1" "$mblob" "$MT" >/dev
 rt fetch "$R4/public/busybox:1" "$LAYER" "$work/layer8" >/dev/null && cmp -s "$work/layer8" "$layer_file" ||
     fail "anonymous pull of a public repository"
 echo "ok Bearer tokens: password and refresh grants, anonymous tokens, mount scopes"
+
+# a token server without the POST form (404): GET with Basic credentials; a realm with a query string
+start_registry token2 \
+    REGISTRY_TOKEN="http://127.0.0.1:$ihport/token?nopost=1 berth-registry berth-test-issuer $work/tok.crt"
+R4b=127.0.0.1:$port
+: >"$work/issuer.log"
+push_fixture "$R4b/priv/busybox:1" --user alice:secret || fail "push when POST is refused"
+grep -q "^POST refused" "$work/issuer.log" && grep -q "^GET user=alice scopes=repository:priv/busybox:pull,push" \
+    "$work/issuer.log" || fail "no GET fallback: $(cat "$work/issuer.log")"
+echo "ok a token server without the POST form is asked with GET and Basic credentials"
 
 # a redirect to another host name carries no Authorization
 start_helper redirect "$PROXY" -target "http://$R4" -redirect
