@@ -9,6 +9,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <json-c/json.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ typedef struct imp_s {
     char *layout;   /* oci-layout's contents */
     char *manifest; /* manifest.json's */
     unsigned seq;
+    int compress; /* ImageImportStream.force_compress: plain docker-archive layers stored gzipped */
 } imp_t;
 
 /* ---- reading the archive -------------------------------------------------------------------------- */
@@ -331,6 +333,87 @@ layer_media_type(imp_t *im, const blob_t *b)
     return MT_DOCKER_LAYER;
 }
 
+/* containerd's compressBlob: a plain layer gzipped into a blob of its own, labelled with the digest of
+ * what it holds (containerd.io/uncompressed), so the unpacker checks the diffID against it. */
+static int
+deflate_into(imp_t *im, const blob_t *b, berth_content_writer_t *w, berth_error_t **err)
+{
+    xfer_t *x = im->x;
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return x->api->error_make(err, BERTH_ENOMEM, "gzip: cannot start");
+    uint8_t *in = malloc(CHUNK), *out = malloc(CHUNK);
+    int rc = 0, zrc = Z_OK;
+    for (int64_t at = 0; rc == 0 && zrc != Z_STREAM_END;) {
+        size_t got = 0;
+        if (at < b->size)
+            rc = x->cso->read_at(x->cs, b->digest, at, in, CHUNK, &got, err);
+        if (rc < 0)
+            break;
+        at += (int64_t)got;
+        zs.next_in = in;
+        zs.avail_in = (uInt)got;
+        int flush = got == 0 || at >= b->size ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            zs.next_out = out;
+            zs.avail_out = CHUNK;
+            zrc = deflate(&zs, flush);
+            size_t n = CHUNK - zs.avail_out;
+            if (n > 0 && (rc = x->cso->writer_write(w, out, n, err)) < 0)
+                break;
+        } while (rc == 0 && zs.avail_out == 0);
+    }
+    deflateEnd(&zs);
+    free(in);
+    free(out);
+    return rc;
+}
+
+static int
+compress_layer(imp_t *im, const blob_t *b, berth_descriptor_t *out, berth_error_t **err)
+{
+    xfer_t *x = im->x;
+    char key[128], ref[512];
+    snprintf(key, sizeof(key), "compress-blob-sha256-%.64s", b->digest + 7);
+    snprintf(ref, sizeof(ref), "%s/%s", im->j->ns, key);
+    berth_content_writer_t *w;
+    int rc = x->mdo->lease_add_resource(x->md, im->j->ns, im->j->lease, "ingests", key, err);
+    if (rc == 0)
+        rc = x->cso->writer_open(x->cs, ref, 0, "", &w, err);
+    if (rc < 0)
+        return rc;
+    berth_ingest_status_t st;
+    x->cso->writer_status(w, &st);
+    if (st.offset > 0)
+        rc = x->cso->writer_truncate(w, 0, err);
+    if (rc == 0)
+        rc = deflate_into(im, b, w, err);
+    memset(out, 0, sizeof(*out));
+    if (rc == 0) {
+        x->cso->writer_status(w, &st);
+        x->cso->writer_digest(w, out->digest);
+        out->size = st.offset;
+        char committed[BERTH_DIGEST_MAX];
+        rc = x->cso->writer_commit(w, out->size, out->digest, committed, err);
+        if (rc == BERTH_EEXIST) {
+            x->api->error_free(*err);
+            *err = NULL;
+            rc = 0;
+        }
+    }
+    x->cso->writer_close(w);
+    if (rc < 0)
+        return x->api->error_wrap(err, "compress layer %s", b->name);
+    snprintf(out->media_type, sizeof(out->media_type), "%s", MT_DOCKER_LAYER_GZIP);
+    berth_kv_t *labels = x->api->kv_new();
+    x->api->kv_set(labels, "containerd.io/uncompressed", b->digest);
+    rc = store_blob_record(im->j, out->digest, out->size, labels, err);
+    x->api->kv_free(labels);
+    return rc;
+}
+
 static const blob_t *
 resolve(const imp_t *im, const char *name)
 {
@@ -368,7 +451,18 @@ docker_image(imp_t *im, json_object *entry, json_object *manifests, berth_error_
                                    "failed to resolve layers: layer \"%s\" not found",
                                    ln ? ln : "");
         }
-        json_object_array_add(layers, oci_json_desc(layer_media_type(im, b), b->digest, b->size));
+        const char *mt = layer_media_type(im, b);
+        berth_descriptor_t gz;
+        if (im->compress && strcmp(mt, MT_DOCKER_LAYER) == 0) {
+            int rc = compress_layer(im, b, &gz, err);
+            if (rc < 0) {
+                json_object_put(m);
+                return rc;
+            }
+            json_object_array_add(layers, oci_json_desc(gz.media_type, gz.digest, gz.size));
+            continue;
+        }
+        json_object_array_add(layers, oci_json_desc(mt, b->digest, b->size));
     }
     berth_descriptor_t md = {.size = 0};
     int rc = oci_json_put(im->j, m, MT_DOCKER_MANIFEST, &md, err);
@@ -558,7 +652,7 @@ xfer_import(xjob_t *j, const struct Containerd__Types__Transfer__ImageImportStre
 {
     xfer_t *x = j->x;
     const berth_core_api_t *api = x->api;
-    imp_t im = {.j = j, .x = x};
+    imp_t im = {.j = j, .x = x, .compress = src->force_compress};
     job_progress(j, "Importing", NULL, NULL, 0, 0, 0, NULL);
     int rc = streams_take(x->streams, j->ns, src->stream, 10000, &im.in, err);
     if (rc < 0)

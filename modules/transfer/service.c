@@ -4,6 +4,7 @@
  * source and destination as containerd's local transferrer (core/transfer/local/transfer.go) does. The
  * call's pool thread runs the whole transfer.
  */
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,9 @@ transfer_call(void *user, const char *ns, const uint8_t *req, size_t req_len, ui
         }
     }
     containerd__services__transfer__v1__transfer_request__free_unpacked(r, NULL);
+    /* OpenSSL (under libcurl's TLS) keeps per-thread state on this pool thread, which outlives nothing
+     * that frees it: let go of it with the transfer */
+    OPENSSL_thread_stop();
     if (rc < 0)
         return rc;
     Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;

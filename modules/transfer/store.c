@@ -77,7 +77,13 @@ adopt(xjob_t *j, const berth_descriptor_t *d, berth_error_t **err)
         return x->api->error_make(err, BERTH_EPRECONDITION,
                                   "content %s: stored with size %lld, the descriptor says %lld",
                                   d->digest, (long long)info.size, (long long)d->size);
-    return store_blob_record(j, d->digest, info.size, NULL, err) < 0 ? (*err)->code : 1;
+    if (store_blob_record(j, d->digest, info.size, NULL, err) < 0)
+        return (*err)->code;
+    /* bytes no namespace held may be the collector's, checked as unheld just before our record and
+     * removed since: then they are written again (the record stays; the commit fills it) */
+    if (x->cso->info(x->cs, d->digest, &info, NULL) < 0)
+        return 0;
+    return 1;
 }
 
 int
@@ -94,17 +100,20 @@ store_blob_open(xjob_t *j, const berth_descriptor_t *d, berth_content_writer_t *
     if (ns_holds(j, d->digest))
         return 1;
     berth_blob_info_t info;
-    if (x->cso->info(x->cs, d->digest, &info, NULL) == 0)
-        return adopt(j, d, err);
+    int rc;
+    if (x->cso->info(x->cs, d->digest, &info, NULL) == 0 && (rc = adopt(j, d, err)) != 0)
+        return rc;
     char key[BERTH_DIGEST_MAX + 32], ref[sizeof(key) + 256];
     ref_key(d, key, sizeof(key));
     snprintf(ref, sizeof(ref), "%s/%s", j->ns, key); /* content-local's ingest naming: <ns>/<ref> */
-    int rc = x->mdo->lease_add_resource(x->md, j->ns, j->lease, "ingests", key, err);
+    rc = x->mdo->lease_add_resource(x->md, j->ns, j->lease, "ingests", key, err);
     for (int waited = 0; rc == 0; waited += 50) {
         rc = x->cso->writer_open(x->cs, ref, d->size, d->digest, w, err);
         if (rc == BERTH_EEXIST) { /* committed meanwhile by someone else */
             clear(x, err);
-            return adopt(j, d, err);
+            if ((rc = adopt(j, d, err)) != 0)
+                return rc;
+            continue; /* and gone again: write it */
         }
         if (rc != BERTH_EUNAVAILABLE || waited >= LOCKED_WAIT_MS)
             break;
@@ -183,7 +192,10 @@ store_blob_read(xjob_t *j, const char *digest, int64_t limit, uint8_t **data, si
     berth_content_record_t rec;
     *data = NULL;
     *len = 0;
-    if (x->mdo->content_get(x->md, j->ns, digest, &rec, NULL, err) < 0)
+    /* what the transfer reads, it may go on to label or name: the blob joins the lease before the look
+     * (as in store_blob_open), so no collection takes it in between */
+    if (x->mdo->lease_add_resource(x->md, j->ns, j->lease, "content", digest, err) < 0 ||
+        x->mdo->content_get(x->md, j->ns, digest, &rec, NULL, err) < 0)
         return (*err)->code;
     if (limit > 0 && rec.size > limit)
         return x->api->error_make(err, BERTH_ERESOURCE,

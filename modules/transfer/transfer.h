@@ -56,22 +56,24 @@ typedef struct xfer_s {
 typedef struct xjob_s {
     xfer_t *x;
     char ns[256];
-    char lease[128];     /* the job's own lease ("transfer-<random>", expires after 24 h) */
-    int lease_owned;     /* 0 when the call brought its own lease (containerd-lease), which then holds */
+    char lease[128]; /* the job's own lease ("transfer-<random>", expires after 24 h) */
+    int lease_owned; /* 0 when the call brought its own lease (containerd-lease), which then holds */
     xstream_t *progress; /* NULL when the client asked for none */
     pthread_mutex_t progress_lock;
 } xjob_t;
 
 /* Creates the job's lease (and takes the progress stream when named); job_end deletes the lease, so what
  * the transfer stored is held by its image record (or nothing, and the collector takes it). */
-int job_begin(xfer_t *x, const char *ns, const char *progress_stream, xjob_t *j, berth_error_t **err);
+int job_begin(xfer_t *x, const char *ns, const char *progress_stream, xjob_t *j,
+              berth_error_t **err);
 void job_end(xjob_t *j);
 
 /* A Progress event on the progress stream (containerd.types.transfer.Progress); a no-op without one.
  * Events as containerd's: "resolving", "resolved", "waiting", "downloading" (progress/total bytes),
  * "unpacking", "complete", "exists", "already exists", "pushing", "mounted", "saved". */
 void job_progress(xjob_t *j, const char *event, const char *name, const char *const *parents,
-                  size_t n_parents, int64_t progress, int64_t total, const berth_descriptor_t *desc);
+                  size_t n_parents, int64_t progress, int64_t total,
+                  const berth_descriptor_t *desc);
 
 /* Calls method `method` of the in-process service `svc` (x->images_svc, x->snapshots_svc) for namespace
  * ns within the job's lease: req is packed, *resp (malloc'd, may be NULL) is the packed answer. */
@@ -83,8 +85,8 @@ int svc_call(xjob_t *j, void *instance, const berth_grpc_service_v1_t *svc, cons
 /* Opens (or resumes) the ingest for d under the job's lease: 1 when the namespace already holds the blob
  * (nothing to write; *w NULL), 0 with *w and *have (bytes already in the ingest, for a Range resume). A blob
  * another namespace holds is adopted without copying bytes (the content store's shared policy). */
-int store_blob_open(xjob_t *j, const berth_descriptor_t *d, berth_content_writer_t **w, int64_t *have,
-                    berth_error_t **err);
+int store_blob_open(xjob_t *j, const berth_descriptor_t *d, berth_content_writer_t **w,
+                    int64_t *have, berth_error_t **err);
 /* Commits with d's size and digest (a mismatch: FailedPrecondition, nothing committed, the ingest aborted),
  * then writes the namespace's record with labels (may be NULL) and adds it to the job's lease. Closes w. */
 int store_blob_commit(xjob_t *j, berth_content_writer_t *w, const berth_descriptor_t *d,
@@ -92,7 +94,8 @@ int store_blob_commit(xjob_t *j, berth_content_writer_t *w, const berth_descript
 /* A whole small blob (manifest, index, config) in one call; verifies the digest. */
 int store_blob_put(xjob_t *j, const berth_descriptor_t *d, const uint8_t *data, size_t len,
                    const berth_kv_t *labels, berth_error_t **err);
-/* Reads a whole blob of the namespace (refusing more than limit bytes). */
+/* Reads a whole blob of the namespace (refusing more than limit bytes); the blob joins the job's lease
+ * first. */
 int store_blob_read(xjob_t *j, const char *digest, int64_t limit, uint8_t **data, size_t *len,
                     berth_error_t **err);
 /* Sets (value non-NULL) or removes one label of a blob record of the namespace. */
@@ -148,10 +151,10 @@ typedef struct oci_child_s {
 /* The parsed pieces of a manifest or index (OCI and Docker v2 schema 2 media types). */
 typedef struct oci_manifest_s {
     int is_index;
-    berth_descriptor_t config;     /* manifests */
-    oci_child_t *children;         /* index: manifests; manifest: layers (no platform) */
+    berth_descriptor_t config; /* manifests */
+    oci_child_t *children;     /* index: manifests; manifest: layers (no platform) */
     size_t n_children;
-    const berth_core_api_t *api;   /* frees the descriptors' annotations (kv) in manifest_free */
+    const berth_core_api_t *api; /* frees the descriptors' annotations (kv) in manifest_free */
 } oci_manifest_t;
 
 /* InvalidArgument naming the field for a malformed manifest. */
@@ -162,8 +165,8 @@ void manifest_free(oci_manifest_t *m);
 int config_diff_ids(const berth_core_api_t *api, const uint8_t *data, size_t len,
                     char (**ids)[BERTH_DIGEST_MAX], size_t *n, berth_error_t **err);
 /* The platform an image config declares (os, architecture, variant; not normalised). */
-int config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len, oci_platform_t *out,
-                    berth_error_t **err);
+int config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len,
+                    oci_platform_t *out, berth_error_t **err);
 /* Media type classes as containerd's images package; digest syntax ("sha256:<64 hex>", sha384, sha512). */
 int media_is_index(const char *mt);
 int media_is_manifest(const char *mt);
@@ -228,7 +231,8 @@ int xfer_import(xjob_t *j, const struct Containerd__Types__Transfer__ImageImport
                 const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);
 /* image store -> export stream (export.c) */
 int xfer_export(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
-                const struct Containerd__Types__Transfer__ImageExportStream *dst, berth_error_t **err);
+                const struct Containerd__Types__Transfer__ImageExportStream *dst,
+                berth_error_t **err);
 /* image store -> image store (tag.c) */
 int xfer_tag(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src,
              const struct Containerd__Types__Transfer__ImageStore *dst, berth_error_t **err);

@@ -51,7 +51,7 @@ start_helper() {
     name=$1
     bin=$2
     shift 2
-    "$bin" -port-file "$work/$name.port" "$@" >"$work/$name.log" 2>&1 &
+    "$bin" -port-file "$work/$name.port" "$@" >>"$work/$name.log" 2>&1 &
     pids="$pids $!"
     i=0
     while [ ! -s "$work/$name.port" ]; do
@@ -175,6 +175,7 @@ grep -q "starting over" "$work/err" && grep -q "1 restarts" "$work/err" || fail 
 echo "ok a server that ignores the Range (200) restarts the download"
 
 start_helper nodigest "$PROXY" -target "http://$R1" -nodigest
+nodigest=$hport
 out=$(rt resolve "127.0.0.1:$hport/test/busybox:1") || fail "resolve without Docker-Content-Digest"
 [ "${out#* }" = "$MANIFEST $(stat -c %s "$mblob")" ] || fail "resolve without a digest header: '$out'"
 grep -q "^HEAD /v2/test/busybox/manifests/1 .*status=200" "$work/nodigest.log" &&
@@ -246,6 +247,45 @@ grep -q "^GET /v2/test/busybox/blobs/$LAYER range= status=200 bytes=$LAYER_SIZE"
     fail "the mirror did not serve the blob: $(cat "$work/mproxy.log")"
 echo "ok mirror: unreachable and 404 fall through to the upstream, a hit is served by the mirror"
 
+# mirror paths: a prefix gets /v2 appended; with override_path the URL's path is the API root
+start_helper pfx "$PROXY" -target "http://127.0.0.1:$P2" -strip /pfx
+pfx=$hport
+start_helper api "$PROXY" -target "http://127.0.0.1:$P2" -strip /api -with /v2
+cat >"$work/paths.yaml" <<EOF
+plugins:
+  io.containerd.transfer.v1.local:
+    registries:
+      "$R1":
+        server: http://127.0.0.1:1
+        mirrors:
+          - url: http://127.0.0.1:$pfx/pfx
+            capabilities: [resolve]
+          - url: http://127.0.0.1:$hport/api
+            override_path: true
+            capabilities: [pull]
+EOF
+rt --config "$work/paths.yaml" fetch "$R1/test/busybox:1" "$LAYER" "$work/layer11" >/dev/null 2>"$work/err" &&
+    cmp -s "$work/layer11" "$layer_file" || fail "fetch through mirror paths: $(cat "$work/err")"
+grep -q "^HEAD /v2/test/busybox/manifests/1 range= status=200" "$work/pfx.log" ||
+    fail "path prefix: $(cat "$work/pfx.log")"
+grep -q "^GET /v2/test/busybox/blobs/$LAYER range= status=200" "$work/api.log" ||
+    fail "override_path: $(cat "$work/api.log")"
+! grep -q "outside the prefix" "$work/pfx.log" "$work/api.log" || fail "a request missed the mirror's path"
+echo "ok mirror URL paths: /v2 appended, or the path itself with override_path; capabilities per mirror"
+
+# the manifest size limit, from the descriptor and while reading
+printf 'plugins:\n  io.containerd.transfer.v1.local:\n    manifest_limit: 1024\n' >"$work/limit.yaml"
+if rt --config "$work/limit.yaml" manifest "$R1/test/big:1" 2>"$work/err" >/dev/null; then
+    fail "a manifest over the limit was fetched"
+fi
+grep -q "over the limit of 1024" "$work/err" || fail "manifest limit: $(cat "$work/err")"
+if rt --config "$work/limit.yaml" resolve "127.0.0.1:$nodigest/test/big:1" 2>"$work/err" >/dev/null; then
+    fail "a manifest over the limit was read"
+fi
+grep -q "larger than the limit of 1024" "$work/err" || fail "manifest read limit: $(cat "$work/err")"
+rt --config "$work/limit.yaml" resolve "$R1/test/busybox:1" >/dev/null || fail "a small manifest under the limit"
+echo "ok the manifest size limit"
+
 # --- Basic auth (htpasswd) ---------------------------------------------------------------------------
 rt htpasswd alice secret >"$work/htpasswd" || fail "bcrypt"
 start_registry basic REGISTRY_HTPASSWD="$work/htpasswd"
@@ -275,6 +315,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/tok.key" -out "$work/to
     -subj /CN=berth-token-signer >/dev/null 2>&1 || fail "token certificate"
 start_helper issuer "$ISSUER" -key "$work/tok.key" -cert "$work/tok.crt" -user alice -pass secret \
     -refresh identity-xyz
+ihport=$hport
 start_registry token \
     REGISTRY_TOKEN="http://127.0.0.1:$hport/token berth-registry berth-test-issuer $work/tok.crt"
 R4=127.0.0.1:$port
@@ -299,6 +340,16 @@ rt --user alice:secret push-manifest "$R4/public/busybox:1" "$mblob" "$MT" >/dev
 rt fetch "$R4/public/busybox:1" "$LAYER" "$work/layer8" >/dev/null && cmp -s "$work/layer8" "$layer_file" ||
     fail "anonymous pull of a public repository"
 echo "ok Bearer tokens: password and refresh grants, anonymous tokens, mount scopes"
+
+# a token server without the POST form (404): GET with Basic credentials; a realm with a query string
+start_registry token2 \
+    REGISTRY_TOKEN="http://127.0.0.1:$ihport/token?nopost=1 berth-registry berth-test-issuer $work/tok.crt"
+R4b=127.0.0.1:$port
+: >"$work/issuer.log"
+push_fixture "$R4b/priv/busybox:1" --user alice:secret || fail "push when POST is refused"
+grep -q "^POST refused" "$work/issuer.log" && grep -q "^GET user=alice scopes=repository:priv/busybox:pull,push" \
+    "$work/issuer.log" || fail "no GET fallback: $(cat "$work/issuer.log")"
+echo "ok a token server without the POST form is asked with GET and Basic credentials"
 
 # a redirect to another host name carries no Authorization
 start_helper redirect "$PROXY" -target "http://$R4" -redirect

@@ -147,6 +147,22 @@ $C1 content get "$dmanifest" | grep -q "\"digest\":\"$config\"" || fail "docker 
 $C1 images check | grep "$IMG" | grep -q "complete" || fail "docker archive: $($C1 images check)"
 $C2 snapshots ls | grep -q "^$diffid .*Committed" || fail "docker archive: no snapshot $diffid"
 
+# --compress-blobs: the docker-archive's plain layer stored gzipped, labelled with what it holds, unpacked
+$C2 image rm "$IMG" >/dev/null
+$C2 snapshots rm "$diffid" >/dev/null 2>&1 || true # or the collector took it with the image
+i=0
+while $C2 snapshots ls | grep -q "^$diffid "; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "snapshot $diffid is still there"; sleep 0.05
+done
+$C2 image import --compress-blobs "$work/fx/busybox-docker.tar" >"$work/out" 2>&1 ||
+    fail "import --compress-blobs: $(cat "$work/out")"
+cmanifest=$($C2 images ls | awk -v i="$IMG" '$1 == i { print $3 }')
+$C1 content get "$cmanifest" | grep -q "application/vnd.docker.image.rootfs.diff.tar.gzip" ||
+    fail "--compress-blobs: the layer is not gzip: $($C1 content get "$cmanifest")"
+$C1 content ls | grep -q "containerd.io/uncompressed=$diffid" || fail "--compress-blobs: no uncompressed label"
+$C2 snapshots ls | grep -q "^$diffid .*Committed" || fail "--compress-blobs: no snapshot $diffid"
+$C1 images check | grep "$IMG" | grep -q "complete" || fail "--compress-blobs: $($C1 images check)"
+
 # --- hostile archives: nothing stored ----------------------------------------------------------------------
 cp -r "$OCI" "$work/lie"
 echo "not what the name says" >"$work/lie/blobs/sha256/$(printf '%064d' 0)"

@@ -8,6 +8,7 @@
 //	-corrupt    every blob body has its first byte flipped (the digest no longer matches)
 //	-norange    blob requests reach the registry without their Range header (it answers 200, whole)
 //	-nodigest   manifest HEAD answers lose their Docker-Content-Digest header
+//	-strip P -with W  a request path starting with P has P replaced by W (a mirror's path prefix)
 //	-redirect   blob GETs are redirected (307) to http://localhost:PORT/_r/..., another host name for
 //	            the client; the proxy logs whether that request carried an Authorization header and
 //	            serves it with the one the first request had
@@ -38,6 +39,8 @@ var (
 	noRange  = flag.Bool("norange", false, "drop the Range header of blob requests")
 	noDigest = flag.Bool("nodigest", false, "drop Docker-Content-Digest from manifest HEAD answers")
 	redirect = flag.Bool("redirect", false, "redirect blob GETs to localhost:PORT/_r/")
+	strip    = flag.String("strip", "", "path prefix to replace (see -with)")
+	with     = flag.String("with", "", "what replaces the -strip prefix")
 	mu       sync.Mutex
 	cutDone  bool
 	failed   int
@@ -63,6 +66,14 @@ func main() {
 	}}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
+		if *strip != "" {
+			if !strings.HasPrefix(path, *strip+"/") {
+				fmt.Printf("%s %s outside the prefix status=404\n", r.Method, path)
+				http.NotFound(w, r)
+				return
+			}
+			path = *with + strings.TrimPrefix(path, *strip)
+		}
 		blob := r.Method == http.MethodGet && strings.Contains(path, "/blobs/sha256:")
 		rng := r.Header.Get("Range")
 		auth := r.Header.Get("Authorization")

@@ -39,7 +39,8 @@ var (
 	user     = flag.String("user", "alice", "username")
 	pass     = flag.String("pass", "secret", "password")
 	refresh  = flag.String("refresh", "identity-token", "refresh token accepted by the POST form")
-	noPost   = flag.Bool("no-post", false, "answer POST with 404 (clients fall back to GET)")
+	noPost   = flag.Bool("no-post", false, "answer POST with 404 (clients fall back to GET); a realm "+
+		"with ?nopost=1 does the same per request")
 )
 
 type access struct {
@@ -137,7 +138,7 @@ func main() {
 				bad = !authed
 			}
 		case http.MethodPost:
-			if *noPost {
+			if *noPost || r.URL.Query().Get("nopost") != "" {
 				fmt.Printf("POST refused\n")
 				http.NotFound(w, r)
 				return
