@@ -4,7 +4,8 @@
 # path), against Debian's docker-registry on 127.0.0.1: an anonymous pull unpacked while downloading (the top
 # chain id's snapshot exists, `ctr run` of the pulled image prints its greeting), a multi-platform index (the
 # host's manifest picked and unpacked; --platform linux/arm64 picks the other and only stores it), a blob
-# whose bytes do not match its digest (refused: nothing committed, no image record), the image.post-pull
+# whose bytes do not match its digest (refused: nothing committed, no image record), a config whose diff id
+# is not its layer's (the unpack fails: no snapshot left, no record), the image.post-pull
 # hook's veto (no record), push of a new image (uploaded) and of one whose layers another repository of the
 # registry holds (mounted, not uploaded: the registry's own access log says so); and through the hosts
 # configuration of berthd's YAML and the request's auth stream: Basic auth (htpasswd, `ctr --user`), Bearer
@@ -238,6 +239,23 @@ if $CTR image pull --plain-http "$R/berth/bad:1" >"$work/out" 2>&1; then fail "a
 grep -qi "digest\|precondition" "$work/out" || fail "no digest error for a corrupt blob: $(cat "$work/out")"
 ! has_content "$blay" || fail "the corrupt blob was committed"
 ! $CTR images ls -q | grep -q "berth/bad" || fail "a failed pull left an image record"
+
+# --- a config whose diff id does not match its layer: the unpack fails, no snapshot, no record ----------------
+wrong=$work/wrong
+mkimage "$wrong"
+zero=$(printf '%064d' 0)
+sed "s/\"diff_ids\":\[\"sha256:[0-9a-f]*\"/\"diff_ids\":[\"sha256:$zero\"/" "$wrong/config.json" >"$wrong/c2"
+mv "$wrong/c2" "$wrong/config.json"
+printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
+    $OCI_M "$(sha "$wrong/config.json")" "$(stat -c %s "$wrong/config.json")" "$(sha "$wrong/layer.tgz")" \
+    "$(stat -c %s "$wrong/layer.tgz")" >"$wrong/manifest.json"
+for f in config.json layer.tgz; do upload berth/wrong "$wrong/$f"; done
+put_manifest berth/wrong 1 $OCI_M "$wrong/manifest.json"
+snaps=$($CTR snapshots ls | wc -l)
+if $CTR image pull --plain-http "$R/berth/wrong:1" >"$work/out" 2>&1; then fail "a wrong diff id was unpacked"; fi
+grep -q "wrong diff id" "$work/out" || fail "no clear error for a wrong diff id: $(cat "$work/out")"
+[ "$($CTR snapshots ls | wc -l)" = "$snaps" ] || fail "the failed unpack left a snapshot: $($CTR snapshots ls)"
+! $CTR images ls -q | grep -q "berth/wrong" || fail "a failed unpack left an image record"
 
 # --- the image.post-pull hook vetoes: no record ------------------------------------------------------------
 for b in "$cfg" "$lay"; do upload berth/vetoed "$BB/$b"; done
