@@ -9,7 +9,7 @@
 set -eu
 BUILD=${1:-build}
 MB=${2:-100}
-CTR2=${3:-${CTR2:-$BUILD/gotools/bin/ctr}}
+CTR2=${3:-${CTR2:-$(cd "$(dirname "$0")/.." && pwd)/.gotools/bin/ctr}}
 [ -x "$CTR2" ] || CTR2=/tmp/ctr2/bin/ctr
 [ -x "$CTR2" ] || { echo "no containerd 2.4.2 ctr (build it: see tests/gotools)"; exit 1; }
 BERTHD=$BUILD/bin/berthd
