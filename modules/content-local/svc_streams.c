@@ -23,10 +23,13 @@
 
 typedef struct msg {
     uint8_t *data;
-    size_t len;
-    int acked; /* answered already (a pipelined WRITE): apply it, send nothing */
+    size_t len, cap;
+    int acked; /* answered already (a pipelined WRITE): `data` is its payload only, to append */
     struct msg *next;
 } msg_t;
+
+#define SPARE_MAX 10             /* buffers a Write stream keeps for its next messages */
+#define SPARE_CAP_MAX (4u << 20) /* bigger ones are freed at once */
 
 typedef struct call call_t;
 typedef void (*step_fn)(call_t *c);
@@ -57,6 +60,8 @@ struct call {
     msg_t *head, *tail;
     size_t queued;
     msg_t *cur;
+    msg_t *spare; /* message buffers to reuse: no page faults of fresh 1 MiB blocks per message */
+    int nspare;
     int eof, first;
     int opened, releasing;
     berth_content_writer_t *w; /* NULL while shared */
@@ -194,6 +199,51 @@ svc_free(void *instance)
 }
 
 static void
+msg_free_list(msg_t *m)
+{
+    for (msg_t *n; m; m = n) {
+        n = m->next;
+        free(m->data);
+        free(m);
+    }
+}
+
+/* A message buffer of at least len bytes, a spare one if it fits (loop thread). */
+static msg_t *
+msg_get(call_t *c, size_t len)
+{
+    msg_t *m = c->spare;
+    if (m != NULL && m->cap >= len) {
+        c->spare = m->next;
+        c->nspare--;
+    } else {
+        m = calloc(1, sizeof(*m));
+        m->cap = len ? len : 1;
+        m->data = malloc(m->cap);
+    }
+    m->next = NULL;
+    m->len = len;
+    m->acked = 0;
+    return m;
+}
+
+/* Keeps a used buffer for the next message (loop thread). */
+static void
+msg_put(call_t *c, msg_t *m)
+{
+    if (m == NULL)
+        return;
+    if (c->nspare >= SPARE_MAX || m->cap > SPARE_CAP_MAX) {
+        m->next = NULL;
+        msg_free_list(m);
+        return;
+    }
+    m->next = c->spare;
+    c->spare = m;
+    c->nspare++;
+}
+
+static void
 call_free(call_t *c)
 {
     clear_out(c);
@@ -203,15 +253,9 @@ call_free(call_t *c)
     if (c->w)
         c->svc->cso->writer_close(c->w);
     release_end(c);
-    for (msg_t *m = c->head, *n; m; m = n) {
-        n = m->next;
-        free(m->data);
-        free(m);
-    }
-    if (c->cur) {
-        free(c->cur->data);
-        free(c->cur);
-    }
+    msg_free_list(c->head);
+    msg_free_list(c->spare);
+    msg_free_list(c->cur);
     if (c->timer) {
         c->timer->data = NULL;
         uv_close((uv_handle_t *)c->timer, (uv_close_cb)free);
@@ -694,12 +738,14 @@ static void
 write_run(call_t *c)
 {
     svc_t *s = c->svc;
+    if (c->cur
+            ->acked) { /* hashed and answered on the loop; a failure now ends the stream with it */
+        c->rc = s->cso->writer_append(c->w, c->cur->data, c->cur->len, &c->err);
+        return;
+    }
+    /* c->cur stays ours until the loop takes the next message (write_next recycles it) */
     write_req_t *r = containerd__services__content__v1__write_content_request__unpack(
         NULL, c->cur->len, c->cur->data);
-    int acked = c->cur->acked;
-    free(c->cur->data);
-    free(c->cur);
-    c->cur = NULL;
     if (r == NULL) {
         c->rc =
             s->api->error_make(&c->err, BERTH_EINVAL, "request is not a valid WriteContentRequest");
@@ -711,11 +757,6 @@ write_run(call_t *c)
             containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
             return;
         }
-    }
-    if (acked) { /* hashed and answered on the loop; a failure now ends the stream with the error */
-        c->rc = s->cso->writer_append(c->w, r->data.data, r->data.len, &c->err);
-        containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
-        return;
     }
     write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
     char digest[BERTH_DIGEST_MAX] = "";
@@ -747,6 +788,8 @@ write_next(call_t *c)
 {
     if (c->finished || c->busy)
         return;
+    msg_put(c, c->cur); /* the last step is done with it */
+    c->cur = NULL;
     if (c->w && !c->acking && c->head == NULL) { /* caught up: answer plain WRITEs early again */
         c->acking = 1;
         c->acked = c->pool_offset;
@@ -764,41 +807,115 @@ write_next(call_t *c)
     step(c, write_run, write_next);
 }
 
-/* Answers a plain WRITE at the expected offset right away (loop thread). */
+/* The fields of a WriteContentRequest as they are on the wire, its data not copied (protobuf-c's unpack
+ * copies a 1 MiB payload, and the loop would pay for that on every WRITE). */
+typedef struct wire_write {
+    uint64_t action, total, offset;
+    size_t ref_len, expected_len, nlabels;
+    const uint8_t *data;
+    size_t data_len;
+} wire_write_t;
+
 static int
-early_ack(call_t *c, const uint8_t *data, size_t len)
+read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    write_req_t *r =
-        containerd__services__content__v1__write_content_request__unpack(NULL, len, data);
-    if (r == NULL)
-        return 0;
-    int ok = r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE &&
-             r->data.len > 0 && r->expected[0] == '\0' && (r->total == 0 || r->total == c->total) &&
-             r->offset == c->acked;
-    if (ok) {
-        /* hash before answering (the answer carries the digest so far), write to disk after */
-        char digest[BERTH_DIGEST_MAX];
-        c->svc->cso->writer_hash(c->w, r->data.data, r->data.len);
-        c->svc->cso->writer_digest(c->w, digest);
-        Google__Protobuf__Timestamp started, updated;
-        clock_set_ts(&started, c->started_ns);
-        clock_set_ts(&updated, clock_now_ns());
-        write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
-        out.action = r->action;
-        out.offset = c->acked + (int64_t)r->data.len;
-        out.total = c->total;
-        out.started_at = &started;
-        out.updated_at = &updated;
-        out.digest = digest;
-        size_t n = protobuf_c_message_get_packed_size(&out.base);
-        uint8_t *buf = malloc(n ? n : 1);
-        protobuf_c_message_pack(&out.base, buf);
-        c->sapi->send(c->st, buf, n);
-        free(buf);
-        c->acked = out.offset;
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
     }
-    containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
-    return ok;
+    return -1;
+}
+
+/* 1: a message of known fields only, each of its proper wire type; 0: anything else (protobuf-c's
+ * unpack on the pool decides about it then). */
+static int
+parse_write(const uint8_t *p, size_t len, wire_write_t *w)
+{
+    const uint8_t *end = p + len;
+    memset(w, 0, sizeof(*w));
+    while (p < end) {
+        uint64_t key, v;
+        if (read_varint(&p, end, &key) < 0)
+            return 0;
+        int field = (int)(key >> 3), type = (int)(key & 7);
+        int scalar = field == 1 || field == 3 || field == 5;
+        int bytes = field == 2 || field == 4 || field == 6 || field == 7;
+        if (!(scalar && type == 0) && !(bytes && type == 2))
+            return 0;
+        if (read_varint(&p, end, &v) < 0)
+            return 0;
+        if (bytes && v > (uint64_t)(end - p))
+            return 0;
+        switch (field) {
+        case 1:
+            w->action = v;
+            break;
+        case 3:
+            w->total = v;
+            break;
+        case 5:
+            w->offset = v;
+            break;
+        case 2:
+            w->ref_len = v;
+            break;
+        case 4:
+            w->expected_len = v;
+            break;
+        case 6:
+            w->data = p, w->data_len = v;
+            break;
+        case 7:
+            w->nlabels++;
+            break;
+        }
+        if (bytes)
+            p += v;
+    }
+    return 1;
+}
+
+/* Answers a plain WRITE at the expected offset right away (loop thread); its payload is then what the
+ * pool appends. */
+static int
+early_ack(call_t *c, const uint8_t *data, size_t len, const uint8_t **payload, size_t *payload_len)
+{
+    wire_write_t r;
+    if (!parse_write(data, len, &r))
+        return 0;
+    int ok = r.action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE && r.data_len > 0 &&
+             r.expected_len == 0 && r.nlabels == 0 &&
+             (r.total == 0 || (int64_t)r.total == c->total) && (int64_t)r.offset == c->acked;
+    if (!ok)
+        return 0;
+    /* hash before answering (the answer carries the digest so far), write to disk after */
+    char digest[BERTH_DIGEST_MAX];
+    c->svc->cso->writer_hash(c->w, r.data, r.data_len);
+    c->svc->cso->writer_digest(c->w, digest);
+    Google__Protobuf__Timestamp started, updated;
+    clock_set_ts(&started, c->started_ns);
+    clock_set_ts(&updated, clock_now_ns());
+    write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+    out.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE;
+    out.offset = c->acked + (int64_t)r.data_len;
+    out.total = c->total;
+    out.started_at = &started;
+    out.updated_at = &updated;
+    out.digest = digest;
+    uint8_t small[512];
+    size_t n = protobuf_c_message_get_packed_size(&out.base);
+    uint8_t *buf = n <= sizeof(small) ? small : malloc(n);
+    protobuf_c_message_pack(&out.base, buf);
+    c->sapi->send(c->st, buf, n);
+    if (buf != small)
+        free(buf);
+    c->acked = out.offset;
+    *payload = r.data;
+    *payload_len = r.data_len;
+    return 1;
 }
 
 int
@@ -823,25 +940,26 @@ content_write_message(void *instance, const berth_grpc_stream_api_t *sapi, berth
         if (r)
             containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
     }
-    int acked = c->acking && c->queued + len <= ACK_AHEAD && early_ack(c, data, len);
+    const uint8_t *payload = data;
+    size_t plen = len;
+    int acked =
+        c->acking && c->queued + len <= ACK_AHEAD && early_ack(c, data, len, &payload, &plen);
     if (!acked)
         c->acking = 0; /* this one needs its turn; so do the ones behind it */
     if (c->queued + len > WRITE_BACKLOG)
         return c->svc->api->error_make(
             err, BERTH_ERESOURCE, "write stream: more than %d bytes queued; wait for each response",
             WRITE_BACKLOG);
-    msg_t *m = calloc(1, sizeof(*m));
-    m->data = malloc(len ? len : 1);
-    if (len > 0)
-        memcpy(m->data, data, len);
-    m->len = len;
+    msg_t *m = msg_get(c, plen);
+    if (plen > 0)
+        memcpy(m->data, payload, plen);
     m->acked = acked;
     if (c->tail)
         c->tail->next = m;
     else
         c->head = m;
     c->tail = m;
-    c->queued += len;
+    c->queued += plen;
     write_next(c);
     return 0;
 }
