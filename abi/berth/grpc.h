@@ -62,6 +62,12 @@ typedef struct berth_grpc_stream_api_s {
     size_t (*pending)(const berth_grpc_stream_t *st);
     /* The containerd-lease header of the call ("" when absent): what the call creates joins that lease. */
     const char *(*lease)(const berth_grpc_stream_t *st);
+    /* Since ABI minor 2 (check struct_size): `fn` hears of each request message still arriving, with the
+     * stream's user pointer, each time more of it came: the first `have` of its `len` bytes, at msg (valid
+     * during the call only). The whole message then comes through `message` as usual. Lets a handler
+     * work on a big message while the rest of it travels. NULL: no more of that. */
+    void (*set_part_handler)(berth_grpc_stream_t *st,
+                             void (*fn)(void *user, const uint8_t *msg, size_t have, size_t len));
 } berth_grpc_stream_api_t;
 
 typedef struct berth_grpc_method_s {

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define BERTH_ABI_MAJOR 1
-#define BERTH_ABI_MINOR 1
+#define BERTH_ABI_MINOR 2              /* 2: berth_grpc_stream_api_t.set_part_handler */
 #define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
 
 /* ---- build signature: everything a version number cannot catch ---------------------------------- */

@@ -16,6 +16,13 @@ typedef struct cs {
     pthread_mutex_t lock; /* guards the locked refs */
     char **locked;
     size_t nlocked;
+    /* fdatasyncs of ingests being written, on a thread of their own (store.c, sync_ahead) */
+    pthread_mutex_t sync_lock;
+    pthread_cond_t sync_cond;
+    pthread_t sync_thread;
+    int sync_started, sync_stop;
+    int sync_fds[4];
+    int nsync;
 } cs_t;
 
 int cs_open(cs_t *cs, const char *root, berth_error_t **err);

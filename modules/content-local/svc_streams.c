@@ -4,6 +4,7 @@
  * apply one Write message) runs on the pool, and its result is sent from the loop. A call is freed when
  * the transport said the stream is closed and no step is running.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,14 @@
 
 typedef struct msg {
     uint8_t *data;
-    size_t len;
-    int acked; /* answered already (a pipelined WRITE): apply it, send nothing */
+    size_t len, cap;
+    int acked; /* answered already (a pipelined WRITE): `data` is its payload only, to append */
     struct msg *next;
 } msg_t;
+
+#define MSG_ALIGN 4096
+#define SPARE_MAX 10             /* buffers a Write stream keeps for its next messages */
+#define SPARE_CAP_MAX (4u << 20) /* bigger ones are freed at once */
 
 typedef struct call call_t;
 typedef void (*step_fn)(call_t *c);
@@ -57,6 +62,8 @@ struct call {
     msg_t *head, *tail;
     size_t queued;
     msg_t *cur;
+    msg_t *spare; /* message buffers to reuse: no page faults of fresh 1 MiB blocks per message */
+    int nspare;
     int eof, first;
     int opened, releasing;
     berth_content_writer_t *w; /* NULL while shared */
@@ -72,6 +79,13 @@ struct call {
     int acking;
     int64_t acked;       /* offset answered so far (loop thread) */
     int64_t pool_offset; /* writer offset after the last step (set on the pool, read after it) */
+    /* a plain WRITE still arriving, taken as it comes (write_part): its payload is hashed and
+     * copied while the rest travels, so its answer waits for the last frame's bytes only */
+    int spec;          /* 1: taken; -1: not one to take */
+    size_t spec_at;    /* where its payload starts in the message */
+    size_t spec_len;   /* its payload's length */
+    size_t spec_taken; /* payload bytes hashed and copied so far */
+    msg_t *spec_msg;
     int64_t started_ns;
 };
 
@@ -194,6 +208,55 @@ svc_free(void *instance)
 }
 
 static void
+msg_free_list(msg_t *m)
+{
+    for (msg_t *n; m; m = n) {
+        n = m->next;
+        free(m->data);
+        free(m);
+    }
+}
+
+/* A message buffer of at least len bytes, a spare one if it fits (loop thread). */
+static msg_t *
+msg_get(call_t *c, size_t len)
+{
+    msg_t *m = c->spare;
+    if (m != NULL && m->cap >= len) {
+        c->spare = m->next;
+        c->nspare--;
+    } else {
+        m = calloc(1, sizeof(*m));
+        m->cap = len ? len : 1;
+        /* page-aligned: the store writes such a payload past the page cache (O_DIRECT) */
+        void *p = NULL;
+        if (posix_memalign(&p, MSG_ALIGN, m->cap) != 0)
+            abort();
+        m->data = p;
+    }
+    m->next = NULL;
+    m->len = len;
+    m->acked = 0;
+    return m;
+}
+
+/* Keeps a used buffer for the next message (loop thread). */
+static void
+msg_put(call_t *c, msg_t *m)
+{
+    if (m == NULL)
+        return;
+    if (c->nspare >= SPARE_MAX || m->cap > SPARE_CAP_MAX) {
+        m->next = NULL;
+        msg_free_list(m);
+        return;
+    }
+    m->next = c->spare;
+    c->spare = m;
+    c->nspare++;
+}
+
+static void
 call_free(call_t *c)
 {
     clear_out(c);
@@ -203,15 +266,10 @@ call_free(call_t *c)
     if (c->w)
         c->svc->cso->writer_close(c->w);
     release_end(c);
-    for (msg_t *m = c->head, *n; m; m = n) {
-        n = m->next;
-        free(m->data);
-        free(m);
-    }
-    if (c->cur) {
-        free(c->cur->data);
-        free(c->cur);
-    }
+    msg_free_list(c->head);
+    msg_free_list(c->spare);
+    msg_free_list(c->cur);
+    msg_free_list(c->spec_msg);
     if (c->timer) {
         c->timer->data = NULL;
         uv_close((uv_handle_t *)c->timer, (uv_close_cb)free);
@@ -694,12 +752,14 @@ static void
 write_run(call_t *c)
 {
     svc_t *s = c->svc;
+    if (c->cur
+            ->acked) { /* hashed and answered on the loop; a failure now ends the stream with it */
+        c->rc = s->cso->writer_append(c->w, c->cur->data, c->cur->len, &c->err);
+        return;
+    }
+    /* c->cur stays ours until the loop takes the next message (write_next recycles it) */
     write_req_t *r = containerd__services__content__v1__write_content_request__unpack(
         NULL, c->cur->len, c->cur->data);
-    int acked = c->cur->acked;
-    free(c->cur->data);
-    free(c->cur);
-    c->cur = NULL;
     if (r == NULL) {
         c->rc =
             s->api->error_make(&c->err, BERTH_EINVAL, "request is not a valid WriteContentRequest");
@@ -711,11 +771,6 @@ write_run(call_t *c)
             containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
             return;
         }
-    }
-    if (acked) { /* hashed and answered on the loop; a failure now ends the stream with the error */
-        c->rc = s->cso->writer_append(c->w, r->data.data, r->data.len, &c->err);
-        containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
-        return;
     }
     write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
     char digest[BERTH_DIGEST_MAX] = "";
@@ -747,6 +802,8 @@ write_next(call_t *c)
 {
     if (c->finished || c->busy)
         return;
+    msg_put(c, c->cur); /* the last step is done with it */
+    c->cur = NULL;
     if (c->w && !c->acking && c->head == NULL) { /* caught up: answer plain WRITEs early again */
         c->acking = 1;
         c->acked = c->pool_offset;
@@ -764,41 +821,213 @@ write_next(call_t *c)
     step(c, write_run, write_next);
 }
 
-/* Answers a plain WRITE at the expected offset right away (loop thread). */
+/* The fields of a WriteContentRequest as they are on the wire, its data not copied (protobuf-c's unpack
+ * copies a 1 MiB payload, and the loop would pay for that on every WRITE). */
+typedef struct wire_write {
+    uint64_t action, total, offset;
+    size_t ref_len, expected_len, nlabels;
+    const uint8_t *data;
+    size_t data_len;
+} wire_write_t;
+
 static int
-early_ack(call_t *c, const uint8_t *data, size_t len)
+read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
-    write_req_t *r =
-        containerd__services__content__v1__write_content_request__unpack(NULL, len, data);
-    if (r == NULL)
-        return 0;
-    int ok = r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE &&
-             r->data.len > 0 && r->expected[0] == '\0' && (r->total == 0 || r->total == c->total) &&
-             r->offset == c->acked;
-    if (ok) {
-        /* hash before answering (the answer carries the digest so far), write to disk after */
-        char digest[BERTH_DIGEST_MAX];
-        c->svc->cso->writer_hash(c->w, r->data.data, r->data.len);
-        c->svc->cso->writer_digest(c->w, digest);
-        Google__Protobuf__Timestamp started, updated;
-        clock_set_ts(&started, c->started_ns);
-        clock_set_ts(&updated, clock_now_ns());
-        write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
-        out.action = r->action;
-        out.offset = c->acked + (int64_t)r->data.len;
-        out.total = c->total;
-        out.started_at = &started;
-        out.updated_at = &updated;
-        out.digest = digest;
-        size_t n = protobuf_c_message_get_packed_size(&out.base);
-        uint8_t *buf = malloc(n ? n : 1);
-        protobuf_c_message_pack(&out.base, buf);
-        c->sapi->send(c->st, buf, n);
-        free(buf);
-        c->acked = out.offset;
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
     }
-    containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
-    return ok;
+    return -1;
+}
+
+static int
+field_kind(uint64_t key)
+{
+    int field = (int)(key >> 3), type = (int)(key & 7);
+    if ((field == 1 || field == 3 || field == 5) && type == 0)
+        return 0; /* a varint */
+    if ((field == 2 || field == 4 || field == 6 || field == 7) && type == 2)
+        return 2; /* length-delimited */
+    return -1;
+}
+
+/* Reads the fields of `len` bytes, or of the head of a message up to its data field when `head` (the
+ * payload need not be there). 1: read, all fields known and of their proper wire type; 0: anything else
+ * (protobuf-c's unpack on the pool decides about it then); -1 (head only): the head is not all here. */
+static int
+scan_write(const uint8_t *p, size_t len, int head, wire_write_t *w)
+{
+    const uint8_t *end = p + len;
+    memset(w, 0, sizeof(*w));
+    while (p < end) {
+        uint64_t key, v;
+        if (read_varint(&p, end, &key) < 0)
+            return head ? -1 : 0;
+        int kind = field_kind(key);
+        if (kind < 0)
+            return 0;
+        if (read_varint(&p, end, &v) < 0)
+            return head ? -1 : 0;
+        if ((key >> 3) == 6) {
+            w->data = p;
+            w->data_len = v;
+            if (head)
+                return 1;
+        }
+        if (kind == 2 && v > (uint64_t)(end - p))
+            return head ? -1 : 0;
+        switch (key >> 3) {
+        case 1:
+            w->action = v;
+            break;
+        case 3:
+            w->total = v;
+            break;
+        case 5:
+            w->offset = v;
+            break;
+        case 2:
+            w->ref_len = v;
+            break;
+        case 4:
+            w->expected_len = v;
+            break;
+        case 7:
+            w->nlabels++;
+            break;
+        }
+        if (kind == 2)
+            p += v;
+    }
+    return head ? -1 : 1;
+}
+
+/* A WRITE of bytes at the offset answered so far and nothing else: one to answer at once. */
+static int
+plain_write(const call_t *c, const wire_write_t *r)
+{
+    return r->action == CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE && r->data_len > 0 &&
+           r->expected_len == 0 && r->nlabels == 0 &&
+           (r->total == 0 || (int64_t)r->total == c->total) && (int64_t)r->offset == c->acked;
+}
+
+/* Sends the answer to a plain WRITE whose bytes are all hashed (loop thread). */
+static void
+send_ack(call_t *c, size_t payload_len)
+{
+    char digest[BERTH_DIGEST_MAX];
+    c->svc->cso->writer_digest(c->w, digest);
+    Google__Protobuf__Timestamp started, updated;
+    clock_set_ts(&started, c->started_ns);
+    clock_set_ts(&updated, clock_now_ns());
+    write_resp_t out = CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_RESPONSE__INIT;
+    out.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__WRITE;
+    out.offset = c->acked + (int64_t)payload_len;
+    out.total = c->total;
+    out.started_at = &started;
+    out.updated_at = &updated;
+    out.digest = digest;
+    uint8_t small[512];
+    size_t n = protobuf_c_message_get_packed_size(&out.base);
+    uint8_t *buf = n <= sizeof(small) ? small : malloc(n);
+    protobuf_c_message_pack(&out.base, buf);
+    c->sapi->send(c->st, buf, n);
+    if (buf != small)
+        free(buf);
+    c->acked = out.offset;
+}
+
+/* Whether a message may be answered at once: the writer is open, nothing waits for its turn, and not
+ * too much waits for the disk. */
+static int
+may_ack(const call_t *c, size_t len)
+{
+    return c->acking && c->w != NULL && c->queued + len <= ACK_AHEAD;
+}
+
+/* Hashes and copies the payload bytes of the message being taken that are here now (`have` bytes of
+ * the message at msg). */
+static void
+take_payload(call_t *c, const uint8_t *msg, size_t have)
+{
+    size_t upto = have - c->spec_at < c->spec_len ? have - c->spec_at : c->spec_len;
+    if (upto <= c->spec_taken)
+        return;
+    const uint8_t *from = msg + c->spec_at + c->spec_taken;
+    c->svc->cso->writer_hash(c->w, from, upto - c->spec_taken);
+    memcpy(c->spec_msg->data + c->spec_taken, from, upto - c->spec_taken);
+    c->spec_taken = upto;
+}
+
+/* Part of a message is here (loop thread): a plain WRITE is taken as it arrives. Its answer is decided
+ * now: the conditions of may_ack and plain_write cannot change before the message is whole (messages
+ * arrive in order; only the pool's progress changes meanwhile, and it only lowers `queued`). */
+static void
+write_part(void *user, const uint8_t *msg, size_t have, size_t len)
+{
+    call_t *c = user;
+    if (c == NULL || c->finished || c->spec < 0)
+        return;
+    if (c->spec == 0) {
+        wire_write_t r;
+        if (!may_ack(c, len))
+            return; /* the pool may catch up before the next part */
+        int rc = scan_write(msg, have, 1, &r);
+        if (rc < 0)
+            return;
+        size_t at = r.data ? (size_t)(r.data - msg) : 0;
+        if (rc == 0 || !plain_write(c, &r) || at + r.data_len != len) {
+            c->spec = -1;
+            return;
+        }
+        c->spec = 1;
+        c->spec_at = at;
+        c->spec_len = r.data_len;
+        c->spec_taken = 0;
+        c->spec_msg = msg_get(c, r.data_len);
+    }
+    take_payload(c, msg, have);
+}
+
+/* Answers a plain WRITE at the expected offset right away (loop thread) and queues its payload for the
+ * pool. 1: done; 0: not one (nothing was taken); <0: the error that ends the stream. */
+static int
+early_ack(call_t *c, const uint8_t *data, size_t len, berth_error_t **err)
+{
+    wire_write_t r;
+    int taken = c->spec == 1;
+    int ok = (taken || may_ack(c, len)) && scan_write(data, len, 0, &r) == 1 && plain_write(c, &r);
+    if (taken && (!ok || r.data != data + c->spec_at || r.data_len != c->spec_len)) {
+        msg_put(c, c->spec_msg);
+        c->spec_msg = NULL;
+        return c->svc->api->error_make(err, BERTH_EINTERNAL,
+                                       "write stream: a message taken in parts changed its mind");
+    }
+    if (!ok)
+        return 0;
+    msg_t *m = c->spec_msg;
+    if (!taken) {
+        m = msg_get(c, r.data_len);
+        c->spec_at = (size_t)(r.data - data);
+        c->spec_len = r.data_len;
+        c->spec_taken = 0;
+        c->spec_msg = m;
+    }
+    /* hash before answering (the answer carries the digest so far), write to disk after */
+    take_payload(c, data, len);
+    c->spec_msg = NULL;
+    send_ack(c, r.data_len);
+    m->acked = 1;
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->queued += m->len;
+    return 1;
 }
 
 int
@@ -806,6 +1035,9 @@ content_write_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_gr
                    const uint8_t *req, size_t len, berth_error_t **err)
 {
     call_new(instance, sapi, st);
+    if (sapi->struct_size >=
+        offsetof(berth_grpc_stream_api_t, set_part_handler) + sizeof(sapi->set_part_handler))
+        sapi->set_part_handler(st, write_part);
     return 0;
 }
 
@@ -823,25 +1055,26 @@ content_write_message(void *instance, const berth_grpc_stream_api_t *sapi, berth
         if (r)
             containerd__services__content__v1__write_content_request__free_unpacked(r, NULL);
     }
-    int acked = c->acking && c->queued + len <= ACK_AHEAD && early_ack(c, data, len);
-    if (!acked)
+    int acked = early_ack(c, data, len, err);
+    c->spec = 0; /* the next message is a new one */
+    if (acked < 0)
+        return acked;
+    if (acked == 0) {
         c->acking = 0; /* this one needs its turn; so do the ones behind it */
-    if (c->queued + len > WRITE_BACKLOG)
-        return c->svc->api->error_make(
-            err, BERTH_ERESOURCE, "write stream: more than %d bytes queued; wait for each response",
-            WRITE_BACKLOG);
-    msg_t *m = calloc(1, sizeof(*m));
-    m->data = malloc(len ? len : 1);
-    if (len > 0)
-        memcpy(m->data, data, len);
-    m->len = len;
-    m->acked = acked;
-    if (c->tail)
-        c->tail->next = m;
-    else
-        c->head = m;
-    c->tail = m;
-    c->queued += len;
+        if (c->queued + len > WRITE_BACKLOG)
+            return c->svc->api->error_make(
+                err, BERTH_ERESOURCE,
+                "write stream: more than %d bytes queued; wait for each response", WRITE_BACKLOG);
+        msg_t *m = msg_get(c, len);
+        if (len > 0)
+            memcpy(m->data, data, len);
+        if (c->tail)
+            c->tail->next = m;
+        else
+            c->head = m;
+        c->tail = m;
+        c->queued += len;
+    }
     write_next(c);
     return 0;
 }

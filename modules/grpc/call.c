@@ -185,6 +185,13 @@ sapi_lease(const stream_t *st)
     return st->lease;
 }
 
+static void
+sapi_set_part_handler(stream_t *st,
+                      void (*fn)(void *user, const uint8_t *msg, size_t have, size_t len))
+{
+    st->part = fn;
+}
+
 const berth_grpc_stream_api_t grpc_stream_api = {
     .struct_size = sizeof(berth_grpc_stream_api_t),
     .send = stream_send,
@@ -194,6 +201,7 @@ const berth_grpc_stream_api_t grpc_stream_api = {
     .get_user = sapi_get_user,
     .pending = sapi_pending,
     .lease = sapi_lease,
+    .set_part_handler = sapi_set_part_handler,
 };
 
 /* ---- unary calls ---------------------------------------------------------------------------------- */
@@ -432,6 +440,17 @@ deliver_message(stream_t *st, const uint8_t *msg, size_t len)
         buf_append(&st->unary_req, msg, len);
 }
 
+/* Tells a streaming handler that asked about the message still arriving (st->in holds its start). */
+static void
+message_part(stream_t *st)
+{
+    if (st->part == NULL || st->in.len <= 5)
+        return;
+    const uint8_t *p = st->in.data;
+    uint32_t mlen = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+    st->part(st->user, p + 5, st->in.len - 5, mlen);
+}
+
 int
 call_data(stream_t *st, const uint8_t *data, size_t len)
 {
@@ -468,6 +487,7 @@ call_data(stream_t *st, const uint8_t *data, size_t len)
         memmove(st->in.data, st->in.data + off, st->in.len - off);
         st->in.len -= off;
     }
+    message_part(st);
     return 0;
 }
 

@@ -58,6 +58,7 @@ struct berth_grpc_stream_s {
     int in_work; /* a unary handler runs on the pool */
     int gone;    /* nghttp2 closed the stream */
     void *user;
+    void (*part)(void *user, const uint8_t *msg, size_t have, size_t len); /* set_part_handler */
     uv_timer_t *deadline;
     struct berth_grpc_stream_s *next, *prev;
 };
