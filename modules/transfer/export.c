@@ -363,33 +363,6 @@ write_archive(exp_t *e, berth_error_t **err)
     return rc;
 }
 
-/* ctr returns once Transfer does, whether or not its copy of the stream has reached the file: wait (a
- * little) for the client's window update after the last Data, which it sends once it took that Data. */
-static void
-settle(const berth_core_api_t *api, xstream_t *s)
-{
-    char *type;
-    uint8_t *value;
-    size_t len;
-    berth_error_t *ignored = NULL;
-    int rc, timeout = 0;
-    for (int i = 0; i < 1024; i++) {
-        rc = xstream_recv(s, &type, &value, &len, timeout, &ignored);
-        if (rc == 1) {
-            free(type);
-            free(value);
-            if (timeout > 0)
-                return;
-            continue;
-        }
-        api->error_free(ignored);
-        ignored = NULL;
-        if (rc == 0 || timeout > 0 || (rc < 0 && rc != BERTH_ETIMEDOUT))
-            return;
-        timeout = 2000; /* the queue is drained: one more, fresh */
-    }
-}
-
 /* ---- the transfer ----------------------------------------------------------------------------------- */
 
 typedef struct image_s {
@@ -478,8 +451,10 @@ xfer_export(xjob_t *j, const struct Containerd__Types__Transfer__ImageStore *src
         api->error_wrap(err, "export stream \"%s\"", dst->stream);
     if (rc == 0)
         rc = write_archive(&e, err);
+    /* ctr returns once Transfer does, its copy of the stream into the file on a goroutine of its own: answer
+     * only when the client took every byte */
     if (rc == 0)
-        settle(api, e.out);
+        rc = xstream_write_end(e.out, 60000, err);
     if (e.out) {
         xstream_close(e.out); /* the client's EOF: the archive is whole only when rc is 0 */
         xstream_release(e.out);

@@ -73,6 +73,8 @@ xfer_echo(xjob_t *j, const import_pb_t *src, const export_pb_t *dst, berth_error
         if (rc == 0 && got > 0)
             rc = xstream_write(out, buf, got, err);
     }
+    if (rc == 0)
+        rc = xstream_write_end(out, 60000, err);
     free(buf);
     if (in) {
         xstream_close(in);

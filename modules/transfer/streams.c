@@ -57,6 +57,15 @@ struct xstream_s {
     /* the byte framing (one worker at a time) */
     int32_t window; /* reader: credit granted minus bytes received */
     int32_t credit; /* writer: bytes the client will take */
+    /* writer: the client's window as containerd's ReceiveStream keeps it (it grants WINDOW_SIZE before each
+     * receive while below WINDOW_SIZE), replayed here, so the writer knows how many WindowUpdates the
+     * client will have sent once it took everything; and the last WINDOW_SIZE bytes, held back (see
+     * xstream_write_end) */
+    int32_t client_window;
+    uint64_t updates_expected, updates_seen;
+    int foreign_grants; /* a grant of another size: not ReceiveStream's pattern, nothing to count on */
+    uint8_t *hold;
+    size_t hold_len;
     msg_t *partial; /* reader: a Data message not yet read to its end */
     size_t partial_off;
     char ns[256], id[256];
@@ -157,6 +166,7 @@ xstream_release(xstream_t *s)
         msg_free(g);
     }
     msg_free(s->partial);
+    free(s->hold);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     free(s);
@@ -422,16 +432,38 @@ xstream_read(xstream_t *s, void *buf, size_t len, size_t *got, berth_error_t **e
     return 0;
 }
 
-/* Takes every WindowUpdate the client sent; waits for one when there is no credit. */
-static int
-take_credit(xstream_t *s, berth_error_t **err)
+/* A message received while writing: a WindowUpdate adds credit and is counted; anything else is logged.
+ * Frees type and value. */
+static void
+count_window(xstream_t *s, char *type, uint8_t *value, size_t vlen)
 {
-    const berth_core_api_t *api = s->m->api;
+    if (strcmp(bare_type(type), WINDOW_TYPE) == 0) {
+        Containerd__Types__Transfer__WindowUpdate *u =
+            containerd__types__transfer__window_update__unpack(NULL, vlen, value);
+        if (u && u->update > 0)
+            s->credit += u->update;
+        if (u) {
+            s->updates_seen++;
+            if (u->update != WINDOW_SIZE)
+                s->foreign_grants = 1;
+            containerd__types__transfer__window_update__free_unpacked(u, NULL);
+        }
+    } else {
+        s->m->api->log(s->m->log, BERTH_LOG_WARN, "stream %s: ignoring a %s", s->id, type);
+    }
+    free(type);
+    free(value);
+}
+
+/* Takes every WindowUpdate the client sent; waits until the credit covers n bytes (n >= 1). */
+static int
+wait_credit(xstream_t *s, size_t n, berth_error_t **err)
+{
     for (;;) {
         pthread_mutex_lock(&s->lock);
         int have = s->head != NULL;
         pthread_mutex_unlock(&s->lock);
-        if (!have && s->credit > 0)
+        if (!have && s->credit > 0 && (size_t)s->credit >= n)
             return 0;
         char *type;
         uint8_t *value;
@@ -440,48 +472,107 @@ take_credit(xstream_t *s, berth_error_t **err)
         if (rc < 0)
             return rc;
         if (rc == 0)
-            return api->error_make(err, BERTH_EUNAVAILABLE,
-                                   "stream \"%s\": the client stopped reading (short write)",
-                                   s->id);
-        if (strcmp(bare_type(type), WINDOW_TYPE) == 0) {
-            Containerd__Types__Transfer__WindowUpdate *u =
-                containerd__types__transfer__window_update__unpack(NULL, vlen, value);
-            if (u && u->update > 0)
-                s->credit += u->update;
-            if (u)
-                containerd__types__transfer__window_update__free_unpacked(u, NULL);
-        } else {
-            api->log(s->m->log, BERTH_LOG_WARN, "stream %s: ignoring a %s", s->id, type);
-        }
-        free(type);
-        free(value);
+            return s->m->api->error_make(err, BERTH_EUNAVAILABLE,
+                                         "stream \"%s\": the client stopped reading (short write)",
+                                         s->id);
+        count_window(s, type, value, vlen);
     }
 }
 
-int
-xstream_write(xstream_t *s, const void *buf, size_t len, berth_error_t **err)
+/* One Data message of n bytes, once the client granted the credit for all of it. */
+static int
+send_data(xstream_t *s, const uint8_t *p, size_t n, berth_error_t **err)
 {
-    const uint8_t *p = buf;
+    int rc = wait_credit(s, n, err);
+    if (rc < 0)
+        return rc;
+    Containerd__Types__Transfer__Data d = CONTAINERD__TYPES__TRANSFER__DATA__INIT;
+    d.data.data = (uint8_t *)p;
+    d.data.len = n;
+    size_t plen = containerd__types__transfer__data__get_packed_size(&d);
+    uint8_t *pb = malloc(plen);
+    containerd__types__transfer__data__pack(&d, pb);
+    rc = xstream_send(s, DATA_TYPE, pb, plen, err);
+    free(pb);
+    if (rc < 0)
+        return rc;
+    s->credit -= (int32_t)n;
+    /* the client's side of it: a grant before each receive while below WINDOW_SIZE */
+    if (s->client_window < WINDOW_SIZE) {
+        s->client_window += WINDOW_SIZE;
+        s->updates_expected++;
+    }
+    s->client_window -= (int32_t)n;
+    return 0;
+}
+
+/* Sends bytes in messages of at most MAX_READ, within the client's credit. */
+static int
+send_bytes(xstream_t *s, const uint8_t *p, size_t len, berth_error_t **err)
+{
     while (len > 0) {
-        int rc = take_credit(s, err);
+        int rc = wait_credit(s, 1, err);
         if (rc < 0)
             return rc;
         size_t n = len < MAX_READ ? len : MAX_READ;
         if (n > (size_t)s->credit)
             n = (size_t)s->credit;
-        Containerd__Types__Transfer__Data d = CONTAINERD__TYPES__TRANSFER__DATA__INIT;
-        d.data.data = (uint8_t *)p;
-        d.data.len = n;
-        size_t plen = containerd__types__transfer__data__get_packed_size(&d);
-        uint8_t *pb = malloc(plen);
-        containerd__types__transfer__data__pack(&d, pb);
-        rc = xstream_send(s, DATA_TYPE, pb, plen, err);
-        free(pb);
-        if (rc < 0)
+        if ((rc = send_data(s, p, n, err)) < 0)
             return rc;
-        s->credit -= (int32_t)n;
         p += n;
         len -= n;
+    }
+    return 0;
+}
+
+/* The last WINDOW_SIZE bytes written so far stay here until xstream_write_end. */
+int
+xstream_write(xstream_t *s, const void *buf, size_t len, berth_error_t **err)
+{
+    const uint8_t *p = buf;
+    if (s->hold == NULL && (s->hold = malloc(WINDOW_SIZE)) == NULL)
+        return s->m->api->error_make(err, BERTH_ENOMEM, "stream \"%s\": out of memory", s->id);
+    size_t excess = s->hold_len + len > WINDOW_SIZE ? s->hold_len + len - WINDOW_SIZE : 0;
+    size_t from_hold = excess < s->hold_len ? excess : s->hold_len;
+    int rc = send_bytes(s, s->hold, from_hold, err);
+    if (rc < 0)
+        return rc;
+    memmove(s->hold, s->hold + from_hold, s->hold_len - from_hold);
+    s->hold_len -= from_hold;
+    if ((rc = send_bytes(s, p, excess - from_hold, err)) < 0)
+        return rc;
+    memcpy(s->hold + s->hold_len, p + (excess - from_hold), len - (excess - from_hold));
+    s->hold_len += len - (excess - from_hold);
+    return 0;
+}
+
+/* containerd's ctr returns once Transfer does, and its copy of the stream into the file runs on a goroutine
+ * of its own: the writer must not answer before the client took every byte (a client granting in another
+ * pattern than containerd's is not waited for). The held tail goes as one
+ * message sized so that the client's window falls below WINDOW_SIZE (the whole tail when the stream is
+ * shorter than that; WINDOW_SIZE bytes otherwise, and the window is below 2 x WINDOW_SIZE), so the client
+ * grants once more after it took the last byte; that grant, counted, is the acknowledgement. */
+int
+xstream_write_end(xstream_t *s, int timeout_ms, berth_error_t **err)
+{
+    int rc = s->hold_len ? send_data(s, s->hold, s->hold_len, err) : 0;
+    free(s->hold);
+    s->hold = NULL;
+    s->hold_len = 0;
+    if (rc < 0)
+        return rc;
+    uint64_t expected = s->updates_expected + (s->client_window < WINDOW_SIZE ? 1 : 0);
+    while (!s->foreign_grants && s->updates_seen < expected) {
+        char *type;
+        uint8_t *value;
+        size_t vlen;
+        rc = xstream_recv(s, &type, &value, &vlen, timeout_ms, err);
+        if (rc < 0)
+            return s->m->api->error_wrap(
+                err, "stream \"%s\": the client did not take the last bytes", s->id);
+        if (rc == 0)
+            return 0; /* the client closed its side: it has everything it wanted */
+        count_window(s, type, value, vlen);
     }
     return 0;
 }

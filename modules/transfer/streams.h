@@ -48,7 +48,11 @@ void xstream_close(xstream_t *s);
 /* Byte streams in containerd's transfer framing (Data messages, WindowUpdate credits of 64 KiB). */
 /* Reader side (import): sends window updates, returns up to len bytes; 0 at EOF. */
 int xstream_read(xstream_t *s, void *buf, size_t len, size_t *got, berth_error_t **err);
-/* Writer side (export): waits for window credit from the client, sends Data chunks of at most 32 KiB. */
+/* Writer side (export): waits for window credit from the client, sends Data chunks of at most 32 KiB. The
+ * last 64 KiB written stay held until xstream_write_end. */
 int xstream_write(xstream_t *s, const void *buf, size_t len, berth_error_t **err);
+/* Sends the held bytes and waits (up to timeout_ms, -1 for ever) until the client acknowledged taking every
+ * byte (its next WindowUpdate) or closed its side. Then the stream may be closed. */
+int xstream_write_end(xstream_t *s, int timeout_ms, berth_error_t **err);
 
 #endif
