@@ -184,7 +184,8 @@ plugin_info_call(void *user, const char *ns, const uint8_t *req, size_t len, uin
     listing_t l = {.want_type = type, .want_id = id};
     x->api->plugins_list(collect_plugin, &l);
     if (l.n == 0)
-        rc = x->api->error_make(err, BERTH_ENOTFOUND, "plugin %s.%s not found: not found", type, id);
+        rc =
+            x->api->error_make(err, BERTH_ENOTFOUND, "plugin %s.%s not found: not found", type, id);
     else if (options && l.failed)
         rc = x->api->error_make(err, BERTH_EPRECONDITION,
                                 "cannot get extra info, plugin not successfully loaded: failed "

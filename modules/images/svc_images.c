@@ -389,7 +389,8 @@ update_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
  * that one, else NotFound in containerd's words. An empty digest means no condition, as containerd's. */
 static int
 check_delete_target(images_t *s, const char *ns,
-                    const Containerd__Services__Images__V1__DeleteImageRequest *r, berth_error_t **err)
+                    const Containerd__Services__Images__V1__DeleteImageRequest *r,
+                    berth_error_t **err)
 {
     const uint8_t *d;
     size_t dl;
@@ -407,8 +408,9 @@ check_delete_target(images_t *s, const char *ns,
         if (have == NULL)
             rc = code_of(err, BERTH_ENOTFOUND);
         else if (have->target == NULL || strcmp(have->target->digest, want->digest) != 0)
-            rc = s->api->error_make(err, BERTH_ENOTFOUND, "image \"%s\" has target %s, not %s: not found",
-                                    r->name, have->target ? have->target->digest : "", want->digest);
+            rc = s->api->error_make(err, BERTH_ENOTFOUND,
+                                    "image \"%s\" has target %s, not %s: not found", r->name,
+                                    have->target ? have->target->digest : "", want->digest);
         if (have)
             containerd__services__images__v1__image__free_unpacked(have, NULL);
     }

@@ -131,10 +131,11 @@ check_task_api(svc_t *s, const Containerd__Services__Tasks__V1__CreateTaskReques
     if (has < 0)
         return bad(s, "CreateTaskRequest", err);
     if (has && n > 0)
-        return s->api->error_make(err, BERTH_ENOTIMPL,
-                                  "task_api_address %.*s: tasks on an existing task API (a sandbox's "
-                                  "shim) are not supported, berth starts its own shims",
-                                  (int)(n > 200 ? 200 : n), (const char *)addr);
+        return s->api->error_make(
+            err, BERTH_ENOTIMPL,
+            "task_api_address %.*s: tasks on an existing task API (a sandbox's "
+            "shim) are not supported, berth starts its own shims",
+            (int)(n > 200 ? 200 : n), (const char *)addr);
     return 0;
 }
 
