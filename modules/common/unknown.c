@@ -25,6 +25,16 @@ unknown_read_varint(const uint8_t *p, size_t len, uint64_t *v)
     return 0;
 }
 
+size_t
+unknown_put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7)
+        out[n++] = (uint8_t)(v | 0x80);
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
 int
 unknown_varint(const ProtobufCMessage *m, uint32_t tag, uint64_t *v)
 {

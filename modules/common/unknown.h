@@ -29,6 +29,10 @@ int unknown_timestamp(const ProtobufCMessage *m, uint32_t tag, int64_t *seconds,
 /* Decodes a varint at p (at most len bytes): bytes used, or 0 when malformed. */
 size_t unknown_read_varint(const uint8_t *p, size_t len, uint64_t *v);
 
+/* Encodes v as a varint into out (10 bytes at most): the bytes used. With it a service fills an unknown
+ * field (tag, PROTOBUF_C_WIRE_TYPE_VARINT, these bytes) of a reply, which protobuf-c packs as is. */
+size_t unknown_put_varint(uint8_t *out, uint64_t v);
+
 /* Walks the fields of an encoded message: with *off the position, fills tag and wire type and for varints *v,
  * for length-delimited fields *data and *dlen (fixed32/64 set *data and *dlen too). 1 on a field, 0 at the end,
  * -1 when malformed. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "filters.h"
@@ -22,6 +23,7 @@ typedef Containerd__Services__Introspection__V1__Plugin plugin_pb_t;
 typedef struct introspection {
     const berth_core_api_t *api;
     char uuid[37];
+    uint64_t pidns; /* the inode of /proc/self/ns/pid, as containerd's Server answers it */
 } introspection_t;
 
 typedef struct listing {
@@ -216,6 +218,20 @@ server_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     Containerd__Services__Introspection__V1__ServerResponse out =
         CONTAINERD__SERVICES__INTROSPECTION__V1__SERVER_RESPONSE__INIT;
     out.uuid = x->uuid;
+    /* containerd 2.x's pid (2) and pidns (3), as unknown fields protobuf-c packs; deprecations (4) stays
+     * empty: berth has nothing deprecated to warn about */
+    uint8_t pid[10], pidns[10];
+    ProtobufCMessageUnknownField more[2] = {
+        {.tag = 2, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .data = pid},
+        {.tag = 3, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT, .data = pidns},
+    };
+    more[0].len = unknown_put_varint(pid, (uint64_t)getpid());
+    more[1].len = unknown_put_varint(pidns, x->pidns);
+    out.base.unknown_fields = more;
+    out.base.n_unknown_fields = x->pidns ? 2 : 1;
+    (void)ns;
+    (void)req;
+    (void)len;
     return grpc_pack(&out.base, resp, resp_len);
 }
 
@@ -290,6 +306,9 @@ introspection_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         free(x);
         return -1;
     }
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) == 0)
+        x->pidns = (uint64_t)st.st_ino;
     *instance = x;
     return 0;
 }

@@ -138,5 +138,11 @@ if [ -x "$SRC/.gotools/bin/ctr" ]; then
     CTR2="$SRC/.gotools/bin/ctr --address $SOCK"
     $CTR2 containers info c1 | grep -q '"SandboxID": "sb-berth-1"' || fail "ctr 2.4.2 did not see the sandbox"
     echo "ok ctr 2.4.2: containers info shows the sandbox"
+    $CTR2 info >"$work/info" || fail "ctr 2.4.2 info"
+    grep -q "\"pid\": $PID," "$work/info" || fail "ctr info has not berthd's pid: $(cat "$work/info")"
+    grep -q "\"pidns\": $(stat -L -c %i /proc/$PID/ns/pid)\$" "$work/info" ||
+        fail "ctr info has not berthd's pid namespace: $(cat "$work/info")"
+    [ -z "$($CTR2 deprecations list)" ] || fail "deprecations listed"
+    echo "ok ctr 2.4.2: info's pid and pidns, no deprecations"
 fi
 echo PASS
