@@ -86,6 +86,10 @@ echo "ok containers: sandbox"
 # ---- Tasks.Create with task_api_address (11): refused, not run elsewhere ------------------------------
 out=$(call /containerd.services.tasks.v1.Tasks/Create "$(str 1 c1)$(str 11 unix:///run/sb.sock)" 12)
 echo "$out" | grep -q "task_api_address unix:///run/sb.sock" || fail "Tasks.Create: $out"
+# the deprecated place containerd 2.x still reads: the runc options' task_api_address (12)
+RO=$(ld 9 "$(str 1 containerd.runc.v1.Options)$(ld 2 "$(vi 1 1)$(str 12 unix:///run/sb2.sock)")")
+out=$(call /containerd.services.tasks.v1.Tasks/Create "$(str 1 c1)$RO" 12)
+echo "$out" | grep -q "task_api_address unix:///run/sb2.sock" || fail "Tasks.Create, runc options: $out"
 echo "ok tasks: task_api_address"
 
 # ---- Snapshots.Commit with parent (5): the current parent is accepted, a rebase is not implemented -----
