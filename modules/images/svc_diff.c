@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* containerd.services.diff.v1.Diff (io.containerd.grpc.v1.diff) over the walking differ. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "images.h"
+#include "unknown.h"
 
 typedef Containerd__Types__Descriptor descriptor_pb_t;
 
@@ -12,6 +15,7 @@ typedef struct diff_svc {
     const berth_core_api_t *api;
     void *differ;
     const berth_differ_v1_ops_t *ops;
+    const berth_logger_t *log;
 } diff_svc_t;
 
 static void
@@ -53,6 +57,35 @@ respond_descriptor(const berth_descriptor_t *d, int diff_response, uint8_t **res
     protobuf_c_message_pack(m, *resp);
 }
 
+/* Where an applied layer's files landed: an overlay's upperdir, else the mount's source. */
+static const char *
+written_path(const Containerd__Types__Mount *m)
+{
+    for (size_t i = 0; strcmp(m->type, "overlay") == 0 && i < m->n_options; i++)
+        if (strncmp(m->options[i], "upperdir=", 9) == 0)
+            return m->options[i] + 9;
+    return m->source;
+}
+
+/* containerd 2.x's ApplyRequest.sync_fs (field 4): syncfs(2) the filesystem the layer was applied to
+ * before answering, so the unpacked files are durable when the client records the snapshot. */
+static int
+sync_target(diff_svc_t *s, Containerd__Types__Mount **mounts, size_t n, berth_error_t **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *path = written_path(mounts[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return s->api->error_make(err, BERTH_EINTERNAL, "sync %s: %m", path);
+        int rc = syncfs(fd);
+        close(fd);
+        if (rc != 0)
+            return s->api->error_make(err, BERTH_EINTERNAL, "syncfs %s: %m", path);
+        s->api->log(s->log, BERTH_LOG_DEBUG, "apply: synced the filesystem of %s", path);
+    }
+    return 0;
+}
+
 static int
 apply_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
            size_t *resp_len, berth_error_t **err)
@@ -69,7 +102,14 @@ apply_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t *
     from_descriptor(s->api, r->diff, &layer, annotations);
     berth_mount_t *m = calloc(r->n_mounts + 1, sizeof(*m));
     to_mounts(r->mounts, r->n_mounts, m);
-    int rc = s->ops->apply(s->differ, ns, &layer, m, r->n_mounts, &applied, err);
+    uint64_t sync_fs = 0;
+    int rc = unknown_varint(&r->base, 4, &sync_fs) < 0
+                 ? s->api->error_make(err, BERTH_EINVAL, "request is not a valid ApplyRequest")
+                 : 0;
+    if (rc == 0)
+        rc = s->ops->apply(s->differ, ns, &layer, m, r->n_mounts, &applied, err);
+    if (rc == 0 && sync_fs)
+        rc = sync_target(s, r->mounts, r->n_mounts, err);
     if (rc == 0)
         respond_descriptor(&applied, 0, resp, resp_len);
     free(m);
@@ -129,6 +169,7 @@ diff_service_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     s->api = ic->api;
     s->differ = d.instance;
     s->ops = d.ops;
+    s->log = ic->log;
     *instance = s;
     return 0;
 }

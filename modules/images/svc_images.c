@@ -10,6 +10,7 @@
 
 #include "rpc.h"
 #include "filters.h"
+#include "unknown.h"
 #include "images.h"
 
 typedef Containerd__Services__Images__V1__Image image_pb_t;
@@ -384,6 +385,39 @@ update_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     return rc;
 }
 
+/* containerd 2.x's DeleteImageRequest.target (field 3): delete only while the record's target digest is
+ * that one, else NotFound in containerd's words. An empty digest means no condition, as containerd's. */
+static int
+check_delete_target(images_t *s, const char *ns,
+                    const Containerd__Services__Images__V1__DeleteImageRequest *r,
+                    berth_error_t **err)
+{
+    const uint8_t *d;
+    size_t dl;
+    int has = unknown_bytes(&r->base, 3, &d, &dl);
+    if (has < 0)
+        return bad(s, "DeleteImageRequest", err);
+    if (has == 0)
+        return 0;
+    Containerd__Types__Descriptor *want = containerd__types__descriptor__unpack(NULL, dl, d);
+    if (want == NULL)
+        return bad(s, "DeleteImageRequest", err);
+    int rc = 0;
+    if (want->digest[0]) {
+        image_pb_t *have = load(s, ns, r->name, err);
+        if (have == NULL)
+            rc = code_of(err, BERTH_ENOTFOUND);
+        else if (have->target == NULL || strcmp(have->target->digest, want->digest) != 0)
+            rc = s->api->error_make(err, BERTH_ENOTFOUND,
+                                    "image \"%s\" has target %s, not %s: not found", r->name,
+                                    have->target ? have->target->digest : "", want->digest);
+        if (have)
+            containerd__services__images__v1__image__free_unpacked(have, NULL);
+    }
+    containerd__types__descriptor__free_unpacked(want, NULL);
+    return rc;
+}
+
 static int
 delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
@@ -393,7 +427,9 @@ delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         containerd__services__images__v1__delete_image_request__unpack(NULL, len, req);
     if (r == NULL)
         return bad(s, "DeleteImageRequest", err);
-    int rc = s->mdo->image_delete(s->md, ns, r->name, err);
+    int rc = check_delete_target(s, ns, r, err);
+    if (rc == 0)
+        rc = s->mdo->image_delete(s->md, ns, r->name, err);
     if (rc == 0) {
         image_pb_t gone = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
         gone.name = r->name;

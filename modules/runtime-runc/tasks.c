@@ -18,6 +18,7 @@
 #include <berth/runtime.h>
 
 #include "rpc.h"
+#include "unknown.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/api/services/containers/v1/containers.pb-c.h"
 #include "github.com/containerd/containerd/api/services/tasks/v1/tasks.pb-c.h"
@@ -117,6 +118,51 @@ publish_create(svc_t *s, const char *ns,
     publish(s, ns, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
 }
 
+/* The deprecated place of the same address, which containerd 2.x still reads and its client still fills:
+ * the runc options' task_api_address (12). */
+static int
+runc_options_task_api(const ProtobufCBinaryData *v, const uint8_t **addr, size_t *n)
+{
+    size_t off = 0, dl;
+    uint32_t tag;
+    int wire, rc, has = 0;
+    uint64_t x;
+    const uint8_t *d;
+    while ((rc = unknown_next(v->data, v->len, &off, &tag, &wire, &x, &d, &dl)) == 1)
+        if (tag == 12 && wire == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED) {
+            *addr = d;
+            *n = dl;
+            has = 1;
+        }
+    return rc < 0 ? -1 : has;
+}
+
+/* containerd 2.x's CreateTaskRequest.task_api_address (11) hands the task to a shim a sandbox controller
+ * already runs at that address instead of starting one; berth starts its own shims and has no sandbox
+ * controllers, so it refuses the request rather than silently running the task elsewhere. */
+static int
+check_task_api(svc_t *s, const Containerd__Services__Tasks__V1__CreateTaskRequest *r,
+               berth_error_t **err)
+{
+    const uint8_t *addr;
+    size_t n;
+    int has = unknown_bytes(&r->base, 11, &addr, &n);
+    if (has < 0)
+        return bad(s, "CreateTaskRequest", err);
+    if ((has == 0 || n == 0) && r->options && r->options->type_url &&
+        strstr(r->options->type_url, "containerd.runc.v1.Options") != NULL)
+        has = runc_options_task_api(&r->options->value, &addr, &n);
+    if (has < 0)
+        return bad(s, "CreateTaskRequest's runc options", err);
+    if (has && n > 0)
+        return s->api->error_make(
+            err, BERTH_ENOTIMPL,
+            "task_api_address %.*s: tasks on an existing task API (a sandbox's "
+            "shim) are not supported, berth starts its own shims",
+            (int)(n > 200 ? 200 : n), (const char *)addr);
+    return 0;
+}
+
 static int
 create_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
@@ -124,9 +170,11 @@ create_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     svc_t *s = user;
     UNPACK(Containerd__Services__Tasks__V1__CreateTaskRequest,
            containerd__services__tasks__v1__create_task_request, r);
+    int rc = check_task_api(s, r, err);
     Containerd__Services__Containers__V1__Container *c =
-        load_container(s, ns, r->container_id, err);
-    int rc = c ? 0 : err && *err ? (*err)->code : BERTH_ENOTFOUND;
+        rc == 0 ? load_container(s, ns, r->container_id, err) : NULL;
+    if (rc == 0 && c == NULL)
+        rc = err && *err ? (*err)->code : BERTH_ENOTFOUND;
     if (rc == 0 && r->checkpoint)
         rc =
             s->api->error_make(err, BERTH_ENOTIMPL, "restoring from a checkpoint is not supported");
