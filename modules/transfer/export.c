@@ -199,15 +199,6 @@ familiar(const char *name)
     return name;
 }
 
-static const char *
-oci_ref_name(const char *name)
-{
-    const char *last = strrchr(name, '/');
-    const char *colon = strchr(last ? last : name, ':');
-    const char *at = strchr(name, '@');
-    return colon && (!at || colon < at) ? colon + 1 : name;
-}
-
 static char *
 dup_json(json_object *o)
 {

@@ -310,16 +310,6 @@ normalize_ref(const char *ref, char *out, size_t len)
         snprintf(out, len, "%s", full);
 }
 
-/* the tag of a normalised reference (containerd's ociReferenceName), or the reference */
-static const char *
-oci_ref_name(const char *name)
-{
-    const char *last = strrchr(name, '/');
-    const char *colon = strchr(last ? last : name, ':');
-    const char *at = strchr(name, '@');
-    return colon && (!at || colon < at) ? colon + 1 : name;
-}
-
 static const char *
 layer_media_type(imp_t *im, const blob_t *b)
 {

@@ -600,3 +600,19 @@ config_platform(const berth_core_api_t *api, const uint8_t *data, size_t len, oc
     json_object_put(root);
     return 0;
 }
+
+/* containerd's remotes.MakeRefKey: "<kind>-<digest>", the ingest ref of a blob by what it is */
+void
+descriptor_ref_key(const berth_descriptor_t *d, char *out, size_t cap)
+{
+    const char *mt = d->media_type, *kind = "unknown";
+    if (media_is_manifest(mt))
+        kind = "manifest";
+    else if (media_is_index(mt))
+        kind = "index";
+    else if (media_is_layer(mt))
+        kind = "layer";
+    else if (media_is_config(mt))
+        kind = "config";
+    snprintf(out, cap, "%s-%s", kind, d->digest);
+}

@@ -296,3 +296,12 @@ oci_image_free(oci_image_t *img)
     img->manifest.children = NULL;
     img->manifest.n_children = 0;
 }
+
+const char *
+oci_ref_name(const char *name)
+{
+    const char *last = strrchr(name, '/');
+    const char *colon = strchr(last ? last : name, ':');
+    const char *at = strchr(name, '@');
+    return colon && (!at || colon < at) ? colon + 1 : name;
+}

@@ -39,6 +39,8 @@ int oci_is_layer(const char *media_type);
 
 /* The string at key, "" when absent or not a string. */
 const char *oci_json_str(json_object *o, const char *key);
+/* The tag of a normalised reference (containerd's ociReferenceName), or the reference itself. */
+const char *oci_ref_name(const char *name);
 /* {"mediaType","digest","size"} */
 json_object *oci_json_desc(const char *media_type, const char *digest, int64_t size);
 /* Stores o serialized compactly as a blob of media_type; fills d. */

@@ -70,22 +70,6 @@ now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* containerd's remotes.MakeRefKey */
-static void
-ref_key(const berth_descriptor_t *d, char *out, size_t cap)
-{
-    const char *mt = d->media_type, *prefix = "unknown";
-    if (media_is_manifest(mt))
-        prefix = "manifest";
-    else if (media_is_index(mt))
-        prefix = "index";
-    else if (media_is_layer(mt))
-        prefix = "layer";
-    else if (media_is_config(mt))
-        prefix = "config";
-    snprintf(out, cap, "%s-%s", prefix, d->digest);
-}
-
 static void
 progress(pull_t *p, const char *event, const char *name, const char *parent, int64_t done,
          int64_t total, const berth_descriptor_t *d)
@@ -172,7 +156,7 @@ get_small(pull_t *p, const berth_descriptor_t *d, const char *parent, uint8_t **
           int *local, berth_error_t **err)
 {
     char name[BERTH_DIGEST_MAX + 16];
-    ref_key(d, name, sizeof name);
+    descriptor_ref_key(d, name, sizeof name);
     progress(p, "waiting", name, parent, 0, d->size, d);
     int64_t limit = p->j->x->reg.manifest_limit > 0 ? p->j->x->reg.manifest_limit : 4 << 20;
     berth_error_t *e2 = NULL;
@@ -226,7 +210,7 @@ put_small(pull_t *p, const berth_descriptor_t *d, const uint8_t *data, size_t le
           berth_kv_t *labels, int local, const char *parent, berth_error_t **err)
 {
     char name[BERTH_DIGEST_MAX + 16];
-    ref_key(d, name, sizeof name);
+    descriptor_ref_key(d, name, sizeof name);
     int rc = p->api->kv_set(labels, p->dist_key, p->remote.ref.repo);
     if (rc < 0)
         return p->api->error_make(err, BERTH_ENOMEM, "out of memory");
@@ -266,7 +250,7 @@ add_layer(pull_t *p, const berth_descriptor_t *d, const char *parent, berth_erro
     b->p = p;
     b->desc = *d;
     b->desc.annotations = NULL;
-    ref_key(d, b->name, sizeof b->name);
+    descriptor_ref_key(d, b->name, sizeof b->name);
     snprintf(b->parent, sizeof b->parent, "%s", parent);
     return b;
 }
@@ -555,7 +539,7 @@ handle(pull_t *p, const berth_descriptor_t *d, const char *parent, const oci_chi
         return 0;
     }
     char name[BERTH_DIGEST_MAX + 16];
-    ref_key(d, name, sizeof name);
+    descriptor_ref_key(d, name, sizeof name);
     uint8_t *data = NULL;
     size_t len = 0;
     int local = 0;

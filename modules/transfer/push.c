@@ -42,21 +42,6 @@ read_blob(void *user, int64_t offset, void *buf, size_t len, size_t *got, berth_
     return r->j->x->cso->read_at(r->j->x->cs, r->digest, offset, buf, len, got, err);
 }
 
-static void
-ref_name(const berth_descriptor_t *d, char *out, size_t cap)
-{
-    const char *mt = d->media_type, *prefix = "unknown";
-    if (media_is_manifest(mt))
-        prefix = "manifest";
-    else if (media_is_index(mt))
-        prefix = "index";
-    else if (media_is_layer(mt))
-        prefix = "layer";
-    else if (media_is_config(mt))
-        prefix = "config";
-    snprintf(out, cap, "%s-%s", prefix, d->digest);
-}
-
 static int
 seen(push_t *p, const char *digest)
 {
@@ -115,7 +100,7 @@ push_blob(push_t *p, const berth_descriptor_t *d, const char *parent, berth_erro
     const char *parents[1] = {parent};
     if (seen(p, d->digest))
         return 0;
-    ref_name(d, name, sizeof name);
+    descriptor_ref_key(d, name, sizeof name);
     berth_descriptor_t bd = *d;
     bd.annotations = NULL;
     int rc = reg_blob_exists(p->remote.client, &bd, err);
@@ -179,7 +164,7 @@ push_node(push_t *p, const berth_descriptor_t *d, const char *parent, const char
     if (!media_is_index(d->media_type) && !media_is_manifest(d->media_type))
         return push_blob(p, d, parent, err);
     char name[BERTH_DIGEST_MAX + 16];
-    ref_name(d, name, sizeof name);
+    descriptor_ref_key(d, name, sizeof name);
     uint8_t *data = NULL;
     size_t len = 0;
     int64_t limit = p->j->x->reg.manifest_limit > 0 ? p->j->x->reg.manifest_limit : 4 << 20;

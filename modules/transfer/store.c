@@ -15,22 +15,6 @@
 /* how long a blob another writer of the same ref holds is waited for (a concurrent pull of it) */
 #define LOCKED_WAIT_MS (10 * 60 * 1000)
 
-/* containerd's remotes.MakeRefKey: the ingest ref of a blob, by what it is */
-static void
-ref_key(const berth_descriptor_t *d, char *out, size_t len)
-{
-    const char *mt = d->media_type, *kind = "unknown";
-    if (strstr(mt, "manifest.list") || strstr(mt, "image.index"))
-        kind = "index";
-    else if (strstr(mt, "manifest"))
-        kind = "manifest";
-    else if (strstr(mt, "layer") || strstr(mt, "rootfs"))
-        kind = "layer";
-    else if (strstr(mt, "config"))
-        kind = "config";
-    snprintf(out, len, "%s-%s", kind, d->digest);
-}
-
 static int
 ns_holds(xjob_t *j, const char *digest)
 {
@@ -104,7 +88,7 @@ store_blob_open(xjob_t *j, const berth_descriptor_t *d, berth_content_writer_t *
     if (x->cso->info(x->cs, d->digest, &info, NULL) == 0 && (rc = adopt(j, d, err)) != 0)
         return rc;
     char key[BERTH_DIGEST_MAX + 32], ref[sizeof(key) + 256];
-    ref_key(d, key, sizeof(key));
+    descriptor_ref_key(d, key, sizeof(key));
     snprintf(ref, sizeof(ref), "%s/%s", j->ns, key); /* content-local's ingest naming: <ns>/<ref> */
     rc = x->mdo->lease_add_resource(x->md, j->ns, j->lease, "ingests", key, err);
     for (int waited = 0; rc == 0; waited += 50) {

@@ -173,6 +173,8 @@ int media_is_manifest(const char *mt);
 int media_is_layer(const char *mt);
 int media_is_config(const char *mt);
 int digest_valid(const char *d);
+/* containerd's remotes.MakeRefKey: "<kind>-<digest>", the ingest ref of a blob by what it is */
+void descriptor_ref_key(const berth_descriptor_t *d, char *out, size_t cap);
 
 /* ---- unpack (unpack.c): layers applied as they arrive ------------------------------------------------- */
 

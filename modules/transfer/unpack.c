@@ -133,7 +133,7 @@ sn_prepare(unpacker_t *u, const char *key, const char *parent, const char *const
     req.snapshotter = u->snapshotter;
     req.key = (char *)key;
     req.parent = (char *)parent;
-    req.n_labels = n_kv;
+    req.n_labels = n_kv < 8 ? n_kv : 8;
     req.labels = ptrs;
     uint8_t *resp = NULL;
     size_t len = 0;
@@ -196,7 +196,7 @@ sn_commit(unpacker_t *u, const char *name, const char *key, const char *const *k
     req.snapshotter = u->snapshotter;
     req.name = (char *)name;
     req.key = (char *)key;
-    req.n_labels = n_kv;
+    req.n_labels = n_kv < 8 ? n_kv : 8;
     req.labels = ptrs;
     uint8_t *resp = NULL;
     size_t len = 0;
