@@ -12,17 +12,7 @@ export BERTH_MODULE_DIR=$2
 SRC=$3
 GRPCC=$4
 work=$(mktemp -d /tmp/berth-api2-XXXXXX)
-PID=""
-cleanup() {
-    status=$?
-    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
-        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
-    fi
-    umount_under "$work"
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 SOCK=$work/state/berthd.sock
 CTR="ctr --address $SOCK"
 

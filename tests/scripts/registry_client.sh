@@ -17,12 +17,8 @@ REGSH="$SRC/tests/fixtures/images/registry.sh"
 . "$SRC/tests/scripts/lib.sh"
 
 work=$(mktemp -d /tmp/berth-regclient.XXXXXX)
-pids=""
-regs=""
 cleanup() {
-    for d in $regs; do sh "$REGSH" stop "$d" >/dev/null 2>&1; done
-    for p in $pids; do kill "$p" 2>/dev/null; done
-    for p in $pids; do wait "$p" 2>/dev/null; done
+    stop_test_processes
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -36,7 +32,7 @@ start_registry() {
     for _ in 1 2 3 4 5 6 7 8; do
         next_port=$((next_port + 1))
         if env "$@" sh "$REGSH" start "$work/$name" "$next_port" >"$work/$name.start" 2>&1; then
-            regs="$regs $work/$name"
+            REGISTRY_DIRS="$REGISTRY_DIRS $work/$name"
             port=$next_port
             return 0
         fi
@@ -47,20 +43,6 @@ start_registry() {
 }
 
 # start_helper NAME BINARY ARGS...: a Go helper on a port of its choosing; sets $hport, logs to NAME.log
-start_helper() {
-    name=$1
-    bin=$2
-    shift 2
-    "$bin" -port-file "$work/$name.port" "$@" >>"$work/$name.log" 2>&1 &
-    pids="$pids $!"
-    i=0
-    while [ ! -s "$work/$name.port" ]; do
-        i=$((i + 1))
-        [ $i -lt 100 ] || fail "$name did not start: $(cat "$work/$name.log")"
-        sleep 0.1
-    done
-    hport=$(cat "$work/$name.port")
-}
 
 rt() { "$REGTOOL" "$@"; }
 # in the sanitizer build, reports (leaks on error paths too) go to files the end of the script checks

@@ -14,17 +14,7 @@ export BERTH_MODULE_DIR=$2
 SRC=$3
 CTR2=$4
 work=$(mktemp -d /tmp/berth-ctr2-XXXXXX)
-PID=""
-cleanup() {
-    status=$?
-    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
-        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
-    fi
-    umount_under "$work"
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 [ -x "$CTR2" ] || fail "no containerd 2.4.2 ctr at $CTR2 (tests/scripts/gotools.sh builds it)"
 "$CTR2" --version | grep -q " 2\.4\.2" || fail "$CTR2 is not containerd 2.4.2's ctr: $("$CTR2" --version)"
 C2="$CTR2 --address $work/state/berthd.sock"

@@ -23,22 +23,7 @@ CTR2=$5
 BIN=$6
 [ -x "$CTR2" ] || fail "no containerd 2.4.2 ctr at $CTR2"
 work=$(mktemp -d /tmp/berth-transfer-XXXXXX)
-PID=""
-HELPERS=""
-REGS=""
-cleanup() {
-    status=$?
-    if [ -n "$PID" ] && kill "$PID" 2>/dev/null; then
-        wait "$PID" || { echo "FAIL berthd exited with $? on SIGTERM:"; tail -40 "$work/log"; status=1; }
-    fi
-    for d in $REGS; do sh "$SRC/tests/fixtures/images/registry.sh" stop "$d" 2>/dev/null || true; done
-    for p in $HELPERS; do kill "$p" 2>/dev/null || true; done
-    for p in $HELPERS; do wait "$p" 2>/dev/null || true; done
-    umount_under "$work"
-    rm -rf "$work"
-    exit $status
-}
-trap cleanup EXIT
+trap cleanup_work EXIT
 CTR="$CTR2 --address $work/state/berthd.sock"
 CTR1="ctr --address $work/state/berthd.sock" # Debian's 1.6: tag and import client-side, not through Transfer
 
@@ -54,26 +39,12 @@ start_registry() {
     for _ in 1 2 3 4 5 6 7 8; do
         port=$((port + 1))
         if env "$@" sh "$SRC/tests/fixtures/images/registry.sh" start "$dir" "$port" >"$dir.start" 2>&1; then
-            REGS="$REGS $dir"
+            REGISTRY_DIRS="$REGISTRY_DIRS $dir"
             return 0
         fi
         rm -rf "$dir"
     done
     fail "registry $dir did not start: $(cat "$dir.start")"
-}
-# start_helper NAME BINARY ARGS...: a Go helper on a port of its choosing; sets $hport; logs to NAME.log
-start_helper() {
-    name=$1 bin=$2
-    shift 2
-    "$bin" -port-file "$work/$name.port" "$@" >"$work/$name.log" 2>&1 &
-    HELPERS="$HELPERS $!"
-    i=0
-    while [ ! -s "$work/$name.port" ]; do
-        i=$((i + 1))
-        [ $i -lt 100 ] || fail "$name did not start: $(cat "$work/$name.log")"
-        sleep 0.1
-    done
-    hport=$(cat "$work/$name.port")
 }
 # the plain registry logs every request at level info (its access log proves mounts and uploads)
 start_registry "$work/reg" REGISTRY_LOG_LEVEL=info
