@@ -32,7 +32,7 @@ static const struct point_info {
     [BERTH_HOOK_CONTAINER_POST_UPDATE] = {"container.post-update", BERTH_HOOK_VETO},
     [BERTH_HOOK_IMAGE_POST_PULL] = {"image.post-pull", BERTH_HOOK_VETO},
     [BERTH_HOOK_VOLUME_PRE_CREATE] = {"volume.pre-create", BERTH_HOOK_MUTATING},
-    [BERTH_HOOK_ENDPOINT_PRE_CREATE] = {"endpoint.pre-create", BERTH_HOOK_ADVISORY},
+    [BERTH_HOOK_ENDPOINT_PRE_CREATE] = {"endpoint.pre-create", BERTH_HOOK_MUTATING},
     [BERTH_HOOK_CRI_PRE_CREATE_CONTAINER] = {"cri.pre-create-container", BERTH_HOOK_MUTATING},
     [BERTH_HOOK_API_HANDLER_UPDATE] = {"api.handler-update", BERTH_HOOK_MUTATING},
 };

@@ -58,10 +58,13 @@ typedef enum berth_hook_point {
      * reaches the client. Handlers may read the target through the content store (content.h).
      * Payload: berth_hook_image_t. */
     BERTH_HOOK_IMAGE_POST_PULL = 6,
-    /* MUTATING. Before a volume is created. Payload: berth_hook_generic_t (id = volume name). */
+    /* MUTATING. Before a volume is created (the volumes module): handlers may change its options and
+     * labels; an error vetoes the creation. Payload: berth_hook_volume_t (id = volume name). */
     BERTH_HOOK_VOLUME_PRE_CREATE = 7,
-    /* ADVISORY. Before a network endpoint is created (changes are kept, errors only logged).
-     * Payload: berth_hook_generic_t (id = container id). */
+    /* MUTATING (ADVISORY before ABI minor 3, when nothing fired it). Before each network's CNI ADD (the
+     * network module): handlers may add CNI_ARGS and runtime capabilities (a static IP, say); an error
+     * vetoes the endpoint, and the task is not created. Payload: berth_hook_endpoint_t (id = container
+     * id). */
     BERTH_HOOK_ENDPOINT_PRE_CREATE = 8,
     /* MUTATING. CRI CreateContainer, before the container is created. Payload: berth_hook_container_create_t. */
     BERTH_HOOK_CRI_PRE_CREATE_CONTAINER = 9,
@@ -137,6 +140,31 @@ typedef struct berth_hook_generic_s {
     const char *id;
     berth_kv_t *options; /* mutable for MUTATING points */
 } berth_hook_generic_t;
+
+/* endpoint.pre-create's payload. Starts as berth_hook_generic_t does, so a handler written for that still
+ * reads it. */
+typedef struct berth_hook_endpoint_s {
+    uint32_t struct_size;
+    const char *namespace_;
+    const char *id;      /* container (or pod sandbox) id */
+    berth_kv_t *options; /* mutable: CNI_ARGS to add, as key -> value */
+    const char *network; /* the network about to get the ADD */
+    const char *ifname;  /* the interface it makes, e.g. "eth0" */
+    const char
+        *ports_json; /* the requested ports, CNI portMappings JSON: [{"hostPort":8080,...}] */
+    berth_kv_t
+        *capabilities; /* mutable: runtimeConfig entries by capability name, each a JSON value,
+                               * e.g. "ips" -> ["10.88.7.7/16"] */
+} berth_hook_endpoint_t;
+
+/* volume.pre-create's payload. Starts as berth_hook_generic_t does. */
+typedef struct berth_hook_volume_s {
+    uint32_t struct_size;
+    const char *namespace_;
+    const char *id;      /* the volume name */
+    berth_kv_t *options; /* mutable: driver options (type, size, device, o) */
+    berth_kv_t *labels;  /* mutable */
+} berth_hook_volume_t;
 
 /* A unary RPC handler on serialized protobuf: request bytes in, response bytes out (allocated with
  * api->malloc, freed by the transport). flags: BERTH_RPC_INLINE runs it on the loop thread. */

@@ -28,6 +28,8 @@ extern "C" {
 #define BERTH_LABEL_MAX 4096
 /* snapshot_store flag: durability may wait for the next transaction (see there). */
 #define BERTH_METADATA_DEFERRED 1u
+/* record_put flag: fail with AlreadyExists instead of replacing. */
+#define BERTH_RECORD_CREATE 1u
 
 typedef struct berth_lease_s {
     const char *id;
@@ -185,6 +187,24 @@ typedef struct berth_metadata_v1_ops_s {
                            unsigned flags, berth_error_t **err);
     /* Makes every transaction that has returned durable (one disk flush). */
     int (*sync)(void *md, berth_error_t **err);
+
+    /* Records of other modules (ABI minor 3): opaque values (the caller serializes) under (namespace,
+     * kind, key); kind names the record type ("volumes"), key its name (1..255 bytes, no NUL). A
+     * namespace holding any cannot be deleted. Not roots or objects of garbage collection. */
+    /* Writes the record, creating the namespace if needed. With BERTH_RECORD_CREATE, AlreadyExists when
+     * the key is taken (checked in the same transaction). */
+    int (*record_put)(void *md, const char *ns, const char *kind, const char *key,
+                      const uint8_t *value, size_t len, unsigned flags, berth_error_t **err);
+    /* NotFound when absent; *value is the caller's to free with api->free. */
+    int (*record_get)(void *md, const char *ns, const char *kind, const char *key, uint8_t **value,
+                      size_t *len, berth_error_t **err);
+    /* In key order; cb returning non-zero stops. */
+    int (*record_list)(void *md, const char *ns, const char *kind,
+                       int (*cb)(void *user, const char *key, const uint8_t *value, size_t len),
+                       void *user, berth_error_t **err);
+    /* NotFound when absent. */
+    int (*record_delete)(void *md, const char *ns, const char *kind, const char *key,
+                         berth_error_t **err);
 } berth_metadata_v1_ops_t;
 
 #ifdef __cplusplus

@@ -34,7 +34,9 @@ extern "C" {
 #endif
 
 #define BERTH_ABI_MAJOR 1
-#define BERTH_ABI_MINOR 2              /* 2: berth_grpc_stream_api_t.set_part_handler */
+/* 2: berth_grpc_stream_api_t.set_part_handler; 3: network.h, volume.h, metadata records, the endpoint
+ * and volume hook payloads */
+#define BERTH_ABI_MINOR 3
 #define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
 
 /* ---- build signature: everything a version number cannot catch ---------------------------------- */

@@ -249,7 +249,11 @@ ns_list(void *arg, int (*cb)(void *user, const char *ns, const berth_kv_t *label
 static const struct {
     char kind;
     const char *what;
-} ns_holders[] = {{'i', "images"}, {'b', "blobs"}, {'c', "containers"}, {'s', "snapshots"}};
+} ns_holders[] = {{'i', "images"},
+                  {'b', "blobs"},
+                  {'c', "containers"},
+                  {'s', "snapshots"},
+                  {'x', "module records (volumes, ...)"}};
 
 static int
 ns_delete(void *arg, const char *ns, berth_error_t **err)
@@ -738,4 +742,8 @@ const berth_metadata_v1_ops_t md_ops = {
     .snapshot_store = g_snapshot_store,
     .snapshot_remove = g_snapshot_remove,
     .sync = md_sync,
+    .record_put = md_record_put,
+    .record_get = md_record_get,
+    .record_list = md_record_list,
+    .record_delete = md_record_delete,
 };

@@ -79,6 +79,17 @@ const char *md_image_target(const uint8_t *data, size_t len, char *out, size_t o
 int md_lease_add_in(md_t *md, MDB_txn *txn, const char *ns, const char *id, const char *type,
                     const char *resource, berth_error_t **err);
 
+/* module_records.c */
+int md_record_put(void *md, const char *ns, const char *kind, const char *key, const uint8_t *value,
+                  size_t len, unsigned flags, berth_error_t **err);
+int md_record_get(void *md, const char *ns, const char *kind, const char *key, uint8_t **value,
+                  size_t *len, berth_error_t **err);
+int md_record_list(void *md, const char *ns, const char *kind,
+                   int (*cb)(void *user, const char *key, const uint8_t *value, size_t len),
+                   void *user, berth_error_t **err);
+int md_record_delete(void *md, const char *ns, const char *kind, const char *key,
+                     berth_error_t **err);
+
 /* gc_records.c */
 int md_gc_collect(void *md, int64_t now_ns, const berth_gc_removed_t *removed, berth_error_t **err);
 uint64_t md_gc_dirty(void *md);

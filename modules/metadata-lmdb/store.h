@@ -5,6 +5,7 @@
  *   "n\0<ns>"                          namespace record (containerd's Namespace message: name, labels)
  *   "l\0<ns>\0<id>"                    lease record (containerd's Lease message: id, created_at, labels)
  *   "r\0<ns>\0<id>\0<type>\0<resource>" lease resource (empty value)
+ *   "x\0<ns>\0<kind>\0<key>"            another module's record (its own bytes; module_records.c)
  * Values are protobuf, encoded with the containerd messages protoc-c generated.
  */
 #ifndef BERTH_METADATA_STORE_H

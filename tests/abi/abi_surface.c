@@ -14,8 +14,10 @@
 #include <berth/log.h>
 #include <berth/metadata.h>
 #include <berth/module.h>
+#include <berth/network.h>
 #include <berth/runtime.h>
 #include <berth/snapshot.h>
+#include <berth/volume.h>
 
 typedef struct berth_abi_surface_s {
     berth_module_desc_t *desc;
@@ -62,6 +64,13 @@ typedef struct berth_abi_surface_s {
     enum berth_config_type cfg_type;
     berth_hook_point_t point;
     berth_hook_mode_t mode;
+    berth_hook_endpoint_t *hook_endpoint;
+    berth_hook_volume_t *hook_volume;
+    berth_network_v1_ops_t *network;
+    berth_net_setup_t *net_setup;
+    berth_net_result_t *net_result;
+    berth_port_mapping_t *port_mapping;
+    berth_volume_v1_ops_t *volume;
 } berth_abi_surface_t;
 
 BERTH_EXPORT void berth_abi_surface(berth_abi_surface_t *s);

@@ -82,9 +82,9 @@ Test(hooks, veto_stops_and_reports)
 Test(hooks, advisory_and_post_errors_are_logged_not_returned)
 {
     berth_init_ctx_t *a = ctx_of("t.h.a.v1", INT32_MAX, 1);
-    berth__hook_register(a, BERTH_HOOK_ENDPOINT_PRE_CREATE, 2, refuse, "x", NULL);
-    berth__hook_register(a, BERTH_HOOK_ENDPOINT_PRE_CREATE, 1, record, "y", NULL);
-    cr_expect_eq(berth__hook_invoke(BERTH_HOOK_ENDPOINT_PRE_CREATE, NULL, NULL), 0);
+    berth__hook_register(a, BERTH_HOOK_DAEMON_PRE_STOP, 2, refuse, "x", NULL);
+    berth__hook_register(a, BERTH_HOOK_DAEMON_PRE_STOP, 1, record, "y", NULL);
+    cr_expect_eq(berth__hook_invoke(BERTH_HOOK_DAEMON_PRE_STOP, NULL, NULL), 0);
     cr_expect_str_eq(calls, "xy");
     cr_expect_eq(reg.plugins[0]->hook_failures, 1);
 }
@@ -96,6 +96,8 @@ Test(hooks, modes_are_fixed_per_point)
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_CONTAINER_PRE_CREATE), BERTH_HOOK_MUTATING);
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_IMAGE_POST_PULL), BERTH_HOOK_VETO);
     cr_expect_eq(berth__hook_mode(BERTH_HOOK_API_HANDLER_UPDATE), BERTH_HOOK_MUTATING);
+    cr_expect_eq(berth__hook_mode(BERTH_HOOK_ENDPOINT_PRE_CREATE), BERTH_HOOK_MUTATING);
+    cr_expect_eq(berth__hook_mode(BERTH_HOOK_VOLUME_PRE_CREATE), BERTH_HOOK_MUTATING);
     cr_expect_eq(berth__hook_register(NULL, BERTH_HOOK_POINT_COUNT, 0, record, "", NULL),
                  BERTH_EINVAL);
 }

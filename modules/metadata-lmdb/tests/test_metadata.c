@@ -517,3 +517,48 @@ Test(metadata, snapshot_commit_replaces_the_key_in_one_transaction)
     expect_error(ops->snapshot_commit(md, "ns1", "overlayfs", "gone", buf, len, &err), BERTH_EEXIST,
                  "already exists");
 }
+
+static int
+list_record(void *user, const char *key, const uint8_t *value, size_t len)
+{
+    char *seen = user;
+    snprintf(seen + strlen(seen), 128 - strlen(seen), "%s=%.*s;", key, (int)len,
+             (const char *)value);
+    return 0;
+}
+
+/* Other modules' records: create-once, replace, list in key order per kind, and a namespace holding one
+ * cannot be deleted; they survive a restart. */
+Test(metadata, module_records)
+{
+    const uint8_t one[] = "one", two[] = "two";
+    cr_assert_eq(ops->record_put(md, "vols", "volumes", "b", one, 3, BERTH_RECORD_CREATE, &err), 0);
+    expect_error(ops->record_put(md, "vols", "volumes", "b", two, 3, BERTH_RECORD_CREATE, &err),
+                 BERTH_EEXIST, "volumes \"b\": already exists");
+    cr_assert_eq(ops->record_put(md, "vols", "volumes", "a", two, 3, 0, &err), 0);
+    cr_assert_eq(ops->record_put(md, "vols", "other", "c", one, 3, 0, &err), 0);
+    cr_assert_eq(ops->record_put(md, "vols", "volumes", "a", one, 3, 0, &err), 0); /* replaces */
+    expect_error(ops->record_put(md, "vols", "volumes", "", one, 3, 0, &err), BERTH_EINVAL,
+                 "1 to 255 bytes");
+    expect_error(ops->record_put(md, "bad/ns", "volumes", "a", one, 3, 0, &err), BERTH_EINVAL,
+                 "invalid");
+    reg->fini(md);
+    open_store();
+    char seen[128] = "";
+    cr_assert_eq(ops->record_list(md, "vols", "volumes", list_record, seen, &err), 0);
+    cr_assert_str_eq(seen, "a=one;b=one;");
+    uint8_t *v = NULL;
+    size_t n = 0;
+    cr_assert_eq(ops->record_get(md, "vols", "other", "c", &v, &n, &err), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(memcmp(v, "one", 3), 0);
+    api->free(v);
+    expect_error(ops->record_get(md, "vols", "volumes", "c", &v, &n, &err), BERTH_ENOTFOUND,
+                 "volumes \"c\": not found");
+    expect_error(ops->namespace_delete(md, "vols", &err), BERTH_EPRECONDITION, "module records");
+    cr_assert_eq(ops->record_delete(md, "vols", "volumes", "a", &err), 0);
+    cr_assert_eq(ops->record_delete(md, "vols", "volumes", "b", &err), 0);
+    cr_assert_eq(ops->record_delete(md, "vols", "other", "c", &err), 0);
+    expect_error(ops->record_delete(md, "vols", "other", "c", &err), BERTH_ENOTFOUND, NULL);
+    cr_assert_eq(ops->namespace_delete(md, "vols", &err), 0);
+}
