@@ -60,3 +60,31 @@ start_helper() {
     done
     hport=$(cat "$work/$name.port")
 }
+
+# berth_rpc SOCKET METHOD REQUEST_TYPE RESPONSE_TYPE TEXT [GRPCC_ARGS...]: one call to one of berth's own
+# services (abi/proto/berth/services/<svc>/v1/<svc>.proto), the request in protobuf text format. Prints the
+# response in text format, or "grpc-status S grpc-message M" when the call ended with an error the caller
+# expected (--expect S). Returns 1, with grpcc's report on stderr, when the status was not the expected one.
+# Needs $GRPCC (tests/tools/grpcc) and $BERTH_SRC (the source tree); protoc encodes and decodes.
+berth_rpc() {
+    _sock=$1 _method=$2 _req=$3 _resp=$4 _text=$5
+    shift 5
+    _svc=$(echo "$_req" | cut -d. -f3)
+    _proto="berth/services/$_svc/v1/$_svc.proto"
+    _tmp=$(mktemp -d /tmp/berth-rpc-XXXXXX)
+    printf '%s\n' "$_text" | protoc -I"$BERTH_SRC/abi/proto" -I/usr/include --encode="$_req" "$_proto" \
+        >"$_tmp/req" || { rm -rf "$_tmp"; fail "berth_rpc: protoc could not encode $_req: $_text"; }
+    if ! "$GRPCC" "$_sock" "$_method" --in "$_tmp/req" --out "$_tmp/resp" "$@" >"$_tmp/report"; then
+        cat "$_tmp/report" >&2
+        rm -rf "$_tmp"
+        return 1
+    fi
+    _status=$(sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .*/\1/p' "$_tmp/report")
+    if [ "$_status" = 0 ]; then
+        tail -c +6 "$_tmp/resp" | protoc -I"$BERTH_SRC/abi/proto" -I/usr/include --decode="$_resp" "$_proto"
+    else
+        sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .* grpc-message \(.*\)/grpc-status \1 grpc-message \2/p' \
+            "$_tmp/report"
+    fi
+    rm -rf "$_tmp"
+}

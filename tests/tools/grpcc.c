@@ -9,6 +9,8 @@
  *         [--header NAME=VALUE]...
  *
  * --header adds a header after the others (up to 8; repeat a name to send it more than once).
+ * --in FILE sends FILE's bytes as the request message (what `protoc --encode` wrote); --out FILE writes the
+ * first stream's response body as it came (gRPC's 5-byte frame headers included) for `protoc --decode`.
  *
  * Prints one line per stream: "stream N grpc-status S messages M bytes B grpc-message <text>", then
  * "summary ok=<streams with the expected or zero status> total=<N>". Exit status 0 when every stream got
@@ -44,6 +46,7 @@ typedef struct client {
     call_t *calls;
     int ncalls;
     int finished;
+    FILE *out; /* --out: the first stream's response body */
 } client_t;
 
 typedef struct body_src {
@@ -89,9 +92,12 @@ on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_
 static int
 on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
 {
-    call_t *call = call_of(user, id);
+    client_t *c = user;
+    call_t *call = call_of(c, id);
     if (call == NULL)
         return 0;
+    if (c->out && call == &c->calls[0])
+        fwrite(data, 1, len, c->out);
     for (size_t i = 0; i < len && call->bytes + i < sizeof(call->text) - 1; i++)
         call->text[call->bytes + i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '.';
     call->bytes += len;
@@ -208,7 +214,7 @@ main(int argc, char **argv)
         fprintf(stderr, "usage: grpcc SOCKET PATH [options]\n");
         return 2;
     }
-    const char *ns = "default", *timeout = NULL, *ctype = "application/grpc";
+    const char *ns = "default", *timeout = NULL, *ctype = "application/grpc", *out = NULL;
     static uint8_t msg[1 << 22];
     size_t mlen = 0;
     int compressed = 0, streams = 1, expect = 0;
@@ -220,6 +226,16 @@ main(int argc, char **argv)
             ns = argv[++i];
         else if (strcmp(argv[i], "--hex") == 0 && i + 1 < argc)
             mlen = decode_hex(msg, argv[++i]);
+        else if (strcmp(argv[i], "--in") == 0 && i + 1 < argc) {
+            FILE *f = fopen(argv[++i], "rb");
+            if (f == NULL) {
+                fprintf(stderr, "grpcc: %s: cannot open\n", argv[i]);
+                return 2;
+            }
+            mlen = fread(msg, 1, sizeof(msg), f);
+            fclose(f);
+        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            out = argv[++i];
         else if (strcmp(argv[i], "--publish") == 0 && i + 3 < argc)
             mlen = encode_publish(msg, argv[i + 1], argv[i + 2], argv[i + 3]), i += 3;
         else if (strcmp(argv[i], "--size") == 0 && i + 1 < argc)
@@ -245,6 +261,10 @@ main(int argc, char **argv)
         }
     }
     client_t c = {.fd = connect_unix(argv[1])};
+    if (out && (c.out = fopen(out, "wb")) == NULL) {
+        fprintf(stderr, "grpcc: %s: cannot create\n", out);
+        return 2;
+    }
     c.body_len = 5 + mlen;
     c.body = malloc(c.body_len);
     size_t len = declared >= 0 ? (size_t)declared : mlen;
@@ -303,6 +323,8 @@ main(int argc, char **argv)
     }
     printf("summary ok=%d total=%d\n", ok, c.ncalls);
     nghttp2_session_del(c.ng);
+    if (c.out)
+        fclose(c.out);
     close(c.fd);
     free(c.calls);
     free(srcs);
