@@ -278,7 +278,8 @@ cni_plugin_stdin(json_object *conflist, size_t i, json_object *prev_result, json
         else
             json_object_put(out);
     }
-    char *text = strdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN));
+    char *text = strdup(
+        json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(p);
     return text;
 }

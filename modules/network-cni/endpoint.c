@@ -124,7 +124,10 @@ write_atomic(const char *path, const char *text, int sync)
 static int
 record_write(net_t *n, const paths_t *p, json_object *rec, berth_error_t **err)
 {
-    int rc = write_atomic(p->rec, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN), 1);
+    int rc = write_atomic(p->rec,
+                          json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
+                                                                  JSON_C_TO_STRING_NOSLASHESCAPE),
+                          1);
     if (rc < 0)
         return n->api->error_make(err, BERTH_EIO, "endpoint record %s: %s", p->rec, strerror(-rc));
     return 0;
@@ -450,7 +453,8 @@ fill_result(const paths_t *p, json_object *rec, berth_net_result_t *out)
         if (res)
             json_object_object_add(results, sget(e, "name"), json_object_get(res));
     }
-    out->results_json = dup_s(json_object_to_json_string_ext(results, JSON_C_TO_STRING_PLAIN));
+    out->results_json = dup_s(json_object_to_json_string_ext(
+        results, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(results);
 }
 
@@ -714,7 +718,8 @@ fire_hook(net_t *n, const berth_net_setup_t *req, const char *net, const char *i
         .options = opts,
         .network = net,
         .ifname = ifname,
-        .ports_json = json_object_to_json_string_ext(ports, JSON_C_TO_STRING_PLAIN),
+        .ports_json = json_object_to_json_string_ext(ports, JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE),
         .capabilities = caps,
     };
     int rc = api->hook_invoke(BERTH_HOOK_ENDPOINT_PRE_CREATE, &h, err);

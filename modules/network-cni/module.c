@@ -128,7 +128,9 @@ net_create_network(net_t *n, const char *name, json_object *conflist, json_objec
         json_object_object_add(doc, "labels", json_object_get(labels));
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s.json", n->api_dir, name);
-    int rc = write_file_atomic(path, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY));
+    int rc =
+        write_file_atomic(path, json_object_to_json_string_ext(
+                                    doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(doc);
     if (rc < 0) {
         pthread_rwlock_unlock(&n->nets_lock);

@@ -36,7 +36,8 @@ to_pb(const network_t *nw)
     berth__services__networks__v1__network__init(m);
     m->name = nw->name;
     m->source = (char *)nw->source;
-    m->conflist = (char *)json_object_to_json_string_ext(nw->conflist, JSON_C_TO_STRING_PLAIN);
+    m->conflist = (char *)json_object_to_json_string_ext(
+        nw->conflist, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     const char *d, *b, *sn, *g;
     cni_conflist_summary(nw->conflist, &d, &b, &sn, &g);
     m->driver = (char *)d, m->bridge = (char *)b, m->subnet = (char *)sn, m->gateway = (char *)g;
