@@ -364,6 +364,8 @@ read_config(net_t *n, const berth_config_node_t *cfg, berth_error_t **err)
         return api->error_make(err, BERTH_EINVAL, "plugin_timeout_ms: %lld is outside 100..600000",
                                (long long)t);
     n->timeout_ms = (int)t;
+    if (api->get_bool(cfg, "loopback_plugin", 0, &n->loopback_plugin, err) < 0)
+        return (*err)->code;
     const berth_config_node_t *dirs = api->map_get(cfg, "plugin_dirs");
     if (api->node_kind(dirs) == BERTH_CONFIG_NONE) {
         n->plugin_dirs = calloc(3, sizeof(char *));
@@ -427,7 +429,7 @@ net_ready(void *self, char **reason)
         }
     }
     json_object_put(c);
-    if (!*msg && net_plugin_path(n, "loopback", path, sizeof(path)) < 0)
+    if (!*msg && n->loopback_plugin && net_plugin_path(n, "loopback", path, sizeof(path)) < 0)
         snprintf(msg, sizeof(msg), "cni plugin \"loopback\" not found in %s", n->cni_path);
     if (*msg && reason)
         *reason = n->api->strdup(msg);
@@ -527,6 +529,8 @@ static const berth_config_field_t net_config[] = {
      "directory of *.conflist files, each one more network (absent: none)"},
     {"plugin_timeout_ms", BERTH_CFG_INT, "10000",
      "a CNI plugin run longer than this is killed (DeadlineExceeded)"},
+    {"loopback_plugin", BERTH_CFG_BOOL, "false",
+     "also run the CNI loopback plugin in each new netns (lo is brought up by berth either way)"},
     {"default_network", BERTH_CFG_MAP, "{}",
      "the default bridge network: name (berth), bridge (berth0), subnet (10.89.0.0/16), gateway, "
      "masquerade (true)"},

@@ -32,6 +32,7 @@ typedef struct net {
     size_t n_plugin_dirs;
     char *cni_path; /* plugin_dirs joined with ':' (CNI_PATH) */
     int timeout_ms;
+    int loopback_plugin; /* also run the CNI loopback plugin (lo is up by ioctl anyway) */
     char *default_name;
     /* DNS for resolv.conf from config; NULL-terminated, NULL when none */
     char **dns_servers, **dns_searches, **dns_options;
