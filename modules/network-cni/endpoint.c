@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net.h"
@@ -296,6 +297,8 @@ run_one(net_t *n, const char *cmd, const call_t *c, json_object *conflist, size_
     env[k] = NULL;
     cni_run_t r;
     int rc = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (cni_exec(path, env, input, strlen(input), n->timeout_ms, &r) < 0)
         rc = n->api->error_make(err, BERTH_EIO, "network \"%s\": cni plugin %s: spawn %s: %s", net,
                                 type, path, strerror(r.spawn_errno));
@@ -316,8 +319,10 @@ run_one(net_t *n, const char *cmd, const call_t *c, json_object *conflist, size_
                                     net, type);
         }
     }
-    LOG(n, rc ? BERTH_LOG_INFO : BERTH_LOG_DEBUG, "cni %s %s net=%s ns=%s id=%s if=%s rc=%d", cmd,
-        type, net, c->ns, c->id, c->ifname, rc);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    LOG(n, rc ? BERTH_LOG_INFO : BERTH_LOG_DEBUG, "cni %s %s net=%s ns=%s id=%s if=%s rc=%d ms=%ld",
+        cmd, type, net, c->ns, c->id, c->ifname, rc,
+        (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
     if (rc == 0 || r.spawn_errno == 0)
         cni_run_free(&r);
     for (int j = 0; j < k; j++)
