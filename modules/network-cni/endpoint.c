@@ -331,6 +331,42 @@ run_one(net_t *n, const char *cmd, const call_t *c, json_object *conflist, size_
     return rc;
 }
 
+/* CNI VERSION of every plugin of a conflist: each must be found and list the conflist's cniVersion among
+ * its supportedVersions (Create checks a network with this before keeping it). */
+int
+net_check_versions(net_t *n, json_object *conflist, berth_error_t **err)
+{
+    const char *want = sget(conflist, "cniVersion"), *net = sget(conflist, "name");
+    json_object *plugins = oget(conflist, "plugins");
+    for (size_t i = 0; plugins && i < json_object_array_length(plugins); i++) {
+        const char *type = sget(json_object_array_get_idx(plugins, i), "type");
+        char path[4096], input[128];
+        if (net_plugin_path(n, type, path, sizeof(path)) < 0)
+            return n->api->error_make(err, BERTH_EINVAL,
+                                      "network \"%s\": cni plugin \"%s\" not found in %s", net,
+                                      type, n->cni_path);
+        snprintf(input, sizeof(input), "{\"cniVersion\":\"%s\"}", want);
+        char *env[] = {"CNI_COMMAND=VERSION", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+        cni_run_t r;
+        if (cni_exec(path, env, input, strlen(input), n->timeout_ms, &r) < 0)
+            return n->api->error_make(err, BERTH_EIO, "network \"%s\": cni plugin %s: spawn: %s",
+                                      net, type, strerror(r.spawn_errno));
+        json_object *v = r.exit_status == 0 && !r.timed_out ? json_tokener_parse(r.out) : NULL;
+        json_object *sv = oget(v, "supportedVersions");
+        int ok = 0;
+        for (size_t j = 0; sv && j < json_object_array_length(sv); j++)
+            ok |= strcmp(json_object_get_string(json_object_array_get_idx(sv, j)), want) == 0;
+        json_object_put(v);
+        cni_run_free(&r);
+        if (!ok)
+            return n->api->error_make(err, BERTH_EINVAL,
+                                      "network \"%s\": cni plugin %s does not support cniVersion "
+                                      "%s (CNI VERSION)",
+                                      net, type, want);
+    }
+    return 0;
+}
+
 static size_t
 n_plugins(json_object *conflist)
 {

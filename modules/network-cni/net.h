@@ -67,6 +67,8 @@ int ep_list(void *net, int (*cb)(void *user, const char *ns, const char *id), vo
             berth_error_t **err);
 void ep_result_free(void *net, berth_net_result_t *r);
 int ep_init_dirs(net_t *n, berth_error_t **err);
+/* CNI VERSION: every plugin of conflist found and supporting its cniVersion; InvalidArgument if not. */
+int net_check_versions(net_t *n, json_object *conflist, berth_error_t **err);
 /* Every endpoint record (parsed), for the service: cb gets the record; non-zero stops. */
 int ep_foreach_record(net_t *n, int (*cb)(void *user, json_object *rec), void *user);
 

@@ -156,6 +156,10 @@ create_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         else if (!(c = cni_bridge_conflist(&b, errbuf, sizeof(errbuf))))
             rc = api->error_make(err, BERTH_EINVAL, "network \"%s\": %s", r->name, errbuf);
     }
+    if (rc == 0 && net_check_versions(s->net, c, err) < 0) {
+        rc = (*err)->code;
+        json_object_put(c);
+    }
     if (rc == 0) {
         json_object *labels = json_object_new_object();
         for (size_t i = 0; i < r->n_labels; i++)

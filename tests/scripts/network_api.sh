@@ -4,7 +4,8 @@
 # 10.231.x.0/24 subnets): the default network, one from berth's YAML and one from a conflist file in
 # conf_dir are listed with their sources; Create/Get/List (filters)/Remove of a bridge network and of a
 # conflist network; bad names, bad JSON, bad subnets and a gateway outside the subnet are refused with
-# clear errors; AlreadyExists; Remove of config networks and of a network an endpoint uses is refused;
+# clear errors, and so are plugins CNI VERSION does not find or that lack the conflist's cniVersion;
+# AlreadyExists; Remove of config networks and of a network an endpoint uses is refused;
 # Endpoints; a network made through the API is still there after a restart.
 # usage: network_api.sh BERTHD MODULE_DIR SOURCE_DIR GRPCC
 set -eu
@@ -126,6 +127,10 @@ refused Create CreateNetworkRequest CreateNetworkResponse 'name: "j3" conflist: 
     'conflist name "other" differs'
 refused Create CreateNetworkRequest CreateNetworkResponse 'name: "j4" conflist: "{\"plugins\":[{\"type\":\"../x\"}]}"' 3 \
     'no valid "type"'
+refused Create CreateNetworkRequest CreateNetworkResponse 'name: "j5" conflist: "{\"plugins\":[{\"type\":\"nosuchplugin\"}]}"' 3 \
+    'cni plugin "nosuchplugin" not found in /usr/lib/cni:/opt/cni/bin'
+refused Create CreateNetworkRequest CreateNetworkResponse 'name: "j6" conflist: "{\"cniVersion\":\"9.9.9\",\"plugins\":[{\"type\":\"bridge\"}]}"' 3 \
+    'cni plugin bridge does not support cniVersion 9.9.9'
 refused Create CreateNetworkRequest CreateNetworkResponse 'name: "s0"' 3 "needs a subnet"
 refused Create CreateNetworkRequest CreateNetworkResponse 'name: "s1" subnet: "10.9.0.0/33"' 3 "prefix must be"
 refused Create CreateNetworkRequest CreateNetworkResponse 'name: "s2" subnet: "300.1.1.0/24"' 3 "is not an IP address"
