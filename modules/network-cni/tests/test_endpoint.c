@@ -74,6 +74,26 @@ test_hook(berth_hook_point_t point, void *payload, berth_error_t **e)
     return 0;
 }
 
+/* fx_endpointhook's handler, when a test loaded it: hook_register keeps it, hook_invoke calls it */
+static berth_hook_fn fx_fn;
+static void *fx_user;
+
+static int
+keep_hook(berth_init_ctx_t *ic, berth_hook_point_t point, int priority, berth_hook_fn fn,
+          void *user, berth_error_t **e)
+{
+    cr_assert_eq(point, BERTH_HOOK_ENDPOINT_PRE_CREATE);
+    fx_fn = fn;
+    fx_user = user;
+    return 0;
+}
+
+static int
+invoke(berth_hook_point_t point, void *payload, berth_error_t **e)
+{
+    return fx_fn ? fx_fn(fx_user, point, payload, e) : test_hook(point, payload, e);
+}
+
 /* the InitContext here has only its public part: nothing to export into */
 static int
 no_export(berth_init_ctx_t *ic, const char *key, const char *value)
@@ -85,7 +105,9 @@ static void
 setup(void)
 {
     api_copy = berth__core_api;
-    api_copy.hook_invoke = test_hook;
+    api_copy.hook_invoke = invoke;
+    api_copy.hook_register = keep_hook;
+    fx_fn = NULL;
     api_copy.export_set = no_export;
     hook_log[0] = 0;
     int pid = getpid();
@@ -374,4 +396,61 @@ Test(endpoint, records_survive_a_restart_and_teardown_finishes_them)
     cr_assert_eq(ops->teardown(net, "testns", "live1", &err), 0, "%s", err ? err->message : "");
     expect_gone("live1", ip);
     ops->result_free(net, &r);
+}
+
+/* tests/fixtures/fx_endpointhook.c, the handler the runtime's end-to-end test uses: it logs each call to
+ * <its state>/endpoint.log, vetoes "veto*" and gives "static*" its static_ip on its static_network. */
+Test(endpoint, the_fixture_hook_logs_vetoes_and_gives_a_static_address)
+{
+    void *fx = dlopen(FX_ENDPOINTHOOK_SO, RTLD_NOW | RTLD_LOCAL);
+    cr_assert(fx != NULL, "%s", dlerror());
+    const berth_module_desc_t *(*entry)(void) =
+        (const berth_module_desc_t *(*)(void))dlsym(fx, "berth_module_v1_fx_endpointhook");
+    const berth_plugin_reg_t *freg = entry()->plugins[0];
+    char yaml[512], fxstate[256], logpath[300];
+    snprintf(yaml, sizeof(yaml),
+             "plugins:\n  test.endpoint.v1.hook:\n    static_ip: 10.231.%d.99\n    static_network: "
+             "tnet\n",
+             k);
+    berth__config_t fcfg;
+    cr_assert_eq(berth__config_load_string(&fcfg, "fx.yaml", yaml, &err), 0);
+    snprintf(fxstate, sizeof(fxstate), "%s/fx", dir);
+    mkdir(fxstate, 0700);
+    berth_init_ctx_t ic = {
+        .size = sizeof(ic),
+        .api = api,
+        .uri = "test.endpoint.v1.hook",
+        .root = fxstate,
+        .state = fxstate,
+        .config = berth__map_get(berth__map_get(fcfg.tree, "plugins"), "test.endpoint.v1.hook")};
+    void *inst;
+    cr_assert_eq(freg->init(&ic, &inst, &err), 0, "%s", err ? err->message : "");
+    cr_assert(fx_fn != NULL, "the fixture registered no endpoint.pre-create handler");
+
+    const char *nets[] = {"tnet"};
+    berth_port_mapping_t ports[] = {{.host_port = 31000 + k, .container_port = 8080}};
+    berth_net_result_t r;
+    cr_assert_eq(do_setup("static-fx", nets, 1, ports, 1, &r), 0, "%s", err ? err->message : "");
+    char want[32];
+    snprintf(want, sizeof(want), "10.231.%d.99/24", k);
+    cr_expect_str_eq(r.addresses[0].address, want);
+    ops->result_free(net, &r);
+    cr_assert_eq(ops->teardown(net, "testns", "static-fx", &err), 0);
+    snprintf(want, sizeof(want), "10.231.%d.99", k);
+    expect_gone("static-fx", want);
+    expect_error(do_setup("veto-fx", nets, 1, NULL, 0, &r), BERTH_EPRECONDITION,
+                 "endpoint hook: container veto-fx may not join network tnet");
+    expect_gone("veto-fx", NULL);
+    snprintf(logpath, sizeof(logpath), "%s/endpoint.log", fxstate);
+    char expect_log[512];
+    snprintf(expect_log, sizeof(expect_log),
+             "testns static-fx tnet eth0 "
+             "[{\"hostPort\":%d,\"containerPort\":8080,\"protocol\":\"tcp\"}]\n"
+             "testns veto-fx tnet eth0 []\n",
+             31000 + k);
+    cr_expect_str_eq(sh("cat %s", logpath), expect_log);
+    freg->fini(inst);
+    berth__config_free(&fcfg);
+    fx_fn = NULL;
+    dlclose(fx);
 }
