@@ -185,7 +185,7 @@ static int
 parse_port(const char *entry, size_t i, berth_port_mapping_t *pm, char *errbuf, size_t errlen)
 {
     const char *L = ATTACH_LABEL_PORTS;
-    char *s = strdup(entry), *ip, *host, *container;
+    char *s = strdup(entry), *ip = NULL, *host = NULL, *container = NULL;
     const char *proto = "tcp";
     char *slash = strrchr(s, '/');
     int rc = 0;
@@ -242,7 +242,8 @@ parse_ports(const char *value, attach_net_t *out, char *errbuf, size_t errlen)
             out->n_ports++;
         for (size_t j = 0; j < i && rc == 0; j++)
             if (clash(&out->ports[j], &out->ports[i]))
-                rc = fail(errbuf, errlen, "label %s: entry %zu \"%s\": host port %u/%s is taken by "
+                rc = fail(errbuf, errlen,
+                          "label %s: entry %zu \"%s\": host port %u/%s is taken by "
                           "entry %zu",
                           ATTACH_LABEL_PORTS, i + 1, v[i], out->ports[i].host_port,
                           out->ports[i].protocol, j + 1);
@@ -306,8 +307,8 @@ static json_object *
 find_namespace(json_object *spec, const char *type, size_t *idx)
 {
     json_object *nss = member(member(spec, "linux"), "namespaces");
-    for (size_t i = 0; nss && json_object_is_type(nss, json_type_array) &&
-                       i < json_object_array_length(nss);
+    for (size_t i = 0;
+         nss && json_object_is_type(nss, json_type_array) && i < json_object_array_length(nss);
          i++) {
         json_object *e = json_object_array_get_idx(nss, i);
         const char *t = json_object_get_string(member(e, "type"));
@@ -324,7 +325,8 @@ const char *
 attach_spec_hostname(json_object *spec)
 {
     json_object *h = member(spec, "hostname");
-    const char *s = h && json_object_is_type(h, json_type_string) ? json_object_get_string(h) : NULL;
+    const char *s =
+        h && json_object_is_type(h, json_type_string) ? json_object_get_string(h) : NULL;
     return s && s[0] ? s : NULL;
 }
 
@@ -344,7 +346,8 @@ attach_spec_bind(json_object *spec, const char *source, const char *dest, int re
     json_object *mounts = ensure(spec, "mounts", json_type_array);
     /* a later mount at the same place would hide ours, an earlier one is hidden: one entry either way */
     for (size_t i = json_object_array_length(mounts); i-- > 0;) {
-        const char *d = json_object_get_string(member(json_object_array_get_idx(mounts, i), "destination"));
+        const char *d =
+            json_object_get_string(member(json_object_array_get_idx(mounts, i), "destination"));
         if (d && strcmp(d, dest) == 0)
             json_object_array_del_idx(mounts, i, 1);
     }
@@ -374,8 +377,8 @@ attach_spec_join(json_object *spec, const char *netns_path)
 {
     json_object *e = find_namespace(spec, "network", NULL);
     if (e == NULL) {
-        json_object *nss = ensure(ensure(spec, "linux", json_type_object), "namespaces",
-                                  json_type_array);
+        json_object *nss =
+            ensure(ensure(spec, "linux", json_type_object), "namespaces", json_type_array);
         e = json_object_new_object();
         json_object_object_add(e, "type", json_object_new_string("network"));
         json_object_array_add(nss, e);
@@ -399,6 +402,6 @@ attach_spec_parse(const char *text, char *errbuf, size_t errlen)
 char *
 attach_spec_text(json_object *spec)
 {
-    return strdup(
-        json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    return strdup(json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN |
+                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
 }

@@ -170,8 +170,9 @@ plan_network(endpoint_ctx_t *e, const char *ns, const char *id, plan_t *p, berth
     char hostname[256];
     read_hostname(p->res.hostname_path, hostname, sizeof(hostname));
     attach_spec_set_hostname(p->spec, hostname[0] ? hostname : NULL);
-    e->api->log(e->log, BERTH_LOG_INFO, "task %s/%s: endpoint set up on %zu network(s), %zu port(s)",
-                ns, id, p->net.n_networks, p->net.n_ports);
+    e->api->log(e->log, BERTH_LOG_INFO,
+                "task %s/%s: endpoint set up on %zu network(s), %zu port(s)", ns, id,
+                p->net.n_networks, p->net.n_ports);
     return 0;
 }
 

@@ -45,7 +45,7 @@ typedef struct svc {
     const berth_events_v1_ops_t *evo;
     void *rt;
     const berth_runtime_v1_ops_t *rto;
-    waiter_t *waiters; /* loop thread only */
+    waiter_t *waiters;  /* loop thread only */
     endpoint_ctx_t *ep; /* networks and volumes the container's labels ask for */
 } svc_t;
 
@@ -762,9 +762,8 @@ tasks_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         api->get(ic, BERTH_RUNTIME_TYPE, "task", &rt, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
     svc_t *s = calloc(1, sizeof(*s));
-    *s =
-        (svc_t){api, ic->loop, md.instance, md.ops, ev.instance, ev.ops, rt.instance, rt.ops, NULL};
-    s->ep = endpoint_ctx_new(ic);
+    *s = (svc_t){api,    ic->loop,    md.instance, md.ops, ev.instance,
+                 ev.ops, rt.instance, rt.ops,      NULL,   endpoint_ctx_new(ic)};
     *instance = s;
     if (has_oom_op(s) && s->rto->watch_ooms(s->rt, on_task_oom, s, err) < 0)
         return (*err)->code;

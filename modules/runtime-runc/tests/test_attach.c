@@ -5,6 +5,8 @@
  */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "attach.h"
@@ -69,8 +71,8 @@ Test(labels, bad_networks)
 
 Test(labels, ports)
 {
-    cr_assert_eq(attach_net_parse("berth", "8080:80, 127.0.0.1:5353:53/udp,[::1]:9000:90/tcp",
-                                  &net, msg, sizeof(msg)),
+    cr_assert_eq(attach_net_parse("berth", "8080:80, 127.0.0.1:5353:53/udp,[::1]:9000:90/tcp", &net,
+                                  msg, sizeof(msg)),
                  0, "%s", msg);
     cr_assert_eq(net.n_ports, 3);
     cr_assert_null(net.ports[0].host_ip);
@@ -134,7 +136,8 @@ at(json_object *o, const char *path)
     /* "a.b.3.c": keys and array indexes */
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", path);
-    for (char *save = NULL, *k = strtok_r(buf, ".", &save); o && k; k = strtok_r(NULL, ".", &save)) {
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); o && k;
+         k = strtok_r(NULL, ".", &save)) {
         if (json_object_is_type(o, json_type_array))
             o = json_object_array_get_idx(o, (size_t)atoi(k));
         else if (!json_object_object_get_ex(o, k, &o))
@@ -227,7 +230,8 @@ Test(spec, hostname_only_when_unset_with_own_uts)
     cr_assert_eq(attach_spec_set_hostname(s, "other"), 0, "a hostname the spec has stays");
     cr_assert_str_eq(attach_spec_hostname(s), "c1");
     json_object_put(s);
-    s = attach_spec_parse("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}", msg, sizeof(msg));
+    s = attach_spec_parse("{\"linux\":{\"namespaces\":[{\"type\":\"network\"}]}}", msg,
+                          sizeof(msg));
     cr_assert_eq(attach_spec_set_hostname(s, "c1"), 0, "runc refuses a hostname without a UTS ns");
     cr_assert_null(attach_spec_hostname(s));
     json_object_put(s);
