@@ -134,7 +134,7 @@ links=$($CTR run --rm "$IMG" n1 busybox ip -o link | awk -F': ' '{ print $2 }')
 links=$($CTR run --rm --label io.berth.network=none "$IMG" n2 busybox ip -o link | awk -F': ' '{ print $2 }')
 [ "$links" = lo ] || fail "io.berth.network=none: links are $links, not lo only"
 hostns=$(readlink /proc/self/ns/net)
-[ "$($CTR run --rm --label io.berth.network=host "$IMG" h1 readlink /proc/self/ns/net)" = "$hostns" ] ||
+[ "$($CTR run --rm --label io.berth.network=host "$IMG" h1 busybox readlink /proc/self/ns/net)" = "$hostns" ] ||
     fail "io.berth.network=host is not the host's netns ($hostns)"
 [ "$($CTR run --rm --label io.berth.network=host "$IMG" h2 cat /etc/resolv.conf)" = "$(cat /etc/resolv.conf)" ] ||
     fail "io.berth.network=host: /etc/resolv.conf is not the host's"
@@ -212,7 +212,7 @@ bad() { # ID WORDS LABELS...
     [ "$(census)" = "$before" ] || fail "$id: a refused container left something: $before -> $(census)"
     $CTR containers rm "$id" 2>/dev/null || true
 }
-bad b1 'label io.berth.ports: entry 1 "80": .*invalid argument' --label io.berth.network=berth --label io.berth.ports=80
+bad b1 'label io.berth.ports: entry 1 "80" is not .*: invalid argument' --label io.berth.network=berth --label io.berth.ports=80
 bad b2 'host port "70000" is not a number' --label io.berth.network=berth --label io.berth.ports=70000:80
 bad b3 'io.berth.ports needs networks' --label io.berth.ports=8080:80
 bad b4 'network "nosuch"' --label io.berth.network=nosuch
