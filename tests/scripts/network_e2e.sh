@@ -108,12 +108,16 @@ stop_rm() { # ID: kill, delete the task (its endpoint goes), remove the containe
 # What an endpoint leaves, for one container: its netns path (from the bundle's config.json), the host end
 # of its veth (eth0's peer ifindex), its address.
 endpoint_of() { # ID -> "NETNS IFINDEX IP"
-    ns=$(tr ',' '\n' <"$TASKS/$1/config.json" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p' | head -1)
+    ns=$(python3 -c 'import json, sys
+print([n["path"] for n in json.load(open(sys.argv[1]))["linux"]["namespaces"] if n["type"] == "network"][0])' \
+        "$TASKS/$1/config.json")
+    case "$ns" in "$work"/*) ;; *) fail "$1: its netns $ns is not under the test's state dir" ;; esac
+    grep -q " $ns nsfs " /proc/mounts || fail "$1: its netns $ns is not mounted"
     echo "$ns $(sh_in "$1" 'cat /sys/class/net/eth0/iflink') $(addr_of "$1")"
 }
 nothing_left() { # ID NETNS IFINDEX IP
     [ ! -d "$TASKS/$1" ] || fail "$1: the bundle is left"
-    ! grep -q " $2 " /proc/mounts || fail "$1: its netns $2 is still mounted"
+    ! grep -q " $2 nsfs " /proc/mounts || fail "$1: its netns $2 is still mounted"
     [ ! -e "$2" ] || fail "$1: its netns file $2 is left"
     ! ip -o link | grep -q "^$3:" || fail "$1: its veth (ifindex $3) is left: $(ip -o link | grep "^$3:")"
     ! iptables-save | grep -Eq -- "$4([/ ]|$)" || fail "$1: iptables rules name $4: $(iptables-save | grep -E -- "$4([/ ]|$)")"
