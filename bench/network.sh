@@ -28,6 +28,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+[ -z "${KEEP_LOG:-}" ] || trap 'cp "$WORK/berthd.log" "$KEEP_LOG"; cleanup' EXIT
 mkdir -p "$WORK/net.d"
 cat >"$WORK/berthd.yaml" <<EOF
 version: 1
@@ -36,7 +37,7 @@ plugins:
     conf_dir: $WORK/net.d
     default_network: {name: bench, bridge: $BR, subnet: $NET.0/24}
 EOF
-"$BERTHD" --config "$WORK/berthd.yaml" --root "$WORK/root" --state "$WORK/state" --log-level warn \
+"$BERTHD" --config "$WORK/berthd.yaml" --root "$WORK/root" --state "$WORK/state" --log-level ${LOG_LEVEL:-warn} \
     2>"$WORK/berthd.log" &
 BPID=$!
 CTR="ctr --address $WORK/state/berthd.sock"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "attach.h"
@@ -146,6 +147,14 @@ read_hostname(const char *path, char *out, size_t len)
     out[strcspn(out, "\r\n \t")] = '\0';
 }
 
+static double
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 static int
 plan_network(endpoint_ctx_t *e, const char *ns, const char *id, plan_t *p, berth_error_t **err)
 {
@@ -160,6 +169,7 @@ plan_network(endpoint_ctx_t *e, const char *ns, const char *id, plan_t *p, berth
         .hostname = attach_spec_hostname(p->spec),
     };
     p->res.struct_size = sizeof(p->res);
+    double t0 = now_ms();
     if (e->neto->setup(e->net, &req, &p->res, err) < 0)
         return (*err)->code;
     p->has_res = 1;
@@ -171,8 +181,8 @@ plan_network(endpoint_ctx_t *e, const char *ns, const char *id, plan_t *p, berth
     read_hostname(p->res.hostname_path, hostname, sizeof(hostname));
     attach_spec_set_hostname(p->spec, hostname[0] ? hostname : NULL);
     e->api->log(e->log, BERTH_LOG_INFO,
-                "task %s/%s: endpoint set up on %zu network(s), %zu port(s)", ns, id,
-                p->net.n_networks, p->net.n_ports);
+                "task %s/%s: endpoint set up on %zu network(s), %zu port(s) in %.1f ms", ns, id,
+                p->net.n_networks, p->net.n_ports, now_ms() - t0);
     return 0;
 }
 
@@ -230,12 +240,16 @@ endpoint_undo(endpoint_ctx_t *e, const char *ns, const char *id)
     if (e->net == NULL)
         return;
     berth_error_t *err = NULL;
+    double t0 = now_ms();
     if (e->neto->teardown(e->net, ns, id, &err) < 0) {
         e->api->log(e->log, BERTH_LOG_ERROR,
                     "task %s/%s: endpoint teardown failed (retried at start-up): %s", ns, id,
                     err ? err->message : "unknown error");
         e->api->error_free(err);
+        return;
     }
+    e->api->log(e->log, BERTH_LOG_DEBUG, "task %s/%s: endpoint teardown (if any) in %.1f ms", ns,
+                id, now_ms() - t0);
 }
 
 /* ---- start-up --------------------------------------------------------------------------------------- */
