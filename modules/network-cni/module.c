@@ -362,7 +362,13 @@ read_config(net_t *n, const berth_config_node_t *cfg, berth_error_t **err)
         return api->error_make(err, BERTH_EINVAL, "plugin_timeout_ms: %lld is outside 100..600000",
                                (long long)t);
     n->timeout_ms = (int)t;
-    n->plugin_dirs = string_list(n, api->map_get(cfg, "plugin_dirs"));
+    const berth_config_node_t *dirs = api->map_get(cfg, "plugin_dirs");
+    if (api->node_kind(dirs) == BERTH_CONFIG_NONE) {
+        n->plugin_dirs = calloc(3, sizeof(char *));
+        n->plugin_dirs[0] = strdup("/usr/lib/cni");
+        n->plugin_dirs[1] = strdup("/opt/cni/bin");
+    } else
+        n->plugin_dirs = string_list(n, dirs);
     while (n->plugin_dirs && n->plugin_dirs[n->n_plugin_dirs])
         n->n_plugin_dirs++;
     size_t len = 1;
