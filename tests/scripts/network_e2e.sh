@@ -62,7 +62,7 @@ plugins:
   io.berth.network.v1.cni:
     conf_dir: $work/net.d
     default_network: {name: berth, bridge: $BR, subnet: $NET.0/24}
-  test.fixture.endpointhook.v1.fx:
+  test.endpoint.v1.hook:
     static_ip: $STATIC
 EOF
 start() {
@@ -157,6 +157,8 @@ case "$A1" in "$NET".*) ;; *) fail "a1's address $A1 is not in $NET.0/24" ;; esa
 sh_in a1 'grep -q a1 /etc/hosts' || fail "a1's /etc/hosts does not name it: $(sh_in a1 'cat /etc/hosts')"
 sh_in a1 'test -s /etc/resolv.conf' || fail "a1 has no /etc/resolv.conf"
 wait_http "http://127.0.0.1:$PORT/" hello-a1 || fail "127.0.0.1:$PORT did not reach a1's port 80"
+HOOKLOG=$work/state/test.endpoint.v1.hook/endpoint.log
+grep -q "^default a1 berth eth0 .*$PORT" "$HOOKLOG" || fail "the endpoint hook did not see a1's ports: $(cat "$HOOKLOG")"
 
 # --- kill -9 of berthd: a1 keeps its address and its port; deleting it then leaves nothing ------------
 set -- $(endpoint_of a1)
@@ -196,6 +198,7 @@ $CTR containers rm v1
 
 # --- the endpoint hook: a static IP, and a veto that leaves nothing ------------------------------------
 web static1
+grep -q "^default static1 berth eth0" "$HOOKLOG" || fail "the endpoint hook did not run for static1"
 [ "$(addr_of static1)" = "$STATIC" ] || fail "static1 got $(addr_of static1), not the hook's $STATIC"
 set -- $(endpoint_of static1)
 stop_rm static1
@@ -222,6 +225,10 @@ bad b3 'io.berth.ports needs networks' --label io.berth.ports=8080:80
 bad b4 'network "nosuch"' --label io.berth.network=nosuch
 bad b5 'cannot be combined' --label io.berth.network=berth,host
 bad b6 'label io.berth.volumes' --label io.berth.network=berth --label 'io.berth.volumes=../x:/data'
+# the runtime refuses the spec after the endpoint was set up: the endpoint goes again
+bad b7 'destination rel must be an absolute path' --label io.berth.network=berth \
+    --mount type=bind,src=/tmp,dst=rel,options=rbind:ro
+grep -q "^default b7 berth eth0" "$HOOKLOG" || fail "b7's endpoint was never set up: the case tests nothing"
 
 # --- a named volume: created on first use, its data outlives the container --------------------------------
 $CTR run --rm --label io.berth.volumes=nv1:/data "$IMG" w1 sh -c 'echo kept >/data/f' ||
