@@ -161,7 +161,8 @@ HOOKLOG=$work/state/test.endpoint.v1.hook/endpoint.log
 grep -q "^default a1 berth eth0 .*$PORT" "$HOOKLOG" || fail "the endpoint hook did not see a1's ports: $(cat "$HOOKLOG")"
 
 # --- kill -9 of berthd: a1 keeps its address and its port; deleting it then leaves nothing ------------
-set -- $(endpoint_of a1)
+ep=$(endpoint_of a1) || fail "a1: $ep"
+set -- $ep
 E_NS=$1 E_IF=$2 E_IP=$3
 kill -9 "$PID"
 wait "$PID" 2>/dev/null || true
@@ -173,13 +174,15 @@ wait_http "http://127.0.0.1:$PORT/" hello-a1 || fail "the published port does no
 stop_rm a1
 nothing_left a1 "$E_NS" "$E_IF" "$E_IP"
 ! curl -s --max-time 2 "http://127.0.0.1:$PORT/" >/dev/null || fail "port $PORT still answers after a1 went"
-set -- $(endpoint_of a2)
+ep=$(endpoint_of a2) || fail "a2: $ep"
+set -- $ep
 stop_rm a2
 nothing_left a2 "$@"
 
 # --- an endpoint whose task vanished while berthd was down goes at start-up ----------------------------
 web v1
-set -- $(endpoint_of v1)
+ep=$(endpoint_of v1) || fail "v1: $ep"
+set -- $ep
 V_NS=$1 V_IF=$2 V_IP=$3
 init=$(cat "$TASKS/v1/init.pid")
 shim=$(pgrep -f "berth-shim v1 $work/") || fail "no shim for v1"
@@ -200,7 +203,8 @@ $CTR containers rm v1
 web static1
 grep -q "^default static1 berth eth0" "$HOOKLOG" || fail "the endpoint hook did not run for static1"
 [ "$(addr_of static1)" = "$STATIC" ] || fail "static1 got $(addr_of static1), not the hook's $STATIC"
-set -- $(endpoint_of static1)
+ep=$(endpoint_of static1) || fail "static1: $ep"
+set -- $ep
 stop_rm static1
 nothing_left static1 "$@"
 before=$(census)
