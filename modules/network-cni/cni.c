@@ -160,7 +160,10 @@ cni_bridge_conflist(const cni_bridge_t *b, char *errbuf, size_t errlen)
     json_object *plugins = json_object_new_array();
     json_object_array_add(plugins, br);
     json_object_array_add(plugins, pm);
-    json_object_array_add(plugins, fw);
+    if (b->no_firewall)
+        json_object_put(fw);
+    else
+        json_object_array_add(plugins, fw);
     json_object *c = json_object_new_object();
     json_object_object_add(c, "cniVersion", json_object_new_string(CNI_VERSION));
     json_object_object_add(c, "name", json_object_new_string(b->name));

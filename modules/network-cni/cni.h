@@ -36,6 +36,7 @@ typedef struct cni_bridge {
     const char *gateway;  /* NULL or "": the first host address */
     int masquerade;       /* ipMasq */
     int internal;         /* no default route, no masquerade */
+    int no_firewall;      /* leave the firewall plugin out */
     const char *data_dir; /* host-local's dataDir (leases) */
 } cni_bridge_t;
 

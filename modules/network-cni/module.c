@@ -301,9 +301,10 @@ bridge_from_config(net_t *n, const char *name, const berth_config_node_t *m, con
                    const char *dsubnet, berth_error_t **err)
 {
     const berth_core_api_t *api = n->api;
-    int masq = 1, internal = 0;
+    int masq = 1, internal = 0, firewall = 1;
     if (api->get_bool(m, "masquerade", 1, &masq, err) < 0 ||
-        api->get_bool(m, "internal", 0, &internal, err) < 0)
+        api->get_bool(m, "internal", 0, &internal, err) < 0 ||
+        api->get_bool(m, "firewall", 1, &firewall, err) < 0)
         return (*err)->code;
     char brdefault[16];
     snprintf(brdefault, sizeof(brdefault), "br-%.12s", name);
@@ -313,6 +314,7 @@ bridge_from_config(net_t *n, const char *name, const berth_config_node_t *m, con
                       .gateway = api->get_string(m, "gateway", ""),
                       .masquerade = masq,
                       .internal = internal,
+                      .no_firewall = !firewall,
                       .data_dir = n->ipam_dir};
     char errbuf[256];
     json_object *c = cni_bridge_conflist(&b, errbuf, sizeof(errbuf));
@@ -533,9 +535,10 @@ static const berth_config_field_t net_config[] = {
      "also run the CNI loopback plugin in each new netns (lo is brought up by berth either way)"},
     {"default_network", BERTH_CFG_MAP, "{}",
      "the default bridge network: name (berth), bridge (berth0), subnet (10.89.0.0/16), gateway, "
-     "masquerade (true)"},
+     "masquerade (true), firewall (true)"},
     {"networks", BERTH_CFG_MAP, "{}",
-     "more networks by name: {conflist: <JSON text>} or {bridge, subnet, gateway, internal}"},
+     "more networks by name: {conflist: <JSON text>} or {bridge, subnet, gateway, internal, "
+     "firewall}"},
     {"dns", BERTH_CFG_MAP, "{}",
      "resolv.conf of containers: servers, searches, options (default: the host's, without "
      "loopback servers)"},

@@ -34,7 +34,7 @@ plugins:
     conf_dir: $work/net.d
     default_network: {bridge: bn$tag, subnet: 10.231.$k.0/24}
     networks:
-      yamlnet: {bridge: by$tag, subnet: 10.231.$((k + 1)).0/24, internal: true}
+      yamlnet: {bridge: by$tag, subnet: 10.231.$((k + 1)).0/24, internal: true, firewall: false}
 EOF
 
 start() {
@@ -86,6 +86,7 @@ echo "$out" | grep -qF "$work/state/io.berth.network.v1.cni/ipam" ||
 out=$(rpc Get GetNetworkRequest GetNetworkResponse 'name: "yamlnet"')
 echo "$out" | grep -q 'source: "config"' || fail "yamlnet source: $out"
 echo "$out" | grep -q 'ipMasq\\":false' || fail "internal yamlnet masquerades: $out"
+echo "$out" | grep -q 'firewall' && fail "yamlnet has firewall: false: $out"
 out=$(rpc Get GetNetworkRequest GetNetworkResponse 'name: "filenet"')
 echo "$out" | grep -q 'source: "file"' || fail "filenet source: $out"
 grep -q "conflist .*20-broken.conflist ignored" "$work/log" || fail "the broken conflist was not reported"

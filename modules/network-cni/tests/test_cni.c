@@ -116,6 +116,12 @@ Test(cni, the_default_bridge_conflist)
     json_object_put(c);
 
     b.internal = 0;
+    b.no_firewall = 1;
+    c = cni_bridge_conflist(&b, e, sizeof(e));
+    cr_expect_eq(json_object_array_length(json_object_object_get(c, "plugins")), 2);
+    cr_expect(strstr(json_object_to_json_string(c), "firewall") == NULL);
+    json_object_put(c);
+    b.no_firewall = 0;
     b.gateway = "10.88.0.1";
     cr_expect_null(cni_bridge_conflist(&b, e, sizeof(e)));
     cr_expect(strstr(e, "not an address in subnet") != NULL, "%s", e);
