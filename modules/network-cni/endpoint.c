@@ -91,6 +91,20 @@ valid_ident(const char *s)
     return 1;
 }
 
+/* What /etc/hostname and /etc/hosts can hold: RFC 1123 labels, at most 64 bytes (HOST_NAME_MAX). */
+static int
+valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 64 || s[0] == '-' || s[0] == '.')
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
+            *p != '-' && *p != '.')
+            return 0;
+    return 1;
+}
+
 typedef struct paths {
     char rec[4096], files[4096], netns[4096], nsdir[4096], netns_nsdir[4096];
 } paths_t;
@@ -899,6 +913,12 @@ ep_setup(void *self, const berth_net_setup_t *req, berth_net_result_t *out, bert
         return api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": invalid namespace or id",
                                req && req->namespace_ ? req->namespace_ : "",
                                req && req->id ? req->id : "");
+    if (req->hostname && *req->hostname && !valid_hostname(req->hostname))
+        return api->error_make(
+            err, BERTH_EINVAL,
+            "endpoint \"%s/%s\": hostname \"%s\" must be 1..64 bytes of letters, "
+            "digits, '-' and '.'",
+            req->namespace_, req->id, req->hostname);
     if (req->n_networks == 0 || req->n_networks > 8)
         return api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": 1 to 8 networks, not %zu",
                                req->namespace_, req->id, req->n_networks);

@@ -355,6 +355,14 @@ Test(endpoint, bad_requests)
     const char *good[] = {"tnet"};
     expect_error(do_setup("../x", good, 1, NULL, 0, &r), BERTH_EINVAL, "invalid");
     expect_error(do_setup("x2", good, 0, NULL, 0, &r), BERTH_EINVAL, "networks");
+    berth_net_setup_t req = {.struct_size = sizeof(req),
+                             .namespace_ = "testns",
+                             .id = "x4",
+                             .networks = good,
+                             .n_networks = 1,
+                             .hostname = "bad host\nname"};
+    expect_error(ops->setup(net, &req, &r, &err), BERTH_EINVAL, "hostname");
+    expect_gone("x4", NULL);
     berth_port_mapping_t bad = {.host_port = 80, .container_port = 80, .protocol = "sctp"};
     expect_error(do_setup("x3", good, 1, &bad, 1, &r), BERTH_EINVAL, "tcp or udp");
 }
