@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -493,4 +494,69 @@ Test(endpoint, teardown_without_the_netns)
            "\"gone1\"' -j %s; iptables -t nat -F %s; iptables -t nat -X %s",
            ip, chain, chain, chain);
     ops->result_free(net, &r);
+}
+
+typedef struct par {
+    char id[32];
+    int rc;
+    char addr[64];
+    char msg[256];
+} par_t;
+
+static void *
+par_setup(void *arg)
+{
+    par_t *p = arg;
+    const char *nets[] = {"tnet"};
+    berth_net_setup_t req = {.struct_size = sizeof(req),
+                             .namespace_ = "testns",
+                             .id = p->id,
+                             .networks = nets,
+                             .n_networks = 1};
+    berth_net_result_t r = {.struct_size = sizeof(r)};
+    berth_error_t *e = NULL;
+    p->rc = ops->setup(net, &req, &r, &e);
+    if (p->rc == 0)
+        snprintf(p->addr, sizeof(p->addr), "%s", r.addresses[0].address);
+    else
+        snprintf(p->msg, sizeof(p->msg), "%s", e->message);
+    api->error_free(e);
+    if (p->rc == 0)
+        ops->result_free(net, &r);
+    return NULL;
+}
+
+/* Endpoints set up at once: distinct addresses; the same id twice at once: one wins, the other gets
+ * AlreadyExists (operations on one endpoint are serialized); all torn down, nothing left. */
+Test(endpoint, parallel_setups)
+{
+    enum { N = 5 };
+    par_t p[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        memset(&p[i], 0, sizeof(p[i]));
+        snprintf(p[i].id, sizeof(p[i].id), i < N - 1 ? "par%d" : "par0", i);
+        pthread_create(&t[i], NULL, par_setup, &p[i]);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    int ok = 0, exists = 0;
+    for (int i = 0; i < N; i++) {
+        ok += p[i].rc == 0;
+        exists += p[i].rc == BERTH_EEXIST;
+        cr_expect(p[i].rc == 0 || p[i].rc == BERTH_EEXIST, "%s: %d %s", p[i].id, p[i].rc, p[i].msg);
+        for (int j = 0; j < i; j++)
+            cr_expect(p[i].rc || p[j].rc || strcmp(p[i].addr, p[j].addr) != 0,
+                      "%s and %s both got %s", p[i].id, p[j].id, p[i].addr);
+    }
+    cr_expect_eq(ok, N - 1);
+    cr_expect_eq(exists, 1);
+    for (int i = 0; i < N - 1; i++)
+        cr_assert_eq(ops->teardown(net, "testns", p[i].id, &err), 0, "%s", err ? err->message : "");
+    for (int i = 0; i < N; i++) {
+        char ip[64] = "";
+        if (p[i].rc == 0)
+            addr_only(p[i].addr, ip, sizeof(ip));
+        expect_gone(p[i].id, ip);
+    }
 }
