@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,23 +124,32 @@ setup(void)
     sh("mkdir -p %s %s %s/plugins && printf '#!/bin/sh\\nexec sleep 5\\n' > %s/plugins/sleepy && "
        "chmod +x %s/plugins/sleepy",
        state, root, dir, dir, dir);
+    /* killer: kill -9 of whoever runs its ADD (berthd dying in the middle of a chain) */
+    sh("printf '#!/bin/sh\\n[ \"$CNI_COMMAND\" = ADD ] && kill -9 $PPID\\nexit 0\\n' > "
+       "%s/plugins/killer && chmod +x %s/plugins/killer",
+       dir, dir);
     char yaml[4096];
-    snprintf(yaml, sizeof(yaml),
-             "plugins:\n"
-             "  io.berth.network.v1.cni:\n"
-             "    plugin_dirs: [%s/plugins, /usr/lib/cni]\n"
-             "    conf_dir: %s/net.d\n"
-             "    plugin_timeout_ms: 1000\n"
-             "    default_network: {name: tnet, bridge: %s, subnet: 10.231.%d.0/24}\n"
-             "    dns: {servers: [192.0.2.53], searches: [example.test]}\n"
-             "    networks:\n"
-             "      second: {bridge: %s, subnet: 10.231.%d.0/24}\n"
-             "      broken:\n"
-             "        conflist: '{\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"%s\",\"ipam\":"
-             "{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.231.%d.0/24\"}]]}},"
-             "{\"type\":\"tuning\",\"sysctl\":{\"net.core.nosuchthing\":\"1\"}}]}'\n"
-             "      slow: {conflist: '{\"plugins\":[{\"type\":\"sleepy\"}]}'}\n",
-             dir, dir, br1, k, br2, k + 1, br3, k + 2);
+    snprintf(
+        yaml, sizeof(yaml),
+        "plugins:\n"
+        "  io.berth.network.v1.cni:\n"
+        "    plugin_dirs: [%s/plugins, /usr/lib/cni]\n"
+        "    conf_dir: %s/net.d\n"
+        "    plugin_timeout_ms: 1000\n"
+        "    default_network: {name: tnet, bridge: %s, subnet: 10.231.%d.0/24}\n"
+        "    dns: {servers: [192.0.2.53], searches: [example.test]}\n"
+        "    networks:\n"
+        "      second: {bridge: %s, subnet: 10.231.%d.0/24}\n"
+        "      broken:\n"
+        "        conflist: '{\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"%s\",\"ipam\":"
+        "{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":\"10.231.%d.0/24\"}]]}},"
+        "{\"type\":\"tuning\",\"sysctl\":{\"net.core.nosuchthing\":\"1\"}}]}'\n"
+        "      slow: {conflist: '{\"plugins\":[{\"type\":\"sleepy\"}]}'}\n"
+        "      crashnet:\n"
+        "        conflist: '{\"plugins\":[{\"type\":\"bridge\",\"bridge\":\"%s\",\"ipMasq\":true,"
+        "\"isGateway\":true,\"ipam\":{\"type\":\"host-local\",\"ranges\":[[{\"subnet\":"
+        "\"10.231.%d.0/24\"}]]}},{\"type\":\"firewall\"},{\"type\":\"killer\"}]}'\n",
+        dir, dir, br1, k, br2, k + 1, br3, k + 2, br3, k + 2);
     cr_assert_eq(berth__config_load_string(&cfg, "t.yaml", yaml, &err), 0, "%s",
                  err ? err->message : "");
     handle = dlopen(NETWORK_SO, RTLD_NOW | RTLD_LOCAL);
@@ -559,4 +569,46 @@ Test(endpoint, parallel_setups)
             addr_only(p[i].addr, ip, sizeof(ip));
         expect_gone(p[i].id, ip);
     }
+}
+
+/* berthd killed with -9 in the middle of a chain (after bridge and firewall ADD, at the third plugin):
+ * the record journaled what ran; the next instance lists the endpoint and its teardown removes it all. */
+Test(endpoint, a_kill_in_the_middle_of_a_chain_is_finished_by_teardown)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        const char *nets[] = {"crashnet"};
+        berth_net_result_t r;
+        do_setup("crash1", nets, 1, NULL, 0, &r);
+        _exit(0); /* not reached: the killer plugin kills this process */
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(child, &st, 0), child);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == 9, "the setup was not killed (status %d)", st);
+    char net_prefix[32];
+    snprintf(net_prefix, sizeof(net_prefix), "10.231.%d.", k + 2);
+    /* what the crash left: a lease, a veth, rules */
+    cr_assert_neq(sh("ls %s/ipam/crashnet/ | grep -F %s", state, net_prefix)[0], 0,
+                  "no lease made");
+    cr_expect_neq(sh("iptables-save | grep -F %s", net_prefix)[0], 0, "no rule made");
+    /* a restart: the endpoint is listed, not ready; teardown finishes it */
+    reg->fini(net);
+    net = NULL;
+    berth_init_ctx_t ic = {
+        .size = sizeof(ic),
+        .api = api,
+        .uri = "io.berth.network.v1.cni",
+        .root = root,
+        .state = state,
+        .config = berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.berth.network.v1.cni")};
+    cr_assert_eq(reg->init(&ic, &net, &err), 0, "%s", err ? err->message : "");
+    char seen[256] = "";
+    cr_assert_eq(ops->list(net, count, seen, &err), 0);
+    cr_expect_str_eq(seen, "crash1;");
+    berth_net_result_t r = {.struct_size = sizeof(r)};
+    expect_error(ops->status(net, "testns", "crash1", &r, &err), BERTH_ENOTFOUND, "not found");
+    cr_assert_eq(ops->teardown(net, "testns", "crash1", &err), 0, "%s", err ? err->message : "");
+    expect_gone("crash1", NULL);
+    cr_expect_str_eq(sh("ls %s/ipam/crashnet/ | grep -F %s", state, net_prefix), "", "lease left");
+    cr_expect_str_eq(sh("iptables-save | grep -F %s", net_prefix), "", "rules left");
 }
