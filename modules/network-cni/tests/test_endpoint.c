@@ -67,6 +67,13 @@ test_hook(berth_hook_point_t point, void *payload, berth_error_t **e)
              h->network, h->ifname, h->ports_json);
     if (strncmp(h->id, "veto", 4) == 0 && strcmp(h->network, "second") == 0)
         return berth__core_api.error_make(e, BERTH_EPRECONDITION, "vetoed %s", h->id);
+    if (strncmp(h->id, "capip", 5) == 0 && strcmp(h->network, "tnet") == 0) {
+        char v[64];
+        snprintf(v, sizeof(v), "[\"10.231.%d.88/24\"]", k);
+        api->kv_set(h->capabilities, "ips", v);
+    }
+    if (strncmp(h->id, "capbad", 6) == 0)
+        api->kv_set(h->capabilities, "ips", "[not json");
     if (strncmp(h->id, "static", 6) == 0 && strcmp(h->network, "tnet") == 0) {
         char ip[32];
         snprintf(ip, sizeof(ip), "10.231.%d.77", k);
@@ -611,4 +618,23 @@ Test(endpoint, a_kill_in_the_middle_of_a_chain_is_finished_by_teardown)
     expect_gone("crash1", NULL);
     cr_expect_str_eq(sh("ls %s/ipam/crashnet/ | grep -F %s", state, net_prefix), "", "lease left");
     cr_expect_str_eq(sh("iptables-save | grep -F %s", net_prefix), "", "rules left");
+}
+
+/* A capability the hook adds reaches the plugins that declare it as runtimeConfig: "ips" gives host-local
+ * the address; a value that is not JSON is refused and nothing is left. */
+Test(endpoint, a_capability_from_the_hook)
+{
+    const char *nets[] = {"tnet"};
+    berth_net_result_t r;
+    cr_assert_eq(do_setup("capip1", nets, 1, NULL, 0, &r), 0, "%s", err ? err->message : "");
+    char want[32];
+    snprintf(want, sizeof(want), "10.231.%d.88/24", k);
+    cr_expect_str_eq(r.addresses[0].address, want);
+    ops->result_free(net, &r);
+    cr_assert_eq(ops->teardown(net, "testns", "capip1", &err), 0);
+    snprintf(want, sizeof(want), "10.231.%d.88", k);
+    expect_gone("capip1", want);
+    expect_error(do_setup("capbad1", nets, 1, NULL, 0, &r), BERTH_EINVAL,
+                 "capability \"ips\" is not JSON");
+    expect_gone("capbad1", NULL);
 }
