@@ -15,8 +15,11 @@
 #include <berth/grpc.h>
 #include <berth/metadata.h>
 #include <berth/module.h>
+#include <berth/network.h>
 #include <berth/runtime.h>
+#include <berth/volume.h>
 
+#include "endpoint.h"
 #include "rpc.h"
 #include "unknown.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
@@ -42,7 +45,8 @@ typedef struct svc {
     const berth_events_v1_ops_t *evo;
     void *rt;
     const berth_runtime_v1_ops_t *rto;
-    waiter_t *waiters; /* loop thread only */
+    waiter_t *waiters;  /* loop thread only */
+    endpoint_ctx_t *ep; /* networks and volumes the container's labels ask for */
 } svc_t;
 
 static int
@@ -163,6 +167,47 @@ check_task_api(svc_t *s, const Containerd__Services__Tasks__V1__CreateTaskReques
     return 0;
 }
 
+static const char *
+label_of(const Containerd__Services__Containers__V1__Container *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_labels; i++)
+        if (c->labels[i]->key && strcmp(c->labels[i]->key, key) == 0)
+            return c->labels[i]->value ? c->labels[i]->value : "";
+    return NULL;
+}
+
+/* The labels' endpoint and mounts, then the runtime's create; an endpoint whose task was not made after
+ * all (the runtime failed, a pre-start hook vetoed) is torn down again. */
+static int
+create_task(svc_t *s, const char *ns, const Containerd__Services__Tasks__V1__CreateTaskRequest *r,
+            const Containerd__Services__Containers__V1__Container *c, uint32_t *pid,
+            berth_error_t **err)
+{
+    char *given = strndup((const char *)c->spec->value.data, c->spec->value.len), *spec = NULL;
+    endpoint_labels_t labels = {label_of(c, "io.berth.network"), label_of(c, "io.berth.ports"),
+                                label_of(c, "io.berth.volumes")};
+    int attached = 0;
+    endpoint_enter(s->ep);
+    int rc = endpoint_prepare(s->ep, ns, r->container_id, &labels, given, &spec, &attached, err);
+    free(given);
+    if (rc == 0) {
+        berth_mount_t *m = calloc(r->n_rootfs + 1, sizeof(*m));
+        for (size_t i = 0; i < r->n_rootfs; i++)
+            m[i] = (berth_mount_t){r->rootfs[i]->type, r->rootfs[i]->source, r->rootfs[i]->options,
+                                   r->rootfs[i]->n_options};
+        berth_task_io_t io = {r->stdin, r->stdout, r->stderr, r->terminal};
+        rc = s->rto->create(s->rt, ns, r->container_id, c->runtime->name, spec, m, r->n_rootfs, &io,
+                            pid, err);
+        free(m);
+    }
+    /* AlreadyExists: the endpoint is the running task's, not ours to take */
+    if (rc < 0 && attached && rc != BERTH_EEXIST)
+        endpoint_undo(s->ep, ns, r->container_id);
+    endpoint_leave(s->ep);
+    free(spec);
+    return rc;
+}
+
 static int
 create_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
             size_t *resp_len, berth_error_t **err)
@@ -179,18 +224,8 @@ create_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
         rc =
             s->api->error_make(err, BERTH_ENOTIMPL, "restoring from a checkpoint is not supported");
     uint32_t pid = 0;
-    if (rc == 0) {
-        char *spec = strndup((const char *)c->spec->value.data, c->spec->value.len);
-        berth_mount_t *m = calloc(r->n_rootfs + 1, sizeof(*m));
-        for (size_t i = 0; i < r->n_rootfs; i++)
-            m[i] = (berth_mount_t){r->rootfs[i]->type, r->rootfs[i]->source, r->rootfs[i]->options,
-                                   r->rootfs[i]->n_options};
-        berth_task_io_t io = {r->stdin, r->stdout, r->stderr, r->terminal};
-        rc = s->rto->create(s->rt, ns, r->container_id, c->runtime->name, spec, m, r->n_rootfs, &io,
-                            &pid, err);
-        free(m);
-        free(spec);
-    }
+    if (rc == 0)
+        rc = create_task(s, ns, r, c, &pid, err);
     if (rc == 0) {
         Containerd__Services__Tasks__V1__CreateTaskResponse out =
             CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_RESPONSE__INIT;
@@ -373,6 +408,8 @@ delete_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t 
     UNPACK(Containerd__Services__Tasks__V1__DeleteTaskRequest,
            containerd__services__tasks__v1__delete_task_request, r);
     int rc = remove_process(s, ns, r->container_id, "", resp, resp_len, err);
+    if (rc == 0) /* the task is gone: so goes its endpoint (none: nothing to do) */
+        endpoint_undo(s->ep, ns, r->container_id);
     containerd__services__tasks__v1__delete_task_request__free_unpacked(r, NULL);
     return rc;
 }
@@ -725,12 +762,15 @@ tasks_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         api->get(ic, BERTH_RUNTIME_TYPE, "task", &rt, err) < 0)
         return err && *err ? (*err)->code : BERTH_EUNKNOWN;
     svc_t *s = calloc(1, sizeof(*s));
-    *s =
-        (svc_t){api, ic->loop, md.instance, md.ops, ev.instance, ev.ops, rt.instance, rt.ops, NULL};
+    *s = (svc_t){api,    ic->loop,    md.instance, md.ops, ev.instance,
+                 ev.ops, rt.instance, rt.ops,      NULL,   endpoint_ctx_new(ic)};
     *instance = s;
     if (has_oom_op(s) && s->rto->watch_ooms(s->rt, on_task_oom, s, err) < 0)
         return (*err)->code;
-    return s->rto->watch_exits(s->rt, on_task_exit, s, err);
+    int rc = s->rto->watch_exits(s->rt, on_task_exit, s, err);
+    if (rc == 0) /* the runtime's init found its tasks again: endpoints of the gone ones go */
+        endpoint_reconcile(s->ep, ic, s->rt, s->rto);
+    return rc;
 }
 
 static void
@@ -740,11 +780,13 @@ tasks_fini(void *instance)
     s->rto->watch_exits(s->rt, NULL, NULL, NULL); /* exits after this are not ours to hear */
     if (has_oom_op(s))
         s->rto->watch_ooms(s->rt, NULL, NULL, NULL);
+    endpoint_ctx_free(s->ep);
     free(s);
 }
 
 static const char *const tasks_requires[] = {BERTH_METADATA_TYPE, BERTH_EVENTS_TYPE,
-                                             BERTH_RUNTIME_TYPE, NULL};
+                                             BERTH_RUNTIME_TYPE,  BERTH_NETWORK_TYPE,
+                                             BERTH_VOLUME_TYPE,   NULL};
 
 const berth_plugin_reg_t tasks_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
