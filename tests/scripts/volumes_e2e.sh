@@ -88,7 +88,7 @@ has "$out" 'key: "hooked"' "the hook's label"
 has "$out" "mountpoint: \"$VOLS/data/_data\"" "mountpoint"
 [ -d "$VOLS/data/_data" ] || fail "no $VOLS/data/_data"
 echo kept >"$VOLS/data/_data/file"
-out=$(vol Create 'name: "data" labels {key: "a" value: "b"}')
+out=$(vol Create 'name: "data" labels {key: "a" value: "b"}') || fail "a second create of the same volume"
 hasnt "$out" 'created: true' "a second create of the same volume"
 [ "$(cat "$VOLS/data/_data/file")" = kept ] || fail "an idempotent create touched the data"
 refused Create "name: \"data\" $(opt type tmpfs)" 6 'volume "data" exists with other options'
