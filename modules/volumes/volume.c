@@ -494,8 +494,10 @@ make_backing(vol_t *v, const char *ns, const char *name, const volopts_t *o, cha
     vol_data(v, ns, name, data, sizeof(data));
     if (v->api->mkdir_all(data, 0755, err) < 0)
         return v->api->error_wrap(err, "volume \"%s\"", name);
-    if (o->type == VOL_TMPFS && mount_tmpfs(v, name, data, o, err) < 0)
+    if (o->type == VOL_TMPFS && mount_tmpfs(v, name, data, o, err) < 0) {
+        drop_leftover(v, ns, name); /* the directory made for it, not to be left behind */
         return code_of(err, BERTH_EIO);
+    }
     *mountpoint = v->api->strdup(data);
     return 0;
 }

@@ -262,6 +262,7 @@ refused Remove 'name: "cdata"' 9 'volume "cdata" is in use by containers c4, c5'
 out=$(vol Get 'name: "cdata"')
 has "$out" 'containers: "c4"' "Get's containers"
 has "$out" 'containers: "c5"' "Get's containers"
+[ "$(vol List 'filters: "name==cdata"' | grep -c 'containers: "c[45]"')" = 2 ] || fail "List's containers"
 [ "$(names 'filters: "dangling==false"')" = "cdata ctmp " ] || fail "dangling==false: $(names 'filters: "dangling==false"')"
 out=$(vol Prune '')
 hasnt "$out" '"cdata"' "prune of an in-use volume"
