@@ -27,6 +27,8 @@ endpoint_ctx_new(berth_init_ctx_t *ic)
     e->api = api;
     e->log = ic->log;
     pthread_rwlock_init(&e->gate, NULL);
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
     berth_instance_t inst;
     berth_error_t *err = NULL;
     /* optional: without the module its labels are refused at task create, naming it */
@@ -50,9 +52,17 @@ endpoint_ctx_free(endpoint_ctx_t *e)
     if (e == NULL)
         return;
     e->closing = 1;
+    /* the runtime's fini comes after ours: the pass must not use it past this point (a stop right after
+     * start only; the pass takes as long as its teardowns) */
+    pthread_mutex_lock(&e->mu);
+    while (e->running)
+        pthread_cond_wait(&e->cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
     if (e->reconciling)
         return; /* reconcile_done frees it */
     pthread_rwlock_destroy(&e->gate);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
     free(e);
 }
 
@@ -310,6 +320,10 @@ reconcile_run(uv_work_t *w)
     pthread_rwlock_unlock(&e->gate);
     e->api->log(e->log, BERTH_LOG_INFO, "endpoints: %zu kept, %zu of gone tasks torn down", kept,
                 removed);
+    pthread_mutex_lock(&e->mu);
+    e->running = 0;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 static void
@@ -339,5 +353,6 @@ endpoint_reconcile(endpoint_ctx_t *e, berth_init_ctx_t *ic, void *rt,
     *r = (reconcile_t){.e = e, .rt = rt, .rto = rto, .token = e->api->readiness_register(ic)};
     r->work.data = r;
     e->reconciling = 1;
+    e->running = 1;
     uv_queue_work(ic->loop, &r->work, reconcile_run, reconcile_done);
 }

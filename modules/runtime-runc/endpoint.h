@@ -26,6 +26,10 @@ typedef struct endpoint_ctx {
      * for writing, so it never takes an endpoint whose task is about to exist for a gone one */
     pthread_rwlock_t gate;
     int closing, reconciling; /* loop thread: who frees the context */
+    /* the start-up pass's pool job is running: fini waits for it, as it uses the runtime */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running;
 } endpoint_ctx_t;
 
 typedef struct endpoint_labels {

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,10 +406,25 @@ vol_bind_allowed(void *vol, const char *host_path, char **resolved, berth_error_
         }
     }
     allow_text(v, list, sizeof(list));
+    char really[PATH_MAX + 16] = "";
+    if (strcmp(real, host_path) != 0) /* a symlink or "//": say where it really leads */
+        snprintf(really, sizeof(really), " (really \"%s\")", real);
     return v->api->error_make(err, BERTH_EPERM,
-                              "bind source \"%s\" (really \"%s\") is not inside the allow-list "
-                              "(bind_allow: %s)",
-                              host_path, real, list);
+                              "bind source \"%s\"%s is not inside the allow-list (bind_allow: %s)",
+                              host_path, really, list);
+}
+
+/* A test's deliberate crash (BERTH_TEST_VOLUMES_CRASH=create|remove, read at init): berthd dies by SIGKILL
+ * between a create's backing directory and its record, or between a removal's record and its directory,
+ * so the crash rule and the collector are checked at exactly those points, not by chance. */
+static void
+crash_point(const vol_t *v, const char *where)
+{
+    if (v->crash[0] != '\0' && strcmp(v->crash, where) == 0) {
+        v->api->log(v->log, BERTH_LOG_WARN, "volumes: BERTH_TEST_VOLUMES_CRASH=%s: killing berthd",
+                    where);
+        raise(SIGKILL);
+    }
 }
 
 /* ---- create ------------------------------------------------------------------------------------- */
@@ -478,8 +494,10 @@ make_backing(vol_t *v, const char *ns, const char *name, const volopts_t *o, cha
     vol_data(v, ns, name, data, sizeof(data));
     if (v->api->mkdir_all(data, 0755, err) < 0)
         return v->api->error_wrap(err, "volume \"%s\"", name);
-    if (o->type == VOL_TMPFS && mount_tmpfs(v, name, data, o, err) < 0)
+    if (o->type == VOL_TMPFS && mount_tmpfs(v, name, data, o, err) < 0) {
+        drop_leftover(v, ns, name); /* the directory made for it, not to be left behind */
         return code_of(err, BERTH_EIO);
+    }
     *mountpoint = v->api->strdup(data);
     return 0;
 }
@@ -519,8 +537,8 @@ create_locked(vol_t *v, const char *ns, const char *name, const berth_kv_t *labe
     berth_error_t *e = NULL;
     if ((have = vol_record(v, ns, name, &e)) != NULL) {
         if (!same_options(v, have, opts))
-            rc = api->error_make(err, BERTH_EEXIST,
-                                 "volume \"%s\": already exists with other options", name);
+            rc =
+                api->error_make(err, BERTH_EEXIST, "volume \"%s\" exists with other options", name);
         goto out;
     }
     if (e->code != BERTH_ENOTFOUND) {
@@ -531,6 +549,7 @@ create_locked(vol_t *v, const char *ns, const char *name, const berth_kv_t *labe
     api->error_free(e);
     if ((rc = make_backing(v, ns, name, &o, &mountpoint, err)) < 0)
         goto out;
+    crash_point(v, "create");
     if ((rc = record_put(v, ns, name, labels, opts, mountpoint, err)) < 0) {
         undo_backing(v, ns, name, &o);
         goto out;
@@ -688,6 +707,8 @@ vol_remove_measured(vol_t *v, const char *ns, const char *name, int force, uint6
     }
     if (rc == 0)
         rc = v->mdo->record_delete(v->md, ns, VOL_KIND, name, err);
+    if (rc == 0)
+        crash_point(v, "remove");
     if (rc == 0 && o.type != VOL_BIND)
         moved = set_aside(v, ns, name, aside, sizeof(aside)) == 0;
     pthread_mutex_unlock(&v->lock);
@@ -834,6 +855,8 @@ vol_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     v->mdo = md.ops;
     v->root = strdup(ic->root);
     pthread_mutex_init(&v->lock, NULL);
+    const char *crash = getenv("BERTH_TEST_VOLUMES_CRASH");
+    snprintf(v->crash, sizeof(v->crash), "%s", crash ? crash : "");
     if (load_allow(v, ic, err) < 0) {
         vol_fini(v);
         return code_of(err, BERTH_EINVAL);

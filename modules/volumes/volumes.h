@@ -33,6 +33,7 @@ typedef struct vol {
     int collector_started;
     volatile int closing;
     unsigned long removals; /* names the .removing-* dirs */
+    char crash[16];         /* BERTH_TEST_VOLUMES_CRASH (volume.c) */
 } vol_t;
 
 /* Which containers of a namespace name which volumes (their io.berth.volumes labels). */
