@@ -16,6 +16,10 @@ BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
 FX=$4
+for need in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/firewall; do
+    [ -x "$need" ] || { echo "FAIL $need is missing: apt-get install containernetworking-plugins"; exit 1; }
+done
+command -v iptables-save >/dev/null || { echo "FAIL iptables-save is missing: apt-get install iptables"; exit 1; }
 work=$(mktemp -d /tmp/berth-net-XXXXXX)
 BR=bt$$
 X=$(($$ % 200 + 20))
