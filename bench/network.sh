@@ -4,10 +4,11 @@
 # io.berth.network=<the bench's network> against the same without it, RUNS rounds each (interleaved, so
 # drift hits both alike), on a private berthd whose default network has its own bridge (bb<pid>) and subnet
 # (10.232.<x>.0/24). Prints each side's median and mean and the difference per container: the CNI bridge
-# ADD (bridge, host-local, portmap, firewall, tuning as the network module configures them) and DEL, the
-# netns and the endpoint files; and, from berthd's log, the network module's setup and teardown alone.
+# ADD (bridge, host-local, portmap, firewall as the network module configures them; FIREWALL=false leaves the
+# firewall plugin out) and DEL, the netns and the endpoint files; and, from berthd's log, the network
+# module's setup and teardown alone.
 # Target (issue 14): <= 15 ms per container.
-# usage: bench/network.sh [BUILD_DIR] [RUNS]
+# usage: [FIREWALL=false] bench/network.sh [BUILD_DIR] [RUNS]
 set -eu
 BUILD=${1:-build}
 RUNS=${2:-20}
@@ -36,7 +37,7 @@ version: 1
 plugins:
   io.berth.network.v1.cni:
     conf_dir: $WORK/net.d
-    default_network: {name: bench, bridge: $BR, subnet: $NET.0/24}
+    default_network: {name: bench, bridge: $BR, subnet: $NET.0/24, firewall: ${FIREWALL:-true}}
 EOF
 "$BERTHD" --config "$WORK/berthd.yaml" --root "$WORK/root" --state "$WORK/state" --log-level ${LOG_LEVEL:-debug} \
     2>"$WORK/berthd.log" &

@@ -32,9 +32,8 @@ depends_on(const berth__plugin_t *a, const berth__plugin_t *b)
         return 0;
     if (requires_all(a))
         return !requires_all(b);
-    for (size_t i = 0; a->reg.requires && a->reg.requires[i]; i++)
-        if (strcmp(a->reg.requires[i], b -> type) == 0)
-            return 1;
+    if (berth__requires_type(a->reg.requires, b->type))
+        return 1;
     for (size_t i = 0; a->reg.after && a->reg.after[i]; i++)
         if (strcmp(a->reg.after[i], b->uri) == 0)
             return 1;
@@ -176,6 +175,8 @@ berth__graph_check_deps(berth__registry_t *reg, berth__plugin_t *p, int at_init)
         return 0;
     for (size_t i = 0; p->reg.requires && p->reg.requires[i]; i++) {
         const char *type = p->reg.requires[i];
+        if (type[0] == '?') /* optional: whatever state its providers are in */
+            continue;
         const berth__plugin_t *cause = NULL;
         int ok = 0;
         for (size_t j = 0; j < reg->nplugins && !ok; j++) {

@@ -25,7 +25,7 @@ declared(const berth__plugin_t *p, const char *type, const char *id)
     const char *const *req = p->reg.requires;
     if (req && req[0] && strcmp(req[0], "*") == 0)
         return 1;
-    if (berth__strv_contains(req, type))
+    if (berth__requires_type(req, type))
         return 1;
     if (id == NULL)
         return 0;

@@ -301,7 +301,7 @@ registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
             return "registration has too many requires";
         if (strcmp(r->requires[n], "*") == 0 && (n > 0 || r->requires[1] != NULL))
             return "requires \"*\" must stand alone";
-        if (strcmp(r->requires[n], r -> type) == 0) {
+        if (strcmp(berth__required_type(r->requires[n]), r->type) == 0) {
             snprintf(buf, len, "plugin requires its own type %s", r->type);
             return buf;
         }

@@ -116,3 +116,18 @@ berth__strv_free(char **v)
         free(v[i]);
     free(v);
 }
+
+const char *
+berth__required_type(const char *entry)
+{
+    return entry[0] == '?' ? entry + 1 : entry;
+}
+
+int
+berth__requires_type(const char *const *requires, const char *type)
+{
+    for (size_t i = 0; requires && requires[i]; i++)
+        if (strcmp(berth__required_type(requires[i]), type) == 0)
+            return 1;
+    return 0;
+}

@@ -21,6 +21,10 @@ char *berth__xvasprintf(const char *fmt, va_list ap);
 size_t berth__strv_len(const char *const *v);
 void berth__strv_push(char ***v, const char *s);
 int berth__strv_contains(const char *const *v, const char *s);
+/* The type a `requires` entry names: without the '?' that marks it optional. */
+const char *berth__required_type(const char *entry);
+/* 1 when `requires` lists type, required or optional. */
+int berth__requires_type(const char *const *requires, const char *type);
 char **berth__strv_dup(const char *const *v);
 void berth__strv_free(char **v);
 

@@ -10,6 +10,7 @@ PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion
   libclang-rt-14-dev golang-1.19-go libcurl4-openssl-dev"
 
 PACKAGES="$PACKAGES openssl" # test certificates of tests/scripts/registry_client.sh
+PACKAGES="$PACKAGES containernetworking-plugins iptables iproute2" # the network-cni module and its tests
 PACKAGES="$PACKAGES protobuf-compiler" # protoc: requests to and answers from berth's own services in tests
 missing=""
 for p in $PACKAGES; do

@@ -86,7 +86,9 @@ typedef struct berth_plugin_reg_s {
     uint32_t struct_size; /* sizeof(berth_plugin_reg_t) as compiled */
     const char *type;     /* "io.containerd.event.v1"; the interface version is in the name */
     const char *id;       /* "exchange"; URI = type "." id */
-    /* NULL-terminated types it may look up; {"*", NULL} = every type */
+    /* NULL-terminated types it may look up; {"*", NULL} = every type. A type written with a leading '?'
+     * ("?io.berth.network.v1", ABI minor 3) is optional: the plugin initialises after its providers but
+     * also without any (a lookup then gives NotFound). */
     const char *const *requires;
     const char *const *after; /* NULL-terminated URIs it needs by name (missing: dep-unavailable) */
     const char *const *platforms; /* NULL-terminated "os/arch[/variant]"; NULL = host platform */

@@ -116,6 +116,10 @@ collect_plugin(void *user, const berth_plugin_info_t *info)
     pb->type = strdup(info->type);
     pb->id = strdup(info->id);
     pb->requires = grpc_strv_copy(info->requires, &pb->n_requires);
+    for (size_t i = 0; i < pb->n_requires;
+         i++) /* containerd lists types; '?' (optional) is berth's */
+        if (pb->requires[i][0] == '?')
+            memmove(pb->requires[i], pb -> requires[i] + 1, strlen(pb->requires[i]));
     pb->capabilities = grpc_strv_copy(info->capabilities, &pb->n_capabilities);
     add_platforms(pb, info->platforms);
     add_exports(pb, info);

@@ -186,14 +186,6 @@ ep_init_dirs(net_t *n, berth_error_t **err)
     if (n->api->mkdir_all(n->ep_dir, 0700, err) < 0 ||
         n->api->mkdir_all(n->netns_dir, 0700, err) < 0)
         return (*err)->code;
-    /* ip netns: the dir must be a shared mount point, so an unmount here reaches mount namespaces made
-     * after the mount (a namespace is freed only when no mount holds it) */
-    if (mount("", n->netns_dir, "none", MS_SHARED | MS_REC, NULL) == 0)
-        return 0;
-    if (errno != EINVAL || mount(n->netns_dir, n->netns_dir, "none", MS_BIND | MS_REC, NULL) < 0 ||
-        mount("", n->netns_dir, "none", MS_SHARED | MS_REC, NULL) < 0)
-        return n->api->error_make(err, BERTH_EIO, "netns dir %s: mount: %s", n->netns_dir,
-                                  strerror(errno));
     return 0;
 }
 
@@ -204,9 +196,57 @@ is_netns(const char *path)
     return statfs(path, &sf) == 0 && sf.f_type == NSFS_MAGIC;
 }
 
+/* ip netns: the dir must be a shared mount point, so an unmount here reaches mount namespaces made after
+ * the mount (a namespace is freed only when no mount holds it). Made when the first namespace is, so a
+ * berthd without networked containers mounts nothing. */
+static int
+netns_dir_share(net_t *n, berth_error_t **err)
+{
+    pthread_mutex_lock(&n->busy_mu);
+    int rc = 0;
+    if (!n->netns_shared && mount("", n->netns_dir, "none", MS_SHARED | MS_REC, NULL) < 0 &&
+        (errno != EINVAL || mount(n->netns_dir, n->netns_dir, "none", MS_BIND | MS_REC, NULL) < 0 ||
+         mount("", n->netns_dir, "none", MS_SHARED | MS_REC, NULL) < 0))
+        rc = n->api->error_make(err, BERTH_EIO, "netns dir %s: mount: %s", n->netns_dir,
+                                strerror(errno));
+    n->netns_shared = rc == 0;
+    pthread_mutex_unlock(&n->busy_mu);
+    return rc;
+}
+
+static int
+holds_netns(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        struct stat st;
+        found = lstat(path, &st) == 0 && (S_ISDIR(st.st_mode) ? holds_netns(path) : is_netns(path));
+    }
+    closedir(d);
+    return found;
+}
+
+void
+ep_fini_dirs(net_t *n)
+{
+    /* the shared mount goes with the last namespace; with live endpoints it stays for the next berthd */
+    if (n->netns_shared && !holds_netns(n->netns_dir))
+        umount2(n->netns_dir, MNT_DETACH);
+}
+
 static int
 netns_create(net_t *n, const paths_t *p, berth_error_t **err)
 {
+    if (netns_dir_share(n, err) < 0)
+        return (*err)->code;
     if (mkdir(p->netns_nsdir, 0700) < 0 && errno != EEXIST)
         return n->api->error_make(err, BERTH_EIO, "mkdir %s: %s", p->netns_nsdir, strerror(errno));
     if (is_netns(p->netns))

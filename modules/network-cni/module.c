@@ -452,6 +452,8 @@ net_fini(void *self)
     net_t *n = self;
     if (!n)
         return;
+    if (n->netns_dir)
+        ep_fini_dirs(n);
     for (size_t i = 0; i < n->n_nets; i++)
         network_free(&n->nets[i]);
     free(n->nets);

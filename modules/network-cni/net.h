@@ -44,6 +44,7 @@ typedef struct net {
     pthread_mutex_t busy_mu; /* endpoints being worked on, one at a time per (ns, id) */
     pthread_cond_t busy_cv;
     busy_key_t *busy;
+    int netns_shared; /* netns_dir was made a shared mount point (busy_mu) */
 } net_t;
 
 /* module.c: networks */
@@ -67,6 +68,8 @@ int ep_list(void *net, int (*cb)(void *user, const char *ns, const char *id), vo
             berth_error_t **err);
 void ep_result_free(void *net, berth_net_result_t *r);
 int ep_init_dirs(net_t *n, berth_error_t **err);
+/* At fini: unmounts the netns dir when no namespace is left in it. */
+void ep_fini_dirs(net_t *n);
 /* CNI VERSION: every plugin of conflist found and supporting its cniVersion; InvalidArgument if not. */
 int net_check_versions(net_t *n, json_object *conflist, berth_error_t **err);
 /* Every endpoint record (parsed), for the service: cb gets the record; non-zero stops. */

@@ -784,9 +784,11 @@ tasks_fini(void *instance)
     free(s);
 }
 
-static const char *const tasks_requires[] = {BERTH_METADATA_TYPE, BERTH_EVENTS_TYPE,
-                                             BERTH_RUNTIME_TYPE,  BERTH_NETWORK_TYPE,
-                                             BERTH_VOLUME_TYPE,   NULL};
+/* The network and volume modules are optional: without them, only containers whose labels ask for them
+ * are refused. */
+static const char *const tasks_requires[] = {BERTH_METADATA_TYPE,   BERTH_EVENTS_TYPE,
+                                             BERTH_RUNTIME_TYPE,    "?" BERTH_NETWORK_TYPE,
+                                             "?" BERTH_VOLUME_TYPE, NULL};
 
 const berth_plugin_reg_t tasks_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),

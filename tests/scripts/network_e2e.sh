@@ -7,7 +7,8 @@
 # and deleting it then leaves no veth, netns mount, iptables rule or IPAM lease; an endpoint whose task
 # vanished while berthd was down goes at start-up; the endpoint hook fixture (fx_endpointhook) gives a
 # static IP and vetoes (nothing left); a bad io.berth.ports or an unknown network is a clear error and
-# leaves nothing; a named volume's data outlives its container. Traffic goes only to 127.0.0.1 and to the
+# leaves nothing; a named volume's data outlives its container; without the network and volume modules
+# plain containers still run. Traffic goes only to 127.0.0.1 and to the
 # test's own containers.
 # usage: network_e2e.sh BERTHD MODULE_DIR SOURCE_DIR FIXTURE_DIR
 set -eu
@@ -246,4 +247,16 @@ $CTR run --rm --label io.berth.volumes=nv1:/data "$IMG" w1 sh -c 'echo kept >/da
 if $CTR run --rm --label io.berth.volumes=nv1:/data:ro "$IMG" w3 sh -c 'echo x >/data/g' 2>/dev/null; then
     fail ":ro was not enforced"
 fi
+# --- both modules are optional: without them, plain containers run, labelled ones get a clear refusal -------
+stop_test_processes
+"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level warn \
+    --set 'disabled=["io.berth.network.v1.cni","io.berth.volume.v1.local"]' 2>>"$work/log" &
+PID=$!
+i=0
+until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+[ "$($CTR run --rm "$IMG" o1 echo plain)" = plain ] || fail "without the network module, a plain container did not run"
+if $CTR run --rm --label io.berth.network=berth "$IMG" o2 true 2>"$work/err"; then fail "o2 ran without the network module"; fi
+grep -q "the network-cni module (io.berth.network.v1) is not loaded: failed precondition" "$work/err" ||
+    fail "o2: $(cat "$work/err")"
+$CTR containers rm o2 2>/dev/null || true
 echo "network e2e: ok"

@@ -152,3 +152,25 @@ Test(graph, after_names_a_plugin_by_uri)
     cr_expect(strstr(a->reason, "requires t.a.q.v1.none: no plugin provides it") != NULL, "%s",
               a->reason);
 }
+
+Test(graph, optional_requires_order_but_never_block)
+{
+    static const char *const maybe_n[] = {"t.o.meta.v1", "?t.o.net.v1", NULL};
+    berth__plugin_t *t = add("t.o.a.v1", "tasks", maybe_n);
+    add("t.o.meta.v1", "m", NULL);
+    berth__plugin_t *n = add("t.o.net.v1", "cni", NULL);
+    berth__graph_resolve(&reg);
+    cr_assert_eq(reg.norder, 3);
+    cr_expect_str_eq(order_at(2), "t.o.a.v1.tasks"); /* after its optional provider too */
+    berth__plugin_set_status(n, BERTH_ST_ERROR, BERTH_EIO, "no plugins");
+    reg.order[0]->status = BERTH_ST_OK;
+    cr_expect_eq(berth__graph_check_deps(&reg, t, 1), 0);
+    berth__registry_free(&reg);
+    berth__registry_init(&reg, NULL, NULL);
+    t = add("t.o.a.v1", "tasks", maybe_n); /* no provider at all */
+    add("t.o.meta.v1", "m", NULL);
+    berth__graph_resolve(&reg);
+    reg.order[0]->status = BERTH_ST_OK;
+    cr_expect_eq(berth__graph_check_deps(&reg, t, 1), 0);
+    cr_expect_eq(t->status, BERTH_ST_PENDING);
+}
