@@ -107,6 +107,7 @@ valid_hostname(const char *s)
 
 typedef struct paths {
     char rec[4096], files[4096], netns[4096], nsdir[4096], netns_nsdir[4096];
+    char key[600]; /* "<ns>/<id>": what ep_lock serializes on */
 } paths_t;
 
 static void
@@ -117,14 +118,26 @@ paths_of(net_t *n, const char *ns, const char *id, paths_t *p)
     snprintf(p->files, sizeof(p->files), "%s/%s/%s.d", n->ep_dir, ns, id);
     snprintf(p->netns_nsdir, sizeof(p->netns_nsdir), "%s/%s", n->netns_dir, ns);
     snprintf(p->netns, sizeof(p->netns), "%s/%s/%s", n->netns_dir, ns, id);
+    snprintf(p->key, sizeof(p->key), "%s/%s", ns, id);
 }
 
+/* The paths of an endpoint named by the caller: InvalidArgument for a name that is not an identifier. */
 static int
-write_atomic(const char *path, const char *text, int sync)
+ep_paths(net_t *n, const char *ns, const char *id, paths_t *p, berth_error_t **err)
+{
+    if (!valid_ident(ns) || !valid_ident(id))
+        return n->api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": invalid namespace or id",
+                                  ns ? ns : "", id ? id : "");
+    paths_of(n, ns, id, p);
+    return 0;
+}
+
+int
+net_write_atomic(const char *path, const char *text, unsigned mode, int sync)
 {
     char tmp[4200];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0)
         return -errno;
     size_t len = strlen(text);
@@ -142,10 +155,10 @@ write_atomic(const char *path, const char *text, int sync)
 static int
 record_write(net_t *n, const paths_t *p, json_object *rec, berth_error_t **err)
 {
-    int rc = write_atomic(p->rec,
-                          json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN |
-                                                                  JSON_C_TO_STRING_NOSLASHESCAPE),
-                          1);
+    int rc = net_write_atomic(p->rec,
+                              json_object_to_json_string_ext(
+                                  rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
+                              0644, 1);
     if (rc < 0)
         return n->api->error_make(err, BERTH_EIO, "endpoint record %s: %s", p->rec, strerror(-rc));
     return 0;
@@ -497,14 +510,10 @@ int
 ep_teardown(void *self, const char *ns, const char *id, berth_error_t **err)
 {
     net_t *n = self;
-    if (!valid_ident(ns) || !valid_ident(id))
-        return n->api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": invalid namespace or id",
-                                  ns ? ns : "", id ? id : "");
     paths_t p;
-    paths_of(n, ns, id, &p);
-    char key[600];
-    snprintf(key, sizeof(key), "%s/%s", ns, id);
-    ep_lock(n, key);
+    if (ep_paths(n, ns, id, &p, err) < 0)
+        return BERTH_EINVAL;
+    ep_lock(n, p.key);
     json_object *rec = record_read(p.rec);
     int rc = 0;
     if (rec)
@@ -517,7 +526,7 @@ ep_teardown(void *self, const char *ns, const char *id, berth_error_t **err)
         unlink(p.rec);
     }
     json_object_put(rec);
-    ep_unlock(n, key);
+    ep_unlock(n, p.key);
     return rc;
 }
 
@@ -588,11 +597,9 @@ int
 ep_status(void *self, const char *ns, const char *id, berth_net_result_t *out, berth_error_t **err)
 {
     net_t *n = self;
-    if (!valid_ident(ns) || !valid_ident(id))
-        return n->api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": invalid namespace or id",
-                                  ns ? ns : "", id ? id : "");
     paths_t p;
-    paths_of(n, ns, id, &p);
+    if (ep_paths(n, ns, id, &p, err) < 0)
+        return BERTH_EINVAL;
     json_object *rec = record_read(p.rec);
     if (rec == NULL || strcmp(sget(rec, "state"), "ready") != 0) {
         json_object_put(rec);
@@ -607,14 +614,10 @@ int
 ep_check(void *self, const char *ns, const char *id, berth_error_t **err)
 {
     net_t *n = self;
-    if (!valid_ident(ns) || !valid_ident(id))
-        return n->api->error_make(err, BERTH_EINVAL, "endpoint \"%s/%s\": invalid namespace or id",
-                                  ns ? ns : "", id ? id : "");
     paths_t p;
-    paths_of(n, ns, id, &p);
-    char key[600];
-    snprintf(key, sizeof(key), "%s/%s", ns, id);
-    ep_lock(n, key);
+    if (ep_paths(n, ns, id, &p, err) < 0)
+        return BERTH_EINVAL;
+    ep_lock(n, p.key);
     json_object *rec = record_read(p.rec), *nets = oget(rec, "networks");
     int rc = 0;
     if (rec == NULL)
@@ -630,7 +633,7 @@ ep_check(void *self, const char *ns, const char *id, berth_error_t **err)
                          err);
     }
     json_object_put(rec);
-    ep_unlock(n, key);
+    ep_unlock(n, p.key);
     return rc;
 }
 
@@ -781,7 +784,7 @@ write_files(net_t *n, const paths_t *p, const berth_net_setup_t *req, json_objec
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < 3; i++) {
         snprintf(path, sizeof(path), "%s/%s", p->files, names[i]);
-        int wrc = write_atomic(path, texts[i], 0);
+        int wrc = net_write_atomic(path, texts[i], 0644, 0);
         if (wrc < 0)
             rc = n->api->error_make(err, BERTH_EIO, "write %s: %s", path, strerror(-wrc));
     }
@@ -982,12 +985,10 @@ ep_setup(void *self, const berth_net_setup_t *req, berth_net_result_t *out, bert
 
     paths_t p;
     paths_of(n, req->namespace_, req->id, &p);
-    char key[600];
-    snprintf(key, sizeof(key), "%s/%s", req->namespace_, req->id);
-    ep_lock(n, key);
+    ep_lock(n, p.key);
     int rc = 0;
     if (access(p.rec, F_OK) == 0) {
-        rc = api->error_make(err, BERTH_EEXIST, "endpoint \"%s\": already exists", key);
+        rc = api->error_make(err, BERTH_EEXIST, "endpoint \"%s\": already exists", p.key);
     } else {
         json_object *rec = new_record(req, &p, ports);
         rc = setup_locked(n, req, &p, rec, ports, err);
@@ -995,7 +996,7 @@ ep_setup(void *self, const berth_net_setup_t *req, berth_net_result_t *out, bert
             /* undo what was made; a record whose DEL failed stays for the next reconciliation */
             berth_error_t *uerr = NULL;
             if (access(p.rec, F_OK) == 0 && teardown_record(n, &p, rec, &uerr) < 0) {
-                LOG(n, BERTH_LOG_WARN, "endpoint %s: undo after a failed setup: %s", key,
+                LOG(n, BERTH_LOG_WARN, "endpoint %s: undo after a failed setup: %s", p.key,
                     uerr->message);
                 api->error_free(uerr);
             } else if (access(p.rec, F_OK) != 0)
@@ -1004,7 +1005,7 @@ ep_setup(void *self, const berth_net_setup_t *req, berth_net_result_t *out, bert
             fill_result(&p, rec, out);
         json_object_put(rec);
     }
-    ep_unlock(n, key);
+    ep_unlock(n, p.key);
     json_object_put(ports);
     return rc;
 }

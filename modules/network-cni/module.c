@@ -91,25 +91,6 @@ net_list_networks(net_t *n, network_t **out, size_t *count)
 
 /* ---- networks made through the API: <root>/networks/<name>.json ----------------------------------- */
 
-static int
-write_file_atomic(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    ssize_t w = write(fd, text, len);
-    int e = (w == (ssize_t)len && fsync(fd) == 0) ? 0 : (errno ? errno : EIO);
-    close(fd);
-    if (e == 0 && rename(tmp, path) < 0)
-        e = errno;
-    if (e)
-        unlink(tmp);
-    return -e;
-}
-
 int
 net_create_network(net_t *n, const char *name, json_object *conflist, json_object *labels,
                    berth_error_t **err)
@@ -128,9 +109,10 @@ net_create_network(net_t *n, const char *name, json_object *conflist, json_objec
         json_object_object_add(doc, "labels", json_object_get(labels));
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s.json", n->api_dir, name);
-    int rc =
-        write_file_atomic(path, json_object_to_json_string_ext(
-                                    doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    int rc = net_write_atomic(path,
+                              json_object_to_json_string_ext(
+                                  doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
+                              0600, 1);
     json_object_put(doc);
     if (rc < 0) {
         pthread_rwlock_unlock(&n->nets_lock);

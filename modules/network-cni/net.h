@@ -70,6 +70,9 @@ void ep_result_free(void *net, berth_net_result_t *r);
 int ep_init_dirs(net_t *n, berth_error_t **err);
 /* At fini: unmounts the netns dir when no namespace is left in it. */
 void ep_fini_dirs(net_t *n);
+/* Writes path through <path>.tmp and a rename (after an fsync with sync): a reader sees the old or the new
+ * text, never a part. 0 or -errno. */
+int net_write_atomic(const char *path, const char *text, unsigned mode, int sync);
 /* CNI VERSION: every plugin of conflist found and supporting its cniVersion; InvalidArgument if not. */
 int net_check_versions(net_t *n, json_object *conflist, berth_error_t **err);
 /* Every endpoint record (parsed), for the service: cb gets the record; non-zero stops. */
