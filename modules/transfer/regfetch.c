@@ -248,14 +248,16 @@ on_response(bjob_t *b, berth_error_t **first)
     finish(b, rc, first);
 }
 
-static void
+/* Handles the transfers that ended; returns how many. */
+static int
 drain(CURLM *m, berth_error_t **first)
 {
     CURLMsg *msg;
-    int left;
+    int left, done = 0;
     while ((msg = curl_multi_info_read(m, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
+        done++;
         CURL *h = msg->easy_handle;
         CURLcode cc = msg->data.result;
         reg_rq_t *rq = NULL;
@@ -268,6 +270,7 @@ drain(CURLM *m, berth_error_t **first)
         else
             on_response(b, first);
     }
+    return done;
 }
 
 /* Starts waiting jobs that are due while fewer than max run; returns ms until the next due one (-1:
@@ -357,7 +360,10 @@ reg_fetch_blobs(reg_client_t *c, reg_blob_job_t *jobs, size_t n, berth_error_t *
         }
         int still = 0;
         curl_multi_perform(m, &still);
-        drain(m, &first);
+        /* a transfer that ended may let a waiting one start, or end the fetch: no poll, which would
+         * wait its whole timeout with no transfer left to wake it */
+        if (drain(m, &first) > 0)
+            continue;
         int timeout = (next >= 0 && next < 500) ? (int)next : 500;
         curl_multi_poll(m, NULL, 0, timeout, NULL);
     }
