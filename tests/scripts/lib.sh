@@ -71,7 +71,7 @@ berth_rpc() {
     shift 5
     _svc=$(echo "$_req" | cut -d. -f3)
     _proto="berth/services/$_svc/v1/$_svc.proto"
-    _tmp=$(mktemp -d /tmp/berth-rpc-XXXXXX)
+    _tmp=$(mktemp -d "${work:-/tmp}/berth-rpc-XXXXXX") # in the script's $work: gone with it if killed
     printf '%s\n' "$_text" | protoc -I"$BERTH_SRC/abi/proto" -I/usr/include --encode="$_req" "$_proto" \
         >"$_tmp/req" || { rm -rf "$_tmp"; fail "berth_rpc: protoc could not encode $_req: $_text"; }
     if ! "$GRPCC" "$_sock" "$_method" --in "$_tmp/req" --out "$_tmp/resp" "$@" >"$_tmp/report"; then
@@ -80,11 +80,17 @@ berth_rpc() {
         return 1
     fi
     _status=$(sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .*/\1/p' "$_tmp/report")
+    _rc=0
+    # the answer is read whole before the temp dir goes: a reader that stops early (grep -q) must not
+    # leave it behind
     if [ "$_status" = 0 ]; then
-        tail -c +6 "$_tmp/resp" | protoc -I"$BERTH_SRC/abi/proto" -I/usr/include --decode="$_resp" "$_proto"
+        _out=$(tail -c +6 "$_tmp/resp" |
+            protoc -I"$BERTH_SRC/abi/proto" -I/usr/include --decode="$_resp" "$_proto") || _rc=$?
     else
-        sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .* grpc-message \(.*\)/grpc-status \1 grpc-message \2/p' \
-            "$_tmp/report"
+        _out=$(sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .* grpc-message \(.*\)/grpc-status \1 grpc-message \2/p' \
+            "$_tmp/report")
     fi
     rm -rf "$_tmp"
+    [ "$_rc" -eq 0 ] || return "$_rc"
+    printf '%s\n' "$_out"
 }
