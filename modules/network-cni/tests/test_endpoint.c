@@ -110,6 +110,29 @@ no_export(berth_init_ctx_t *ic, const char *key, const char *value)
     return 0;
 }
 
+/* Starts the module on the test's root, state and config (as berthd would, again after a restart). */
+static void
+start_module(void)
+{
+    berth_init_ctx_t ic = {
+        .size = sizeof(ic),
+        .api = api,
+        .uri = "io.berth.network.v1.cni",
+        .root = root,
+        .state = state,
+        .config = berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.berth.network.v1.cni")};
+    cr_assert_eq(reg->init(&ic, &net, &err), 0, "%s", err ? err->message : "");
+}
+
+/* berthd stops and starts again: the module's fini, then a new instance on the same dirs. */
+static void
+restart_module(void)
+{
+    reg->fini(net);
+    net = NULL;
+    start_module();
+}
+
 static void
 setup(void)
 {
@@ -167,14 +190,7 @@ setup(void)
     reg = entry()->plugins[0];
     cr_assert_str_eq(reg->type, BERTH_NETWORK_TYPE);
     ops = reg->ops;
-    berth_init_ctx_t ic = {
-        .size = sizeof(ic),
-        .api = api,
-        .uri = "io.berth.network.v1.cni",
-        .root = root,
-        .state = state,
-        .config = berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.berth.network.v1.cni")};
-    cr_assert_eq(reg->init(&ic, &net, &err), 0, "%s", err ? err->message : "");
+    start_module();
 }
 
 static void
@@ -401,16 +417,7 @@ Test(endpoint, records_survive_a_restart_and_teardown_finishes_them)
     char ip[64];
     addr_only(r.addresses[0].address, ip, sizeof(ip));
     /* berthd restarts: a new instance finds the endpoint, its netns still mounted */
-    reg->fini(net);
-    net = NULL;
-    berth_init_ctx_t ic = {
-        .size = sizeof(ic),
-        .api = api,
-        .uri = "io.berth.network.v1.cni",
-        .root = root,
-        .state = state,
-        .config = berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.berth.network.v1.cni")};
-    cr_assert_eq(reg->init(&ic, &net, &err), 0, "%s", err ? err->message : "");
+    restart_module();
     char seen[256] = "";
     cr_assert_eq(ops->list(net, count, seen, &err), 0);
     cr_expect_str_eq(seen, "live1;");
@@ -599,16 +606,7 @@ Test(endpoint, a_kill_in_the_middle_of_a_chain_is_finished_by_teardown)
                   "no lease made");
     cr_expect_neq(sh("iptables-save | grep -F %s", net_prefix)[0], 0, "no rule made");
     /* a restart: the endpoint is listed, not ready; teardown finishes it */
-    reg->fini(net);
-    net = NULL;
-    berth_init_ctx_t ic = {
-        .size = sizeof(ic),
-        .api = api,
-        .uri = "io.berth.network.v1.cni",
-        .root = root,
-        .state = state,
-        .config = berth__map_get(berth__map_get(cfg.tree, "plugins"), "io.berth.network.v1.cni")};
-    cr_assert_eq(reg->init(&ic, &net, &err), 0, "%s", err ? err->message : "");
+    restart_module();
     char seen[256] = "";
     cr_assert_eq(ops->list(net, count, seen, &err), 0);
     cr_expect_str_eq(seen, "crash1;");
