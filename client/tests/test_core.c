@@ -581,3 +581,57 @@ Test(core, json_mapping)
                  &containerd__events__task_exit__descriptor);
     cr_expect_eq(bc_descriptor_for("containerd.events.Nothing"), NULL);
 }
+
+Test(core, plugins_server_modules_namespaces)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    berth_error_t *err = NULL;
+    berth_plugin_t *p = NULL;
+    size_t n = 0;
+    int r = berth_plugins(c, NULL, NULL, 0, &p, &n, &err);
+    cr_assert_eq(r, 0, "%s", err ? err->message : "");
+    int content = 0;
+    for (size_t i = 0; i < n; i++)
+        content |= strcmp(p[i].type, "io.containerd.content.v1") == 0;
+    cr_expect(content, "no content plugin among %zu", n);
+    berth_plugins_free(p, n);
+    const char *f[] = {"type==io.containerd.content.v1"};
+    cr_assert_eq(berth_plugins(c, NULL, f, 1, &p, &n, &err), 0);
+    cr_expect_eq(n, 1);
+    if (n == 1)
+        cr_expect_str_eq(p[0].init_error, "");
+    berth_plugins_free(p, n);
+
+    berth_server_info_t si;
+    cr_assert_eq(berth_server_info(c, NULL, &si, &err), 0, "%s", err ? err->message : "");
+    cr_expect_eq(strlen(si.uuid), 36, "uuid %s", si.uuid);
+    cr_expect_eq(si.pid, (uint64_t)d.pid);
+    berth_server_info_free(&si);
+
+    berth_module_t *m = NULL;
+    r = berth_modules(c, NULL, &m, &n, &err);
+    cr_assert_eq(r, 0, "%s", err ? err->message : "");
+    int grpc = 0;
+    for (size_t i = 0; i < n; i++)
+        grpc |= strstr(m[i].file, "grpc") != NULL;
+    cr_expect(n > 0 && grpc, "%zu modules, none from the grpc module's file", n);
+    berth_modules_free(m, n);
+
+    cr_assert_eq(berth_namespace_create(c, NULL, "made", NULL, 0, &err), 0, "%s",
+                 err ? err->message : "");
+    char **names = NULL;
+    cr_assert_eq(berth_namespace_list(c, NULL, &names, &n, &err), 0);
+    int made = 0;
+    for (size_t i = 0; i < n; i++) {
+        made |= strcmp(names[i], "made") == 0;
+        berth_free(names[i]);
+    }
+    berth_free(names);
+    cr_expect(made);
+    r = berth_namespace_create(c, NULL, "made", NULL, 0, &err);
+    cr_expect_eq(r, BERTH_EEXIST, "%d", r);
+    berth_error_free(err);
+    err = NULL;
+    cr_expect_eq(berth_namespace_delete(c, NULL, "made", &err), 0);
+    berth_client_free(c);
+}
