@@ -37,7 +37,7 @@ teardown(void)
     bct_stop(&d);
 }
 
-TestSuite(core, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(core, .init = setup, .fini = teardown, .timeout = 40);
 
 static double
 now_s(void)
@@ -192,8 +192,16 @@ Test(core, server_errors_keep_class_and_message)
     int r = berth_namespace_delete(c, NULL, "no-such-ns", &err);
     cr_assert_eq(r, BERTH_ENOTFOUND, "got %d %s", r, err ? err->message : "");
     cr_expect_eq(err->code, BERTH_ENOTFOUND);
-    cr_expect(strstr(err->message, "no-such-ns") != NULL, "%s", err->message);
+    cr_expect_str_eq(err->message, "namespace \"no-such-ns\": not found");
     cr_expect_str_eq(berth_error_class(r), "not found");
+    berth_error_free(err);
+    err = NULL;
+
+    /* grpc-message arrives percent-encoded: '%' and non-ASCII come back as sent */
+    r = berth_namespace_create(c, NULL, "bad name%/\xc3\xa9", NULL, 0, &err);
+    cr_assert_eq(r, BERTH_EINVAL, "got %d %s", r, err ? err->message : "");
+    cr_expect(strstr(err->message, "identifier \"bad name%/\xc3\xa9\" must match") != NULL, "%s",
+              err->message);
     berth_error_free(err);
     err = NULL;
 
