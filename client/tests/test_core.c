@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -252,6 +254,35 @@ Test(core, timeout_is_etimedout)
     /* the client still works after the timed-out stream's connection went */
     cr_expect_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
     berth_client_free(c);
+}
+
+/* A socket that takes connections and never answers: only the client's own deadline ends the call. */
+Test(core, local_deadline_when_the_server_is_silent)
+{
+    char path[500];
+    snprintf(path, sizeof(path), "%s/silent.sock", d.dirs.base);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(l, 8), 0);
+    berth_client_t *c = NULL;
+    cr_assert_eq(berth_client_new(path, NULL, &c, NULL), 0);
+    berth_call_t call = {.timeout_ms = 200};
+    berth_error_t *err = NULL;
+    double t0 = now_s();
+    int r = berth_version(c, &call, NULL, NULL, &err);
+    double dt = now_s() - t0;
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    cr_expect(dt >= 0.19 && dt < 2, "took %.3f s", dt);
+    berth_error_free(err);
+    err = NULL;
+    r = berth_events_subscribe(c, &call, NULL, 0, count_events, NULL, &err);
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    berth_error_free(err);
+    berth_client_free(c);
+    close(l);
 }
 
 typedef struct hammer {
