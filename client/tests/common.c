@@ -62,6 +62,19 @@ bct_start(bct_daemon_t *d, const char *set)
 }
 
 void
+bct_restart(bct_daemon_t *d, const char *set)
+{
+    if (d->pid > 0)
+        stop_berthd(d->pid, SIGTERM, 30);
+    int status = 0;
+    d->pid = spawn_berthd(d, set, &status);
+    if (d->pid <= 0) {
+        char *log = read_file(d->errlog);
+        cr_assert_fail("berthd did not restart (exit %d):\n%s", status, log ? log : "");
+    }
+}
+
+void
 bct_stop(bct_daemon_t *d)
 {
     if (d->pid > 0)

@@ -394,6 +394,24 @@ Test(core, request_headers_are_containerds)
     close(w.listener);
 }
 
+/* The pooled connections of a daemon that restarted are dead: the next calls must not fail for it. */
+Test(core, pooled_connections_survive_a_daemon_restart)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    cr_assert_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
+    cr_assert_eq(berth_serving(c, NULL, NULL), 0);
+    cr_assert_geq(c->n_pool, 1);
+    bct_restart(&d, NULL);
+    berth_error_t *err = NULL;
+    for (int i = 0; i < 3; i++) {
+        int r = berth_version(c, NULL, NULL, NULL, &err);
+        cr_expect_eq(r, 0, "call %d after the restart: %s", i, err ? err->message : "");
+        berth_error_free(err);
+        err = NULL;
+    }
+    berth_client_free(c);
+}
+
 typedef struct hammer {
     berth_client_t *c;
     int ok;
