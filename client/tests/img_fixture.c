@@ -102,19 +102,26 @@ fx_images(imgfx_t *f)
 }
 
 void
-fx_registry(imgfx_t *f)
+fx_registry_start(imgfx_t *f, const char *env)
 {
     snprintf(f->reg_dir, sizeof(f->reg_dir), "%s/registry", f->dir);
     int port = 20000 + (int)(getpid() % 20000);
     for (int i = 0; i < 8 && !f->reg_port; i++, port++) {
-        if (fx_sh_status("sh %s/tests/fixtures/images/registry.sh start %s %d >%s.start 2>&1",
-                         SOURCE_DIR, f->reg_dir, port, f->reg_dir) == 0)
+        if (fx_sh_status(
+                "env %s sh %s/tests/fixtures/images/registry.sh start %s %d >%s.start 2>&1",
+                env ? env : "", SOURCE_DIR, f->reg_dir, port, f->reg_dir) == 0)
             f->reg_port = port;
         else
             fx_sh_status("rm -rf %s", f->reg_dir);
     }
     cr_assert(f->reg_port, "the registry did not start");
     snprintf(f->reg, sizeof(f->reg), "127.0.0.1:%d", f->reg_port);
+}
+
+void
+fx_registry(imgfx_t *f)
+{
+    fx_registry_start(f, NULL);
     fx_sh("sh %s/tests/fixtures/images/build-image.sh push-registry %s/fx/busybox-oci %s "
           "test/busybox:1",
           SOURCE_DIR, f->dir, f->reg);

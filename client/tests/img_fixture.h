@@ -30,6 +30,8 @@ int fx_sh_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Builds the busybox image under a new temp dir. */
 void fx_images(imgfx_t *f);
+/* Starts the registry (env: "NAME=VALUE ..." for registry.sh, may be NULL), pushes nothing. */
+void fx_registry_start(imgfx_t *f, const char *env);
 /* Starts the registry and pushes the fixture to REG/test/busybox:1 (skopeo). */
 void fx_registry(imgfx_t *f);
 /* Starts berthd for these tests (network-cni with the test's own bridge and 10.232.x subnet, conf dir

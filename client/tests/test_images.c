@@ -405,3 +405,60 @@ Test(images, tag_list_remove, .init = setup_plain, .fini = teardown, .timeout = 
     berth_error_free(err);
     cr_assert_eq(count_list(NULL), 2);
 }
+
+/* ---- registry credentials (Basic auth): the auth stream answers the daemon's AuthRequests --------- */
+
+#include <crypt.h>
+
+Test(images, credentials_through_the_auth_stream, .init = setup_plain, .fini = teardown,
+     .timeout = 120)
+{
+    char path[400], env[500];
+    snprintf(path, sizeof(path), "%s/htpasswd", fx.dir);
+    char *salt = crypt_gensalt("$2b$", 10, NULL, 0);
+    cr_assert(salt, "bcrypt salt");
+    char *hash = crypt("secret", salt);
+    cr_assert(hash && hash[0] == '$', "bcrypt");
+    FILE *f = fopen(path, "w");
+    fprintf(f, "alice:%s\n", hash);
+    fclose(f);
+    snprintf(env, sizeof(env), "REGISTRY_HTPASSWD=%s", path);
+    fx_registry_start(&fx, env);
+    fx_import(cl, &fx);
+
+    char ref[200];
+    snprintf(ref, sizeof(ref), "%s/test/private:1", fx.reg);
+    berth_push_opts_t po = {0};
+    po.registry.plain_http = 1;
+    berth_error_t *err = NULL;
+    /* without credentials: refused */
+    int rc = berth_image_push(cl, NULL, FX_IMAGE, ref, &po, &err);
+    cr_assert_lt(rc, 0, "a push without credentials passed");
+    berth_error_free(err);
+    err = NULL;
+    po.registry.username = "alice";
+    po.registry.secret = "wrong";
+    rc = berth_image_push(cl, NULL, FX_IMAGE, ref, &po, &err);
+    cr_assert_lt(rc, 0, "a push with a wrong password passed");
+    berth_error_free(err);
+    err = NULL;
+    po.registry.secret = "secret";
+    rc = berth_image_push(cl, NULL, FX_IMAGE, ref, &po, &err);
+    cr_assert_eq(rc, 0, "push with credentials: %s", err ? err->message : "?");
+
+    rc = berth_image_remove(cl, NULL, FX_IMAGE, 1, &err);
+    cr_assert_eq(rc, 0);
+    berth_pull_opts_t o = {.unpack = 1};
+    o.registry.plain_http = 1;
+    rc = berth_image_pull(cl, NULL, ref, &o, NULL, &err);
+    cr_assert_lt(rc, 0, "a pull without credentials passed");
+    berth_error_free(err);
+    err = NULL;
+    o.registry.username = "alice";
+    o.registry.secret = "secret";
+    berth_image_t *img = NULL;
+    rc = berth_image_pull(cl, NULL, ref, &o, &img, &err);
+    cr_assert_eq(rc, 0, "pull with credentials: %s", err ? err->message : "?");
+    cr_assert_str_eq(img->target.digest, fx.manifest);
+    berth_image_free(img);
+}
