@@ -317,7 +317,7 @@ import_main(void *arg)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            data_fail(x, BERTH_EIO, "import: read the archive");
+            data_fail(x, BERTH_EIO, "read the archive");
         berth_error_t *e = NULL;
         if (n <= 0) { /* the end of the archive: the server reads EOF */
             bc_stream_close_send(x->data.s, &e);
@@ -385,7 +385,7 @@ export_main(void *arg)
             continue;
         /* after a failed write the rest is taken and dropped, so the server ends normally */
         if (x->data_rc == 0 && write_all(x->fd, d->data.data, d->data.len) < 0)
-            data_fail(x, BERTH_EIO, "export: write the archive");
+            data_fail(x, BERTH_EIO, "write the archive");
         window -= (int32_t)d->data.len;
         containerd__types__transfer__data__free_unpacked(d, NULL);
     }
