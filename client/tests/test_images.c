@@ -304,6 +304,19 @@ Test(images, export_and_reimport, .init = setup_plain, .fini = teardown, .timeou
     cr_assert_eq(rc, 0, "remove: %s", err ? err->message : "?");
     import_file(path, 0, fx.manifest);
 
+    /* an fd that cannot be written: our side's error, and the daemon is not left waiting */
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    rc = berth_image_export(cl, NULL, names, 1, fd, NULL, &err);
+    close(fd);
+    cr_assert_eq(rc, BERTH_EIO, "%d %s", rc, err ? err->message : "");
+    cr_assert(strstr(err->message, "write the archive"), "%s", err->message);
+    berth_error_free(err);
+    err = NULL;
+    berth_image_t *img = NULL;
+    rc = berth_image_get(cl, NULL, FX_IMAGE, &img, &err);
+    cr_assert_eq(rc, 0, "the daemon answers after a failed export");
+    berth_image_free(img);
+
     /* an unknown image */
     fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     const char *none[] = {"docker.io/library/nothing:here"};
