@@ -43,6 +43,9 @@ teardown(void)
 
 /* ---- snapshots --------------------------------------------------------------------------------------- */
 
+static char listed[4096];
+
+/* 1: listed with that kind; -1: with another; 0: not listed. `listed` shows what was. */
 static int
 list_has(const char *name, const char *kind)
 {
@@ -51,9 +54,15 @@ list_has(const char *name, const char *kind)
     berth_error_t *err = NULL;
     OK(berth_snapshot_list(cl, NULL, NULL, &v, &n, &err));
     int found = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t len = 0;
+    listed[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
         if (strcmp(v[i].name, name) == 0)
             found = strcmp(v[i].kind, kind) == 0 ? 1 : -1;
+        int w = snprintf(listed + len, sizeof(listed) - len, "%s(%s) ", v[i].name, v[i].kind);
+        if (w > 0 && (size_t)w < sizeof(listed) - len)
+            len += (size_t)w;
+    }
     berth_snapshot_infos_free(v, n);
     return found;
 }
@@ -63,6 +72,13 @@ Test(store, snapshots, .init = setup, .fini = teardown, .timeout = 60)
     berth_error_t *err = NULL;
     berth_mount_t *m = NULL;
     size_t nm = 0;
+    /* a lease names them before they exist, so the daemon's garbage collection (a deletion triggers it)
+     * keeps what this test made (the API's calls carry no lease of their own) */
+    OK(berth_lease_create(cl, NULL, "snapshot-test", 0, NULL, &err));
+    const char *keys[] = {"work-1", "layer-1", "view-1"};
+    for (size_t i = 0; i < 3; i++)
+        OK(berth_lease_add_resource(cl, NULL, "snapshot-test", keys[i], "snapshots/overlayfs",
+                                    &err));
     berth_kv_t labels[] = {{"test.label", "one"}};
     OK(berth_snapshot_prepare(cl, NULL, NULL, "work-1", NULL, labels, 1, &m, &nm, &err));
     cr_assert_gt(nm, 0, "no mounts");
@@ -90,8 +106,9 @@ Test(store, snapshots, .init = setup, .fini = teardown, .timeout = 60)
     berth_snapshot_infos_free(si, 1);
 
     OK(berth_snapshot_commit(cl, NULL, NULL, "layer-1", "work-1", &err));
-    cr_assert_eq(list_has("layer-1", "committed"), 1);
-    cr_assert_eq(list_has("work-1", "active"), 0, "the active snapshot is gone after its commit");
+    cr_assert_eq(list_has("layer-1", "committed"), 1, "listed: %s", listed);
+    cr_assert_eq(list_has("work-1", "active"), 0,
+                 "the active snapshot is gone after its commit: %s", listed);
 
     int64_t size = 0, inodes = 0;
     OK(berth_snapshot_usage(cl, NULL, NULL, "layer-1", &size, &inodes, &err));
@@ -109,7 +126,7 @@ Test(store, snapshots, .init = setup, .fini = teardown, .timeout = 60)
     f = fopen(file, "w");
     cr_assert_null(f, "a view is read-only");
     cr_assert_eq(umount2(target, 0), 0);
-    cr_assert_eq(list_has("view-1", "view"), 1);
+    cr_assert_eq(list_has("view-1", "view"), 1, "listed: %s", listed);
     OK(berth_snapshot_stat(cl, NULL, NULL, "view-1", &si, &err));
     cr_assert_str_eq(si->parent, "layer-1");
     berth_snapshot_infos_free(si, 1);
