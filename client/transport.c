@@ -823,6 +823,10 @@ take_message(bc_stream_t *s, const uint8_t **data, size_t *len, berth_error_t **
     if (used) {
         nghttp2_session_consume(s->conn->ng, s->id, used);
         s->unconsumed -= used;
+        /* a WINDOW_UPDATE is due (half a window consumed): send it now, not once the buffer is empty,
+         * so the server keeps streaming while the caller works through what is here */
+        if (!s->conn->dead && nghttp2_session_want_write(s->conn->ng) && conn_flush(s->conn) < 0)
+            s->conn->dead = 1;
     }
     return 1;
 }
