@@ -544,6 +544,12 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
     if (s->id < 0) {
         k->cur = NULL;
         k->dead = 1;
+        if (s->id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && !fresh) {
+            /* a pooled connection that used up its 2^30 stream ids: a new one takes over */
+            conn_close(k);
+            s->conn = NULL;
+            return stream_start(s, ns, 1, err);
+        }
         return bc_error(err, BERTH_EINTERNAL, "%s: %s", s->method, nghttp2_strerror(s->id));
     }
     return 0;
