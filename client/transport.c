@@ -553,6 +553,12 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
     if (s->id < 0) {
         k->cur = NULL;
         k->dead = 1;
+        if (s->id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && !fresh) {
+            /* a pooled connection that used up its 2^30 stream ids: a new one takes over */
+            conn_close(k);
+            s->conn = NULL;
+            return stream_start(s, ns, 1, err);
+        }
         return bc_error(err, BERTH_EINTERNAL, "%s: %s", s->method, nghttp2_strerror(s->id));
     }
     return 0;
@@ -832,6 +838,10 @@ take_message(bc_stream_t *s, const uint8_t **data, size_t *len, berth_error_t **
     if (used) {
         nghttp2_session_consume(s->conn->ng, s->id, used);
         s->unconsumed -= used;
+        /* a WINDOW_UPDATE is due (half a window consumed): send it now, not once the buffer is empty,
+         * so the server keeps streaming while the caller works through what is here */
+        if (!s->conn->dead && nghttp2_session_want_write(s->conn->ng) && conn_flush(s->conn) < 0)
+            s->conn->dead = 1;
     }
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -631,6 +632,7 @@ typedef struct ct_maker {
     const char *sock;
     int rc;
     char error[256];
+    atomic_int done; /* the subscriber got its event */
 } ct_maker_t;
 
 static void *
@@ -639,9 +641,6 @@ make_container(void *arg)
     ct_maker_t *k = arg;
     berth_client_t *c = NULL;
     berth_client_new(k->sock, NULL, &c, NULL);
-    /* the subscriber's stream is open before this thread starts; the pause covers the server
-     * registering it */
-    usleep(300 * 1000);
     Google__Protobuf__Any opts = GOOGLE__PROTOBUF__ANY__INIT, spec = GOOGLE__PROTOBUF__ANY__INIT;
     opts.type_url = "example.com/x.y.Unknown";
     opts.value = (ProtobufCBinaryData){3, (uint8_t *)"\x01\x02\x03"};
@@ -653,7 +652,6 @@ make_container(void *arg)
     rt.options = &opts;
     Containerd__Services__Containers__V1__Container ct =
         CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
-    ct.id = "evct";
     ct.image = "docker.io/library/busybox:latest";
     ct.runtime = &rt;
     ct.spec = &spec;
@@ -661,16 +659,25 @@ make_container(void *arg)
         CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
     req.container = &ct;
     berth_call_t call = {.namespace_ = "evns"};
-    berth_error_t *err = NULL;
-    ProtobufCMessage *resp = NULL;
-    k->rc = bc_unary(c, &call, "/containerd.services.containers.v1.Containers/Create", &req.base,
+    /* a container every 100 ms until the subscriber saw one: no guess at when the server has
+     * registered the subscription */
+    for (int i = 0; i < 100 && !atomic_load(&k->done) && k->rc == 0; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "evct-%d", i);
+        ct.id = id;
+        berth_error_t *err = NULL;
+        ProtobufCMessage *resp = NULL;
+        k->rc =
+            bc_unary(c, &call, "/containerd.services.containers.v1.Containers/Create", &req.base,
                      &containerd__services__containers__v1__create_container_response__descriptor,
                      &resp, &err);
-    if (err)
-        snprintf(k->error, sizeof(k->error), "%s", err->message);
-    berth_error_free(err);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+        if (err)
+            snprintf(k->error, sizeof(k->error), "%s", err->message);
+        berth_error_free(err);
+        if (resp)
+            protobuf_c_message_free_unpacked(resp, NULL);
+        usleep(100 * 1000);
+    }
     berth_client_free(c);
     return NULL;
 }
@@ -678,7 +685,7 @@ make_container(void *arg)
 Test(core, events_arrive_decoded)
 {
     berth_client_t *c = bct_client(&d, NULL);
-    ct_maker_t k = {d.sock, 0, ""};
+    ct_maker_t k = {d.sock, 0, "", 0};
     pthread_t t;
     pthread_create(&t, NULL, make_container, &k);
     ev_wait_t w = {0};
@@ -686,15 +693,22 @@ Test(core, events_arrive_decoded)
     berth_error_t *err = NULL;
     const char *filters[] = {"topic~=\"^/containers/\"", "topic==\"/tasks/exit\""};
     int r = berth_events_subscribe(c, &call, filters, 2, want_container_create, &w, &err);
+    atomic_store(&k.done, 1);
     pthread_join(t, NULL);
     cr_assert_eq(k.rc, 0, "container create: %s", k.error);
     cr_assert_eq(r, 0, "%d %s", r, err ? err->message : "");
     cr_expect_str_eq(w.topic, "/containers/create");
     cr_expect_str_eq(w.ns, "evns");
     cr_expect_str_eq(w.type_url, "containerd.events.ContainerCreate");
-    cr_expect_str_eq(w.json, "{\"id\":\"evct\",\"image\":\"docker.io/library/busybox:latest\","
-                             "\"runtime\":{\"name\":\"io.containerd.runc.v2\",\"options\":{"
-                             "\"@type\":\"example.com/x.y.Unknown\",\"value\":\"AQID\"}}}");
+    int n = -1;
+    cr_assert_eq(sscanf(w.json, "{\"id\":\"evct-%d\"", &n), 1, "%s", w.json);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "{\"id\":\"evct-%d\",\"image\":\"docker.io/library/busybox:latest\",\"runtime\":{"
+             "\"name\":\"io.containerd.runc.v2\",\"options\":{\"@type\":\"example.com/x.y."
+             "Unknown\",\"value\":\"AQID\"}}}",
+             n);
+    cr_expect_str_eq(w.json, want);
     berth_client_free(c);
 }
 
