@@ -574,6 +574,10 @@ static int
 xfer_progress(xfer_t *x, berth_error_t **err)
 {
     int rc = chan_open(x, &x->prog, "progress", err);
+    /* the client sends nothing more on it: half-closed, the stream ends cleanly with the daemon's finish
+     * (its connection goes back to the pool instead of being reset) */
+    if (rc == 0)
+        rc = bc_stream_close_send(x->prog.s, err);
     if (rc == 0)
         rc = chan_start(&x->prog, progress_main, x, err);
     return rc;
