@@ -475,3 +475,56 @@ Test(images, credentials_through_the_auth_stream, .init = setup_plain, .fini = t
     cr_assert_str_eq(img->target.digest, fx.manifest);
     berth_image_free(img);
 }
+
+/* ---- one client, transfers on several threads at once ------------------------------------------------ */
+
+typedef struct par_s {
+    const char *path;
+    const char *ns;
+    int rc;
+    size_t n;
+    char msg[512];
+} par_t;
+
+static void *
+par_import(void *arg)
+{
+    par_t *p = arg;
+    int fd = open(p->path, O_RDONLY | O_CLOEXEC);
+    berth_call_t call = {.namespace_ = p->ns};
+    berth_image_t *imgs = NULL;
+    berth_error_t *err = NULL;
+    p->rc = berth_image_import(cl, &call, fd, NULL, &imgs, &p->n, &err);
+    close(fd);
+    snprintf(p->msg, sizeof(p->msg), "%s", err ? err->message : "");
+    berth_error_free(err);
+    berth_images_free(imgs, p->n);
+    return NULL;
+}
+
+Test(images, concurrent_imports_on_one_client, .init = setup_plain, .fini = teardown,
+     .timeout = 120)
+{
+    par_t p[4] = {{.path = fx.oci_tar, .ns = "ns-a"},
+                  {.path = fx.docker_tar, .ns = "ns-b"},
+                  {.path = fx.oci_tar, .ns = "ns-c"},
+                  {.path = fx.docker_tar, .ns = "default"}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, par_import, &p[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(p[i].rc, 0, "import %d in %s: %s", i, p[i].ns, p[i].msg);
+        cr_assert_gt(p[i].n, 0, "import %d: no image", i);
+        /* each namespace got its own record, none leaked into another */
+        berth_call_t call = {.namespace_ = p[i].ns};
+        berth_image_t *img = NULL;
+        int rc = berth_image_get(cl, &call, FX_IMAGE, &img, NULL);
+        cr_assert_eq(rc, 0, "%s: no image", p[i].ns);
+        berth_image_free(img);
+    }
+    berth_call_t other = {.namespace_ = "ns-empty"};
+    berth_image_t *img = NULL;
+    cr_assert_eq(berth_image_get(cl, &other, FX_IMAGE, &img, NULL), BERTH_ENOTFOUND);
+}
