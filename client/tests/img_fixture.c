@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -149,9 +150,32 @@ rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
     return remove(path);
 }
 
+/* Unmounts what a failed test left mounted under the fixture's dir (deepest first). */
+static void
+umount_under(const char *dir)
+{
+    for (int round = 0; round < 8; round++) {
+        FILE *m = fopen("/proc/self/mounts", "r");
+        char line[8192], last[4096] = "";
+        size_t n = strlen(dir);
+        while (m && fgets(line, sizeof(line), m)) {
+            char src[4096], target[4096];
+            if (sscanf(line, "%4095s %4095s", src, target) == 2 && strncmp(target, dir, n) == 0 &&
+                (target[n] == '/' || target[n] == '\0'))
+                snprintf(last, sizeof(last), "%s", target);
+        }
+        if (m)
+            fclose(m);
+        if (!last[0] || umount2(last, MNT_DETACH) < 0)
+            return;
+    }
+}
+
 void
 fx_cleanup(imgfx_t *f)
 {
+    if (f->dir[0])
+        umount_under(f->dir);
     if (f->reg_port)
         fx_sh_status("sh %s/tests/fixtures/images/registry.sh stop %s >/dev/null 2>&1", SOURCE_DIR,
                      f->reg_dir);
