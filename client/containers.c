@@ -5,7 +5,9 @@
  * the snapshot removed again when the record fails. Also the public spec functions (they may need a
  * mounted view of the rootfs for user names) and the snapshot helpers they share.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>

@@ -4,7 +4,9 @@
  * populateDefaultUnixSpec + WithDefaultUnixDevices, as `ctr run`), then the image's config (oci.WithImageConfig),
  * then berth_spec_opts_t (containerd's oci.With* options; docker's rules where containerd has none).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

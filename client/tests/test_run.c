@@ -4,7 +4,9 @@
  * modes (new, view, remapped), IO to callbacks, files, fds and terminals, exec, pause/resume, kill --all,
  * log_uri and keep_stdin, delete with snapshot cleanup. The busybox fixture is imported with ctr.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
