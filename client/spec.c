@@ -682,7 +682,8 @@ apply_opts(json_object *s, const berth_spec_opts_t *o, const char *rootfs, berth
 static int
 finish(json_object *j, char **out, berth_error_t **err)
 {
-    const char *txt = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+    const char *txt =
+        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     *out = txt ? strdup(txt) : NULL;
     json_object_put(j);
     return *out ? 0 : bc_error(err, BERTH_ENOMEM, "out of memory");
