@@ -418,6 +418,12 @@ Test(run, delete_cleans_snapshot_labels_list)
     berth_error_free(err);
     cr_assert(!snapshot_exists("d1-other"), "a failed create left its snapshot");
 
+    /* a lease keeps both snapshots from the garbage collector: only the delete's cleanup removes one */
+    berth_lease_t *lease = NULL;
+    CHECK(berth_lease_create(c, NULL, "keep", 0, &lease, E));
+    berth_leases_free(lease, 1);
+    CHECK(berth_lease_add_resource(c, NULL, "keep", "d1", "snapshots/overlayfs", E));
+    CHECK(berth_lease_add_resource(c, NULL, "keep", "d2", "snapshots/overlayfs", E));
     CHECK(berth_container_delete(c, NULL, "d1", 1, E));
     cr_assert(!snapshot_exists("d1"), "delete with cleanup left the snapshot");
     CHECK(berth_container_delete(c, NULL, "d2", 0, E));
