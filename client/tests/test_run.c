@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -54,6 +55,33 @@ setup(void)
     import_busybox();
 }
 
+/* shims outlive a SIGKILLed berthd: those whose command line names this test's dir go too */
+static void
+kill_our_shims(void)
+{
+    DIR *p = opendir("/proc");
+    struct dirent *e;
+    while (p && (e = readdir(p))) {
+        char path[300], buf[4096];
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        for (ssize_t i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[n] = '\0';
+        if (!strncmp(buf, "berth-shim ", 11) && strstr(buf, d.dirs.base))
+            kill(atoi(e->d_name), SIGKILL);
+    }
+    if (p)
+        closedir(p);
+}
+
 static void
 teardown(void)
 {
@@ -68,6 +96,7 @@ teardown(void)
                           d.dirs.base, NULL};
     run_result_t r = run_prog(argv, 30);
     run_free(&r);
+    kill_our_shims();
     bct_stop(&d);
 }
 
@@ -126,7 +155,9 @@ run_task(const char *id, const berth_io_opts_t *io)
     cr_assert_gt(pid, 0);
     CHECK(berth_task_start(c, NULL, id, NULL, NULL, E));
     berth_exit_t ex = {0};
-    CHECK(berth_task_wait(c, NULL, id, NULL, &ex, E));
+    berth_call_t call = {.timeout_ms =
+                             30000}; /* a broken IO fails here, not at the suite's timeout */
+    CHECK(berth_task_wait(c, &call, id, NULL, &ex, E));
     cr_assert_gt(ex.exited_at_ns, 0);
     berth_io_wait(bio);
     berth_io_free(bio);
