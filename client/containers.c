@@ -659,6 +659,15 @@ container_create(berth_client_t *c, const berth_call_t *call, const char *id,
             goto out;
         made_snapshot = 1;
     }
+    if (mode == BERTH_SNAPSHOT_EXISTING) { /* containerd's WithSnapshot: it must be there */
+        rc = snap_exists(c, call, sn, key, err);
+        if (rc == 0)
+            rc = bc_error(err, BERTH_ENOTFOUND, "container \"%s\": snapshot \"%s\" not found", id,
+                          key);
+        if (rc < 0)
+            goto out;
+        rc = 0;
+    }
     int has_snap = mode != BERTH_SNAPSHOT_NONE;
     if (!o->spec_json) {
         rc = spec_generate(c, call, id, img ? img->config_json : NULL, o->spec_opts, NULL,

@@ -457,6 +457,17 @@ Test(run, delete_cleans_snapshot_labels_list)
     CHECK(berth_lease_add_resource(c, NULL, "keep", "d2", "snapshots/overlayfs", E));
     CHECK(berth_container_delete(c, NULL, "d1", 1, E));
     cr_assert(!snapshot_exists("d1"), "delete with cleanup left the snapshot");
+    /* an existing snapshot: d2's is reused by d3; a missing one is an error */
+    berth_container_opts_t ex = {
+        .image = IMG, .snapshot = BERTH_SNAPSHOT_EXISTING, .snapshot_key = "d2", .spec_opts = &so};
+    CHECK(berth_container_create(c, NULL, "d3", &ex, &ct, E));
+    cr_assert_str_eq(ct->snapshot_key, "d2");
+    berth_container_free(ct);
+    CHECK(berth_container_delete(c, NULL, "d3", 0, E));
+    ex.snapshot_key = "nope";
+    err = NULL;
+    cr_assert_eq(berth_container_create(c, NULL, "d4", &ex, NULL, E), BERTH_ENOTFOUND);
+    berth_error_free(err);
     CHECK(berth_container_delete(c, NULL, "d2", 0, E));
     cr_assert(snapshot_exists("d2"), "delete without cleanup removed the snapshot");
     err = NULL;
