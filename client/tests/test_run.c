@@ -572,3 +572,37 @@ Test(run, log_uri_and_keep_stdin)
     kill_and_remove("l1");
     unlink(in);
 }
+
+Test(run, image_config_and_size)
+{
+    char *cfg = NULL;
+    CHECK(berth_image_config(c, NULL, IMG, &cfg, E));
+    cr_assert(strstr(cfg, "cat /etc/berth-greeting") && strstr(cfg, "\"diff_ids\""), "%s", cfg);
+    berth_free(cfg);
+    /* manifest + config + layer: the fixture layout's three blobs */
+    int64_t size = 0, want = 0;
+    CHECK(berth_image_size(c, NULL, IMG, &size, E));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/fx/busybox-oci/blobs/sha256", d.dirs.base);
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dp))) {
+        char p[900];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(p, &st) == 0) {
+            want += st.st_size;
+            n++;
+        }
+    }
+    closedir(dp);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(size, want, "size %lld, the blobs %lld", (long long)size, (long long)want);
+    err = NULL;
+    cr_assert_eq(berth_image_size(c, NULL, "docker.io/library/nope:latest", &size, E),
+                 BERTH_ENOTFOUND);
+    cr_assert(strstr(err->message, "nope"), "%s", err->message);
+    berth_error_free(err);
+}
