@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,8 +282,10 @@ read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *f
     }
     if (n > len)
         n = len;
-    memcpy(buf, s->sendq.p + s->sendq.off, n);
-    s->sendq.off += n;
+    if (n) {
+        memcpy(buf, s->sendq.p + s->sendq.off, n);
+        s->sendq.off += n;
+    }
     if (s->send_eof && buf_pending(&s->sendq) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
@@ -399,13 +402,21 @@ conn_new(berth_client_t *c, bc_conn_t **out, berth_error_t **err)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return bc_error(err, BERTH_EUNAVAILABLE, "socket: %s", strerror(errno));
+    /* a listener whose backlog is full makes connect() wait: SO_SNDTIMEO bounds that wait */
+    struct timeval tv = {c->connect_timeout_ms / 1000, (c->connect_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (errno == EINTR)
             continue;
         int e = errno;
         close(fd);
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS)
+            return bc_error(err, BERTH_ETIMEDOUT, "connect %s: timed out after %d ms", c->address,
+                            c->connect_timeout_ms);
         return bc_error(err, BERTH_EUNAVAILABLE, "connect %s: %s", c->address, strerror(e));
     }
+    tv = (struct timeval){0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     bc_conn_t *k = calloc(1, sizeof(*k));
     if (k == NULL || (k->rbuf = malloc(BC_READ_BUF)) == NULL) {
         free(k);
@@ -850,6 +861,9 @@ unary_run(berth_client_t *c, const berth_call_t *call, const char *method, bc_bu
         if (r < 0)
             return r;
         r = stream_wait(s, W_CLOSED);
+        /* REFUSED_STREAM (a GOAWAY's cut): the server did not process it, a retry is safe */
+        if (r == 0 && s->close_code == NGHTTP2_REFUSED_STREAM && s->grpc_status < 0)
+            s->retryable = 1, r = -1;
         if (r < 0 && s->retryable && attempt == 0) {
             stream_release(s);
             continue;
@@ -876,7 +890,7 @@ bc_unary(berth_client_t *c, const berth_call_t *call, const char *method,
     }
     bc_stream_t s;
     int r = unary_run(c, call, method, &body, &s, err);
-    if (r == 0 && resp_desc) {
+    if (r == 0 && resp_desc && resp) { /* resp NULL: the caller wants no answer */
         const uint8_t *data;
         size_t len;
         if ((r = take_message(&s, &data, &len, err)) > 0)

@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
 
 #include "common.h"
 #include "internal.h"
@@ -251,6 +255,160 @@ Test(core, timeout_is_etimedout)
     berth_error_free(err);
     /* the client still works after the timed-out stream's connection went */
     cr_expect_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
+    berth_client_free(c);
+}
+
+/* A socket that takes connections and never answers: only the client's own deadline ends the call. */
+Test(core, local_deadline_when_the_server_is_silent)
+{
+    char path[500];
+    snprintf(path, sizeof(path), "%s/silent.sock", d.dirs.base);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(l, 8), 0);
+    berth_client_t *c = NULL;
+    cr_assert_eq(berth_client_new(path, NULL, &c, NULL), 0);
+    berth_call_t call = {.timeout_ms = 200};
+    berth_error_t *err = NULL;
+    double t0 = now_s();
+    int r = berth_version(c, &call, NULL, NULL, &err);
+    double dt = now_s() - t0;
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    cr_expect(dt >= 0.19 && dt < 2, "took %.3f s", dt);
+    berth_error_free(err);
+    err = NULL;
+    r = berth_events_subscribe(c, &call, NULL, 0, count_events, NULL, &err);
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    berth_error_free(err);
+    berth_client_free(c);
+    close(l);
+}
+
+/* What a request looks like on the wire: the silent socket's side reads the preface and the first HEADERS
+ * frame and decodes it with nghttp2's HPACK inflater. */
+typedef struct wire {
+    int listener;
+    char headers[2048]; /* "name: value\n"... */
+    int got_data;       /* the first read had the preface, SETTINGS, HEADERS and DATA: one write */
+} wire_t;
+
+static void *
+wire_read(void *arg)
+{
+    wire_t *w = arg;
+    int fd = accept(w->listener, NULL, NULL);
+    uint8_t buf[65536];
+    size_t len = 0;
+    int first_read = 0;
+    /* until the HEADERS and the DATA of stream 1 are in, or the client hangs up */
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        size_t off = 24;
+        int headers = 0, data = 0;
+        while (off + 9 <= len) {
+            size_t flen = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 | buf[off + 2];
+            if (off + 9 + flen > len)
+                break;
+            headers |= buf[off + 3] == 1;
+            data |= buf[off + 3] == 0;
+            off += 9 + flen;
+        }
+        if (first_read++ == 0)
+            w->got_data = headers && data;
+        if (headers && data)
+            break;
+    }
+    nghttp2_hd_inflater *inf;
+    nghttp2_hd_inflate_new(&inf);
+    for (size_t off = 24; off + 9 <= len;) {
+        size_t flen = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 | buf[off + 2];
+        uint8_t type = buf[off + 3];
+        if (type == 1) {
+            uint8_t *in = buf + off + 9;
+            size_t inlen = flen;
+            for (;;) {
+                nghttp2_nv nv;
+                int flags = 0;
+                ssize_t r = nghttp2_hd_inflate_hd2(inf, &nv, &flags, in, inlen, 1);
+                if (r < 0)
+                    break;
+                in += r, inlen -= (size_t)r;
+                if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+                    size_t at = strlen(w->headers);
+                    snprintf(w->headers + at, sizeof(w->headers) - at, "%.*s: %.*s\n",
+                             (int)nv.namelen, nv.name, (int)nv.valuelen, nv.value);
+                }
+                if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+                    nghttp2_hd_inflate_end_headers(inf);
+                    break;
+                }
+                if (inlen == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT))
+                    break;
+            }
+        }
+        off += 9 + flen;
+    }
+    nghttp2_hd_inflate_del(inf);
+    close(fd);
+    return NULL;
+}
+
+Test(core, request_headers_are_containerds)
+{
+    char path[500];
+    snprintf(path, sizeof(path), "%s/wire.sock", d.dirs.base);
+    wire_t w = {.listener = socket(AF_UNIX, SOCK_STREAM, 0)};
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(w.listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(w.listener, 8), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, wire_read, &w);
+    berth_client_options_t o = {.namespace_ = "wire-ns"};
+    berth_client_t *c = NULL;
+    cr_assert_eq(berth_client_new(path, &o, &c, NULL), 0);
+    berth_call_t call = {.timeout_ms = 1500};
+    int r = berth_version(c, &call, NULL, NULL, NULL);
+    pthread_join(t, NULL);
+    cr_expect_neq(r, 0);
+    const char *want[] = {":method: POST\n",
+                          ":scheme: http\n",
+                          ":path: /containerd.services.version.v1.Version/Version\n",
+                          ":authority: localhost\n",
+                          "content-type: application/grpc\n",
+                          "te: trailers\n",
+                          "user-agent: berth-client/",
+                          "containerd-namespace: wire-ns\n",
+                          "grpc-timeout: 1500m\n"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_expect(strstr(w.headers, want[i]) != NULL, "no %s in\n%s", want[i], w.headers);
+    cr_expect(w.got_data, "the request's DATA did not come with its HEADERS");
+    berth_client_free(c);
+    close(w.listener);
+}
+
+/* The pooled connections of a daemon that restarted are dead: the next calls must not fail for it. */
+Test(core, pooled_connections_survive_a_daemon_restart)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    cr_assert_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
+    cr_assert_eq(berth_serving(c, NULL, NULL), 0);
+    cr_assert_geq(c->n_pool, 1);
+    bct_restart(&d, NULL);
+    berth_error_t *err = NULL;
+    for (int i = 0; i < 3; i++) {
+        int r = berth_version(c, NULL, NULL, NULL, &err);
+        cr_expect_eq(r, 0, "call %d after the restart: %s", i, err ? err->message : "");
+        berth_error_free(err);
+        err = NULL;
+    }
     berth_client_free(c);
 }
 
