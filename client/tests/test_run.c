@@ -606,3 +606,17 @@ Test(run, image_config_and_size)
     cr_assert(strstr(err->message, "nope"), "%s", err->message);
     berth_error_free(err);
 }
+
+Test(run, wait_timeout_then_kill)
+{
+    /* the example's path: a wait that times out, then kill and wait again on the same client */
+    for (int i = 0; i < 3; i++) {
+        start_sleeper("w1", "sleep 100");
+        berth_call_t shortcall = {.timeout_ms = 300};
+        berth_exit_t ex;
+        err = NULL;
+        cr_assert_eq(berth_task_wait(c, &shortcall, "w1", NULL, &ex, E), BERTH_ETIMEDOUT);
+        berth_error_free(err);
+        kill_and_remove("w1");
+    }
+}

@@ -50,6 +50,7 @@ main(int argc, char **argv)
         rc = fail("task", err);
     } else if (berth_task_wait(c, &five_s, id, NULL, &ex, &err) == BERTH_ETIMEDOUT) {
         berth_error_free(err); /* still running: kill every process, then its exit comes */
+        err = NULL;
         if (berth_task_kill(c, NULL, id, NULL, SIGKILL, 1, &err) < 0 ||
             berth_task_wait(c, NULL, id, NULL, &ex, &err) < 0)
             rc = fail("kill", err);
