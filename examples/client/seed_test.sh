@@ -14,6 +14,9 @@ work=$(mktemp -d /tmp/berth-example-XXXXXX)
 cleanup() {
     status=$?
     for p in $(cat "$work"/state/io.containerd.runtime.v2.task/*/*/*.pid 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    # lib.sh finds registry.sh relative to tests/scripts: this script stops its registry itself
+    sh "$SRC/tests/fixtures/images/registry.sh" stop "$work/reg" >/dev/null 2>&1 || true
+    REGISTRY_DIRS=""
     stop_test_processes
     umount_under "$work"
     rm -rf "$work"
