@@ -620,3 +620,29 @@ Test(run, wait_timeout_then_kill)
         kill_and_remove("w1");
     }
 }
+
+Test(run, index_picks_the_host_platform)
+{
+    char tar[600], cmd[2048];
+    snprintf(tar, sizeof tar, "%s/multi.tar", d.dirs.base);
+    snprintf(cmd, sizeof cmd,
+             "sh %s/client/tests/multiarch.sh %s/fx/busybox-oci \"$(uname -m | sed "
+             "'s/x86_64/amd64/;s/aarch64/arm64/')\" %s && /usr/bin/ctr --address %s images import "
+             "%s >/dev/null",
+             SOURCE_DIR, d.dirs.base, tar, d.sock, tar);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    char *cfg = NULL;
+    CHECK(berth_image_config(c, NULL, "docker.io/library/berth-multi:latest", &cfg, E));
+    cr_assert(strstr(cfg, "berth-greeting") && !strstr(cfg, "arm64"), "another platform's: %s",
+              cfg);
+    berth_free(cfg);
+    /* and it runs: the snapshot's parent is that manifest's chain */
+    berth_container_opts_t o = {.image = "docker.io/library/berth-multi:latest",
+                                .snapshot = BERTH_SNAPSHOT_NEW};
+    CHECK(berth_container_create(c, NULL, "i1", &o, NULL, E));
+    sink_t out = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    berth_io_opts_t io = {.out = {.kind = BERTH_STREAM_CALLBACK, .fn = sink_fn, .user = &out}};
+    cr_assert_eq(run_task("i1", &io), 0);
+    cr_assert_str_eq(out.buf, "hello from berth\n");
+    CHECK(berth_container_delete(c, NULL, "i1", 1, E));
+}
