@@ -646,3 +646,24 @@ Test(run, index_picks_the_host_platform)
     cr_assert_str_eq(out.buf, "hello from berth\n");
     CHECK(berth_container_delete(c, NULL, "i1", 1, E));
 }
+
+Test(run, spec_generate_reads_the_image_for_names)
+{
+    /* no rootfs given: a temporary view of the image is mounted for /etc/passwd, then removed */
+    berth_spec_opts_t so = {.user = "nobody:nogroup"};
+    char *spec = NULL;
+    CHECK(berth_spec_generate(c, NULL, "g1", IMG, &so, NULL, &spec, E));
+    cr_assert(strstr(spec, "\"uid\":65534,\"gid\":65534"), "%s", spec);
+    cr_assert(strstr(spec, "\"cgroupsPath\":\"/default/g1\""), "%s", spec);
+    free(spec);
+    const char *argv[] = {"/bin/sh", "-c",
+                          "ctr --address \"$0\" snapshots ls | grep -c berth-spec-", d.sock, NULL};
+    run_result_t r = run_prog(argv, 30);
+    cr_assert_str_eq(r.out, "0\n", "the temporary view is left: %s", r.out);
+    run_free(&r);
+    so.user = "nosuchuser";
+    err = NULL;
+    cr_assert_eq(berth_spec_generate(c, NULL, "g1", IMG, &so, NULL, &spec, E), BERTH_ENOTFOUND);
+    cr_assert(strstr(err->message, "nosuchuser"), "%s", err->message);
+    berth_error_free(err);
+}
