@@ -545,8 +545,14 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
         NV("te", "trailers", 8),
         NV("containerd-namespace", ns, strlen(ns)),
         NV("grpc-timeout", tmo, strlen(tmo)),
+        NV("containerd-lease", bc_thread_lease ? bc_thread_lease : "",
+           bc_thread_lease ? strlen(bc_thread_lease) : 0),
     };
-    size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - (tmo[0] ? 0 : 1);
+    size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - 2;
+    if (tmo[0])
+        nh++;
+    if (bc_thread_lease) /* client-run: the lease of a multi-call operation (container create) */
+        hdrs[nh++] = hdrs[sizeof(hdrs) / sizeof(hdrs[0]) - 1];
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
     k->cur = s;
     s->id = nghttp2_submit_request(k->ng, NULL, hdrs, nh, &prd, NULL);
