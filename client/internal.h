@@ -8,6 +8,7 @@
 #ifndef BERTH_CLIENT_INTERNAL_H
 #define BERTH_CLIENT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 
 #include <protobuf-c/protobuf-c.h>
@@ -17,6 +18,24 @@
 #include "berth/client.h"
 
 #define BC_EXPORT __attribute__((visibility("default")))
+
+#ifndef BC_VERSION
+#define BC_VERSION "0"
+#endif
+
+/* The client (client.c makes it; the pool is the transport's). */
+struct bc_conn;
+struct berth_client_s {
+    char *address;          /* the socket path ("unix://" stripped) */
+    char *namespace_;       /* the default namespace, never "" */
+    int timeout_ms;         /* unary calls' default; <= 0: none */
+    int connect_timeout_ms; /* unused on a unix socket: connect() does not wait for the server */
+    pthread_mutex_t pool_mu;
+    struct bc_conn *pool; /* idle connections, most recently used first */
+    size_t n_pool;
+};
+/* Closes the pooled connections (berth_client_free). */
+void bc_transport_close(berth_client_t *c);
 
 /* ---- errors (client.c) ---- */
 /* Sets *err (when err is non-NULL) and returns code. */
@@ -40,6 +59,11 @@ int bc_unary(berth_client_t *c, const berth_call_t *call, const char *method,
              const ProtobufCMessage *req, const ProtobufCMessageDescriptor *resp_desc,
              ProtobufCMessage **resp, berth_error_t **err);
 
+/* The same with the messages as bytes (no proto at hand: grpc.health.v1). *resp is malloc'ed. */
+int bc_unary_raw(berth_client_t *c, const berth_call_t *call, const char *method,
+                 const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
+                 berth_error_t **err);
+
 /* A streaming call on a connection of its own, taken from the pool and given back (or closed) at free. The
  * call's timeout covers the whole stream. send/recv/close_send are for the thread that owns the stream;
  * bc_stream_cancel may come from any thread and makes a blocked recv return BERTH_ECANCELED. */
@@ -60,6 +84,10 @@ char *bc_strdup(const char *s); /* NULL -> "" ; aborts never: NULL on ENOMEM */
 int64_t bc_ts_ns(const Google__Protobuf__Timestamp *ts);
 /* protobuf-c map entries (key/value string pairs) to a berth_kv_t array and back */
 int bc_kv_from_map(void **entries, size_t n, berth_kv_t **out, size_t *n_out);
+/* kv as protobuf-c map entries of entry_desc (a generated *__LabelsEntry descriptor) for a request: an
+ * array of n entry pointers (cast it to the field's type) in one block, freed with free(); the strings are
+ * kv's, not copied. NULL when n is 0 (or on ENOMEM: check n). */
+void **bc_map_from_kv(const ProtobufCMessageDescriptor *entry_desc, const berth_kv_t *kv, size_t n);
 const char *bc_kv_get(const berth_kv_t *kv, size_t n, const char *key);
 
 /* A protobuf-c message as JSON text (protobuf's JSON mapping: lowerCamelCase names, int64 as strings, Any's

@@ -29,6 +29,7 @@
 #include "identifiers.h"
 #include "mountopts.h"
 #include "spec.h"
+#include "shimlog.h"
 
 #define PATH_LEN 4096
 
@@ -467,12 +468,25 @@ spawn_shim(runtime_t *rt, task_t *t, berth_error_t **err)
 
 /* ---- the ops ---------------------------------------------------------------------------------------- */
 
+/* Paths without tabs or newlines; a file:// log URI the shim can write (shimlog.c), refused here, before
+ * any bundle or shim is made. */
 static int
 check_io(runtime_t *rt, const berth_task_io_t *io, berth_error_t **err)
 {
     if (plain(rt, "stdin", io->stdin_path, err) || plain(rt, "stdout", io->stdout_path, err) ||
         plain(rt, "stderr", io->stderr_path, err))
         return BERTH_EINVAL;
+    const char *out[2] = {io->stdout_path, io->stderr_path};
+    for (int i = 0; i < 2; i++) {
+        shimlog_cfg_t cfg;
+        char msg[1024];
+        if (out[i] && shimlog_parse(out[i], &cfg, msg, sizeof(msg)) < 0)
+            return rt->api->error_make(err, BERTH_EINVAL, "%s", msg);
+        if (out[i] && strlen(out[i]) >= sizeof(((berth_task_state_t *)0)->stdout_path))
+            return rt->api->error_make(err, BERTH_EINVAL, "%s %s: longer than %zu bytes",
+                                       i ? "stderr" : "stdout", out[i],
+                                       sizeof(((berth_task_state_t *)0)->stdout_path) - 1);
+    }
     return 0;
 }
 

@@ -10,6 +10,10 @@
  * A process with a terminal gets a pseudoterminal from runc (its master arrives on a console socket in the
  * bundle); the shim then copies between the master and the client's stdin and stdout FIFOs.
  *
+ * A stdout/stderr that is a file:// URI (containerd's cio.LogURI) is a log the shim writes itself
+ * (shimlog.c, docs/logging.md): runc gets pipes (or the terminal's master is read), the shim copies them
+ * into the file, and drains them before it tells of the process's exit.
+ *
  * Protocol: one line per message, fields separated by tabs (fields never hold tabs or newlines).
  *   requests  create STDIN STDOUT STDERR TERMINAL | start EXEC |
  *             exec EXEC SPEC_FILE STDIN STDOUT STDERR TERMINAL | kill EXEC SIGNAL ALL | state EXEC |
@@ -39,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shimlog.h"
+
 #define MAX_CLIENTS 8
 #define MAX_PROCS 64
 #define LINE_MAX_LEN 8192
@@ -62,6 +68,8 @@ typedef struct proc {
         *ibuf; /* master -> stdout, stdin -> master, waiting for the reader (terminals only) */
     size_t olen, ilen;
     int master_hup;
+    shimlog_t *log[2]; /* stdout's and stderr's log writers (the same one when the URIs are) */
+    int log_rd[2];     /* our read ends of the pipes runc got as stdout and stderr */
 } proc_t;
 
 typedef struct client {
@@ -153,11 +161,12 @@ open_stdin(proc_t *p)
 
 /* Once the process runs, the client's own writer is open (it opened it while creating the task): our
  * writer goes, so the process sees EOF when the client closes its end. A terminal's stdin stays open
- * until CloseIO, as containerd's does, so a client may detach and another attach. */
+ * until CloseIO, as containerd's does, so a client may detach and another attach; so does the stdin of a
+ * process whose output goes to a log (a detached container that `berth attach` clients come and go to). */
 static void
 release_stdin(proc_t *p)
 {
-    if (!p->terminal)
+    if (!p->terminal && p->log[0] == NULL && p->log[1] == NULL)
         close_fd(&p->stdin_hold);
 }
 
@@ -309,7 +318,9 @@ static void
 master_readable(proc_t *p)
 {
     ssize_t n = read(p->master, p->obuf, OBUF_LEN);
-    if (n > 0) {
+    if (n > 0 && p->log[0]) {
+        shimlog_write(p->log[0], 1, p->obuf, (size_t)n, now_ns());
+    } else if (n > 0) {
         p->olen = (size_t)n;
         if (p->tty_out < 0)
             p->olen = 0;
@@ -345,6 +356,10 @@ terminal_drain(proc_t *p)
             continue;
         }
         ssize_t n = read(p->master, p->obuf, OBUF_LEN);
+        if (n > 0 && p->log[0]) {
+            shimlog_write(p->log[0], 1, p->obuf, (size_t)n, now_ns());
+            continue;
+        }
         if (n <= 0 || p->tty_out < 0)
             break;
         p->olen = (size_t)n;
@@ -352,8 +367,90 @@ terminal_drain(proc_t *p)
     terminal_close(p);
 }
 
-/* The pollfds the terminals need now: one direction each waits either for input or for its reader. */
-enum { W_MASTER_IN, W_OUT_READY, W_STDIN_IN, W_MASTER_READY };
+/* ---- logs ------------------------------------------------------------------------------------------ */
+
+/* stdout (i 0) and stderr (i 1) that are file:// URIs get their writers; both the same one when the
+ * URIs are (cio.LogURI sets both), and a terminal's stderr none (its output is all on the master). */
+static int
+logs_open(proc_t *p, char *errmsg, size_t errlen)
+{
+    const char *uri[2] = {p->out, p->err};
+    for (int i = 0; i < 2; i++) {
+        shimlog_cfg_t cfg;
+        int kind = shimlog_parse(uri[i], &cfg, errmsg, errlen);
+        if (kind < 0)
+            return -1;
+        if (kind == 0 || (i == 1 && p->terminal))
+            continue;
+        if (i == 1 && p->log[0] && strcmp(p->out, p->err) == 0)
+            p->log[1] = p->log[0];
+        else if ((p->log[i] = shimlog_open(&cfg, errmsg, errlen)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+logs_close(proc_t *p)
+{
+    close_fd(&p->log_rd[0]);
+    close_fd(&p->log_rd[1]);
+    if (p->log[1] != p->log[0])
+        shimlog_close(p->log[1]);
+    shimlog_close(p->log[0]);
+    p->log[0] = p->log[1] = NULL;
+}
+
+/* runc's stdout (i 0) or stderr (i 1): a pipe's write end when it goes to a log, else the path. */
+static int
+stdio_for(proc_t *p, int i, const char *path)
+{
+    int fds[2];
+    if (p->log[i] == NULL)
+        return open_stdio(path, O_RDWR);
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    fcntl(fds[0], F_SETPIPE_SZ, 1 << 20); /* best effort: fewer wake-ups for a chatty process */
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    p->log_rd[i] = fds[0];
+    return fds[1];
+}
+
+/* One read (at most the buffer) into the log; at the pipe's end, a last unfinished line goes out. Returns
+ * 1 when it read something. The buffer is shared: the loop handles one pipe at a time. */
+static int
+log_read(proc_t *p, int i)
+{
+    static char buf[64 * 1024];
+    ssize_t n = read(p->log_rd[i], buf, sizeof(buf));
+    if (n > 0) {
+        shimlog_write(p->log[i], i + 1, buf, (size_t)n, now_ns());
+        return 1;
+    }
+    if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        shimlog_finish(p->log[i], i + 1, now_ns());
+        close_fd(&p->log_rd[i]);
+    }
+    return 0;
+}
+
+/* The process ended: all it wrote is in the pipes (and, for an init, every process of its PID namespace
+ * is gone), so what is there goes into the log before its exit is told. Writers that outlive an exec
+ * process (its daemons) are cut off, as the line it left unfinished is written now. */
+static void
+logs_drain(proc_t *p)
+{
+    for (int i = 0; i < 2; i++) {
+        while (p->log_rd[i] >= 0 && log_read(p, i) > 0)
+            ;
+        close_fd(&p->log_rd[i]);
+        shimlog_finish(p->log[i], i + 1, now_ns());
+    }
+}
+
+/* The pollfds the terminals and logs need now: one direction each waits either for input or for its
+ * reader; a log's pipe waits for input (the file takes what comes). */
+enum { W_MASTER_IN, W_OUT_READY, W_STDIN_IN, W_MASTER_READY, W_LOG_OUT, W_LOG_ERR };
 typedef struct watch {
     int kind;
     proc_t *p;
@@ -365,6 +462,11 @@ terminal_polls(struct pollfd *pf, watch_t *w, int max)
     int n = 0;
     for (int i = 0; i < MAX_PROCS && n + 2 <= max; i++) {
         proc_t *p = procs[i];
+        for (int s = 0; p && s < 2; s++)
+            if (p->log_rd[s] >= 0) {
+                pf[n] = (struct pollfd){p->log_rd[s], POLLIN, 0};
+                w[n++] = (watch_t){s ? W_LOG_ERR : W_LOG_OUT, p};
+            }
         if (p == NULL || p->master < 0)
             continue;
         if (p->olen > 0 && p->tty_out >= 0) {
@@ -389,6 +491,9 @@ static void
 terminal_ready(const watch_t *w)
 {
     proc_t *p = w->p;
+    int s = w->kind == W_LOG_ERR;
+    if ((w->kind == W_LOG_OUT || w->kind == W_LOG_ERR) && p->log_rd[s] >= 0)
+        log_read(p, s);
     if (p->master < 0)
         return;
     if (w->kind == W_MASTER_IN)
@@ -444,7 +549,7 @@ spawn_terminal(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
         if (p->tty_in >= 0)
             fcntl(p->tty_in, F_SETFL, fcntl(p->tty_in, F_GETFL) | O_NONBLOCK);
     }
-    if (p->out[0])
+    if (p->out[0] && p->log[0] == NULL)
         p->tty_out = open_stdio(p->out, O_RDWR | O_NONBLOCK);
     int lfd = console_listen(console);
     if ((p->in[0] && p->tty_in < 0) || (p->out[0] && p->tty_out < 0) || lfd < 0) {
@@ -471,7 +576,7 @@ static int
 spawn_pipes(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
 {
     const char *args[16];
-    int in = open_stdin(p), out = open_stdio(p->out, O_RDWR), err = open_stdio(p->err, O_RDWR);
+    int in = open_stdin(p), out = stdio_for(p, 0, p->out), err = stdio_for(p, 1, p->err);
     int rc = -1;
     if (in >= 0 && out >= 0 && err >= 0) {
         runc_args(p, pidfile, NULL, args);
@@ -496,10 +601,14 @@ spawn(proc_t *p, char *errmsg, size_t errlen)
 {
     char pidfile[4300];
     snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", bundle, p->id[0] ? p->id : "init");
-    int rc = p->terminal ? spawn_terminal(p, pidfile, errmsg, errlen)
+    int rc = logs_open(p, errmsg, errlen);
+    if (rc == 0)
+        rc = p->terminal ? spawn_terminal(p, pidfile, errmsg, errlen)
                          : spawn_pipes(p, pidfile, errmsg, errlen);
-    if (rc < 0)
+    if (rc < 0) {
+        logs_close(p);
         return -1;
+    }
     p->pid = read_pid(pidfile);
     p->state = p->id[0] ? ST_RUNNING : ST_CREATED;
     if (p->id[0])
@@ -513,7 +622,12 @@ proc_new(int slot, const char *exec_id, char **stdio, const char *terminal)
     proc_t *p = malloc(sizeof(*p));
     if (p == NULL)
         return NULL;
-    *p = (proc_t){.slot = slot, .stdin_hold = -1, .master = -1, .tty_in = -1, .tty_out = -1};
+    *p = (proc_t){.slot = slot,
+                  .stdin_hold = -1,
+                  .master = -1,
+                  .tty_in = -1,
+                  .tty_out = -1,
+                  .log_rd = {-1, -1}};
     procs[slot] = p;
     snprintf(p->id, sizeof(p->id), "%s", exec_id);
     snprintf(p->in, sizeof(p->in), "%s", stdio[0]);
@@ -528,6 +642,7 @@ proc_free(proc_t *p)
 {
     close_fd(&p->stdin_hold);
     terminal_close(p);
+    logs_close(p);
     procs[p->slot] = NULL;
     free(p);
 }
@@ -668,6 +783,20 @@ reply_error(int fd, int code, const char *msg)
     send_line(fd, "r\t%d\t%s", code, msg);
 }
 
+/* stdout and stderr: FIFO paths, or file:// logs with a query shimlog understands */
+static int
+stdio_invalid(int fd, char **stdio)
+{
+    shimlog_cfg_t cfg;
+    char err[1024];
+    for (int i = 1; i < 3; i++)
+        if (shimlog_parse(stdio[i], &cfg, err, sizeof(err)) < 0) {
+            reply_error(fd, E_INVAL, err);
+            return 1;
+        }
+    return 0;
+}
+
 static void
 do_create(int fd, char **f, int n)
 {
@@ -677,6 +806,8 @@ do_create(int fd, char **f, int n)
         return reply_error(fd, E_INVAL, "create needs stdin, stdout and stderr");
     if (p)
         return reply_error(fd, E_EXIST, "the container's task already exists");
+    if (stdio_invalid(fd, f + 1))
+        return;
     if ((p = proc_new(0, "", f + 1, n > 4 ? f[4] : NULL)) == NULL)
         return reply_error(fd, E_INTERNAL, "out of memory");
     if (spawn(p, err, sizeof(err)) < 0) {
@@ -694,6 +825,8 @@ do_exec(int fd, char **f, int n)
         return reply_error(fd, E_INVAL, "exec needs an id, a spec and stdio");
     if (find_proc(f[1]))
         return reply_error(fd, E_EXIST, "exec process already exists");
+    if (stdio_invalid(fd, f + 3))
+        return;
     for (int i = 1; i < MAX_PROCS; i++)
         if (procs[i] == NULL) {
             proc_t *p = proc_new(i, f[1], f + 3, n > 6 ? f[6] : NULL);
@@ -920,6 +1053,7 @@ reap(void)
             p->exited_ns = now_ns();
             close_fd(&p->stdin_hold);
             terminal_drain(p);
+            logs_drain(p);
             broadcast_exit(p);
         }
 }
