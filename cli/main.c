@@ -53,7 +53,7 @@ static int cmd_gen(struct ctx *x);
         {"network", 0,    F_STR,                                                                  \
          "name",    NULL, "Networks to join (\"name[,name]\", \"host\", \"none\")"},              \
         {"publish", 'p',                                                                          \
-         F_LIST,    "[ip:]hostPort:port[/proto]",                                                 \
+         F_LIST,    "[ip:]hport:port",                                                 \
          NULL,      "Publish a container's port on the host (repeatable)"},                       \
         {"volume",         'v',  F_LIST,                                                          \
          "src:/path[:ro]", NULL, "Mount a named volume or a host directory (repeatable)"},        \
