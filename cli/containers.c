@@ -7,7 +7,9 @@
  * (SIGINT, SIGTERM, SIGHUP, SIGUSR1/2, SIGQUIT) are blocked before any thread exists and taken by one
  * thread with sigwait, which forwards them to the task (and SIGWINCH to a resize).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -5,7 +5,9 @@
  * `berth logs` reads the rotated files oldest first, then the current one, and with -f follows it through
  * rotations (inotify on the directory, no polling) until the container's task exits.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -4,7 +4,9 @@
  * flags and help: the parser, --help, `berth __gen man` (berth.1) and `berth __gen bash-completion` all
  * read it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,9 @@
  * bytes/total) redrawn in place; otherwise a plain line whenever an object's state changes; nothing when
  * quiet. The library calls progress_fn on a thread of the call's own, one call at a time.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

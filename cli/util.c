@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The CLI's small helpers: docker's image names, human sizes and times, aligned tables, JSON. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <fcntl.h>
 #include <signal.h>

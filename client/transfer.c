@@ -308,7 +308,7 @@ import_main(void *arg)
             bc_stream_close_send(x->data.s, &e);
             berth_error_free(e);
             /* what the server still sends (grants), until it ends the stream */
-            for (remaining = 1; wait_window(x, &remaining); remaining = 1)
+            for (remaining = 0; wait_window(x, &remaining); remaining = 0)
                 ;
             break;
         }
