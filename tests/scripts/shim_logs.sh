@@ -165,9 +165,10 @@ spec false '["cat"]' >"$work/s1.json"
 $CTR containers create --config "$work/s1.json" s1
 create_task s1 "$work/s1.in" "file://$L/s1/s1.log?format=cri" "file://$L/s1/s1.log?format=cri" 0
 call Start "$(str 1 s1)"
-echo first >"$work/s1.in"  # a writer that comes and goes: cat must not see the end of its input
+# writers that come and go: cat must not see the end of its input (nor go: the open would wait for ever)
+timeout 5 sh -c "echo first >'$work/s1.in'" || fail "stdin: no reader for the first writer"
 sleep 0.3
-echo second >"$work/s1.in"
+timeout 5 sh -c "echo second >'$work/s1.in'" || fail "stdin: no reader left after the first writer went"
 sleep 0.3
 $CTR tasks ls | grep -Eq '^s1 .*RUNNING' || fail "cat ended when a stdin writer went: $($CTR tasks ls)"
 call CloseIO "$(str 1 s1)$(vi 3 1)"
