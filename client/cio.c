@@ -6,7 +6,9 @@
  * for the shim's reader, as containerd's fifo.OpenFifo does in the background). A pipe wakes every thread at
  * berth_io_free.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -165,7 +167,11 @@ static int
 make_fifo(berth_io_t *io, io_stream_t *st, const char *name, const char *suffix,
           berth_error_t **err)
 {
-    snprintf(st->path, sizeof st->path, "%s/%s-%s", io->dir, name, suffix);
+    if (snprintf(st->path, sizeof st->path, "%s/%s-%s", io->dir, name, suffix) >=
+        (int)sizeof st->path) {
+        st->path[0] = '\0';
+        return bc_error(err, BERTH_EINVAL, "FIFO path under %s too long", io->dir);
+    }
     if (mkfifo(st->path, 0700) < 0) {
         int e = errno;
         st->path[0] = '\0';

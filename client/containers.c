@@ -5,7 +5,9 @@
  * the snapshot removed again when the record fails. Also the public spec functions (they may need a
  * mounted view of the rootfs for user names) and the snapshot helpers they share.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -23,11 +26,65 @@
 #include "image_internal.h"
 #include "internal.h"
 #include "services/containers/v1/containers.pb-c.h"
+#include "services/leases/v1/leases.pb-c.h"
 #include "services/snapshots/v1/snapshots.pb-c.h"
 
 #define SPEC_TYPE_URL "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 #define SNAP(m) "/containerd.services.snapshots.v1.Snapshots/" m
 #define CTRS(m) "/containerd.services.containers.v1.Containers/" m
+
+__thread const char *bc_thread_lease;
+
+/* ---- a lease around a multi-call operation (containerd's client.WithLease): the garbage collector keeps
+ * what the calls make (an active snapshot before the container record names it) until it ends ---- */
+
+typedef struct {
+    char id[96];
+    const char *prev;
+} op_lease_t;
+
+static int
+lease_begin(berth_client_t *c, const berth_call_t *call, op_lease_t *l, berth_error_t **err)
+{
+    static unsigned long seq;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(l->id, sizeof l->id, "berth-client-%d-%ld%09ld-%lu", getpid(), (long)ts.tv_sec,
+             ts.tv_nsec, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    /* an hour, as a bound on what a crash leaves (containerd's default is a day) */
+    char expire[64];
+    time_t t = ts.tv_sec + 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(expire, sizeof expire, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    Containerd__Services__Leases__V1__CreateRequest__LabelsEntry e =
+        CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__LABELS_ENTRY__INIT;
+    e.key = "containerd.io/gc.expire", e.value = expire;
+    Containerd__Services__Leases__V1__CreateRequest__LabelsEntry *ep = &e;
+    Containerd__Services__Leases__V1__CreateRequest req =
+        CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
+    req.id = l->id, req.labels = &ep, req.n_labels = 1;
+    ProtobufCMessage *resp = NULL;
+    int rc = bc_unary(c, call, "/containerd.services.leases.v1.Leases/Create", &req.base,
+                      &containerd__services__leases__v1__create_response__descriptor, &resp, err);
+    if (rc < 0)
+        return bc_error_wrap(err, rc, "create lease");
+    protobuf_c_message_free_unpacked(resp, NULL);
+    l->prev = bc_thread_lease;
+    bc_thread_lease = l->id;
+    return 0;
+}
+
+static void
+lease_end(berth_client_t *c, const berth_call_t *call, op_lease_t *l)
+{
+    bc_thread_lease = l->prev;
+    Containerd__Services__Leases__V1__DeleteRequest req =
+        CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+    req.id = l->id;
+    (void)bc_unary(c, call, "/containerd.services.leases.v1.Leases/Delete", &req.base, NULL, NULL,
+                   NULL);
+}
 
 /* ---- snapshots (the transport directly: the public berth_snapshot_* live elsewhere) ---- */
 
@@ -207,8 +264,8 @@ mount_one(const Containerd__Types__Mount *m, const char *target, int readonly, b
     /* a bind mount takes read-only only by a remount */
     unsigned long first = (flags & MS_BIND) ? flags & ~(unsigned long)MS_RDONLY : flags;
     if (mount(m->source, target, type, first, (flags & MS_BIND) ? NULL : data) < 0)
-        return bc_error(err, BERTH_EIO, "mount %s (%s) at %s: %s", m->source, m->type, target,
-                        strerror(errno));
+        return bc_error(err, BERTH_EIO, "mount %s (%s, %s) at %s: %s", m->source, m->type,
+                        (flags & MS_BIND) ? "bind" : data, target, strerror(errno));
     if ((flags & MS_BIND) && (flags & MS_RDONLY) &&
         mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
         int e = errno;
@@ -378,12 +435,18 @@ berth_spec_generate(berth_client_t *c, const berth_call_t *call, const char *id,
         /* a temporary view of the image's rootfs for /etc/passwd and /etc/group */
         char key[256];
         snprintf(key, sizeof key, "berth-spec-%s-%d-%ld", id, getpid(), (long)random());
-        rc = snap_make(c, call, BERTH_CLIENT_DEFAULT_SNAPSHOTTER, key, img->chain_id, 1, NULL, err);
+        op_lease_t l;
+        rc = lease_begin(c, call, &l, err);
+        if (rc == 0)
+            rc = snap_make(c, call, BERTH_CLIENT_DEFAULT_SNAPSHOTTER, key, img->chain_id, 1, NULL,
+                           err);
         if (rc == 0) {
             rc = spec_generate(c, call, id, config, opts, NULL, BERTH_CLIENT_DEFAULT_SNAPSHOTTER,
                                key, spec_json, err);
             snap_remove(c, call, BERTH_CLIENT_DEFAULT_SNAPSHOTTER, key, NULL);
         }
+        if (bc_thread_lease == l.id)
+            lease_end(c, call, &l);
     } else {
         rc = spec_generate(c, call, id, config, opts, rootfs_dir, NULL, NULL, spec_json, err);
     }
@@ -562,10 +625,9 @@ create_record(berth_client_t *c, const berth_call_t *call, const char *id,
     return 0;
 }
 
-BC_EXPORT int
-berth_container_create(berth_client_t *c, const berth_call_t *call, const char *id,
-                       const berth_container_opts_t *o, berth_container_t **out,
-                       berth_error_t **err)
+static int
+container_create(berth_client_t *c, const berth_call_t *call, const char *id,
+                 const berth_container_opts_t *o, berth_container_t **out, berth_error_t **err)
 {
     if (!id || !*id)
         return bc_error(err, BERTH_EINVAL, "container id is empty");
@@ -612,6 +674,23 @@ out:
     free(parent);
     free(spec);
     bc_image_free(img);
+    return rc;
+}
+
+BC_EXPORT int
+berth_container_create(berth_client_t *c, const berth_call_t *call, const char *id,
+                       const berth_container_opts_t *o, berth_container_t **out,
+                       berth_error_t **err)
+{
+    if (!o || (o->snapshot != BERTH_SNAPSHOT_NEW && o->snapshot != BERTH_SNAPSHOT_VIEW))
+        return container_create(c, call, id, o, out, err);
+    /* the new snapshot lives on a lease until the record names it */
+    op_lease_t l;
+    int rc = lease_begin(c, call, &l, err);
+    if (rc < 0)
+        return rc;
+    rc = container_create(c, call, id, o, out, err);
+    lease_end(c, call, &l);
     return rc;
 }
 

@@ -64,6 +64,11 @@ int bc_unary_raw(berth_client_t *c, const berth_call_t *call, const char *method
                  const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
                  berth_error_t **err);
 
+/* client-run: the lease every call of this thread runs under (the "containerd-lease" header; NULL: none),
+ * set around a multi-call operation such as a container create, as containerd's client leases its ctx.
+ * Defined in containers.c. */
+extern __thread const char *bc_thread_lease;
+
 /* A streaming call on a connection of its own, taken from the pool and given back (or closed) at free. The
  * call's timeout covers the whole stream. send/recv/close_send are for the thread that owns the stream;
  * bc_stream_cancel may come from any thread and makes a blocked recv return BERTH_ECANCELED. */

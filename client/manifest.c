@@ -3,7 +3,9 @@
  * Walking a stored image as containerd's client does: Images.Get -> target -> (index: the manifest of the
  * platform, as containerd's default matcher) -> manifest -> config. Blobs come through Content.Read.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,7 +4,9 @@
  * populateDefaultUnixSpec + WithDefaultUnixDevices, as `ctr run`), then the image's config (oci.WithImageConfig),
  * then berth_spec_opts_t (containerd's oci.With* options; docker's rules where containerd has none).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -680,7 +682,8 @@ apply_opts(json_object *s, const berth_spec_opts_t *o, const char *rootfs, berth
 static int
 finish(json_object *j, char **out, berth_error_t **err)
 {
-    const char *txt = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+    const char *txt =
+        json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     *out = txt ? strdup(txt) : NULL;
     json_object_put(j);
     return *out ? 0 : bc_error(err, BERTH_ENOMEM, "out of memory");

@@ -4,7 +4,9 @@
  * (Snapshots.Mounts(snapshotter, snapshot_key)) and the IO's FIFO paths, Start, Wait, Kill, Exec with the
  * process spec as an Any, Delete.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

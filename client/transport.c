@@ -334,17 +334,7 @@ conn_flush(bc_conn_t *k)
                 return -EPROTO;
             if (n == 0)
                 break;
-            if (buf_pending(&k->out) == 0 && k->out.off == k->out.len) {
-                /* the common case: write straight from nghttp2's buffer, no copy */
-                ssize_t w = send(k->fd, data, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w < 0 && errno != EAGAIN && errno != EINTR)
-                    return -errno;
-                if (w < 0)
-                    w = 0;
-                if (w < n && buf_append(&k->out, data + w, (size_t)(n - w)) < 0)
-                    return -ENOMEM;
-                continue;
-            }
+            /* frames are gathered and leave in one send: preface, SETTINGS, HEADERS, DATA */
             if (buf_append(&k->out, data, (size_t)n) < 0)
                 return -ENOMEM;
         }
@@ -535,8 +525,14 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
         NV("te", "trailers", 8),
         NV("containerd-namespace", ns, strlen(ns)),
         NV("grpc-timeout", tmo, strlen(tmo)),
+        NV("containerd-lease", bc_thread_lease ? bc_thread_lease : "",
+           bc_thread_lease ? strlen(bc_thread_lease) : 0),
     };
-    size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - (tmo[0] ? 0 : 1);
+    size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - 2;
+    if (tmo[0])
+        nh++;
+    if (bc_thread_lease) /* client-run: the lease of a multi-call operation (container create) */
+        hdrs[nh++] = hdrs[sizeof(hdrs) / sizeof(hdrs[0]) - 1];
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
     k->cur = s;
     s->id = nghttp2_submit_request(k->ng, NULL, hdrs, nh, &prd, NULL);
@@ -613,6 +609,9 @@ stream_wait(bc_stream_t *s, enum wait_for w)
     for (;;) {
         if (s->failed)
             return s->fail_code;
+        /* an answer that is there needs no flush first: a SETTINGS ack can wait for the next call */
+        if (w != W_SENDQ && ready(s, w))
+            return 0;
         if (w == W_CLOSED && s->unconsumed) { /* a unary answer: take DATA as it comes */
             nghttp2_session_consume(k->ng, s->id, s->unconsumed);
             s->unconsumed = 0;

@@ -10,11 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "internal.h"
+#include "events/task.pb-c.h"
+#include "google/protobuf/any.pb-c.h"
+#include "services/containers/v1/containers.pb-c.h"
 #include "services/content/v1/content.pb-c.h"
 #include "services/leases/v1/leases.pb-c.h"
 #include "services/namespaces/v1/namespace.pb-c.h"
@@ -34,7 +39,7 @@ teardown(void)
     bct_stop(&d);
 }
 
-TestSuite(core, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(core, .init = setup, .fini = teardown, .timeout = 40);
 
 static double
 now_s(void)
@@ -189,8 +194,16 @@ Test(core, server_errors_keep_class_and_message)
     int r = berth_namespace_delete(c, NULL, "no-such-ns", &err);
     cr_assert_eq(r, BERTH_ENOTFOUND, "got %d %s", r, err ? err->message : "");
     cr_expect_eq(err->code, BERTH_ENOTFOUND);
-    cr_expect(strstr(err->message, "no-such-ns") != NULL, "%s", err->message);
+    cr_expect_str_eq(err->message, "namespace \"no-such-ns\": not found");
     cr_expect_str_eq(berth_error_class(r), "not found");
+    berth_error_free(err);
+    err = NULL;
+
+    /* grpc-message arrives percent-encoded: '%' and non-ASCII come back as sent */
+    r = berth_namespace_create(c, NULL, "bad name%/\xc3\xa9", NULL, 0, &err);
+    cr_assert_eq(r, BERTH_EINVAL, "got %d %s", r, err ? err->message : "");
+    cr_expect(strstr(err->message, "identifier \"bad name%/\xc3\xa9\" must match") != NULL, "%s",
+              err->message);
     berth_error_free(err);
     err = NULL;
 
@@ -241,6 +254,35 @@ Test(core, timeout_is_etimedout)
     /* the client still works after the timed-out stream's connection went */
     cr_expect_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
     berth_client_free(c);
+}
+
+/* A socket that takes connections and never answers: only the client's own deadline ends the call. */
+Test(core, local_deadline_when_the_server_is_silent)
+{
+    char path[500];
+    snprintf(path, sizeof(path), "%s/silent.sock", d.dirs.base);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(l, 8), 0);
+    berth_client_t *c = NULL;
+    cr_assert_eq(berth_client_new(path, NULL, &c, NULL), 0);
+    berth_call_t call = {.timeout_ms = 200};
+    berth_error_t *err = NULL;
+    double t0 = now_s();
+    int r = berth_version(c, &call, NULL, NULL, &err);
+    double dt = now_s() - t0;
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    cr_expect(dt >= 0.19 && dt < 2, "took %.3f s", dt);
+    berth_error_free(err);
+    err = NULL;
+    r = berth_events_subscribe(c, &call, NULL, 0, count_events, NULL, &err);
+    cr_expect_eq(r, BERTH_ETIMEDOUT, "got %d %s", r, err ? err->message : "");
+    berth_error_free(err);
+    berth_client_free(c);
+    close(l);
 }
 
 typedef struct hammer {
@@ -442,35 +484,66 @@ typedef struct ev_wait {
     char json[4096];
     char topic[128];
     char ns[128];
+    char type_url[128];
 } ev_wait_t;
 
 static int
-want_ns_create(void *user, const berth_event_t *ev)
+want_container_create(void *user, const berth_event_t *ev)
 {
     ev_wait_t *w = user;
-    if (strcmp(ev->topic, "/namespaces/create") != 0)
+    if (strcmp(ev->topic, "/containers/create") != 0)
         return 0;
     snprintf(w->topic, sizeof(w->topic), "%s", ev->topic);
     snprintf(w->ns, sizeof(w->ns), "%s", ev->namespace_);
+    snprintf(w->type_url, sizeof(w->type_url), "%s", ev->type_url);
     snprintf(w->json, sizeof(w->json), "%s", ev->json ? ev->json : "(null)");
     return 1;
 }
 
-typedef struct ns_maker {
+typedef struct ct_maker {
     const char *sock;
-} ns_maker_t;
+    int rc;
+    char error[256];
+} ct_maker_t;
 
 static void *
-make_namespace(void *arg)
+make_container(void *arg)
 {
-    ns_maker_t *k = arg;
+    ct_maker_t *k = arg;
     berth_client_t *c = NULL;
     berth_client_new(k->sock, NULL, &c, NULL);
-    /* the subscription is in place once the server answered its HEADERS; a short pause covers the
-     * window between the subscriber's request and the server registering it */
+    /* the subscriber's stream is open before this thread starts; the pause covers the server
+     * registering it */
     usleep(300 * 1000);
-    berth_kv_t label = {"purpose", "test"};
-    berth_namespace_create(c, NULL, "evns", &label, 1, NULL);
+    Google__Protobuf__Any opts = GOOGLE__PROTOBUF__ANY__INIT, spec = GOOGLE__PROTOBUF__ANY__INIT;
+    opts.type_url = "example.com/x.y.Unknown";
+    opts.value = (ProtobufCBinaryData){3, (uint8_t *)"\x01\x02\x03"};
+    spec.type_url = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+    spec.value = (ProtobufCBinaryData){2, (uint8_t *)"{}"};
+    Containerd__Services__Containers__V1__Container__Runtime rt =
+        CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__RUNTIME__INIT;
+    rt.name = "io.containerd.runc.v2";
+    rt.options = &opts;
+    Containerd__Services__Containers__V1__Container ct =
+        CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
+    ct.id = "evct";
+    ct.image = "docker.io/library/busybox:latest";
+    ct.runtime = &rt;
+    ct.spec = &spec;
+    Containerd__Services__Containers__V1__CreateContainerRequest req =
+        CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
+    req.container = &ct;
+    berth_call_t call = {.namespace_ = "evns"};
+    berth_error_t *err = NULL;
+    ProtobufCMessage *resp = NULL;
+    k->rc = bc_unary(c, &call, "/containerd.services.containers.v1.Containers/Create", &req.base,
+                     &containerd__services__containers__v1__create_container_response__descriptor,
+                     &resp, &err);
+    if (err)
+        snprintf(k->error, sizeof(k->error), "%s", err->message);
+    berth_error_free(err);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
     berth_client_free(c);
     return NULL;
 }
@@ -478,17 +551,126 @@ make_namespace(void *arg)
 Test(core, events_arrive_decoded)
 {
     berth_client_t *c = bct_client(&d, NULL);
-    ns_maker_t k = {d.sock};
+    ct_maker_t k = {d.sock, 0, ""};
     pthread_t t;
-    pthread_create(&t, NULL, make_namespace, &k);
+    pthread_create(&t, NULL, make_container, &k);
     ev_wait_t w = {0};
     berth_call_t call = {.timeout_ms = 10000};
     berth_error_t *err = NULL;
-    int r = berth_events_subscribe(c, &call, NULL, 0, want_ns_create, &w, &err);
+    const char *filters[] = {"topic~=\"^/containers/\"", "topic==\"/tasks/exit\""};
+    int r = berth_events_subscribe(c, &call, filters, 2, want_container_create, &w, &err);
     pthread_join(t, NULL);
+    cr_assert_eq(k.rc, 0, "container create: %s", k.error);
     cr_assert_eq(r, 0, "%d %s", r, err ? err->message : "");
-    cr_expect_str_eq(w.topic, "/namespaces/create");
+    cr_expect_str_eq(w.topic, "/containers/create");
     cr_expect_str_eq(w.ns, "evns");
-    cr_expect_str_eq(w.json, "{\"name\":\"evns\",\"labels\":{\"purpose\":\"test\"}}");
+    cr_expect_str_eq(w.type_url, "containerd.events.ContainerCreate");
+    cr_expect_str_eq(w.json, "{\"id\":\"evct\",\"image\":\"docker.io/library/busybox:latest\","
+                             "\"runtime\":{\"name\":\"io.containerd.runc.v2\",\"options\":{"
+                             "\"@type\":\"example.com/x.y.Unknown\",\"value\":\"AQID\"}}}");
+    berth_client_free(c);
+}
+
+Test(core, json_mapping)
+{
+    /* int64 as strings, enums by name, bytes as base64, defaults left out */
+    Containerd__Services__Content__V1__WriteContentRequest w =
+        CONTAINERD__SERVICES__CONTENT__V1__WRITE_CONTENT_REQUEST__INIT;
+    w.action = CONTAINERD__SERVICES__CONTENT__V1__WRITE_ACTION__COMMIT;
+    w.ref = "r\"1";
+    w.total = 5000000000;
+    w.data = (ProtobufCBinaryData){4, (uint8_t *)"abcd"};
+    berth_kv_t kv[] = {{"a/b", "1"}, {"c", "2"}};
+    w.n_labels = 2;
+    w.labels = (void *)bc_map_from_kv(
+        &containerd__services__content__v1__write_content_request__labels_entry__descriptor, kv, 2);
+    char *j = bc_message_json(&w.base);
+    cr_expect_str_eq(j, "{\"action\":\"COMMIT\",\"ref\":\"r\\\"1\",\"total\":\"5000000000\","
+                        "\"data\":\"YWJjZA==\",\"labels\":{\"a/b\":\"1\",\"c\":\"2\"}}");
+    free(j);
+    free(w.labels);
+
+    /* an Envelope: Timestamp as RFC 3339, a known Any decoded in place */
+    Containerd__Events__TaskExit ex = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+    Google__Protobuf__Timestamp at = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    at.seconds = 1796144400; /* 2026-12-01T17:00:00Z */
+    at.nanos = 123000000;
+    ex.container_id = "c1";
+    ex.id = "c1";
+    ex.pid = 42;
+    ex.exit_status = 137;
+    ex.exited_at = &at;
+    uint8_t buf[256];
+    size_t n = protobuf_c_message_pack(&ex.base, buf);
+    Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+    any.type_url = "containerd.events.TaskExit";
+    any.value = (ProtobufCBinaryData){n, buf};
+    Containerd__Types__Envelope env = CONTAINERD__TYPES__ENVELOPE__INIT;
+    env.timestamp = &at;
+    env.namespace_ = "default";
+    env.topic = "/tasks/exit";
+    env.event = &any;
+    j = bc_message_json(&env.base);
+    cr_expect_str_eq(j, "{\"timestamp\":\"2026-12-01T17:00:00.123Z\",\"namespace\":\"default\","
+                        "\"topic\":\"/tasks/exit\",\"event\":{\"@type\":\"containerd.events."
+                        "TaskExit\",\"containerId\":\"c1\",\"id\":\"c1\",\"pid\":42,\"exitStatus\":"
+                        "137,\"exitedAt\":\"2026-12-01T17:00:00.123Z\"}}");
+    free(j);
+    cr_expect_eq(bc_descriptor_for("types.googleapis.com/containerd.events.TaskExit"),
+                 &containerd__events__task_exit__descriptor);
+    cr_expect_eq(bc_descriptor_for("containerd.events.Nothing"), NULL);
+}
+
+Test(core, plugins_server_modules_namespaces)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    berth_error_t *err = NULL;
+    berth_plugin_t *p = NULL;
+    size_t n = 0;
+    int r = berth_plugins(c, NULL, NULL, 0, &p, &n, &err);
+    cr_assert_eq(r, 0, "%s", err ? err->message : "");
+    int content = 0;
+    for (size_t i = 0; i < n; i++)
+        content |= strcmp(p[i].type, "io.containerd.content.v1") == 0;
+    cr_expect(content, "no content plugin among %zu", n);
+    berth_plugins_free(p, n);
+    const char *f[] = {"type==io.containerd.content.v1"};
+    cr_assert_eq(berth_plugins(c, NULL, f, 1, &p, &n, &err), 0);
+    cr_expect_eq(n, 1);
+    if (n == 1)
+        cr_expect_str_eq(p[0].init_error, "");
+    berth_plugins_free(p, n);
+
+    berth_server_info_t si;
+    cr_assert_eq(berth_server_info(c, NULL, &si, &err), 0, "%s", err ? err->message : "");
+    cr_expect_eq(strlen(si.uuid), 36, "uuid %s", si.uuid);
+    cr_expect_eq(si.pid, (uint64_t)d.pid);
+    berth_server_info_free(&si);
+
+    berth_module_t *m = NULL;
+    r = berth_modules(c, NULL, &m, &n, &err);
+    cr_assert_eq(r, 0, "%s", err ? err->message : "");
+    int grpc = 0;
+    for (size_t i = 0; i < n; i++)
+        grpc |= strstr(m[i].file, "grpc") != NULL;
+    cr_expect(n > 0 && grpc, "%zu modules, none from the grpc module's file", n);
+    berth_modules_free(m, n);
+
+    cr_assert_eq(berth_namespace_create(c, NULL, "made", NULL, 0, &err), 0, "%s",
+                 err ? err->message : "");
+    char **names = NULL;
+    cr_assert_eq(berth_namespace_list(c, NULL, &names, &n, &err), 0);
+    int made = 0;
+    for (size_t i = 0; i < n; i++) {
+        made |= strcmp(names[i], "made") == 0;
+        berth_free(names[i]);
+    }
+    berth_free(names);
+    cr_expect(made);
+    r = berth_namespace_create(c, NULL, "made", NULL, 0, &err);
+    cr_expect_eq(r, BERTH_EEXIST, "%d", r);
+    berth_error_free(err);
+    err = NULL;
+    cr_expect_eq(berth_namespace_delete(c, NULL, "made", &err), 0);
     berth_client_free(c);
 }

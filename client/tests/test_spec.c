@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Spec generation without a daemon (client/spec.c): containerd's defaults, the image's config, the options,
  * user and group names from a temp rootfs. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <criterion/criterion.h>
 #include <json-c/json.h>
 #include <stdio.h>

@@ -552,7 +552,8 @@ spawn_terminal(proc_t *p, const char *pidfile, char *errmsg, size_t errlen)
     if (p->out[0] && p->log[0] == NULL)
         p->tty_out = open_stdio(p->out, O_RDWR | O_NONBLOCK);
     int lfd = console_listen(console);
-    if ((p->in[0] && p->tty_in < 0) || (p->out[0] && p->tty_out < 0) || lfd < 0) {
+    if ((p->in[0] && p->tty_in < 0) || (p->out[0] && p->log[0] == NULL && p->tty_out < 0) ||
+        lfd < 0) {
         snprintf(errmsg, errlen, "terminal: %s", strerror(errno));
     } else {
         runc_args(p, pidfile, console, args);
