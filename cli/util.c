@@ -222,13 +222,23 @@ table_row(struct table *t, ...)
     va_end(ap);
 }
 
+/* display columns: UTF-8 continuation bytes take none (the "…" of a cut command) */
+static size_t
+width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
 void
 table_print(struct table *t, FILE *f)
 {
     size_t w[32] = {0};
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols && c < 32; c++) {
-            size_t l = strlen(t->cells[r * t->ncols + c]);
+            size_t l = width(t->cells[r * t->ncols + c]);
             if (l > w[c])
                 w[c] = l;
         }
@@ -238,7 +248,7 @@ table_print(struct table *t, FILE *f)
             if (c + 1 == t->ncols)
                 fprintf(f, "%s\n", s);
             else
-                fprintf(f, "%-*s   ", (int)w[c], s);
+                fprintf(f, "%s%*s", s, (int)(w[c] - width(s) + 3), "");
             free(t->cells[r * t->ncols + c]);
         }
     }
