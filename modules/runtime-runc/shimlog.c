@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_CAP (128 * 1024) /* formatted lines waiting for one write */
+#define OUT_CAP (32 * 1024) /* formatted lines waiting for one write (more than one 16 KiB line) */
 #define MAX_FILES_LIMIT 1024
 
 struct shimlog {
