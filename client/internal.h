@@ -64,7 +64,7 @@ int bc_unary_raw(berth_client_t *c, const berth_call_t *call, const char *method
                  const uint8_t *req, size_t req_len, uint8_t **resp, size_t *resp_len,
                  berth_error_t **err);
 
-/* client-run: the lease every call of this thread runs under (the "containerd-lease" header; NULL: none),
+/* The lease every call of this thread runs under when the call names none (the "containerd-lease" header; NULL: none),
  * set around a multi-call operation such as a container create, as containerd's client leases its ctx.
  * Defined in containers.c. */
 extern __thread const char *bc_thread_lease;

@@ -62,6 +62,7 @@ struct bc_stream {
     int32_t id;
     int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
     int timeout_ms;
+    const char *lease; /* the call's, else the thread's (bc_thread_lease); NULL: none */
     char method[160];
     bc_buf_t sendq; /* message bytes waiting for the data provider */
     int send_eof;   /* close_send: END_STREAM after sendq */
@@ -545,13 +546,12 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
         NV("te", "trailers", 8),
         NV("containerd-namespace", ns, strlen(ns)),
         NV("grpc-timeout", tmo, strlen(tmo)),
-        NV("containerd-lease", bc_thread_lease ? bc_thread_lease : "",
-           bc_thread_lease ? strlen(bc_thread_lease) : 0),
+        NV("containerd-lease", s->lease ? s->lease : "", s->lease ? strlen(s->lease) : 0),
     };
     size_t nh = sizeof(hdrs) / sizeof(hdrs[0]) - 2;
     if (tmo[0])
         nh++;
-    if (bc_thread_lease) /* client-run: the lease of a multi-call operation (container create) */
+    if (s->lease && s->lease[0])
         hdrs[nh++] = hdrs[sizeof(hdrs) / sizeof(hdrs[0]) - 1];
     nghttp2_data_provider prd = {.source.ptr = s, .read_callback = read_body};
     k->cur = s;
@@ -766,10 +766,13 @@ stream_status(bc_stream_t *s, berth_error_t **err)
 }
 
 static void
-stream_init(bc_stream_t *s, berth_client_t *c, const char *method, int timeout_ms)
+stream_init(bc_stream_t *s, berth_client_t *c, const berth_call_t *call, const char *method,
+            int timeout_ms)
 {
     memset(s, 0, sizeof(*s));
     s->c = c;
+    /* the caller's lease, else the one a multi-call operation of this thread runs under */
+    s->lease = call && call->lease ? call->lease : bc_thread_lease;
     snprintf(s->method, sizeof(s->method), "%s", method);
     s->timeout_ms = timeout_ms;
     if (timeout_ms > 0)
@@ -872,7 +875,7 @@ unary_run(berth_client_t *c, const berth_call_t *call, const char *method, bc_bu
     const char *ns = bc_namespace(c, call);
     int timeout = bc_timeout_ms(c, call);
     for (int attempt = 0;; attempt++) {
-        stream_init(s, c, method, timeout);
+        stream_init(s, c, call, method, timeout);
         s->sendq = *body;
         s->sendq_borrowed = 1;
         s->send_eof = 1;
@@ -965,7 +968,7 @@ bc_stream_open(berth_client_t *c, const berth_call_t *call, const char *method, 
     const char *ns = bc_namespace(c, call);
     int r;
     for (int attempt = 0;; attempt++) {
-        stream_init(s, c, method, stream_timeout_ms(call));
+        stream_init(s, c, call, method, stream_timeout_ms(call));
         s->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (s->cancel_fd < 0) {
             r = bc_error(err, BERTH_EIO, "eventfd: %s", strerror(errno));

@@ -50,6 +50,9 @@ typedef struct berth_client_options {
 typedef struct berth_call {
     const char *namespace_; /* NULL: the client's */
     int timeout_ms;         /* 0: the client's default; -1: none (for waits and streams) */
+    const char
+        *lease; /* the lease the call runs under (containerd's "containerd-lease" header): what
+                               it makes is kept from the garbage collector until the lease goes; NULL: none */
 } berth_call_t;
 
 typedef struct berth_kv {
