@@ -66,8 +66,11 @@ block_signals(void)
 {
     sigemptyset(&fwd_set);
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         sigaddset(&fwd_set, sigs[i]);
+        /* a shell starts background jobs with SIGINT and SIGQUIT ignored; sigwait needs them delivered */
+        signal(sigs[i], SIG_DFL);
+    }
     pthread_sigmask(SIG_BLOCK, &fwd_set, NULL);
 }
 
@@ -809,11 +812,11 @@ ports_display(const char *ports, char *out, size_t len)
             continue;
         *c2 = 0;
         char *c1 = strrchr(p, ':');
+        if (c1)
+            *c1 = 0;
         size_t l = strlen(out);
         snprintf(out + l, len - l, "%s%s:%s->%s/%s", l ? ", " : "", c1 ? p : "0.0.0.0",
                  c1 ? c1 + 1 : p, c2 + 1, proto ? proto : "tcp");
-        if (c1)
-            *c1 = ':';
     }
     free(dup);
 }
