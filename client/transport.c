@@ -876,7 +876,7 @@ bc_unary(berth_client_t *c, const berth_call_t *call, const char *method,
     }
     bc_stream_t s;
     int r = unary_run(c, call, method, &body, &s, err);
-    if (r == 0 && resp_desc) {
+    if (r == 0 && resp_desc && resp) { /* resp NULL: the caller wants no answer */
         const uint8_t *data;
         size_t len;
         if ((r = take_message(&s, &data, &len, err)) > 0)
