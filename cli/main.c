@@ -281,7 +281,10 @@ void
 print_err(struct ctx *x, berth_error_t *e)
 {
     const char *msg = e && e->message ? e->message : "unknown error";
-    if (e && e->code == BERTH_EUNAVAILABLE && x && x->client) {
+    /* the library's own connect failure names the socket; a server's Unavailable (a registry that is not
+     * there) is the server's message */
+    if (e && e->code == BERTH_EUNAVAILABLE && x && x->client &&
+        strstr(msg, berth_client_address(x->client))) {
         const char *cause = strrchr(msg, ':');
         char low[256];
         snprintf(low, sizeof low, "%s", cause ? cause + 2 : msg);

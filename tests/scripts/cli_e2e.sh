@@ -135,7 +135,10 @@ $B import "$work/fx/busybox-oci.tar" >"$work/out" || fail "import"
 $B images | grep -Eq "^berth-busybox +latest +sha256:[0-9a-f]{12} +[0-9.]+[kM]B " || fail "images: $($B images)"
 one_line_error "unknown image" $B run --rm --pull never nosuch/image true
 grep -q 'docker.io/nosuch/image:latest' "$work/err" || fail "unknown image: $(cat "$work/err")"
-one_line_error "unknown image from a registry that is not there" $B run --rm --plain-http 127.0.0.1:1/nosuch true
+# docker's notice "Unable to find image ... locally" comes first: one error line, the last
+if $B run --rm --plain-http 127.0.0.1:1/nosuch true >/dev/null 2>"$work/err"; then fail "ran an image from nowhere"; fi
+[ "$(grep -c '^berth: ' "$work/err")" -eq 1 ] && tail -1 "$work/err" | grep -q '^berth: .*127.0.0.1:1' ||
+    fail "unknown image from a registry that is not there: $(cat "$work/err")"
 
 # --- run --rm: output, exit codes, stdin, flags ---------------------------------------------------------
 SNAPS="$work/root/io.containerd.snapshotter.v1.overlayfs/snapshots"
@@ -194,7 +197,7 @@ grep -q " icanon" "$work/tty" && grep -q " echo" "$work/tty" || fail "the termin
 script -qec "$B run -it --rm --name rawck $IMG sleep 2" /dev/null </dev/null >/dev/null 2>&1 &
 SCRIPT=$!
 i=0
-until bp=$(pgrep -f "$B run -it --rm --name rawck") && [ -n "$bp" ] && [ -e "$TASKS/rawck/init.pid" ]; do
+until bp=$(pgrep -f "^$B run -it --rm --name rawck") && [ -n "$bp" ] && [ -e "$TASKS/rawck/init.pid" ]; do
     i=$((i + 1)); [ $i -lt 100 ] || fail "run -it rawck did not start"; sleep 0.05
 done
 pts=$(readlink "/proc/$bp/fd/0")
