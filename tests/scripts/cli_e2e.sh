@@ -293,10 +293,10 @@ port=$(($$ % 20000 + 30000))
 while grep -qi ":$(printf %04X $port) " /proc/net/tcp /proc/net/tcp6 2>/dev/null; do port=$((port + 1)); done
 $B run -d --name web --network net2 -p "127.0.0.1:$port:80" -v vol1:/www:ro $IMG busybox httpd -f -p 80 -h /www >/dev/null
 i=0
-until [ "$(busybox wget -q -T 2 -O - "http://127.0.0.1:$port/" 2>/dev/null)" = served-by-berth ]; do
+until [ "$(timeout 3 busybox wget -q -O - "http://127.0.0.1:$port/" 2>/dev/null)" = served-by-berth ]; do
     i=$((i + 1)); [ $i -lt 50 ] || fail "the published port: $(busybox wget -O - "http://127.0.0.1:$port/" 2>&1)"; sleep 0.1
 done
-if busybox wget -q -T 2 -O - "http://$NET2.1:$port/" >/dev/null 2>&1; then fail "the port was published beyond 127.0.0.1"; fi
+if timeout 3 busybox wget -q -O - "http://$NET2.1:$port/" >/dev/null 2>&1; then fail "the port was published beyond 127.0.0.1"; fi
 $B ps | grep -q "127.0.0.1:$port->80/tcp" || fail "ps PORTS: $($B ps)"
 $B exec web sh -c "ip -o -4 addr show eth0" | grep -q " $NET2\." || fail "--network net2: not on $NET2"
 if $B exec web touch /www/x 2>/dev/null; then fail "-v vol1:/www:ro was writable"; fi
