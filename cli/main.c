@@ -54,9 +54,8 @@ static int cmd_gen(struct ctx *x);
         {"hostname", 'h', F_STR, "name", NULL, "The container's host name"},                      \
         {"network", 0,    F_STR,                                                                  \
          "name",    NULL, "Networks to join (\"name[,name]\", \"host\", \"none\")"},              \
-        {"publish", 'p',                                                                          \
-         F_LIST,    "[ip:]hport:port",                                                 \
-         NULL,      "Publish a container's port on the host (repeatable)"},                       \
+        {"publish",         'p',  F_LIST,                                                         \
+         "[ip:]hport:port", NULL, "Publish a container's port on the host (repeatable)"},         \
         {"volume",         'v',  F_LIST,                                                          \
          "src:/path[:ro]", NULL, "Mount a named volume or a host directory (repeatable)"},        \
         {"memory", 'm', F_STR, "bytes", NULL, "Memory limit (with a unit: b, k, m, g)"},          \
