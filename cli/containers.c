@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -469,6 +470,50 @@ record_exit(struct ctx *x, const char *id, const berth_exit_t *ex)
         warn_err(x, e);
 }
 
+/* run -d --rm: a detached `berth __reap ID` of our own waits for the exit and removes the container */
+static void
+spawn_reaper(const char *id)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %m");
+    if (pid > 0) {
+        waitpid(pid, NULL, 0); /* the child forks once more and leaves at once */
+        return;
+    }
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execl("/proc/self/exe", "berth", "--address", g.address, "--namespace", g.namespace_,
+          "--data-root", g.data_root, "__reap", id, (char *)NULL);
+    _exit(127);
+}
+
+int
+cmd_reap(struct ctx *x)
+{
+    const char *id = x->argv[0];
+    berth_exit_t ex;
+    berth_error_t *e = NULL;
+    berth_client_t *c = cli_client(x);
+    if (berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+        berth_error_free(e);
+        return 1;
+    }
+    berth_task_delete(c, cli_call(x), id, NULL, NULL, NULL);
+    remove_container(x, id);
+    return 0;
+}
+
 int
 cmd_run(struct ctx *x)
 {
@@ -476,8 +521,6 @@ cmd_run(struct ctx *x)
     int rm = fbool(x, "rm");
     if (tty && in && !detach && !isatty(STDIN_FILENO))
         die("the input device is not a TTY");
-    if (detach && rm)
-        die("--rm with -d is not supported yet: remove the container with berth rm");
     block_signals(); /* before the library starts any thread */
     char *id = create_container(x);
     berth_io_opts_t io = {.terminal = tty};
@@ -526,6 +569,8 @@ cmd_run(struct ctx *x)
         _exit(CLI_EXIT); /* the wait thread may still be in its call */
     }
     if (detach) {
+        if (rm)
+            spawn_reaper(id);
         printf("%s\n", id);
         free(path);
         free(id);

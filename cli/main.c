@@ -230,6 +230,8 @@ static const struct command commands[] = {
      NULL, 0},
     {NULL, "__gen", "man|bash-completion|commands", "Generate the man page or the completion",
      no_flags, cmd_gen, 1, 1, 0, NULL, 1},
+    {NULL, "__reap", "CONTAINER", "Wait for a run -d --rm container and remove it", no_flags,
+     cmd_reap, 1, 1, 0, NULL, 1},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -186,6 +186,13 @@ for s in TERM:143 INT:130 HUP:129 USR1:138; do
     [ $rc -eq "$code" ] || fail "SIG$sig was not forwarded: exit $rc, want $code"
 done
 
+# --- run -d --rm: removed when it exits, with its log dir --------------------------------------------------
+$B run -d --rm --name drm $IMG sh -c 'echo bye; sleep 0.5' >/dev/null
+$B ps -q | grep -qx drm || fail "run -d --rm: not running"
+i=0
+until ! $B ps -a -q | grep -qx drm; do i=$((i + 1)); [ $i -lt 100 ] || fail "run -d --rm: not removed"; sleep 0.1; done
+[ ! -e "$work/cli/containers/default/drm" ] || fail "run -d --rm left its log dir"
+
 # --- -it under script: a tty, its size, raw mode while it runs, restored after --------------------------
 set +e
 tty_run "stty rows 33 cols 111; $B run -it --rm $IMG sh -c 'tty; stty size; exit 3'; echo after=\$?; stty -a"
