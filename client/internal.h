@@ -75,6 +75,8 @@ extern __thread const char *bc_thread_lease;
 typedef struct bc_stream bc_stream_t;
 int bc_stream_open(berth_client_t *c, const berth_call_t *call, const char *method,
                    bc_stream_t **out, berth_error_t **err);
+/* Queues msg and writes what flow control allows; returns once at most 1 MiB is left unsent (the rest
+ * leaves while the owner goes on calling send, close_send or recv). */
 int bc_stream_send(bc_stream_t *s, const ProtobufCMessage *msg, berth_error_t **err);
 /* Half-closes: the server sees the end of the client's messages (END_STREAM). */
 int bc_stream_close_send(bc_stream_t *s, berth_error_t **err);
@@ -82,6 +84,8 @@ int bc_stream_close_send(bc_stream_t *s, berth_error_t **err);
 int bc_stream_recv(bc_stream_t *s, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **msg,
                    berth_error_t **err);
 void bc_stream_cancel(bc_stream_t *s);
+/* Frees the stream. One the server has not ended yet (recv has not returned 0 or an error) is reset
+ * first (RST_STREAM CANCEL) and its connection closed: read to the end to keep the connection pooled. */
 void bc_stream_free(bc_stream_t *s);
 
 /* ---- conversions (util.c) ---- */

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,8 +282,10 @@ read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *f
     }
     if (n > len)
         n = len;
-    memcpy(buf, s->sendq.p + s->sendq.off, n);
-    s->sendq.off += n;
+    if (n) {
+        memcpy(buf, s->sendq.p + s->sendq.off, n);
+        s->sendq.off += n;
+    }
     if (s->send_eof && buf_pending(&s->sendq) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
@@ -399,13 +402,21 @@ conn_new(berth_client_t *c, bc_conn_t **out, berth_error_t **err)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return bc_error(err, BERTH_EUNAVAILABLE, "socket: %s", strerror(errno));
+    /* a listener whose backlog is full makes connect() wait: SO_SNDTIMEO bounds that wait */
+    struct timeval tv = {c->connect_timeout_ms / 1000, (c->connect_timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         if (errno == EINTR)
             continue;
         int e = errno;
         close(fd);
+        if (e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS)
+            return bc_error(err, BERTH_ETIMEDOUT, "connect %s: timed out after %d ms", c->address,
+                            c->connect_timeout_ms);
         return bc_error(err, BERTH_EUNAVAILABLE, "connect %s: %s", c->address, strerror(e));
     }
+    tv = (struct timeval){0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     bc_conn_t *k = calloc(1, sizeof(*k));
     if (k == NULL || (k->rbuf = malloc(BC_READ_BUF)) == NULL) {
         free(k);
@@ -539,6 +550,12 @@ stream_start(bc_stream_t *s, const char *ns, int fresh, berth_error_t **err)
     if (s->id < 0) {
         k->cur = NULL;
         k->dead = 1;
+        if (s->id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE && !fresh) {
+            /* a pooled connection that used up its 2^30 stream ids: a new one takes over */
+            conn_close(k);
+            s->conn = NULL;
+            return stream_start(s, ns, 1, err);
+        }
         return bc_error(err, BERTH_EINTERNAL, "%s: %s", s->method, nghttp2_strerror(s->id));
     }
     return 0;
@@ -818,6 +835,10 @@ take_message(bc_stream_t *s, const uint8_t **data, size_t *len, berth_error_t **
     if (used) {
         nghttp2_session_consume(s->conn->ng, s->id, used);
         s->unconsumed -= used;
+        /* a WINDOW_UPDATE is due (half a window consumed): send it now, not once the buffer is empty,
+         * so the server keeps streaming while the caller works through what is here */
+        if (!s->conn->dead && nghttp2_session_want_write(s->conn->ng) && conn_flush(s->conn) < 0)
+            s->conn->dead = 1;
     }
     return 1;
 }
@@ -850,6 +871,9 @@ unary_run(berth_client_t *c, const berth_call_t *call, const char *method, bc_bu
         if (r < 0)
             return r;
         r = stream_wait(s, W_CLOSED);
+        /* REFUSED_STREAM (a GOAWAY's cut): the server did not process it, a retry is safe */
+        if (r == 0 && s->close_code == NGHTTP2_REFUSED_STREAM && s->grpc_status < 0)
+            s->retryable = 1, r = -1;
         if (r < 0 && s->retryable && attempt == 0) {
             stream_release(s);
             continue;

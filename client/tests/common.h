@@ -18,6 +18,8 @@ typedef struct bct_daemon {
 /* Makes the dirs and starts berthd with every built module; `set` (may be NULL) is one more --set.
  * Fails the test when berthd does not come up. */
 void bct_start(bct_daemon_t *d, const char *set);
+/* Stops berthd (SIGTERM) and starts it again on the same root, state and socket. */
+void bct_restart(bct_daemon_t *d, const char *set);
 /* Kills berthd (if running) and removes the dirs. */
 void bct_stop(bct_daemon_t *d);
 /* A client on d's socket (options may be NULL); fails the test on error. */

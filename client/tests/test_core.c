@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
 
 #include "common.h"
 #include "internal.h"
@@ -285,6 +288,131 @@ Test(core, local_deadline_when_the_server_is_silent)
     close(l);
 }
 
+/* What a request looks like on the wire: the silent socket's side reads the preface and the first HEADERS
+ * frame and decodes it with nghttp2's HPACK inflater. */
+typedef struct wire {
+    int listener;
+    char headers[2048]; /* "name: value\n"... */
+    int got_data;       /* the first read had the preface, SETTINGS, HEADERS and DATA: one write */
+} wire_t;
+
+static void *
+wire_read(void *arg)
+{
+    wire_t *w = arg;
+    int fd = accept(w->listener, NULL, NULL);
+    uint8_t buf[65536];
+    size_t len = 0;
+    int first_read = 0;
+    /* until the HEADERS and the DATA of stream 1 are in, or the client hangs up */
+    for (;;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        size_t off = 24;
+        int headers = 0, data = 0;
+        while (off + 9 <= len) {
+            size_t flen = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 | buf[off + 2];
+            if (off + 9 + flen > len)
+                break;
+            headers |= buf[off + 3] == 1;
+            data |= buf[off + 3] == 0;
+            off += 9 + flen;
+        }
+        if (first_read++ == 0)
+            w->got_data = headers && data;
+        if (headers && data)
+            break;
+    }
+    nghttp2_hd_inflater *inf;
+    nghttp2_hd_inflate_new(&inf);
+    for (size_t off = 24; off + 9 <= len;) {
+        size_t flen = (size_t)buf[off] << 16 | (size_t)buf[off + 1] << 8 | buf[off + 2];
+        uint8_t type = buf[off + 3];
+        if (type == 1) {
+            uint8_t *in = buf + off + 9;
+            size_t inlen = flen;
+            for (;;) {
+                nghttp2_nv nv;
+                int flags = 0;
+                ssize_t r = nghttp2_hd_inflate_hd2(inf, &nv, &flags, in, inlen, 1);
+                if (r < 0)
+                    break;
+                in += r, inlen -= (size_t)r;
+                if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+                    size_t at = strlen(w->headers);
+                    snprintf(w->headers + at, sizeof(w->headers) - at, "%.*s: %.*s\n",
+                             (int)nv.namelen, nv.name, (int)nv.valuelen, nv.value);
+                }
+                if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+                    nghttp2_hd_inflate_end_headers(inf);
+                    break;
+                }
+                if (inlen == 0 && !(flags & NGHTTP2_HD_INFLATE_EMIT))
+                    break;
+            }
+        }
+        off += 9 + flen;
+    }
+    nghttp2_hd_inflate_del(inf);
+    close(fd);
+    return NULL;
+}
+
+Test(core, request_headers_are_containerds)
+{
+    char path[500];
+    snprintf(path, sizeof(path), "%s/wire.sock", d.dirs.base);
+    wire_t w = {.listener = socket(AF_UNIX, SOCK_STREAM, 0)};
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cr_assert_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    cr_assert_eq(bind(w.listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    cr_assert_eq(listen(w.listener, 8), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, wire_read, &w);
+    berth_client_options_t o = {.namespace_ = "wire-ns"};
+    berth_client_t *c = NULL;
+    cr_assert_eq(berth_client_new(path, &o, &c, NULL), 0);
+    berth_call_t call = {.timeout_ms = 1500};
+    int r = berth_version(c, &call, NULL, NULL, NULL);
+    pthread_join(t, NULL);
+    cr_expect_neq(r, 0);
+    const char *want[] = {":method: POST\n",
+                          ":scheme: http\n",
+                          ":path: /containerd.services.version.v1.Version/Version\n",
+                          ":authority: localhost\n",
+                          "content-type: application/grpc\n",
+                          "te: trailers\n",
+                          "user-agent: berth-client/",
+                          "containerd-namespace: wire-ns\n",
+                          "grpc-timeout: 1500m\n"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_expect(strstr(w.headers, want[i]) != NULL, "no %s in\n%s", want[i], w.headers);
+    cr_expect(w.got_data, "the request's DATA did not come with its HEADERS");
+    berth_client_free(c);
+    close(w.listener);
+}
+
+/* The pooled connections of a daemon that restarted are dead: the next calls must not fail for it. */
+Test(core, pooled_connections_survive_a_daemon_restart)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    cr_assert_eq(berth_version(c, NULL, NULL, NULL, NULL), 0);
+    cr_assert_eq(berth_serving(c, NULL, NULL), 0);
+    cr_assert_geq(c->n_pool, 1);
+    bct_restart(&d, NULL);
+    berth_error_t *err = NULL;
+    for (int i = 0; i < 3; i++) {
+        int r = berth_version(c, NULL, NULL, NULL, &err);
+        cr_expect_eq(r, 0, "call %d after the restart: %s", i, err ? err->message : "");
+        berth_error_free(err);
+        err = NULL;
+    }
+    berth_client_free(c);
+}
+
 typedef struct hammer {
     berth_client_t *c;
     int ok;
@@ -504,6 +632,7 @@ typedef struct ct_maker {
     const char *sock;
     int rc;
     char error[256];
+    atomic_int done; /* the subscriber got its event */
 } ct_maker_t;
 
 static void *
@@ -512,9 +641,6 @@ make_container(void *arg)
     ct_maker_t *k = arg;
     berth_client_t *c = NULL;
     berth_client_new(k->sock, NULL, &c, NULL);
-    /* the subscriber's stream is open before this thread starts; the pause covers the server
-     * registering it */
-    usleep(300 * 1000);
     Google__Protobuf__Any opts = GOOGLE__PROTOBUF__ANY__INIT, spec = GOOGLE__PROTOBUF__ANY__INIT;
     opts.type_url = "example.com/x.y.Unknown";
     opts.value = (ProtobufCBinaryData){3, (uint8_t *)"\x01\x02\x03"};
@@ -526,7 +652,6 @@ make_container(void *arg)
     rt.options = &opts;
     Containerd__Services__Containers__V1__Container ct =
         CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
-    ct.id = "evct";
     ct.image = "docker.io/library/busybox:latest";
     ct.runtime = &rt;
     ct.spec = &spec;
@@ -534,16 +659,25 @@ make_container(void *arg)
         CONTAINERD__SERVICES__CONTAINERS__V1__CREATE_CONTAINER_REQUEST__INIT;
     req.container = &ct;
     berth_call_t call = {.namespace_ = "evns"};
-    berth_error_t *err = NULL;
-    ProtobufCMessage *resp = NULL;
-    k->rc = bc_unary(c, &call, "/containerd.services.containers.v1.Containers/Create", &req.base,
+    /* a container every 100 ms until the subscriber saw one: no guess at when the server has
+     * registered the subscription */
+    for (int i = 0; i < 100 && !atomic_load(&k->done) && k->rc == 0; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "evct-%d", i);
+        ct.id = id;
+        berth_error_t *err = NULL;
+        ProtobufCMessage *resp = NULL;
+        k->rc =
+            bc_unary(c, &call, "/containerd.services.containers.v1.Containers/Create", &req.base,
                      &containerd__services__containers__v1__create_container_response__descriptor,
                      &resp, &err);
-    if (err)
-        snprintf(k->error, sizeof(k->error), "%s", err->message);
-    berth_error_free(err);
-    if (resp)
-        protobuf_c_message_free_unpacked(resp, NULL);
+        if (err)
+            snprintf(k->error, sizeof(k->error), "%s", err->message);
+        berth_error_free(err);
+        if (resp)
+            protobuf_c_message_free_unpacked(resp, NULL);
+        usleep(100 * 1000);
+    }
     berth_client_free(c);
     return NULL;
 }
@@ -551,7 +685,7 @@ make_container(void *arg)
 Test(core, events_arrive_decoded)
 {
     berth_client_t *c = bct_client(&d, NULL);
-    ct_maker_t k = {d.sock, 0, ""};
+    ct_maker_t k = {d.sock, 0, "", 0};
     pthread_t t;
     pthread_create(&t, NULL, make_container, &k);
     ev_wait_t w = {0};
@@ -559,15 +693,22 @@ Test(core, events_arrive_decoded)
     berth_error_t *err = NULL;
     const char *filters[] = {"topic~=\"^/containers/\"", "topic==\"/tasks/exit\""};
     int r = berth_events_subscribe(c, &call, filters, 2, want_container_create, &w, &err);
+    atomic_store(&k.done, 1);
     pthread_join(t, NULL);
     cr_assert_eq(k.rc, 0, "container create: %s", k.error);
     cr_assert_eq(r, 0, "%d %s", r, err ? err->message : "");
     cr_expect_str_eq(w.topic, "/containers/create");
     cr_expect_str_eq(w.ns, "evns");
     cr_expect_str_eq(w.type_url, "containerd.events.ContainerCreate");
-    cr_expect_str_eq(w.json, "{\"id\":\"evct\",\"image\":\"docker.io/library/busybox:latest\","
-                             "\"runtime\":{\"name\":\"io.containerd.runc.v2\",\"options\":{"
-                             "\"@type\":\"example.com/x.y.Unknown\",\"value\":\"AQID\"}}}");
+    int n = -1;
+    cr_assert_eq(sscanf(w.json, "{\"id\":\"evct-%d\"", &n), 1, "%s", w.json);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "{\"id\":\"evct-%d\",\"image\":\"docker.io/library/busybox:latest\",\"runtime\":{"
+             "\"name\":\"io.containerd.runc.v2\",\"options\":{\"@type\":\"example.com/x.y."
+             "Unknown\",\"value\":\"AQID\"}}}",
+             n);
+    cr_expect_str_eq(w.json, want);
     berth_client_free(c);
 }
 
