@@ -186,8 +186,7 @@ berth_network_remove(berth_client_t *c, const berth_call_t *call, const char *na
     Berth__Services__Networks__V1__RemoveNetworkRequest req =
         BERTH__SERVICES__NETWORKS__V1__REMOVE_NETWORK_REQUEST__INIT;
     req.name = (char *)name;
-    return bc_unary(c, call, NETWORKS "Remove", &req.base,
-                    &berth__services__networks__v1__remove_network_response__descriptor, NULL, err);
+    return bc_unary(c, call, NETWORKS "Remove", &req.base, NULL, NULL, err);
 }
 
 static void

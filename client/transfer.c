@@ -288,6 +288,21 @@ wait_window(xfer_t *x, int32_t *remaining)
     return 1;
 }
 
+/* Takes what the server still sends (grants) until it ends the stream. */
+static void
+drain(bc_stream_t *s)
+{
+    for (;;) {
+        Google__Protobuf__Any *a;
+        berth_error_t *e = NULL;
+        if (recv_any(s, &a, &e) <= 0) {
+            berth_error_free(e);
+            return;
+        }
+        protobuf_c_message_free_unpacked(&a->base, NULL);
+    }
+}
+
 static void *
 import_main(void *arg)
 {
@@ -307,9 +322,7 @@ import_main(void *arg)
         if (n <= 0) { /* the end of the archive: the server reads EOF */
             bc_stream_close_send(x->data.s, &e);
             berth_error_free(e);
-            /* what the server still sends (grants), until it ends the stream */
-            for (remaining = 0; wait_window(x, &remaining); remaining = 0)
-                ;
+            drain(x->data.s);
             break;
         }
         Containerd__Types__Transfer__Data d = CONTAINERD__TYPES__TRANSFER__DATA__INIT;

@@ -71,6 +71,7 @@ struct bc_stream {
     int http_status, grpc_status; /* -1 until seen */
     char *grpc_message;
     int closed;          /* nghttp2 closed the stream */
+    int remote_done;     /* the server ended its side (END_STREAM) while ours may still be open */
     uint32_t close_code; /* its RST code (0 for a clean end) */
     int rx_any;          /* the server sent something on this stream */
     int failed;          /* a local failure, sticky: fail_code */
@@ -253,6 +254,14 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
     bc_conn_t *k = user;
     if (f->hd.type == NGHTTP2_GOAWAY)
         k->goaway = 1;
+    /* a bidi stream the server ends first (containerd's Streaming: progress, export): its trailers end
+     * the client's receiving, as grpc-go's RecvMsg returns io.EOF then */
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        bc_stream_t *s = cur_stream(k, f->hd.stream_id);
+        if (s)
+            s->remote_done = 1;
+    }
     return 0;
 }
 
@@ -581,7 +590,7 @@ ready(const bc_stream_t *s, enum wait_for w)
         return 1;
     switch (w) {
     case W_MSG:
-        return msg_ready(s);
+        return msg_ready(s) || s->remote_done;
     case W_SENDQ:
         return buf_pending(&s->sendq) < BC_SENDQ_HIGH;
     default:
@@ -1055,7 +1064,7 @@ bc_stream_recv(bc_stream_t *s, const ProtobufCMessageDescriptor *desc, ProtobufC
             r = unpack(s, desc, data, len, msg, err);
             return r < 0 ? r : 1;
         }
-        if (s->closed) {
+        if (s->closed || s->remote_done) {
             if (buf_pending(&s->rbuf) && s->grpc_status == 0)
                 return bc_error(err, BERTH_EINTERNAL, "%s: the stream ended inside a message",
                                 s->method);

@@ -187,8 +187,7 @@ berth_volume_remove(berth_client_t *c, const berth_call_t *call, const char *nam
         BERTH__SERVICES__VOLUMES__V1__REMOVE_VOLUME_REQUEST__INIT;
     req.name = (char *)name;
     req.force = force != 0;
-    return bc_unary(c, call, VOLUMES "Remove", &req.base,
-                    &berth__services__volumes__v1__remove_volume_response__descriptor, NULL, err);
+    return bc_unary(c, call, VOLUMES "Remove", &req.base, NULL, NULL, err);
 }
 
 BC_EXPORT int

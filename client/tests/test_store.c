@@ -155,7 +155,7 @@ Test(store, content, .init = setup, .fini = teardown, .timeout = 60)
 {
     fx_import(cl, &fx);
     berth_error_t *err = NULL;
-    char blob[600];
+    char blob[1024];
     snprintf(blob, sizeof(blob), "%s/%s", fx.blobs, fx.layer + 7);
     size_t want_len = 0;
     char *want = fx_read(blob, &want_len);
