@@ -43,6 +43,7 @@ struct berth_io_s {
     int wake[2]; /* written at free: every poll returns */
     pthread_mutex_t mu;
     int stdin_closed;
+    int stdin_writing; /* the stdin thread is in a write: close_stdin leaves the close to it */
 };
 
 static const char *
@@ -153,9 +154,14 @@ in_thread(void *arg)
         if (n <= 0)
             break;
         pthread_mutex_lock(&io->mu);
-        int out = st->fifo_fd;
+        int out = io->stdin_closed ? -1 : st->fifo_fd;
+        io->stdin_writing = out >= 0;
         pthread_mutex_unlock(&io->mu);
-        if (out < 0 || write_all(out, buf, (size_t)n) < 0)
+        int wrc = out < 0 ? -1 : write_all(out, buf, (size_t)n);
+        pthread_mutex_lock(&io->mu);
+        io->stdin_writing = 0;
+        pthread_mutex_unlock(&io->mu);
+        if (wrc < 0)
             break;
     }
     /* the source's end is stdin's end for the process, as containerd's io.Copy then Close */
@@ -317,7 +323,8 @@ berth_io_close_stdin(berth_io_t *io)
         return;
     pthread_mutex_lock(&io->mu);
     io->stdin_closed = 1;
-    if (io->st[0].fifo_fd >= 0) {
+    /* never under a write of the stdin thread (the fd could be reused): it closes after the write */
+    if (io->st[0].fifo_fd >= 0 && !io->stdin_writing) {
         close(io->st[0].fifo_fd);
         io->st[0].fifo_fd = -1;
     }

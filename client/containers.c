@@ -525,13 +525,11 @@ static label_entry_t **
 make_labels(const berth_container_opts_t *o, size_t *n)
 {
     size_t cap = o->n_labels + 3;
-    label_entry_t *ents = calloc(cap, sizeof *ents);
-    label_entry_t **ptrs = calloc(cap + 1, sizeof *ptrs);
-    if (!ents || !ptrs) {
-        free(ents);
-        free(ptrs);
+    /* one block: the pointers, then the entries (free_labels frees it) */
+    label_entry_t **ptrs = calloc(1, (cap + 1) * sizeof *ptrs + cap * sizeof(label_entry_t));
+    if (!ptrs)
         return NULL;
-    }
+    label_entry_t *ents = (label_entry_t *)(ptrs + cap + 1);
     size_t k = 0;
     const char *extra[3][2] = {{"io.berth.network", o->network},
                                {"io.berth.ports", o->ports},
@@ -564,8 +562,6 @@ make_labels(const berth_container_opts_t *o, size_t *n)
 static void
 free_labels(label_entry_t **ptrs)
 {
-    if (ptrs)
-        free(ptrs[0]);
     free(ptrs);
 }
 
@@ -658,6 +654,15 @@ container_create(berth_client_t *c, const berth_call_t *call, const char *id,
         if (rc < 0)
             goto out;
         made_snapshot = 1;
+    }
+    if (mode == BERTH_SNAPSHOT_EXISTING) { /* containerd's WithSnapshot: it must be there */
+        rc = snap_exists(c, call, sn, key, err);
+        if (rc == 0)
+            rc = bc_error(err, BERTH_ENOTFOUND, "container \"%s\": snapshot \"%s\" not found", id,
+                          key);
+        if (rc < 0)
+            goto out;
+        rc = 0;
     }
     int has_snap = mode != BERTH_SNAPSHOT_NONE;
     if (!o->spec_json) {

@@ -457,6 +457,17 @@ Test(run, delete_cleans_snapshot_labels_list)
     CHECK(berth_lease_add_resource(c, NULL, "keep", "d2", "snapshots/overlayfs", E));
     CHECK(berth_container_delete(c, NULL, "d1", 1, E));
     cr_assert(!snapshot_exists("d1"), "delete with cleanup left the snapshot");
+    /* an existing snapshot: d2's is reused by d3; a missing one is an error */
+    berth_container_opts_t ex = {
+        .image = IMG, .snapshot = BERTH_SNAPSHOT_EXISTING, .snapshot_key = "d2", .spec_opts = &so};
+    CHECK(berth_container_create(c, NULL, "d3", &ex, &ct, E));
+    cr_assert_str_eq(ct->snapshot_key, "d2");
+    berth_container_free(ct);
+    CHECK(berth_container_delete(c, NULL, "d3", 0, E));
+    ex.snapshot_key = "nope";
+    err = NULL;
+    cr_assert_eq(berth_container_create(c, NULL, "d4", &ex, NULL, E), BERTH_ENOTFOUND);
+    berth_error_free(err);
     CHECK(berth_container_delete(c, NULL, "d2", 0, E));
     cr_assert(snapshot_exists("d2"), "delete without cleanup removed the snapshot");
     err = NULL;
@@ -560,4 +571,38 @@ Test(run, log_uri_and_keep_stdin)
     berth_task_info_free(&t);
     kill_and_remove("l1");
     unlink(in);
+}
+
+Test(run, image_config_and_size)
+{
+    char *cfg = NULL;
+    CHECK(berth_image_config(c, NULL, IMG, &cfg, E));
+    cr_assert(strstr(cfg, "cat /etc/berth-greeting") && strstr(cfg, "\"diff_ids\""), "%s", cfg);
+    berth_free(cfg);
+    /* manifest + config + layer: the fixture layout's three blobs */
+    int64_t size = 0, want = 0;
+    CHECK(berth_image_size(c, NULL, IMG, &size, E));
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/fx/busybox-oci/blobs/sha256", d.dirs.base);
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dp))) {
+        char p[900];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] != '.' && stat(p, &st) == 0) {
+            want += st.st_size;
+            n++;
+        }
+    }
+    closedir(dp);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(size, want, "size %lld, the blobs %lld", (long long)size, (long long)want);
+    err = NULL;
+    cr_assert_eq(berth_image_size(c, NULL, "docker.io/library/nope:latest", &size, E),
+                 BERTH_ENOTFOUND);
+    cr_assert(strstr(err->message, "nope"), "%s", err->message);
+    berth_error_free(err);
 }
