@@ -421,7 +421,7 @@ stdio_for(proc_t *p, int i, const char *path)
 static int
 log_read(proc_t *p, int i)
 {
-    static char buf[64 * 1024];
+    static char buf[32 * 1024];
     ssize_t n = read(p->log_rd[i], buf, sizeof(buf));
     if (n > 0) {
         shimlog_write(p->log[i], i + 1, buf, (size_t)n, now_ns());

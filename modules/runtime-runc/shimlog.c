@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OUT_CAP (128 * 1024) /* formatted lines waiting for one write */
+#define OUT_CAP (32 * 1024) /* formatted lines waiting for one write (more than one 16 KiB line) */
 #define MAX_FILES_LIMIT 1024
 
 struct shimlog {
@@ -280,7 +280,8 @@ emit(shimlog_t *l, int stream, char tag, const char *a, size_t an, const char *b
     o[38] = tag;
     o[39] = ' ';
     memcpy(o + 40, a, an);
-    memcpy(o + 40 + an, b, bn);
+    if (bn > 0) /* b is NULL when the line is all in the pending buffer */
+        memcpy(o + 40 + an, b, bn);
     o[40 + an + bn] = '\n';
     l->olen += rec;
 }
