@@ -31,6 +31,10 @@
 #define LABEL_EXIT_CODE "io.berth.cli.exit-code"
 #define LABEL_EXITED_AT "io.berth.cli.exited-at"
 
+static int task_state(struct ctx *x, const char *id, berth_task_info_t *ti);
+static int task_remove(struct ctx *x, const char *id, const berth_task_info_t *ti,
+                       berth_error_t **e);
+
 /* ---- the terminal ------------------------------------------------------------------------------------- */
 
 static struct termios saved_tio;
@@ -509,7 +513,11 @@ cmd_reap(struct ctx *x)
         berth_error_free(e);
         return 1;
     }
-    berth_task_delete(c, cli_call(x), id, NULL, NULL, NULL);
+    berth_task_info_t ti;
+    int st = task_state(x, id, &ti);
+    if (st)
+        task_remove(x, id, &ti, NULL);
+    berth_task_info_free(&ti);
     remove_container(x, id);
     return 0;
 }
@@ -621,6 +629,31 @@ task_state(struct ctx *x, const char *id, berth_task_info_t *ti)
     return 1;
 }
 
+/* A kept stdin FIFO (run -di) outlives the library's IO: removed with the task, its dir with it. */
+static void
+drop_kept_stdin(const char *path)
+{
+    if (!path || !path[0])
+        return;
+    unlink(path);
+    char *dir = strdup(path), *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        rmdir(dir);
+    }
+    free(dir);
+}
+
+/* deletes the container's (exited or created) task and what its IO left */
+static int
+task_remove(struct ctx *x, const char *id, const berth_task_info_t *ti, berth_error_t **e)
+{
+    if (berth_task_delete(cli_client(x), cli_call(x), id, NULL, NULL, e) < 0)
+        return -1;
+    drop_kept_stdin(ti ? ti->stdin_path : NULL);
+    return 0;
+}
+
 int
 cmd_start(struct ctx *x)
 {
@@ -640,14 +673,15 @@ cmd_start(struct ctx *x)
         }
         berth_task_info_t ti;
         int st = task_state(x, id, &ti);
-        berth_task_info_free(&ti);
         if (st == 1) {
+            berth_task_info_free(&ti);
             printf("%s\n", id);
             berth_container_free(ct);
             continue;
         }
         if (st)
-            berth_task_delete(c, cli_call(x), id, NULL, NULL, NULL);
+            task_remove(x, id, &ti, NULL);
+        berth_task_info_free(&ti);
         const char *uri = kv_get(ct->labels, ct->n_labels, LABEL_LOG_URI);
         char *own = uri ? NULL : log_uri(g.namespace_, id);
         char *dir = log_dir(g.namespace_, id);
@@ -753,9 +787,9 @@ cmd_rm(struct ctx *x)
         const char *id = x->argv[i];
         berth_task_info_t ti;
         int st = task_state(x, id, &ti);
-        berth_task_info_free(&ti);
         berth_error_t *e = NULL;
         if (st == 1 && !fbool(x, "force")) {
+            berth_task_info_free(&ti);
             warnx1("container \"%s\" is running: stop it first, or use rm -f", id);
             rc = 1;
             continue;
@@ -764,17 +798,19 @@ cmd_rm(struct ctx *x)
             berth_exit_t ex;
             if (berth_task_kill(c, cli_call(x), id, NULL, SIGKILL, 1, &e) < 0 ||
                 berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+                berth_task_info_free(&ti);
                 warn_err(x, e);
                 rc = 1;
                 continue;
             }
         }
-        if (st && berth_task_delete(c, cli_call(x), id, NULL, NULL, &e) < 0 &&
-            e->code != BERTH_ENOTFOUND) {
+        if (st && task_remove(x, id, &ti, &e) < 0 && e->code != BERTH_ENOTFOUND) {
+            berth_task_info_free(&ti);
             warn_err(x, e);
             rc = 1;
             continue;
         }
+        berth_task_info_free(&ti);
         berth_error_free(e);
         e = NULL;
         if (berth_container_delete(c, cli_call(x), id, 1, &e) < 0) {
