@@ -845,7 +845,9 @@ main(int argc, char **argv)
         die("unknown command: \"%s\" (see 'berth --help')", argv[i]);
     }
     i++;
-    struct ctx x = {.cmd = c};
+    /* static: what a command leaves when it exits early (die, --help) stays reachable */
+    static struct ctx x;
+    x.cmd = c;
     size_t nf = 0;
     while (c->flags[nf].name)
         nf++;
