@@ -132,6 +132,8 @@ $B ps -a -q >"$work/out"
 $B import "$work/fx/busybox-oci.tar" >"$work/out" || fail "import"
 ! grep -q "$(printf '\033')" "$work/out" || fail "import printed escapes without a terminal"
 [ "$($B import -q "$work/fx/busybox-oci.tar" | wc -l)" -le 1 ] || fail "import -q printed progress"
+tty_run "$B import $work/fx/busybox-oci.tar"
+grep -q "$(printf '\033')\[" "$work/tty" && grep -q "saved" "$work/tty" || fail "import on a terminal: $(cat -A "$work/tty")"
 $B images | grep -Eq "^berth-busybox +latest +sha256:[0-9a-f]{12} +[0-9.]+[kM]B " || fail "images: $($B images)"
 one_line_error "unknown image" $B run --rm --pull never nosuch/image true
 grep -q 'docker.io/nosuch/image:latest' "$work/err" || fail "unknown image: $(cat "$work/err")"
@@ -201,7 +203,7 @@ grep -q "/dev/pts/[0-9]" "$work/tty" || fail "run -it: no terminal: $(cat "$work
 grep -q "33 111" "$work/tty" || fail "run -it: the size did not follow: $(cat "$work/tty")"
 grep -q "after=3" "$work/tty" || fail "run -it: exit code: $(cat "$work/tty")"
 grep -q " icanon" "$work/tty" && grep -q " echo" "$work/tty" || fail "the terminal was not restored: $(cat "$work/tty")"
-script -qec "$B run -it --rm --name rawck $IMG sleep 2" /dev/null </dev/null >/dev/null 2>&1 &
+script -qec "stty rows 20 cols 70; $B run -it --rm --name rawck $IMG sh -c 'sleep 2; stty size'" /dev/null </dev/null >"$work/rawtty" 2>&1 &
 SCRIPT=$!
 i=0
 until bp=$(pgrep -f "^$B run -it --rm --name rawck") && [ -n "$bp" ] && [ -e "$TASKS/rawck/init.pid" ]; do
@@ -209,8 +211,10 @@ until bp=$(pgrep -f "^$B run -it --rm --name rawck") && [ -n "$bp" ] && [ -e "$T
 done
 pts=$(readlink "/proc/$bp/fd/0")
 stty -F "$pts" -a >"$work/raw"
+stty -F "$pts" rows 44 cols 99 # the kernel sends SIGWINCH; berth resizes the container's pty
 wait $SCRIPT || true
 grep -q -- "-icanon" "$work/raw" && grep -q -- "-echo " "$work/raw" || fail "run -it: the terminal was not raw: $(cat "$work/raw")"
+grep -q "44 99" "$work/rawtty" || fail "run -it: SIGWINCH was not followed: $(cat "$work/rawtty")"
 
 # --- detached: logs, streams, --tail, -t, -f through a rotation ------------------------------------------------
 id=$($B run -d $IMG sh -c 'echo out1; echo err1 >&2; echo out2; printf no-newline')
