@@ -165,6 +165,7 @@ int cmd_events(struct ctx *x);
 int cmd_version(struct ctx *x);
 int cmd_info(struct ctx *x);
 int cmd_modules(struct ctx *x);
+int cmd_reap(struct ctx *x);
 
 /* pulls ref with progress (used by run and create for a missing image) */
 int image_pull(struct ctx *x, const char *ref, int quiet, int plain_http, const char *platform,

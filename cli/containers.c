@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -29,6 +30,10 @@
 #define LABEL_STDIN "io.berth.cli.stdin"
 #define LABEL_EXIT_CODE "io.berth.cli.exit-code"
 #define LABEL_EXITED_AT "io.berth.cli.exited-at"
+
+static int task_state(struct ctx *x, const char *id, berth_task_info_t *ti);
+static int task_remove(struct ctx *x, const char *id, const berth_task_info_t *ti,
+                       berth_error_t **e);
 
 /* ---- the terminal ------------------------------------------------------------------------------------- */
 
@@ -66,8 +71,11 @@ block_signals(void)
 {
     sigemptyset(&fwd_set);
     int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGWINCH};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         sigaddset(&fwd_set, sigs[i]);
+        /* a shell starts background jobs with SIGINT and SIGQUIT ignored; sigwait needs them delivered */
+        signal(sigs[i], SIG_DFL);
+    }
     pthread_sigmask(SIG_BLOCK, &fwd_set, NULL);
 }
 
@@ -466,6 +474,54 @@ record_exit(struct ctx *x, const char *id, const berth_exit_t *ex)
         warn_err(x, e);
 }
 
+/* run -d --rm: a detached `berth __reap ID` of our own waits for the exit and removes the container */
+static void
+spawn_reaper(const char *id)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %m");
+    if (pid > 0) {
+        waitpid(pid, NULL, 0); /* the child forks once more and leaves at once */
+        return;
+    }
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execl("/proc/self/exe", "berth", "--address", g.address, "--namespace", g.namespace_,
+          "--data-root", g.data_root, "__reap", id, (char *)NULL);
+    _exit(127);
+}
+
+int
+cmd_reap(struct ctx *x)
+{
+    const char *id = x->argv[0];
+    berth_exit_t ex;
+    berth_error_t *e = NULL;
+    berth_client_t *c = cli_client(x);
+    if (berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+        berth_error_free(e);
+        return 1;
+    }
+    berth_task_info_t ti;
+    int st = task_state(x, id, &ti);
+    if (st)
+        task_remove(x, id, &ti, NULL);
+    berth_task_info_free(&ti);
+    remove_container(x, id);
+    return 0;
+}
+
 int
 cmd_run(struct ctx *x)
 {
@@ -473,8 +529,6 @@ cmd_run(struct ctx *x)
     int rm = fbool(x, "rm");
     if (tty && in && !detach && !isatty(STDIN_FILENO))
         die("the input device is not a TTY");
-    if (detach && rm)
-        die("--rm with -d is not supported yet: remove the container with berth rm");
     block_signals(); /* before the library starts any thread */
     char *id = create_container(x);
     berth_io_opts_t io = {.terminal = tty};
@@ -523,6 +577,8 @@ cmd_run(struct ctx *x)
         _exit(CLI_EXIT); /* the wait thread may still be in its call */
     }
     if (detach) {
+        if (rm)
+            spawn_reaper(id);
         printf("%s\n", id);
         free(path);
         free(id);
@@ -573,6 +629,31 @@ task_state(struct ctx *x, const char *id, berth_task_info_t *ti)
     return 1;
 }
 
+/* A kept stdin FIFO (run -di) outlives the library's IO: removed with the task, its dir with it. */
+static void
+drop_kept_stdin(const char *path)
+{
+    if (!path || !path[0])
+        return;
+    unlink(path);
+    char *dir = strdup(path), *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = 0;
+        rmdir(dir);
+    }
+    free(dir);
+}
+
+/* deletes the container's (exited or created) task and what its IO left */
+static int
+task_remove(struct ctx *x, const char *id, const berth_task_info_t *ti, berth_error_t **e)
+{
+    if (berth_task_delete(cli_client(x), cli_call(x), id, NULL, NULL, e) < 0)
+        return -1;
+    drop_kept_stdin(ti ? ti->stdin_path : NULL);
+    return 0;
+}
+
 int
 cmd_start(struct ctx *x)
 {
@@ -592,14 +673,15 @@ cmd_start(struct ctx *x)
         }
         berth_task_info_t ti;
         int st = task_state(x, id, &ti);
-        berth_task_info_free(&ti);
         if (st == 1) {
+            berth_task_info_free(&ti);
             printf("%s\n", id);
             berth_container_free(ct);
             continue;
         }
         if (st)
-            berth_task_delete(c, cli_call(x), id, NULL, NULL, NULL);
+            task_remove(x, id, &ti, NULL);
+        berth_task_info_free(&ti);
         const char *uri = kv_get(ct->labels, ct->n_labels, LABEL_LOG_URI);
         char *own = uri ? NULL : log_uri(g.namespace_, id);
         char *dir = log_dir(g.namespace_, id);
@@ -705,9 +787,9 @@ cmd_rm(struct ctx *x)
         const char *id = x->argv[i];
         berth_task_info_t ti;
         int st = task_state(x, id, &ti);
-        berth_task_info_free(&ti);
         berth_error_t *e = NULL;
         if (st == 1 && !fbool(x, "force")) {
+            berth_task_info_free(&ti);
             warnx1("container \"%s\" is running: stop it first, or use rm -f", id);
             rc = 1;
             continue;
@@ -716,17 +798,19 @@ cmd_rm(struct ctx *x)
             berth_exit_t ex;
             if (berth_task_kill(c, cli_call(x), id, NULL, SIGKILL, 1, &e) < 0 ||
                 berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+                berth_task_info_free(&ti);
                 warn_err(x, e);
                 rc = 1;
                 continue;
             }
         }
-        if (st && berth_task_delete(c, cli_call(x), id, NULL, NULL, &e) < 0 &&
-            e->code != BERTH_ENOTFOUND) {
+        if (st && task_remove(x, id, &ti, &e) < 0 && e->code != BERTH_ENOTFOUND) {
+            berth_task_info_free(&ti);
             warn_err(x, e);
             rc = 1;
             continue;
         }
+        berth_task_info_free(&ti);
         berth_error_free(e);
         e = NULL;
         if (berth_container_delete(c, cli_call(x), id, 1, &e) < 0) {
@@ -809,11 +893,11 @@ ports_display(const char *ports, char *out, size_t len)
             continue;
         *c2 = 0;
         char *c1 = strrchr(p, ':');
+        if (c1)
+            *c1 = 0;
         size_t l = strlen(out);
         snprintf(out + l, len - l, "%s%s:%s->%s/%s", l ? ", " : "", c1 ? p : "0.0.0.0",
                  c1 ? c1 + 1 : p, c2 + 1, proto ? proto : "tcp");
-        if (c1)
-            *c1 = ':';
     }
     free(dup);
 }

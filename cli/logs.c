@@ -261,21 +261,28 @@ task_running(struct ctx *x, const char *id)
 
 /* reads what was appended to *fd; reopens path when it was rotated away */
 static void
+drain(struct emitter *em, struct buf *carry, int fd)
+{
+    if (fd < 0)
+        return;
+    buf_read_fd(carry, fd);
+    size_t used = emit_buf(em, carry->p, carry->len);
+    memmove(carry->p, carry->p + used, carry->len - used);
+    carry->len -= used;
+}
+
+static void
 follow_step(struct emitter *em, struct buf *carry, int *fd, const char *path)
 {
     for (;;) {
-        if (*fd >= 0) {
-            buf_read_fd(carry, *fd);
-            size_t used = emit_buf(em, carry->p, carry->len);
-            memmove(carry->p, carry->p + used, carry->len - used);
-            carry->len -= used;
-        }
+        drain(em, carry, *fd);
         struct stat a, b;
         if (stat(path, &a) < 0)
             return;
         if (*fd >= 0 && fstat(*fd, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
             return;
-        /* rotated (or created): the old file is read to its end above; on to the new one */
+        /* rotated (or created): what the shim wrote to the old file before renaming it, then the new one */
+        drain(em, carry, *fd);
         if (*fd >= 0)
             close(*fd);
         *fd = open(path, O_RDONLY | O_CLOEXEC);

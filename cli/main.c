@@ -54,9 +54,8 @@ static int cmd_gen(struct ctx *x);
         {"hostname", 'h', F_STR, "name", NULL, "The container's host name"},                      \
         {"network", 0,    F_STR,                                                                  \
          "name",    NULL, "Networks to join (\"name[,name]\", \"host\", \"none\")"},              \
-        {"publish", 'p',                                                                          \
-         F_LIST,    "[ip:]hport:port",                                                 \
-         NULL,      "Publish a container's port on the host (repeatable)"},                       \
+        {"publish",         'p',  F_LIST,                                                         \
+         "[ip:]hport:port", NULL, "Publish a container's port on the host (repeatable)"},         \
         {"volume",         'v',  F_LIST,                                                          \
          "src:/path[:ro]", NULL, "Mount a named volume or a host directory (repeatable)"},        \
         {"memory", 'm', F_STR, "bytes", NULL, "Memory limit (with a unit: b, k, m, g)"},          \
@@ -231,6 +230,8 @@ static const struct command commands[] = {
      NULL, 0},
     {NULL, "__gen", "man|bash-completion|commands", "Generate the man page or the completion",
      no_flags, cmd_gen, 1, 1, 0, NULL, 1},
+    {NULL, "__reap", "CONTAINER", "Wait for a run -d --rm container and remove it", no_flags,
+     cmd_reap, 1, 1, 0, NULL, 1},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -281,7 +282,10 @@ void
 print_err(struct ctx *x, berth_error_t *e)
 {
     const char *msg = e && e->message ? e->message : "unknown error";
-    if (e && e->code == BERTH_EUNAVAILABLE && x && x->client) {
+    /* the library's own connect failure names the socket; a server's Unavailable (a registry that is not
+     * there) is the server's message */
+    if (e && e->code == BERTH_EUNAVAILABLE && x && x->client &&
+        strstr(msg, berth_client_address(x->client))) {
         const char *cause = strrchr(msg, ':');
         char low[256];
         snprintf(low, sizeof low, "%s", cause ? cause + 2 : msg);
@@ -841,7 +845,9 @@ main(int argc, char **argv)
         die("unknown command: \"%s\" (see 'berth --help')", argv[i]);
     }
     i++;
-    struct ctx x = {.cmd = c};
+    /* static: what a command leaves when it exits early (die, --help) stays reachable */
+    static struct ctx x;
+    x.cmd = c;
     size_t nf = 0;
     while (c->flags[nf].name)
         nf++;

@@ -11,23 +11,6 @@
 
 #include "cli.h"
 
-/* until the library has them (client-core's branch): a missing one reads as "not implemented" */
-#pragma weak berth_plugins
-#pragma weak berth_plugins_free
-#pragma weak berth_modules
-#pragma weak berth_modules_free
-
-static int
-missing(const char *what, berth_error_t **err)
-{
-    if (err) {
-        *err = calloc(1, sizeof **err);
-        (*err)->code = BERTH_ENOTIMPL;
-        (*err)->message = strdup(what);
-    }
-    return BERTH_ENOTIMPL;
-}
-
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "0"
 #endif
@@ -419,8 +402,7 @@ cmd_info(struct ctx *x)
         die_err(x, e);
     berth_plugin_t *p = NULL;
     size_t np = 0, nn = 0, nc = 0, ni = 0, nt = 0;
-    if ((!berth_plugins ? missing("plugins: not in this libberth-client", &e)
-                        : berth_plugins(c, cli_call(x), NULL, 0, &p, &np, &e)) < 0)
+    if (berth_plugins(c, cli_call(x), NULL, 0, &p, &np, &e) < 0)
         die_err(x, e);
     berth_network_t *nw = NULL;
     if (berth_network_list(c, cli_call(x), NULL, 0, &nw, &nn, &e) < 0) {
@@ -478,8 +460,7 @@ cmd_info(struct ctx *x)
     }
     berth_free(v);
     berth_free(r);
-    if (berth_plugins_free)
-        berth_plugins_free(p, np);
+    berth_plugins_free(p, np);
     berth_networks_free(nw, nn);
     berth_containers_free(cts, nc);
     for (size_t i = 0; i < nt; i++)
@@ -496,8 +477,7 @@ cmd_modules(struct ctx *x)
     size_t n = 0;
     berth_error_t *e = NULL;
     int json = want_json(x), quiet = fbool(x, "quiet");
-    if ((!berth_modules ? missing("modules: not in this libberth-client", &e)
-                        : berth_modules(cli_client(x), cli_call(x), &m, &n, &e)) < 0)
+    if (berth_modules(cli_client(x), cli_call(x), &m, &n, &e) < 0)
         die_err(x, e);
     struct table t;
     if (!json && !quiet)
@@ -526,7 +506,6 @@ cmd_modules(struct ctx *x)
     }
     if (!json && !quiet)
         table_print(&t, stdout);
-    if (berth_modules_free)
-        berth_modules_free(m, n);
+    berth_modules_free(m, n);
     return 0;
 }
