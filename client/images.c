@@ -12,7 +12,9 @@
 berth_call_t
 bc_long_call(const berth_call_t *call)
 {
-    berth_call_t lc = {.namespace_ = call ? call->namespace_ : NULL, .timeout_ms = -1};
+    berth_call_t lc = {.namespace_ = call ? call->namespace_ : NULL,
+                       .timeout_ms = -1,
+                       .lease = call ? call->lease : NULL};
     if (call && call->timeout_ms != 0)
         lc.timeout_ms = call->timeout_ms;
     return lc;

@@ -139,8 +139,9 @@ berth_task_wait(berth_client_t *c, const berth_call_t *call, const char *id, con
     Containerd__Services__Tasks__V1__WaitRequest req =
         CONTAINERD__SERVICES__TASKS__V1__WAIT_REQUEST__INIT;
     req.container_id = (char *)id, req.exec_id = nz(exec_id);
-    berth_call_t wc = {call ? call->namespace_ : NULL,
-                       call && call->timeout_ms ? call->timeout_ms : -1};
+    berth_call_t wc = {.namespace_ = call ? call->namespace_ : NULL,
+                       .timeout_ms = call && call->timeout_ms ? call->timeout_ms : -1,
+                       .lease = call ? call->lease : NULL};
     ProtobufCMessage *resp = NULL;
     int rc = bc_unary(c, &wc, TASKS("Wait"), &req.base,
                       &containerd__services__tasks__v1__wait_response__descriptor, &resp, err);
