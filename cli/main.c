@@ -61,7 +61,8 @@ static int cmd_gen(struct ctx *x);
         {"memory", 'm', F_STR, "bytes", NULL, "Memory limit (with a unit: b, k, m, g)"},          \
         {"cpus", 0, F_STR, "number", NULL, "CPU quota in CPUs (\"1.5\")"},                        \
         {"read-only", 0, F_BOOL, NULL, NULL, "Mount the container's root filesystem read-only"},  \
-        {"privileged", 0, F_BOOL, NULL, NULL, "Give every capability and every device"},          \
+        {"privileged", 0,    F_BOOL,                                                              \
+         NULL,         NULL, "Every capability, all devices allowed, nothing masked"},            \
         {"cap-add", 0, F_LIST, "cap", NULL, "Add a Linux capability (repeatable)"},               \
         {"cap-drop", 0, F_LIST, "cap", NULL, "Drop a Linux capability (repeatable)"},             \
         {"label", 'l', F_LIST, "K=V", NULL, "Set a label on the container (repeatable)"},         \

@@ -12,6 +12,7 @@ PACKAGES="gcc make cmake pkg-config binutils libuv1-dev libyaml-dev libcriterion
 PACKAGES="$PACKAGES openssl" # test certificates of tests/scripts/registry_client.sh
 PACKAGES="$PACKAGES containernetworking-plugins iptables iproute2" # the network-cni module and its tests
 PACKAGES="$PACKAGES protobuf-compiler" # protoc: requests to and answers from berth's own services in tests
+PACKAGES="$PACKAGES man-db" # the CLI's generated man page rendered in cli.e2e (groff-base comes with it)
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
