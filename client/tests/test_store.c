@@ -281,3 +281,22 @@ Test(store, leases, .init = setup, .fini = teardown, .timeout = 60)
     cr_assert_eq(rc, BERTH_ENOTFOUND);
     berth_error_free(err);
 }
+
+/* A call's lease (berth_call_t.lease, the containerd-lease header) keeps what the call made from the garbage
+ * collector until the lease goes: a snapshot prepared under it survives a collection another lease's
+ * synchronous delete runs, and goes with its own lease's. */
+Test(store, call_lease, .init = setup, .fini = teardown, .timeout = 60)
+{
+    berth_error_t *err = NULL;
+    OK(berth_lease_create(cl, NULL, "call-lease", 0, NULL, &err));
+    berth_call_t under = {.lease = "call-lease"};
+    berth_mount_t *m = NULL;
+    size_t nm = 0;
+    OK(berth_snapshot_prepare(cl, &under, NULL, "leased-snap", NULL, NULL, 0, &m, &nm, &err));
+    berth_mounts_free(m, nm);
+    OK(berth_lease_create(cl, NULL, "trigger", 0, NULL, &err));
+    OK(berth_lease_delete(cl, NULL, "trigger", 1, &err)); /* sync: a collection runs before it returns */
+    cr_assert_eq(list_has("leased-snap", "active"), 1, "the leased snapshot was collected: %s", listed);
+    OK(berth_lease_delete(cl, NULL, "call-lease", 1, &err));
+    cr_assert_eq(list_has("leased-snap", "active"), 0, "the snapshot outlived its lease: %s", listed);
+}
