@@ -687,7 +687,8 @@ berth_container_create(berth_client_t *c, const berth_call_t *call, const char *
                        const berth_container_opts_t *o, berth_container_t **out,
                        berth_error_t **err)
 {
-    if (!o || (o->snapshot != BERTH_SNAPSHOT_NEW && o->snapshot != BERTH_SNAPSHOT_VIEW))
+    if (!o || (o->snapshot != BERTH_SNAPSHOT_NEW && o->snapshot != BERTH_SNAPSHOT_VIEW) ||
+        (call && call->lease && *call->lease)) /* the caller's lease already keeps the snapshot */
         return container_create(c, call, id, o, out, err);
     /* the new snapshot lives on a lease until the record names it */
     op_lease_t l;
