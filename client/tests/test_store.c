@@ -295,8 +295,11 @@ Test(store, call_lease, .init = setup, .fini = teardown, .timeout = 60)
     OK(berth_snapshot_prepare(cl, &under, NULL, "leased-snap", NULL, NULL, 0, &m, &nm, &err));
     berth_mounts_free(m, nm);
     OK(berth_lease_create(cl, NULL, "trigger", 0, NULL, &err));
-    OK(berth_lease_delete(cl, NULL, "trigger", 1, &err)); /* sync: a collection runs before it returns */
-    cr_assert_eq(list_has("leased-snap", "active"), 1, "the leased snapshot was collected: %s", listed);
+    OK(berth_lease_delete(cl, NULL, "trigger", 1,
+                          &err)); /* sync: a collection runs before it returns */
+    cr_assert_eq(list_has("leased-snap", "active"), 1, "the leased snapshot was collected: %s",
+                 listed);
     OK(berth_lease_delete(cl, NULL, "call-lease", 1, &err));
-    cr_assert_eq(list_has("leased-snap", "active"), 0, "the snapshot outlived its lease: %s", listed);
+    cr_assert_eq(list_has("leased-snap", "active"), 0, "the snapshot outlived its lease: %s",
+                 listed);
 }
