@@ -403,6 +403,21 @@ berth_snapshot_stat(berth_client_t *c, const berth_call_t *call, const char *sna
     return 0;
 }
 
+/* Makes room for one more of n elements of elem bytes in *v (capacity *cap, doubled as needed). */
+static int
+grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : 16;
+    void *p = realloc(*v, c * elem);
+    if (p == NULL)
+        return -1;
+    *v = p;
+    *cap = c;
+    return 0;
+}
+
 typedef struct snap_list_s {
     berth_snapshot_info_t *v;
     size_t n, cap;
@@ -414,14 +429,8 @@ snap_list_each(void *user, const ProtobufCMessage *m, berth_error_t **err)
     snap_list_t *l = user;
     const Containerd__Services__Snapshots__V1__ListSnapshotsResponse *r = (const void *)m;
     for (size_t i = 0; i < r->n_info; i++) {
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 16;
-            berth_snapshot_info_t *v = realloc(l->v, cap * sizeof(*v));
-            if (v == NULL)
-                return bc_error(err, BERTH_ENOMEM, "out of memory");
-            l->v = v;
-            l->cap = cap;
-        }
+        if (grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+            return bc_error(err, BERTH_ENOMEM, "out of memory");
         if (snap_info_from_pb(r->info[i], &l->v[l->n]) < 0)
             return bc_error(err, BERTH_ENOMEM, "out of memory");
         l->n++;
@@ -553,14 +562,8 @@ content_list_each(void *user, const ProtobufCMessage *m, berth_error_t **err)
     content_list_t *l = user;
     const Containerd__Services__Content__V1__ListContentResponse *r = (const void *)m;
     for (size_t i = 0; i < r->n_info; i++) {
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 16;
-            berth_content_info_t *v = realloc(l->v, cap * sizeof(*v));
-            if (v == NULL)
-                return bc_error(err, BERTH_ENOMEM, "out of memory");
-            l->v = v;
-            l->cap = cap;
-        }
+        if (grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+            return bc_error(err, BERTH_ENOMEM, "out of memory");
         if (content_info_from_pb(r->info[i], &l->v[l->n]) < 0)
             return bc_error(err, BERTH_ENOMEM, "out of memory");
         l->n++;

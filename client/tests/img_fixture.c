@@ -204,3 +204,43 @@ fx_kv(const berth_kv_t *kv, size_t n, const char *key)
             return kv[i].value;
     return NULL;
 }
+
+imgfx_t fx;
+bct_daemon_t daemon_;
+berth_client_t *cl;
+
+void
+fx_setup_plain(void)
+{
+    fx_images(&fx);
+    fx_daemon(&fx, &daemon_);
+    cl = bct_client(&daemon_, NULL);
+}
+
+void
+fx_setup_registry(void)
+{
+    fx_images(&fx);
+    fx_registry(&fx);
+    fx_daemon(&fx, &daemon_);
+    cl = bct_client(&daemon_, NULL);
+}
+
+void
+fx_setup_empty(void)
+{
+    memset(&fx, 0, sizeof(fx));
+    snprintf(fx.dir, sizeof(fx.dir), "/tmp/berth-client-vn-XXXXXX");
+    cr_assert(mkdtemp(fx.dir));
+    fx_daemon(&fx, &daemon_);
+    cl = bct_client(&daemon_, NULL);
+}
+
+void
+fx_teardown(void)
+{
+    berth_client_free(cl);
+    cl = NULL;
+    bct_stop(&daemon_);
+    fx_cleanup(&fx);
+}

@@ -45,6 +45,22 @@ char *fx_read(const char *path, size_t *len);
 /* Imports the fixture's OCI tar (no unpack); returns nothing, fails the test on error. */
 void fx_import(berth_client_t *c, const imgfx_t *f);
 
+/* The harness the image, store and volume/network tests share: one fixture, one berthd, one client. */
+extern imgfx_t fx;
+extern bct_daemon_t daemon_;
+extern berth_client_t *cl;
+void fx_setup_plain(void);    /* the busybox image built, berthd started */
+void fx_setup_registry(void); /* the same and a registry holding the image */
+void fx_setup_empty(void);    /* an empty fixture dir, berthd started */
+void fx_teardown(void);
+
+/* Asserts a call returned 0; needs `berth_error_t *err` in scope. */
+#define OK(expr)                                                                 \
+    do {                                                                         \
+        int rc_ = (expr);                                                        \
+        cr_assert_eq(rc_, 0, "%s: %d %s", #expr, rc_, err ? err->message : "?"); \
+    } while (0)
+
 /* The value of key in kv, or NULL. */
 const char *fx_kv(const berth_kv_t *kv, size_t n, const char *key);
 

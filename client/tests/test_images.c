@@ -15,36 +15,6 @@
 
 #include "img_fixture.h"
 
-static imgfx_t fx;
-static bct_daemon_t daemon_;
-static berth_client_t *cl;
-
-static void
-setup_plain(void)
-{
-    fx_images(&fx);
-    fx_daemon(&fx, &daemon_);
-    cl = bct_client(&daemon_, NULL);
-}
-
-static void
-setup_registry(void)
-{
-    fx_images(&fx);
-    fx_registry(&fx);
-    fx_daemon(&fx, &daemon_);
-    cl = bct_client(&daemon_, NULL);
-}
-
-static void
-teardown(void)
-{
-    berth_client_free(cl);
-    cl = NULL;
-    bct_stop(&daemon_);
-    fx_cleanup(&fx);
-}
-
 /* ---- progress: every event recorded, and a check that no two callbacks overlap ----------------------- */
 
 typedef struct seen_s {
@@ -87,7 +57,7 @@ seen_init(seen_t *s)
 
 /* ---- pull -------------------------------------------------------------------------------------------- */
 
-Test(images, pull_unpacks_with_layer_progress, .init = setup_registry, .fini = teardown,
+Test(images, pull_unpacks_with_layer_progress, .init = fx_setup_registry, .fini = fx_teardown,
      .timeout = 120)
 {
     char ref[200];
@@ -124,7 +94,7 @@ Test(images, pull_unpacks_with_layer_progress, .init = setup_registry, .fini = t
     berth_snapshot_infos_free(si, 1);
 }
 
-Test(images, pull_without_unpack_leaves_no_snapshot, .init = setup_registry, .fini = teardown,
+Test(images, pull_without_unpack_leaves_no_snapshot, .init = fx_setup_registry, .fini = fx_teardown,
      .timeout = 120)
 {
     char ref[200];
@@ -140,7 +110,8 @@ Test(images, pull_without_unpack_leaves_no_snapshot, .init = setup_registry, .fi
     berth_error_free(err);
 }
 
-Test(images, pull_missing_is_not_found, .init = setup_registry, .fini = teardown, .timeout = 120)
+Test(images, pull_missing_is_not_found, .init = fx_setup_registry, .fini = fx_teardown,
+     .timeout = 120)
 {
     char ref[200];
     snprintf(ref, sizeof(ref), "%s/test/nothere:1", fx.reg);
@@ -165,7 +136,7 @@ Test(images, pull_missing_is_not_found, .init = setup_registry, .fini = teardown
 
 /* ---- push -------------------------------------------------------------------------------------------- */
 
-Test(images, push_then_pull_back, .init = setup_registry, .fini = teardown, .timeout = 120)
+Test(images, push_then_pull_back, .init = fx_setup_registry, .fini = fx_teardown, .timeout = 120)
 {
     fx_import(cl, &fx);
     char ref[200];
@@ -197,7 +168,7 @@ Test(images, push_then_pull_back, .init = setup_registry, .fini = teardown, .tim
     berth_image_free(img);
 }
 
-Test(images, push_of_unknown_image_is_not_found, .init = setup_registry, .fini = teardown,
+Test(images, push_of_unknown_image_is_not_found, .init = fx_setup_registry, .fini = fx_teardown,
      .timeout = 60)
 {
     char ref[200];
@@ -248,17 +219,17 @@ import_file(const char *path, int unpack, const char *manifest)
     berth_snapshot_infos_free(si, si ? 1 : 0);
 }
 
-Test(images, import_oci_archive, .init = setup_plain, .fini = teardown, .timeout = 120)
+Test(images, import_oci_archive, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 120)
 {
     import_file(fx.oci_tar, 1, fx.manifest);
 }
 
-Test(images, import_docker_archive, .init = setup_plain, .fini = teardown, .timeout = 120)
+Test(images, import_docker_archive, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 120)
 {
     import_file(fx.docker_tar, 0, NULL);
 }
 
-Test(images, import_of_garbage_fails, .init = setup_plain, .fini = teardown, .timeout = 60)
+Test(images, import_of_garbage_fails, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     char path[400];
     snprintf(path, sizeof(path), "%s/garbage.tar", fx.dir);
@@ -281,7 +252,7 @@ Test(images, import_of_garbage_fails, .init = setup_plain, .fini = teardown, .ti
     berth_error_free(err);
 }
 
-Test(images, export_and_reimport, .init = setup_plain, .fini = teardown, .timeout = 120)
+Test(images, export_and_reimport, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 120)
 {
     fx_import(cl, &fx);
     char path[400];
@@ -328,7 +299,7 @@ Test(images, export_and_reimport, .init = setup_plain, .fini = teardown, .timeou
     berth_error_free(err);
 }
 
-Test(images, export_big_image, .init = setup_plain, .fini = teardown, .timeout = 240)
+Test(images, export_big_image, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 240)
 {
     /* many windows' worth of bytes: the framing's credit goes round many times */
     fx_sh("sh %s/tests/fixtures/images/build-image.sh big %s/big 20 >/dev/null", SOURCE_DIR,
@@ -367,7 +338,7 @@ count_list(const char *filter)
     return n;
 }
 
-Test(images, tag_list_remove, .init = setup_plain, .fini = teardown, .timeout = 60)
+Test(images, tag_list_remove, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     fx_import(cl, &fx);
     berth_error_t *err = NULL;
@@ -423,7 +394,7 @@ Test(images, tag_list_remove, .init = setup_plain, .fini = teardown, .timeout = 
 
 #include <crypt.h>
 
-Test(images, credentials_through_the_auth_stream, .init = setup_plain, .fini = teardown,
+Test(images, credentials_through_the_auth_stream, .init = fx_setup_plain, .fini = fx_teardown,
      .timeout = 120)
 {
     char path[400], env[500];
@@ -502,7 +473,7 @@ par_import(void *arg)
     return NULL;
 }
 
-Test(images, concurrent_imports_on_one_client, .init = setup_plain, .fini = teardown,
+Test(images, concurrent_imports_on_one_client, .init = fx_setup_plain, .fini = fx_teardown,
      .timeout = 120)
 {
     par_t p[4] = {{.path = fx.oci_tar, .ns = "ns-a"},

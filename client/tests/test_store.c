@@ -14,33 +14,6 @@
 
 #include "img_fixture.h"
 
-static imgfx_t fx;
-static bct_daemon_t daemon_;
-static berth_client_t *cl;
-
-static void
-setup(void)
-{
-    fx_images(&fx);
-    fx_daemon(&fx, &daemon_);
-    cl = bct_client(&daemon_, NULL);
-}
-
-static void
-teardown(void)
-{
-    berth_client_free(cl);
-    cl = NULL;
-    bct_stop(&daemon_);
-    fx_cleanup(&fx);
-}
-
-#define OK(expr)                                                                 \
-    do {                                                                         \
-        int rc_ = (expr);                                                        \
-        cr_assert_eq(rc_, 0, "%s: %d %s", #expr, rc_, err ? err->message : "?"); \
-    } while (0)
-
 /* ---- snapshots --------------------------------------------------------------------------------------- */
 
 static char listed[4096];
@@ -67,7 +40,7 @@ list_has(const char *name, const char *kind)
     return found;
 }
 
-Test(store, snapshots, .init = setup, .fini = teardown, .timeout = 60)
+Test(store, snapshots, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     berth_error_t *err = NULL;
     berth_mount_t *m = NULL;
@@ -147,7 +120,7 @@ Test(store, snapshots, .init = setup, .fini = teardown, .timeout = 60)
     berth_error_free(err);
 }
 
-Test(store, mount_all_reports_failure, .init = setup, .fini = teardown, .timeout = 30)
+Test(store, mount_all_reports_failure, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 30)
 {
     char opt[] = "ro";
     char *opts[] = {opt};
@@ -168,7 +141,7 @@ Test(store, mount_all_reports_failure, .init = setup, .fini = teardown, .timeout
 
 /* ---- content ----------------------------------------------------------------------------------------- */
 
-Test(store, content, .init = setup, .fini = teardown, .timeout = 60)
+Test(store, content, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     fx_import(cl, &fx);
     berth_error_t *err = NULL;
@@ -237,7 +210,7 @@ find_lease(berth_lease_t *v, size_t n, const char *id)
     return NULL;
 }
 
-Test(store, leases, .init = setup, .fini = teardown, .timeout = 60)
+Test(store, leases, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     berth_error_t *err = NULL;
     berth_lease_t *l = NULL;
@@ -285,7 +258,7 @@ Test(store, leases, .init = setup, .fini = teardown, .timeout = 60)
 /* A call's lease (berth_call_t.lease, the containerd-lease header) keeps what the call made from the garbage
  * collector until the lease goes: a snapshot prepared under it survives a collection another lease's
  * synchronous delete runs, and goes with its own lease's. */
-Test(store, call_lease, .init = setup, .fini = teardown, .timeout = 60)
+Test(store, call_lease, .init = fx_setup_plain, .fini = fx_teardown, .timeout = 60)
 {
     berth_error_t *err = NULL;
     OK(berth_lease_create(cl, NULL, "call-lease", 0, NULL, &err));

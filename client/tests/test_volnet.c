@@ -13,35 +13,6 @@
 
 #include "img_fixture.h"
 
-static imgfx_t fx;
-static bct_daemon_t daemon_;
-static berth_client_t *cl;
-
-static void
-setup(void)
-{
-    memset(&fx, 0, sizeof(fx));
-    snprintf(fx.dir, sizeof(fx.dir), "/tmp/berth-client-vn-XXXXXX");
-    cr_assert(mkdtemp(fx.dir));
-    fx_daemon(&fx, &daemon_);
-    cl = bct_client(&daemon_, NULL);
-}
-
-static void
-teardown(void)
-{
-    berth_client_free(cl);
-    cl = NULL;
-    bct_stop(&daemon_);
-    fx_cleanup(&fx);
-}
-
-#define OK(expr)                                                                 \
-    do {                                                                         \
-        int rc_ = (expr);                                                        \
-        cr_assert_eq(rc_, 0, "%s: %d %s", #expr, rc_, err ? err->message : "?"); \
-    } while (0)
-
 /* ---- volumes ----------------------------------------------------------------------------------------- */
 
 static size_t
@@ -56,7 +27,7 @@ count_volumes(const char *filter)
     return n;
 }
 
-Test(volnet, volumes, .init = setup, .fini = teardown, .timeout = 60)
+Test(volnet, volumes, .init = fx_setup_empty, .fini = fx_teardown, .timeout = 60)
 {
     berth_error_t *err = NULL;
     berth_kv_t labels[] = {{"team", "blue"}};
@@ -137,7 +108,7 @@ count_networks(const char *filter, const char *name)
     return hits;
 }
 
-Test(volnet, networks, .init = setup, .fini = teardown, .timeout = 60)
+Test(volnet, networks, .init = fx_setup_empty, .fini = fx_teardown, .timeout = 60)
 {
     int tag = (int)(getpid() % 100000), k = (int)(getpid() % 200) + 20;
     char name[64], bridge[32], subnet[64], gw[64];
