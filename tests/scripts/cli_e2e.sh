@@ -70,7 +70,8 @@ i=0
 until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 
-tty_run() { script -qec "$1" /dev/null </dev/null >"$work/tty" 2>&1; }
+# under script(1): a failure says what the terminal showed (set -e would end the test silently)
+tty_run() { script -qec "$1" /dev/null </dev/null >"$work/tty" 2>&1 || fail "under a terminal: $1: $(cat "$work/tty")"; }
 # one_line_error WHAT CMD...: CMD fails with exactly one line "berth: ..." on stderr; the line in $work/err
 one_line_error() {
     what=$1
