@@ -13,16 +13,10 @@ ROUNDS=${2:-20}
 BERTHD=$BUILD/bin/berthd
 BERTH=$BUILD/bin/berth
 . "$(dirname "$0")/lib.sh"
-sh "$(dirname "$0")/../tests/fixtures/images/build-image.sh" busybox "$WORK/fx" >/dev/null
 start_daemons
-IMG=docker.io/library/berth-busybox:latest
-ctr --address "$BSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
-ctr --address "$CSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
-
+busybox_on_both
 # the bundle of the floor and of bare runc: the image's rootfs, runc's default spec running /bin/true
-mkdir -p "$WORK/bundle/rootfs"
-tar -xzf "$(ls -S "$WORK"/fx/busybox-oci/blobs/sha256/* | head -1)" -C "$WORK/bundle/rootfs"
-(cd "$WORK/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+true_bundle
 
 # the CLI's own files (its data root and FIFOs) under the bench's dir, never /var/lib/berth or /run/berth
 export BERTH_DATA_ROOT="$WORK/cli" BERTH_FIFO_DIR="$WORK/fifo"

@@ -38,3 +38,18 @@ TOML
     wait_socket "$BSOCK"
     wait_socket "$CSOCK"
 }
+
+# busybox_on_both: the busybox fixture built offline and imported into berthd and containerd; sets IMG.
+busybox_on_both() {
+    sh "$(dirname "$0")/../tests/fixtures/images/build-image.sh" busybox "$WORK/fx" >/dev/null
+    IMG=docker.io/library/berth-busybox:latest
+    ctr --address "$BSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
+    ctr --address "$CSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
+}
+
+# true_bundle: $WORK/bundle, the fixture's rootfs with runc's default spec running /bin/true (the floor)
+true_bundle() {
+    mkdir -p "$WORK/bundle/rootfs"
+    tar -xzf "$(ls -S "$WORK"/fx/busybox-oci/blobs/sha256/* | head -1)" -C "$WORK/bundle/rootfs"
+    (cd "$WORK/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+}

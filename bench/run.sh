@@ -9,16 +9,10 @@ BUILD=${1:-build}
 RUNS=${2:-10}
 BERTHD=$BUILD/bin/berthd
 . "$(dirname "$0")/lib.sh"
-sh "$(dirname "$0")/../tests/fixtures/images/build-image.sh" busybox "$WORK/fx" >/dev/null
 start_daemons
-IMG=docker.io/library/berth-busybox:latest
-ctr --address "$BSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
-ctr --address "$CSOCK" images import "$WORK/fx/busybox-oci.tar" >/dev/null
-
+busybox_on_both
 # the floor: a bundle of the same rootfs, run by runc directly
-mkdir -p "$WORK/bundle/rootfs"
-tar -xzf "$(ls -S "$WORK"/fx/busybox-oci/blobs/sha256/* | head -1)" -C "$WORK/bundle/rootfs"
-(cd "$WORK/bundle" && runc spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"/"\/bin\/true"/' config.json)
+true_bundle
 
 seconds() { # command... -> elapsed seconds over RUNS runs, per run (ms)
     s=$(date +%s.%N)
