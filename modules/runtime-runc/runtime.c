@@ -312,8 +312,12 @@ on_connect(uv_connect_t *req, int status)
 {
     task_t *t = req->data;
     free(req);
-    if (status < 0 || t->watch == NULL) {
-        close_watch(t);
+    if (status == UV_ECANCELED) /* the watch was closed: the task may be gone already */
+        return;
+    if (status < 0) {
+        /* nobody listens any more: the shim died between an answer and this connect (one that exits
+         * after berthd died while starting it leaves its socket and a mounted rootfs behind) */
+        shim_gone(t);
         return;
     }
     uv_read_start((uv_stream_t *)t->watch, on_alloc, on_read);
@@ -808,12 +812,24 @@ runc_force_delete(runtime_t *rt, const char *ns, const char *id)
 /* A shim's init process is the task's record: a shim that answers without one was started by a berthd
  * that died before asking it to create the task (rt_create), so nobody knows of the task and nobody would
  * remove it. Such a shim is told to go (it runs runc delete and exits), its bundle removed. */
-static int
-shim_has_task(runtime_t *rt, task_t *t)
+typedef enum shim_probe { SHIM_HAS_TASK, SHIM_WITHOUT_TASK, SHIM_GONE } shim_probe_t;
+
+static shim_probe_t
+shim_probe(runtime_t *rt, task_t *t)
 {
     char reply[2048];
-    /* no answer at all: kept, as any shim that still listens */
-    return shim_call(rt, t, "state\t-\n", reply, sizeof(reply), NULL) != BERTH_ENOTFOUND;
+    int rc = shim_call(rt, t, "state\t-\n", reply, sizeof(reply), NULL);
+    if (rc == BERTH_ENOTFOUND)
+        return SHIM_WITHOUT_TASK;
+    if (rc != BERTH_EUNAVAILABLE)
+        return SHIM_HAS_TASK;
+    /* closed without an answer: a shim whose starting berthd died exits so (its "ready" went nowhere).
+     * One that still listens is kept, as any shim that answers late; the watch hears if it goes. */
+    int fd = connect_to(t->sock);
+    if (fd < 0)
+        return SHIM_GONE;
+    close(fd);
+    return SHIM_HAS_TASK;
 }
 
 static void
@@ -836,13 +852,17 @@ restore_task(runtime_t *rt, const char *ns, const char *id)
 {
     task_t *t = task_new(rt, ns, id);
     int fd = connect_to(t->sock);
+    shim_probe_t probe = SHIM_GONE;
     if (fd >= 0) {
         close(fd);
-        if (!shim_has_task(rt, t)) {
-            remove_unrecorded(rt, t);
-            free(t);
-            return;
-        }
+        probe = shim_probe(rt, t);
+    }
+    if (probe == SHIM_WITHOUT_TASK) {
+        remove_unrecorded(rt, t);
+        free(t);
+        return;
+    }
+    if (probe == SHIM_HAS_TASK) {
         t->next = rt->tasks;
         rt->tasks = t;
         start_watch(t);

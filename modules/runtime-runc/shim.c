@@ -1185,8 +1185,13 @@ main(int argc, char **argv)
     for (int i = 0; i < MAX_CLIENTS; i++)
         clients[i].fd = -1;
     int lfd = listen_on(argv[3]);
-    if (write(ready, lfd >= 0 && sfd >= 0 ? "ok\n" : "no\n", 3) != 3 || lfd < 0 || sfd < 0)
+    /* a berthd that died while starting us reads no "ok": nobody will ask for a task, so we go, and
+     * take our socket along (its next start cleans the bundle up) */
+    if (write(ready, lfd >= 0 && sfd >= 0 ? "ok\n" : "no\n", 3) != 3 || lfd < 0 || sfd < 0) {
+        if (lfd >= 0)
+            unlink(argv[3]);
         return 1;
+    }
     close(ready);
     int rc = serve(lfd, sfd);
     unlink(argv[3]);

@@ -4,7 +4,9 @@
 # berthd killed between starting a shim and asking it to create the task leaves a shim without a task and a
 # mounted rootfs, which the next start must remove. Two ways in:
 #   1. deterministic: while berthd is stopped, a berth-shim is started by hand for a bundle "ghost" (its
-#      rootfs a tmpfs) and never asked to create; after a start the shim, its mount and bundle are gone;
+#      rootfs a tmpfs) and never asked to create; after a start the shim, its mount and bundle are gone.
+#      So are those of a shim whose ready pipe had no reader ("late": it exits and removes its socket) and of
+#      a "mute" one that accepts, closes without answering and stops listening (python3 plays it);
 #   2. a real crash: ctr run -d, kill -9 of berthd after 0.020, 0.025 .. 0.120 s (a fresh container each time),
 #      restart; every berth-shim of this test must serve a task `ctr tasks ls` lists.
 # At the end everything is removed with ctr, berthd stops cleanly, and no shim, runc container or mount of
@@ -49,13 +51,23 @@ stop() {
     wait "$PID" || fail "berthd exited with $? on SIGTERM"
     PID=""
 }
-# every berth-shim of this test serves a task berthd lists
+# every berth-shim of this test serves a task berthd lists, and so does every mounted rootfs (a dead
+# shim's is cleaned up in the background: given a few seconds)
 check_shims() {
-    local listed p id
+    local listed p id m i
     listed=$($CTR tasks ls -q) || fail "tasks ls after restart"
     for p in $(shims); do
         id=$(tr '\0' ' ' <"/proc/$p/cmdline" | cut -d' ' -f2)
         echo "$listed" | grep -qx "$id" || fail "$1: shim $p of $id serves no listed task (tasks: $listed)"
+    done
+    for m in $(awk -v w="$BUNDLES/" 'index($2, w) == 1 { print $2 }' /proc/mounts); do
+        id=$(basename "$(dirname "$m")")
+        i=0
+        while ! $CTR tasks ls -q | grep -qx "$id" && grep -q " $m " /proc/mounts; do
+            i=$((i + 1))
+            [ $i -lt 100 ] || fail "$1: $m is mounted for no listed task"
+            sleep 0.05
+        done
     done
 }
 # the shim's socket: <state>/s/<FNV-1a 64 of "ns/id" with berth's offset basis>.sock (runtime.c)
@@ -82,6 +94,36 @@ mount -t tmpfs berth-ghost "$ghost/rootfs"
 i=0
 until [ -S "$(socket_of default ghost)" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "the ghost shim did not listen"; sleep 0.05; done
 pgrep -f "^berth-shim ghost $work/" >/dev/null || fail "the ghost shim is not running"
+# a shim whose berthd died before reading its "ready": it exits, and takes its socket along
+late=$BUNDLES/late
+mkdir -p "$late/rootfs" && echo '{}' >"$late/config.json"
+mount -t tmpfs berth-late "$late/rootfs"
+exec 4> >(exit 0)
+sleep 0.2 # the pipe's reader is gone
+(exec -a berth-shim "$SHIM" late "$late" "$(socket_of default late)" "$work/state/runc/default" runc 4)
+exec 4>&-
+i=0
+while pgrep -f "^berth-shim late $work/" >/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || fail "the late shim still runs"; sleep 0.05; done
+[ ! -e "$(socket_of default late)" ] || fail "the late shim left its socket"
+# a shim that closes the connection without an answer and stops listening (as one whose ready went nowhere):
+# gone, so its bundle is cleaned up; never kept as a task nobody can reach
+mute=$BUNDLES/mute
+mkdir -p "$mute/rootfs" && echo '{}' >"$mute/config.json"
+mount -t tmpfs berth-mute "$mute/rootfs"
+python3 -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(4); s.settimeout(60)
+while True:  # a bare connect first (is anyone there?), then the request: closed unanswered
+    c, _ = s.accept()
+    if c.recv(100):
+        break
+    c.close()
+c.close(); s.close(); os.unlink(sys.argv[1])
+' "$(socket_of default mute)" &
+MUTE=$!
+i=0
+until [ -S "$(socket_of default mute)" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "the mute listener did not listen"; sleep 0.05; done
 start
 $CTR tasks ls | grep -q "^keep .*RUNNING" || fail "the real task did not survive: $($CTR tasks ls)"
 i=0
@@ -90,6 +132,15 @@ while pgrep -f "^berth-shim ghost $work/" >/dev/null; do i=$((i + 1)); [ $i -lt 
 [ ! -e "$ghost" ] || fail "the ghost's bundle stayed"
 [ ! -e "$(socket_of default ghost)" ] || fail "the ghost's socket stayed"
 grep -q "task default/ghost: a shim without a task" "$work/log" || fail "the removal was not logged"
+wait $MUTE || fail "the mute listener failed"
+i=0
+while grep -q "$mute" /proc/mounts || [ -e "$mute" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "the mute shim's bundle stayed"; sleep 0.05; done
+grep -Eq "task default/mute: its shim (was gone|died)" "$work/log" || fail "the mute shim's cleanup was not logged"
+! $CTR tasks ls -q | grep -qx mute || fail "the mute shim's task is listed"
+for b in late; do
+    ! grep -q "$BUNDLES/$b" /proc/mounts || fail "the $b rootfs is still mounted"
+    [ ! -e "$BUNDLES/$b" ] || fail "the $b bundle stayed"
+done
 check_shims ghost
 
 # --- 2. kill -9 of berthd at a series of moments into ctr run -d --------------------------------------------
