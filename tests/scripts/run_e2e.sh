@@ -146,16 +146,22 @@ until $CTR tasks ls | grep -q "^d1 .*STOPPED"; do i=$((i + 1)); [ $i -lt 100 ] |
 $CTR tasks rm d1 >/dev/null && $CTR containers rm d1 || fail "tasks rm / containers rm"
 
 # --- signals: a trapping shell exits 143 on SIGTERM, anything 137 on SIGKILL ---------------------------
+# (a signal must reach a started task: a kill between ctr's create and start fails its start, as under load)
+running() {
+    i=0
+    until $CTR tasks ls | grep -q "^$1 .*RUNNING"; do i=$((i + 1)); [ $i -lt 200 ] || fail "$1 did not run"; sleep 0.05; done
+}
 set +e
 $CTR run --rm "$IMG" s1 sh -c 'trap "exit 143" TERM; while :; do sleep 0.1; done' &
 RUN=$!
-sleep 1
+running s1
+sleep 0.3 # the trap is set
 $CTR tasks kill s1
 wait $RUN
 [ $? -eq 143 ] || fail "SIGTERM to a trapping shell"
 $CTR run --rm "$IMG" s2 sleep 100 &
 RUN=$!
-sleep 1
+running s2
 $CTR tasks kill -s SIGKILL s2
 wait $RUN
 [ $? -eq 137 ] || fail "SIGKILL"
