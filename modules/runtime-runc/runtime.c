@@ -42,6 +42,7 @@ typedef struct task {
     char sock[108];
     uv_pipe_t *watch; /* loop thread only */
     int removing;     /* a delete is under way: the shim's exit is expected (under rt->lock) */
+    int refs;         /* the task list's and each task_get's (under rt->lock): task_put frees */
     uv_work_t cleanup;
     char buf[4096];
     size_t len;
@@ -94,15 +95,29 @@ find_task(runtime_t *rt, const char *ns, const char *id)
     return NULL;
 }
 
+/* A reference: a delete on another thread cannot free the task under a call still using it. */
 static task_t *
 task_get(runtime_t *rt, const char *ns, const char *id, berth_error_t **err)
 {
     pthread_mutex_lock(&rt->lock);
     task_t *t = find_task(rt, ns, id);
+    if (t)
+        t->refs++;
     pthread_mutex_unlock(&rt->lock);
     if (t == NULL)
         rt->api->error_make(err, BERTH_ENOTFOUND, "task %s: not found", id);
     return t;
+}
+
+static void
+task_put(task_t *t)
+{
+    runtime_t *rt = t->rt;
+    pthread_mutex_lock(&rt->lock);
+    int last = --t->refs == 0;
+    pthread_mutex_unlock(&rt->lock);
+    if (last)
+        free(t);
 }
 
 static void
@@ -261,7 +276,7 @@ cleanup_dead_done(uv_work_t *req, int status)
     (void)status;
     if (!rt->closing)
         deliver_exit(rt, t->ns, t->id, "", 0, 255, (int64_t)time(NULL) * 1000000000LL);
-    free(t);
+    task_put(t);
     if (--rt->cleanups_pending == 0 && rt->closing)
         runtime_free(rt);
 }
@@ -345,7 +360,7 @@ stop_watch_and_free(void *arg)
 {
     task_t *t = arg;
     close_watch(t);
-    free(t);
+    task_put(t);
 }
 
 static int
@@ -499,6 +514,7 @@ task_new(runtime_t *rt, const char *ns, const char *id)
 {
     task_t *t = calloc(1, sizeof(*t));
     t->rt = rt;
+    t->refs = 1;
     snprintf(t->ns, sizeof(t->ns), "%s", ns);
     snprintf(t->id, sizeof(t->id), "%s", id);
     snprintf(t->bundle, sizeof(t->bundle), "%s/%s/%s", rt->state, ns, id);
@@ -547,7 +563,7 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
     }
     pthread_mutex_unlock(&rt->lock);
     if (exists) {
-        free(t);
+        task_put(t);
         return rt->api->error_make(err, BERTH_EEXIST, "task %s: already exists", id);
     }
     /* checked, and the pre-start hooks run, only for a task that is really about to be made */
@@ -555,7 +571,7 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
     spec_task_t st = {ns, id, t->bundle, spec_json, n_mounts, io->terminal};
     if (spec_prepare(rt->api, &st, &config, err) < 0) {
         task_forget(rt, t);
-        free(t);
+        task_put(t);
         return code_of(err, BERTH_EINVAL);
     }
     int rc = make_bundle(rt, t, config, mounts, n_mounts, err);
@@ -575,7 +591,7 @@ rt_create(void *arg, const char *ns, const char *id, const char *runtime_name,
     if (rc != BERTH_EEXIST)
         bundle_remove(t->bundle);
     task_forget(rt, t);
-    free(t);
+    task_put(t);
     return rc;
 }
 
@@ -584,7 +600,11 @@ simple_call(runtime_t *rt, const char *ns, const char *id, const char *req, char
             berth_error_t **err)
 {
     task_t *t = task_get(rt, ns, id, err);
-    return t ? shim_call(rt, t, req, reply, len, err) : BERTH_ENOTFOUND;
+    if (t == NULL)
+        return BERTH_ENOTFOUND;
+    int rc = shim_call(rt, t, req, reply, len, err);
+    task_put(t);
+    return rc;
 }
 
 static int
@@ -655,23 +675,33 @@ rt_remove(void *arg, const char *ns, const char *id, const char *exec_id, berth_
     char req[512], reply[256];
     snprintf(req, sizeof(req), "delete\t%s\n", field(exec_id));
     int init = !(exec_id && exec_id[0]);
+    /* one delete of the task at a time: a second one meanwhile finds it gone */
     pthread_mutex_lock(&rt->lock);
-    t->removing = init;
+    int busy = init && t->removing;
+    if (init)
+        t->removing = 1;
     pthread_mutex_unlock(&rt->lock);
+    if (busy) {
+        task_put(t);
+        return rt->api->error_make(err, BERTH_ENOTFOUND, "task %s: not found (being deleted)", id);
+    }
     int rc = shim_call(rt, t, req, reply, sizeof(reply), err);
     if (rc != 0) {
         pthread_mutex_lock(&rt->lock);
-        t->removing = 0;
+        if (init)
+            t->removing = 0;
         pthread_mutex_unlock(&rt->lock);
+        task_put(t);
         return rc;
     }
     *final = (berth_task_state_t){.status = BERTH_TASK_STOPPED};
     sscanf(reply, "%u\t%u\t%lld", &final->pid, &final->exit_status, (long long *)&final->exited_ns);
-    if (exec_id && exec_id[0])
-        return 0;
-    bundle_remove(t->bundle);
-    task_forget(rt, t);
-    rt->api->call_on_loop(stop_watch_and_free, t);
+    if (init) {
+        bundle_remove(t->bundle);
+        task_forget(rt, t);
+        rt->api->call_on_loop(stop_watch_and_free, t); /* the list's reference */
+    }
+    task_put(t);
     return 0;
 }
 
@@ -689,12 +719,17 @@ rt_exec(void *arg, const char *ns, const char *id, const char *exec_id, const ch
         return BERTH_ENOTFOUND;
     char name[256], req[PATH_LEN + 2048], reply[256];
     snprintf(name, sizeof(name), "exec-%s.json", exec_id);
-    if (write_file(t->bundle, name, spec_json) < 0)
-        return rt->api->error_make(err, BERTH_EIO, "exec %s: %s", exec_id, strerror(errno));
-    snprintf(req, sizeof(req), "exec\t%s\t%s/%s\t%s\t%s\t%s\t%d\n", exec_id, t->bundle, name,
-             field(io->stdin_path), field(io->stdout_path), field(io->stderr_path),
-             io->terminal ? 1 : 0);
-    return shim_call(rt, t, req, reply, sizeof(reply), err);
+    int rc;
+    if (write_file(t->bundle, name, spec_json) < 0) {
+        rc = rt->api->error_make(err, BERTH_EIO, "exec %s: %s", exec_id, strerror(errno));
+    } else {
+        snprintf(req, sizeof(req), "exec\t%s\t%s/%s\t%s\t%s\t%s\t%d\n", exec_id, t->bundle, name,
+                 field(io->stdin_path), field(io->stdout_path), field(io->stderr_path),
+                 io->terminal ? 1 : 0);
+        rc = shim_call(rt, t, req, reply, sizeof(reply), err);
+    }
+    task_put(t);
+    return rc;
 }
 
 static int
@@ -762,11 +797,16 @@ rt_update(void *arg, const char *ns, const char *id, const char *resources_json,
     task_t *t = task_get(rt, ns, id, err);
     if (t == NULL)
         return BERTH_ENOTFOUND;
-    if (write_file(t->bundle, "resources.json", resources_json) < 0)
-        return rt->api->error_make(err, BERTH_EIO, "update %s: %s", id, strerror(errno));
+    int rc;
     char req[PATH_LEN + 400], reply[256];
-    snprintf(req, sizeof(req), "update\t%s/resources.json\n", t->bundle);
-    return shim_call(rt, t, req, reply, sizeof(reply), err);
+    if (write_file(t->bundle, "resources.json", resources_json) < 0) {
+        rc = rt->api->error_make(err, BERTH_EIO, "update %s: %s", id, strerror(errno));
+    } else {
+        snprintf(req, sizeof(req), "update\t%s/resources.json\n", t->bundle);
+        rc = shim_call(rt, t, req, reply, sizeof(reply), err);
+    }
+    task_put(t);
+    return rc;
 }
 
 static int
@@ -859,7 +899,7 @@ restore_task(runtime_t *rt, const char *ns, const char *id)
     }
     if (probe == SHIM_WITHOUT_TASK) {
         remove_unrecorded(rt, t);
-        free(t);
+        task_put(t);
         return;
     }
     if (probe == SHIM_HAS_TASK) {
@@ -874,7 +914,7 @@ restore_task(runtime_t *rt, const char *ns, const char *id)
     unlink(t->sock);
     deliver_exit(rt, ns, id, "", 0, 255, (int64_t)time(NULL) * 1000000000LL);
     rt->api->log(rt->log, BERTH_LOG_WARN, "task %s/%s: its shim was gone; cleaned up", ns, id);
-    free(t);
+    task_put(t);
 }
 
 static void
@@ -990,7 +1030,7 @@ runtime_fini(void *instance)
     for (task_t *t = rt->tasks, *next; t; t = next) {
         next = t->next;
         close_watch(t);
-        free(t);
+        task_put(t);
     }
     rt->tasks = NULL;
     rt->closing = 1;
