@@ -242,6 +242,9 @@ typedef struct cri_sandbox_spec_opts {
     const char *cgroup_path;
     const char *resolv_path, *hosts_path, *hostname_path; /* may be NULL */
     const char *seccomp_profile_root; /* localhost/<path> profiles are read relative to it */
+    /* cri-containers: */
+    const char *shm_path;   /* the pod's /dev/shm (bind-mounted); NULL or "": none */
+    const char *image_name; /* io.kubernetes.cri.sandbox-image-name; may be NULL */
 } cri_sandbox_spec_opts_t;
 
 typedef struct cri_container_spec_opts {
@@ -252,6 +255,10 @@ typedef struct cri_container_spec_opts {
     const char *
         rootfs_owner_passwd; /* the rootfs's /etc/passwd and /etc/group for user names; may be NULL */
     const char *rootfs_owner_group;
+    /* cri-containers: */
+    const char *shm_path;             /* the pod's /dev/shm; NULL or "": none */
+    uint32_t target_pid;              /* pid namespace TARGET: the target container's pid */
+    const char *seccomp_profile_root; /* relative Localhost profiles are read under it */
 } cri_container_spec_opts_t;
 
 int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spec_opts_t *o,
@@ -259,5 +266,7 @@ int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox
 int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
+/* spec.c (cri-containers): linux.resources as OCI JSON (malloc'd), as the container spec has them. */
+char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
 
 #endif /* BERTH_CRI_H */
