@@ -26,7 +26,7 @@ setup(void)
 static void
 teardown(void)
 {
-    char cmd[600];
+    char cmd[1024];
     /* a failed assertion leaves the propagation test's mounts: unmount before removing */
     snprintf(cmd, sizeof(cmd), "umount -l %s/shared %s/private 2>/dev/null; rm -rf %s", tmpdir,
              tmpdir, tmpdir);
