@@ -645,13 +645,14 @@ cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spe
         remove_namespace(s, "ipc");
 
     /* the pod's /dev/shm (the host's with host IPC) and resolv.conf, read-only for the pause process */
-    remove_mount(s, "/dev/shm");
     json_object *ms = json_object_object_get(s, "mounts");
     const char *shm = host_ipc ? "/dev/shm" : o->shm_path;
-    if (shm != NULL && *shm)
+    if (shm != NULL && *shm) {
+        remove_mount(s, "/dev/shm"); /* without a pod shm the default tmpfs stays */
         json_object_array_add(
             ms, mount_obj("/dev/shm", "bind", shm,
                           (const char *[]){"rbind", "ro", "nosuid", "nodev", "noexec", NULL}));
+    }
     if (o->resolv_path != NULL && *o->resolv_path)
         json_object_array_add(
             ms, mount_obj("/etc/resolv.conf", "bind", o->resolv_path,
