@@ -150,6 +150,7 @@ typedef struct cri {
     void *store;          /* store.c's */
     cri_stream_server_t *streams;
     char *pod_cidr; /* UpdateRuntimeConfig */
+    void *ev;       /* events.c's (added by the core helper) */
 } cri_t;
 
 /* call.c: a unary method of another module's service, in process, in CRI_NAMESPACE, on this thread.
@@ -291,18 +292,40 @@ int cri_container_record_create(cri_t *c, const cri_container_t *k, const char *
                                 berth_error_t **err);
 /* Containers.Delete of the record and the status record; a missing one is no error. */
 int cri_record_delete(cri_t *c, const char *id, berth_error_t **err);
+/* A name held while its pod or container is being made (containerd's name index): AlreadyExists naming
+ * the holder when a reservation, a pod or a container has it. Released when made (after the add) or
+ * when making failed. */
+int cri_store_reserve_name(cri_t *c, const char *name, const char *id, berth_error_t **err);
+void cri_store_release_name(cri_t *c, const char *name);
 /* Into the store (which takes its own reference): AlreadyExists when the id or (pods) the name is taken,
  * naming the holder. Removing drops the store's reference. */
 int cri_store_sandbox_add(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
 void cri_store_sandbox_remove(cri_t *c, const char *id);
 int cri_store_container_add(cri_t *c, cri_container_t *k, berth_error_t **err);
 void cri_store_container_remove(cri_t *c, const char *id);
-/* Writes the mutable fields (read under c->lock) to the status record. Change them under c->lock,
+/* The mutable fields (state, pid, times, exit_code, reason, message) change under c->lock (reason and
+ * message are replaced, freed and strdup'd: copy them under the lock). Exits (events.c) set EXITED,
+ * finished, exit code and reason; the task itself stays for the remover to delete (Tasks.Delete).
+ * Writes the mutable fields (read under c->lock) to the status record. Change them under c->lock,
  * then call this without it. */
 int cri_sandbox_status_save(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
 int cri_container_status_save(cri_t *c, cri_container_t *k, berth_error_t **err);
 /* A new random id (64 hex chars). */
 void cri_new_id(char out[65]);
 int64_t cri_now_ns(void);
+
+/* pod.c: a PodSandboxStatus of s, its parts borrowed from s (valid while s is referenced and b lives):
+ * for PodSandboxStatus and GetContainerEvents. Reads the mutable fields under c->lock. */
+typedef struct cri_pod_status_buf {
+    Runtime__V1__PodSandboxStatus st;
+    Runtime__V1__PodSandboxNetworkStatus net;
+    Runtime__V1__PodIP *ips;   /* n_extra of them */
+    Runtime__V1__PodIP **ipp;
+    Runtime__V1__LinuxPodSandboxStatus lx;
+    Runtime__V1__Namespace ns;
+    Runtime__V1__NamespaceOption nso;
+} cri_pod_status_buf_t;
+void cri_pod_status_fill(cri_t *c, cri_sandbox_t *s, cri_pod_status_buf_t *b);
+void cri_pod_status_release(cri_pod_status_buf_t *b);
 
 #endif /* BERTH_CRI_H */
