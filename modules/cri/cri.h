@@ -260,4 +260,12 @@ int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
 
+/* seccomp.c: RuntimeDefault, containerd 1.6's default profile for x86-64 as the OCI linux.seccomp object,
+ * given the process's bounding capabilities (NULL-terminated, "CAP_SYS_ADMIN" or "SYS_ADMIN"; NULL: none);
+ * Localhost profiles: a JSON file in the OCI format (docker's "name", "archMap", "includes"/"excludes" read
+ * too). Both give a new reference (json_object_put). */
+struct json_object;
+struct json_object *cri_seccomp_default(const char *const *caps);
+int cri_seccomp_localhost(const char *path, struct json_object **out, char *why, size_t len);
+
 #endif /* BERTH_CRI_H */
