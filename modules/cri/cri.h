@@ -260,6 +260,42 @@ int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
 
+
+/* ---- store.c: adding, removing and persisting (core helper; added after the first contract) ------------
+ * The containerd container record is the reference: a pod or container exists once its record does
+ * (created last), and is gone once its record is (deleted first). Its extension
+ * "io.cri-containerd.sandbox.metadata" / "io.cri-containerd.container.metadata" (an Any, JSON value)
+ * holds the CRI config and the immutable fields; the mutable ones (state, pid, times, exit code, reason)
+ * live in a metadata record of kind CRI_STATUS_KIND keyed by the id. */
+#define CRI_EXT_SANDBOX "io.cri-containerd.sandbox.metadata"
+#define CRI_EXT_CONTAINER "io.cri-containerd.container.metadata"
+#define CRI_STATUS_KIND "cri.status"
+cri_sandbox_t *cri_sandbox_new(void);     /* refs 1, every string "" */
+cri_container_t *cri_container_new(void); /* refs 1, every string "" */
+/* Records s (or k) with Containers.Create: labels (kind, the config's labels), the extension, the spec
+ * (json text, may be NULL), snapshotter and snapshot_key (may be NULL or ""), image (may be NULL). */
+int cri_sandbox_record_create(cri_t *c, const cri_sandbox_t *s, const char *spec_json,
+                              const char *snapshotter, const char *snapshot_key, const char *image,
+                              berth_error_t **err);
+int cri_container_record_create(cri_t *c, const cri_container_t *k, const char *spec_json,
+                                const char *snapshotter, const char *snapshot_key,
+                                berth_error_t **err);
+/* Containers.Delete of the record and the status record; a missing one is no error. */
+int cri_record_delete(cri_t *c, const char *id, berth_error_t **err);
+/* Into the store (which takes its own reference): AlreadyExists when the id or (pods) the name is taken,
+ * naming the holder. Removing drops the store's reference. */
+int cri_store_sandbox_add(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
+void cri_store_sandbox_remove(cri_t *c, const char *id);
+int cri_store_container_add(cri_t *c, cri_container_t *k, berth_error_t **err);
+void cri_store_container_remove(cri_t *c, const char *id);
+/* Writes the mutable fields (read under c->lock) to the status record. Change them under c->lock,
+ * then call this without it. */
+int cri_sandbox_status_save(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
+int cri_container_status_save(cri_t *c, cri_container_t *k, berth_error_t **err);
+/* A new random id (64 hex chars). */
+void cri_new_id(char out[65]);
+int64_t cri_now_ns(void);
+
 /* seccomp.c: RuntimeDefault, containerd 1.6's default profile for x86-64 as the OCI linux.seccomp object,
  * given the process's bounding capabilities (NULL-terminated, "CAP_SYS_ADMIN" or "SYS_ADMIN"; NULL: none);
  * Localhost profiles: a JSON file in the OCI format (docker's "name", "archMap", "includes"/"excludes" read
