@@ -328,4 +328,12 @@ typedef struct cri_pod_status_buf {
 void cri_pod_status_fill(cri_t *c, cri_sandbox_t *s, cri_pod_status_buf_t *b);
 void cri_pod_status_release(cri_pod_status_buf_t *b);
 
+/* seccomp.c: RuntimeDefault, containerd 1.6's default profile for x86-64 as the OCI linux.seccomp object,
+ * given the process's bounding capabilities (NULL-terminated, "CAP_SYS_ADMIN" or "SYS_ADMIN"; NULL: none);
+ * Localhost profiles: a JSON file in the OCI format (docker's "name", "archMap", "includes"/"excludes" read
+ * too). Both give a new reference (json_object_put). */
+struct json_object;
+struct json_object *cri_seccomp_default(const char *const *caps);
+int cri_seccomp_localhost(const char *path, struct json_object **out, char *why, size_t len);
+
 #endif /* BERTH_CRI_H */

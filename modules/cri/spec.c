@@ -26,25 +26,6 @@
 #define SANDBOX_CPU_SHARES 2
 #define SANDBOX_OOM_SCORE_ADJ (-998)
 
-/* seccomp.c (the cri-stats part) gives these; until it is linked in, RuntimeDefault is unconfined. */
-__attribute__((weak)) json_object *
-cri_seccomp_default(const char *const *caps)
-{
-    (void)caps;
-    return NULL;
-}
-
-__attribute__((weak)) int
-cri_seccomp_localhost(const char *path, json_object **out, char *why, size_t len)
-{
-    *out = json_object_from_file(path);
-    if (*out == NULL) {
-        snprintf(why, len, "seccomp profile %s: cannot be read as JSON", path);
-        return BERTH_EINVAL;
-    }
-    return 0;
-}
-
 static int
 fail(char *why, size_t len, int code, const char *fmt, ...)
 {
@@ -543,7 +524,6 @@ apply_seccomp(json_object *s, const Runtime__V1__SecurityProfile *sp, const char
             caps[i] = json_object_get_string(json_object_array_get_idx(bounding, i));
         prof = cri_seccomp_default(caps);
         free(caps);
-        /* TODO(cri-stats): NULL only while seccomp.c is not linked: unconfined until then */
     } else if (kind == LOCAL) {
         if (path == NULL || *path == '\0')
             return fail(why, why_len, BERTH_EINVAL, "seccomp: a Localhost profile needs a path");
