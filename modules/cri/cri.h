@@ -243,6 +243,9 @@ typedef struct cri_sandbox_spec_opts {
     const char *cgroup_path;
     const char *resolv_path, *hosts_path, *hostname_path; /* may be NULL */
     const char *seccomp_profile_root; /* localhost/<path> profiles are read relative to it */
+    /* cri-containers: */
+    const char *shm_path;   /* the pod's /dev/shm (bind-mounted); NULL or "": none */
+    const char *image_name; /* io.kubernetes.cri.sandbox-image-name; may be NULL */
 } cri_sandbox_spec_opts_t;
 
 typedef struct cri_container_spec_opts {
@@ -253,6 +256,10 @@ typedef struct cri_container_spec_opts {
     const char *
         rootfs_owner_passwd; /* the rootfs's /etc/passwd and /etc/group for user names; may be NULL */
     const char *rootfs_owner_group;
+    /* cri-containers: */
+    const char *shm_path;             /* the pod's /dev/shm; NULL or "": none */
+    uint32_t target_pid;              /* pid namespace TARGET: the target container's pid */
+    const char *seccomp_profile_root; /* relative Localhost profiles are read under it */
 } cri_container_spec_opts_t;
 
 int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spec_opts_t *o,
@@ -260,6 +267,8 @@ int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox
 int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
+/* spec.c (cri-containers): linux.resources as OCI JSON (malloc'd), as the container spec has them. */
+char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
 
 
 /* ---- store.c: adding, removing and persisting (core helper; added after the first contract) ------------
@@ -335,5 +344,13 @@ typedef struct cri_pod_status_buf {
 } cri_pod_status_buf_t;
 void cri_pod_status_fill(cri_t *c, cri_sandbox_t *s, cri_pod_status_buf_t *b);
 void cri_pod_status_release(cri_pod_status_buf_t *b);
+
+/* seccomp.c: RuntimeDefault, containerd 1.6's default profile for x86-64 as the OCI linux.seccomp object,
+ * given the process's bounding capabilities (NULL-terminated, "CAP_SYS_ADMIN" or "SYS_ADMIN"; NULL: none);
+ * Localhost profiles: a JSON file in the OCI format (docker's "name", "archMap", "includes"/"excludes" read
+ * too). Both give a new reference (json_object_put). */
+struct json_object;
+struct json_object *cri_seccomp_default(const char *const *caps);
+int cri_seccomp_localhost(const char *path, struct json_object **out, char *why, size_t len);
 
 #endif /* BERTH_CRI_H */
