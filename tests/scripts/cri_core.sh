@@ -102,11 +102,11 @@ start
 v=$($CRICTL version) || fail "crictl version"
 echo "$v" | grep -q "RuntimeName: *berth" || fail "version: $v"
 echo "$v" | grep -q "RuntimeApiVersion: *v1" || fail "version: $v"
-$CRICTL_BIN --runtime-endpoint "unix://$work/cri.sock" --timeout 10 version | grep -q "RuntimeName: *berth" ||
+$CRICTL_BIN --runtime-endpoint "unix://$work/cri.sock" --timeout 10s version | grep -q "RuntimeName: *berth" ||
     fail "the extra_addresses socket does not serve the CRI"
 info=$($CRICTL info) || fail "crictl info"
-echo "$info" | tr -d ' \n' | grep -q '"type":"RuntimeReady","status":true' || fail "RuntimeReady: $info"
-echo "$info" | tr -d ' \n' | grep -q '"type":"NetworkReady","status":true' || fail "NetworkReady: $info"
+echo "$info" | tr -d ' \n' | grep -q '"status":true,"type":"RuntimeReady"' || fail "RuntimeReady: $info"
+echo "$info" | tr -d ' \n' | grep -q '"status":true,"type":"NetworkReady"' || fail "NetworkReady: $info"
 echo "$info" | grep -q '"cgroupDriver"' || fail "no verbose config in info: $info"
 
 # --- images through a local registry ------------------------------------------------------------------
