@@ -22,6 +22,7 @@
 #include <json-c/json.h>
 
 #include "cri.h"
+#include "services/snapshots/v1/snapshots.pb-c.h"
 #include "services/tasks/v1/tasks.pb-c.h"
 
 #define PAUSE_WAIT_MS 10000
@@ -408,21 +409,14 @@ restrict_oom_score_adj(char *spec)
 /* ---- tasks ------------------------------------------------------------------------------------------ */
 
 static int
-task_create_start(cri_t *c, const char *id, const char *rootfs_dir, uint32_t *pid,
-                  berth_error_t **err)
+task_create_start(cri_t *c, const char *id, Containerd__Types__Mount **mounts, size_t n_mounts,
+                  uint32_t *pid, berth_error_t **err)
 {
-    char *opts[] = {"rbind", "ro"};
-    Containerd__Types__Mount m = CONTAINERD__TYPES__MOUNT__INIT;
-    m.type = "bind";
-    m.source = (char *)rootfs_dir;
-    m.options = opts;
-    m.n_options = 2;
-    Containerd__Types__Mount *mp = &m;
     Containerd__Services__Tasks__V1__CreateTaskRequest req =
         CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
     req.container_id = (char *)id;
-    req.rootfs = &mp;
-    req.n_rootfs = 1;
+    req.rootfs = mounts;
+    req.n_rootfs = n_mounts;
     ProtobufCMessage *out = NULL;
     if (cri_call(c, CRI_SVC_TASKS, "Create", &req.base,
                  &containerd__services__tasks__v1__create_task_response__descriptor, &out, NULL,
@@ -549,10 +543,121 @@ sandbox_running(cri_t *c, const char *id)
     return r;
 }
 
+/* ---- the sandbox's rootfs: the pause directory, or a snapshot of sandbox_image ---------------------- */
+
+typedef struct rootfs {
+    Containerd__Types__Mount bind, *bindp;
+    char *bind_opts[2];
+    char dir[PATH_MAX];
+    ProtobufCMessage *prepared; /* Snapshots.Prepare's answer: its mounts */
+    Containerd__Types__Mount **mounts;
+    size_t n_mounts;
+    char argv0[512];
+} rootfs_t;
+
+static void
+snapshot_remove(cri_t *c, const char *id)
+{
+    Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)id;
+    berth_error_t *e = NULL;
+    if (cri_call(c, CRI_SVC_SNAPSHOTS, "Remove", &req.base, NULL, NULL, NULL, &e) < 0 &&
+        e->code != BERTH_ENOTFOUND)
+        c->api->log(c->log, BERTH_LOG_WARN, "cri: snapshot \"%s\": %s", id, e->message);
+    c->api->error_free(e);
+}
+
+/* The image's first word of Entrypoint, else of Cmd: what pause images run. */
+static void
+image_argv0(const cri_image_t *img, char *out, size_t len)
+{
+    snprintf(out, len, "/pause");
+    json_object *o = json_tokener_parse(img->config_json), *cfg, *v;
+    if (o && json_object_object_get_ex(o, "config", &cfg))
+        for (int i = 0; i < 2; i++)
+            if (json_object_object_get_ex(cfg, i == 0 ? "Entrypoint" : "Cmd", &v) &&
+                json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0) {
+                snprintf(out, len, "%s", json_object_get_string(json_object_array_get_idx(v, 0)));
+                break;
+            }
+    if (o)
+        json_object_put(o);
+}
+
+static int
+image_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_error_t **err)
+{
+    cri_image_t *img = NULL;
+    berth_error_t *e = NULL;
+    int rc = cri_image_find(c, c->cfg.sandbox_image, &img, &e);
+    if (rc == BERTH_ENOTFOUND) { /* pulled once, when a pod first needs it */
+        c->api->error_free(e), e = NULL;
+        char *id = NULL;
+        if ((rc = cri_image_pull(c, c->cfg.sandbox_image, NULL, &id, err)) < 0)
+            return c->api->error_wrap(err, "pod sandbox \"%s\": sandbox_image", s->id);
+        rc = cri_image_find(c, id, &img, &e);
+        free(id);
+    }
+    if (rc < 0) {
+        *err = e;
+        return c->api->error_wrap(err, "pod sandbox \"%s\": sandbox_image", s->id);
+    }
+    image_argv0(img, rf->argv0, sizeof(rf->argv0));
+    Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)s->id;
+    req.parent = img->chain_id;
+    rc = cri_call(c, CRI_SVC_SNAPSHOTS, "Prepare", &req.base,
+                  &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor,
+                  &rf->prepared, NULL, err);
+    cri_image_free(img);
+    if (rc < 0)
+        return c->api->error_wrap(err, "pod sandbox \"%s\": snapshot of %s", s->id,
+                                  c->cfg.sandbox_image);
+    *snap = 1;
+    Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *r = (void *)rf->prepared;
+    rf->mounts = r->mounts;
+    rf->n_mounts = r->n_mounts;
+    return 0;
+}
+
+static int
+sandbox_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_error_t **err)
+{
+    memset(rf, 0, sizeof(*rf));
+    if (c->cfg.sandbox_image[0])
+        return image_rootfs(c, s, rf, snap, err);
+    if (pause_rootfs(c, rf->dir, sizeof(rf->dir), err) < 0)
+        return -1;
+    snprintf(rf->argv0, sizeof(rf->argv0), "/pause");
+    containerd__types__mount__init(&rf->bind);
+    rf->bind_opts[0] = "rbind";
+    rf->bind_opts[1] = "ro";
+    rf->bind.type = "bind";
+    rf->bind.source = rf->dir;
+    rf->bind.options = rf->bind_opts;
+    rf->bind.n_options = 2;
+    rf->bindp = &rf->bind;
+    rf->mounts = &rf->bindp;
+    rf->n_mounts = 1;
+    return 0;
+}
+
+static void
+rootfs_release(rootfs_t *rf)
+{
+    if (rf->prepared)
+        protobuf_c_message_free_unpacked(rf->prepared, NULL);
+    rf->prepared = NULL;
+}
+
 /* ---- RunPodSandbox ------------------------------------------------------------------------------------ */
 
 typedef struct run_state {
-    int reserved, net, files, record, task;
+    int reserved, net, files, snapshot, record, task;
 } run_state_t;
 
 static void
@@ -565,6 +670,8 @@ run_undo(cri_t *c, cri_sandbox_t *s, const run_state_t *rs)
     }
     if (rs->record && cri_record_delete(c, s->id, &e) < 0)
         c->api->error_free(e), e = NULL;
+    if (rs->snapshot)
+        snapshot_remove(c, s->id);
     if (rs->net)
         network_teardown(c, s->id);
     if (rs->files) {
@@ -592,15 +699,11 @@ run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
             return -1;
         rs->net = 1;
     }
-    char rootfs[PATH_MAX];
-    if (c->cfg.sandbox_image[0])
-        return c->api->error_make(
-            err, BERTH_ENOTIMPL,
-            "pod sandbox \"%s\": sandbox_image %s: not supported yet; leave it "
-            "empty for the built-in pause",
-            s->id, c->cfg.sandbox_image);
-    if (pause_rootfs(c, rootfs, sizeof(rootfs), err) < 0)
+    rootfs_t rf;
+    if (sandbox_rootfs(c, s, &rf, &rs->snapshot, err) < 0) {
+        rootfs_release(&rf);
         return -1;
+    }
     char *cg = cgroup_path_for(c, cfg, s->id);
     free(s->cgroup_parent);
     s->cgroup_parent =
@@ -608,29 +711,37 @@ run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
     cri_sandbox_spec_opts_t o = {
         .id = s->id,
         .netns_path = s->netns_path,
-        .pause_argv0 = "/pause",
+        .pause_argv0 = rf.argv0,
         .cgroup_path = cg,
         .resolv_path = s->resolv_path[0] ? s->resolv_path : NULL,
         .hosts_path = s->hosts_path[0] ? s->hosts_path : NULL,
         .hostname_path = s->hostname_path[0] ? s->hostname_path : NULL,
         .seccomp_profile_root = c->cfg.root,
         .shm_path = shm[0] ? shm : NULL,
+        .image_name = c->cfg.sandbox_image[0] ? c->cfg.sandbox_image : NULL,
     };
     char *spec = NULL, why[512] = "";
     int rc = cri_spec_sandbox(cfg, &o, &spec, why, sizeof(why));
     free(cg);
-    if (rc < 0)
+    if (rc < 0) {
+        rootfs_release(&rf);
         return c->api->error_make(err, rc, "pod sandbox \"%s\": spec: %s", s->id, why);
+    }
     spec = restrict_oom_score_adj(spec);
     c->api->log(c->log, BERTH_LOG_DEBUG, "cri: pod sandbox %s spec %s", s->id, spec);
-    rc = cri_sandbox_record_create(c, s, spec, NULL, NULL, NULL, err);
+    rc = cri_sandbox_record_create(c, s, spec, c->cfg.snapshotter, rs->snapshot ? s->id : NULL,
+                                   c->cfg.sandbox_image, err);
     free(spec);
-    if (rc < 0)
+    if (rc < 0) {
+        rootfs_release(&rf);
         return c->api->error_wrap(err, "pod sandbox \"%s\"", s->id);
+    }
     rs->record = 1;
     uint32_t pid = 0;
     rs->task = 1;
-    if (task_create_start(c, s->id, rootfs, &pid, err) < 0)
+    rc = task_create_start(c, s->id, rf.mounts, rf.n_mounts, &pid, err);
+    rootfs_release(&rf);
+    if (rc < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": pause", s->id);
     pthread_mutex_lock(&c->lock);
     s->pid = pid;
@@ -841,6 +952,7 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
     if (rc == 0 && (rc = cri_record_delete(c, s->id, err)) == 0) {
         /* the record is gone: what remains is garbage at worst */
         task_delete(c, s->id, NULL);
+        snapshot_remove(c, s->id); /* with sandbox_image */
         if (s->netns_path[0])
             network_teardown(c, s->id);
         char dir[PATH_MAX];

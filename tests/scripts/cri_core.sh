@@ -260,4 +260,32 @@ wait_event "$work/events2.json" "$N" CONTAINER_DELETED_EVENT
 [ -z "$(ls "$work/state/io.berth.cri.v1.cri/sandboxes" 2>/dev/null)" ] || fail "sandbox files left"
 restart
 [ -z "$($CRICTL pods -q)" ] || fail "pods came back after a restart: $($CRICTL pods)"
+
+# --- sandbox_image: a pause image (the built pause, Entrypoint /pause) pulled for the first pod -----------
+mkdir -p "$work/pimg"
+cp "$BERTH_MODULE_DIR/../../../libexec/berth/pause" "$work/pimg/pause"
+tar --sort=name --owner=0 --group=0 --mtime=@0 -C "$work/pimg" -cf "$work/player.tar" pause
+ld=$(sha "$work/player.tar")
+printf '{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/pause"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$ld" >"$work/pconfig.json"
+pc=$(sha "$work/pconfig.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
+    "$pc" "$(stat -c %s "$work/pconfig.json")" "$ld" "$(stat -c %s "$work/player.tar")" >"$work/pmanifest.json"
+upload cri/pause "$work/player.tar"
+upload cri/pause "$work/pconfig.json"
+curl -fsS -o /dev/null -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" \
+    --data-binary @"$work/pmanifest.json" "http://$R/v2/cri/pause/manifests/3.9" || fail "pause manifest"
+cat >>"$work/berthd.yaml" <<YAML
+  io.berth.cri.v1.cri:
+    sandbox_image: $R/cri/pause:3.9
+YAML
+restart
+S=$($CRICTL runp "$work/netpod.json") || fail "runp with sandbox_image"
+$CRICTL images | grep -q "$R/cri/pause *3.9" || fail "sandbox_image not pulled: $($CRICTL images)"
+$CTR containers info "$S" | grep -q "\"Image\": \"$R/cri/pause:3.9\"" || fail "the record does not name the image"
+$CTR containers info "$S" | grep -q "\"SnapshotKey\": \"$S\"" || fail "no snapshot key: $($CTR containers info "$S")"
+sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
+[ "$(cat /proc/"$sp"/comm)" = pause ] || fail "sandbox_image's pause is not running"
+$CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
+$CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
 echo "PASS cri_core"
