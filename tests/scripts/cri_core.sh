@@ -286,6 +286,7 @@ $CTR containers info "$S" | grep -q "\"Image\": \"$R/cri/pause:3.9\"" || fail "t
 $CTR containers info "$S" | grep -q "\"SnapshotKey\": \"$S\"" || fail "no snapshot key: $($CTR containers info "$S")"
 sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
 [ "$(cat /proc/"$sp"/comm)" = pause ] || fail "sandbox_image's pause is not running"
+$CTR snapshots ls | grep -q "^$S" || fail "no snapshot of the sandbox: $($CTR snapshots ls)"
 $CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
 $CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
 echo "PASS cri_core"
