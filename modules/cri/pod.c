@@ -809,6 +809,58 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     return rc;
 }
 
+/* One Stop or Remove of a pod at a time (kubelet may send both at once); other pods go on. */
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_cond = PTHREAD_COND_INITIALIZER;
+static char (*busy)[65];
+static size_t n_busy;
+
+static void
+pod_lock(const char *id)
+{
+    pthread_mutex_lock(&busy_lock);
+    for (;;) {
+        size_t i = 0;
+        while (i < n_busy && strcmp(busy[i], id) != 0)
+            i++;
+        if (i == n_busy)
+            break;
+        pthread_cond_wait(&busy_cond, &busy_lock);
+    }
+    busy = realloc(busy, (n_busy + 1) * sizeof(*busy));
+    snprintf(busy[n_busy++], 65, "%s", id);
+    pthread_mutex_unlock(&busy_lock);
+}
+
+/* Still in the store once the lock is ours (a concurrent Remove may have taken it away)? */
+static int
+pod_still_there(cri_t *c, const char *id)
+{
+    cri_sandbox_t *s = NULL;
+    berth_error_t *e = NULL;
+    int rc = cri_sandbox_find(c, id, &s, &e);
+    c->api->error_free(e);
+    cri_sandbox_unref(s);
+    return rc == 0;
+}
+
+static void
+pod_unlock(const char *id)
+{
+    pthread_mutex_lock(&busy_lock);
+    for (size_t i = 0; i < n_busy; i++)
+        if (strcmp(busy[i], id) == 0) {
+            memcpy(busy[i], busy[--n_busy], 65);
+            break;
+        }
+    if (n_busy == 0) {
+        free(busy);
+        busy = NULL;
+    }
+    pthread_cond_broadcast(&busy_cond);
+    pthread_mutex_unlock(&busy_lock);
+}
+
 /* ---- StopPodSandbox ----------------------------------------------------------------------------------- */
 
 typedef struct ids {
@@ -877,7 +929,9 @@ cri_rpc_StopPodSandbox(void *user, const char *namespace_, const uint8_t *req, s
     int rc = cri_sandbox_find(c, q->pod_sandbox_id, &s, err);
     runtime__v1__stop_pod_sandbox_request__free_unpacked(q, NULL);
     if (rc == 0) {
-        rc = stop_sandbox(c, s, err);
+        pod_lock(s->id);
+        rc = pod_still_there(c, s->id) ? stop_sandbox(c, s, err) : 0;
+        pod_unlock(s->id);
         cri_sandbox_unref(s);
     }
     if (rc < 0)
@@ -942,6 +996,12 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
         *err = nf;
         return rc;
     }
+    pod_lock(s->id);
+    if (!pod_still_there(c, s->id)) { /* removed meanwhile */
+        pod_unlock(s->id);
+        cri_sandbox_unref(s);
+        return cri_reply(c, &r.base, resp, resp_len);
+    }
     rc = stop_sandbox(c, s, err); /* kubelet stops first; crictl rmp -f relies on this */
     ids_t ids = {.sandbox_id = s->id};
     if (rc == 0)
@@ -962,6 +1022,7 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
         cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT, s->id,
                             s->id);
     }
+    pod_unlock(s->id);
     cri_sandbox_unref(s);
     if (rc < 0)
         return c->api->error_wrap(err, "RemovePodSandbox");

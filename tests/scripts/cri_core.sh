@@ -258,8 +258,20 @@ done
 wait_event "$work/events2.json" "$N" CONTAINER_DELETED_EVENT
 [ -z "$($CTR containers ls -q)" ] || fail "records left: $($CTR containers ls)"
 [ -z "$(ls "$work/state/io.berth.cri.v1.cri/sandboxes" 2>/dev/null)" ] || fail "sandbox files left"
+# Stop and Remove of one pod at once (kubelet does that): both succeed, nothing is left
+P=$($CRICTL runp "$work/netpod.json") || fail "runp for the race"
+$CRICTL stopp "$P" >"$work/race1" 2>&1 &
+r1=$!
+$CRICTL rmp -f "$P" >"$work/race2" 2>&1 || fail "rmp during stopp: $(cat "$work/race2")"
+wait $r1 || grep -q "not found" "$work/race1" || fail "stopp during rmp: $(cat "$work/race1")"
+[ -z "$($CRICTL pods -q)" ] || fail "the race left a pod: $($CRICTL pods)"
+# what a crash while a pod was made leaves: its files and shm mount, removed at start
+G=$work/state/io.berth.cri.v1.cri/sandboxes/$(printf '%064d' 7)
+mkdir -p "$G/shm" && mount -t tmpfs shm "$G/shm" && : >"$G/hosts"
 restart
 [ -z "$($CRICTL pods -q)" ] || fail "pods came back after a restart: $($CRICTL pods)"
+[ -e "$G" ] && fail "a crashed pod's files are still there"
+grep -q " $G/shm " /proc/mounts && fail "a crashed pod's shm is still mounted"
 
 # --- sandbox_image: a pause image (the built pause, Entrypoint /pause) pulled for the first pod -----------
 mkdir -p "$work/pimg"
