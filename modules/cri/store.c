@@ -963,7 +963,7 @@ remove_sandbox_dirs(cri_t *c)
         if (strlen(e->d_name) != 64 || id_known(c, e->d_name))
             continue;
         static const char *const names[] = {"hostname", "hosts", "resolv.conf", NULL};
-        char p[PATH_MAX + 100];
+        char p[sizeof(dir) + 300];
         snprintf(p, sizeof(p), "%s/%s/shm", dir, e->d_name);
         while (umount2(p, MNT_DETACH) == 0)
             ;
