@@ -207,6 +207,9 @@ cat >"$work/sleeper.json" <<JSON
 JSON
 K=$($CRICTL create "$N" "$work/sleeper.json" "$work/netpod.json") || fail "create a container in the pod"
 $CRICTL start "$K" >/dev/null || fail "start the container"
+sed 's/"sleeper"/"victim"/; s/sleeper.log/victim.log/' "$work/sleeper.json" >"$work/victim.json"
+V=$($CRICTL create "$N" "$work/victim.json" "$work/netpod.json") || fail "create the victim"
+$CRICTL start "$V" >/dev/null || fail "start the victim"
 
 # filters
 [ "$($CRICTL pods -q | wc -l)" -eq 2 ] || fail "pods: $($CRICTL pods)"
@@ -216,8 +219,19 @@ $CRICTL start "$K" >/dev/null || fail "start the container"
 [ "$($CRICTL pods -q --id "$(echo "$H" | cut -c1-12)")" = "$H" ] || fail "id prefix filter"
 [ "$($CRICTL pods -q --name hostpod)" = "$H" ] || fail "name filter"
 
-# --- restart: the ready pod stays ready, its pause and address too ---------------------------------------
-restart
+# --- restart: the ready pod stays ready, its pause and address too; a container that died meanwhile
+# reads exited with the status its shim saw ----------------------------------------------------------------
+vpid=$($CTR tasks ls | awk -v v="$V" '$1 == v { print $2 }')
+[ -n "$vpid" ] || fail "no task of the victim: $($CTR tasks ls)"
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM"
+PID=""
+kill -9 "$vpid"
+start
+vs=$($CRICTL inspect "$V")
+echo "$vs" | grep -q '"state": "CONTAINER_EXITED"' || fail "a container dead while berthd was down: $vs"
+echo "$vs" | grep -q '"exitCode": 137' || fail "the victim's exit status: $vs"
+$CRICTL inspect "$K" | grep -q '"state": "CONTAINER_RUNNING"' || fail "the sleeper did not survive the restart"
 sn=$($CRICTL inspectp "$N") || fail "inspectp after restart"
 echo "$sn" | grep -q '"state": "SANDBOX_READY"' || fail "not ready after restart: $sn"
 [ "$(echo "$sn" | grep -A2 '"network"' | field ip)" = "$IP" ] || fail "IP changed: $sn"
