@@ -211,6 +211,22 @@ sed 's/"sleeper"/"victim"/; s/sleeper.log/victim.log/' "$work/sleeper.json" >"$w
 V=$($CRICTL create "$N" "$work/victim.json" "$work/netpod.json") || fail "create the victim"
 $CRICTL start "$V" >/dev/null || fail "start the victim"
 
+# a container killed by the OOM killer: exited, reason OOMKilled (the /tasks/oom event came first)
+cat >"$work/hog.json" <<JSON
+{"metadata": {"name": "hog"}, "image": {"image": "$IMG"},
+ "command": ["/bin/sh", "-c", "a=\$(head -c 200000000 /dev/zero | tr '\\\\0' x); sleep 1"],
+ "log_path": "hog.log", "linux": {"resources": {"memory_limit_in_bytes": 20971520},
+ "security_context": {"namespace_options": {"pid": 1}}}}
+JSON
+O=$($CRICTL create "$N" "$work/hog.json" "$work/netpod.json") || fail "create the hog"
+$CRICTL start "$O" >/dev/null || fail "start the hog"
+i=0
+until $CRICTL inspect "$O" | grep -q '"state": "CONTAINER_EXITED"'; do
+    i=$((i + 1)); [ $i -lt 200 ] || fail "the hog did not end: $($CRICTL inspect "$O")"; sleep 0.05
+done
+$CRICTL inspect "$O" | grep -q '"reason": "OOMKilled"' || fail "the hog's reason: $($CRICTL inspect "$O")"
+$CRICTL rm "$O" >/dev/null || fail "rm the hog"
+
 # filters
 [ "$($CRICTL pods -q | wc -l)" -eq 2 ] || fail "pods: $($CRICTL pods)"
 [ "$($CRICTL pods -q --label app=netpod)" = "$N" ] || fail "label filter: $($CRICTL pods --label app=netpod)"
