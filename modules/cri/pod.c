@@ -783,6 +783,8 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     runtime__v1__run_pod_sandbox_request__free_unpacked(q, NULL);
     s->created_ns = cri_now_ns();
     run_state_t rs = {0};
+    /* a pause that ends before the pod is in the store: its exit finds no pod, this waiter hears it */
+    cri_exit_waiter_t *w = cri_exit_wait_register(c, s->id, "");
     int rc = cri_store_reserve_name(c, s->name, s->id, err);
     if (rc == 0) {
         rs.reserved = 1;
@@ -791,11 +793,22 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     if (rc == 0)
         rc = cri_store_sandbox_add(c, s, err);
     if (rc < 0) {
+        cri_exit_wait_cancel(w);
         run_undo(c, s, &rs);
         cri_sandbox_unref(s);
         return rc;
     }
     cri_store_release_name(c, s->name);
+    if (cri_exit_wait(w, 0, NULL, NULL) == 0) {
+        pthread_mutex_lock(&c->lock);
+        s->state = CRI_SANDBOX_NOTREADY;
+        s->pid = 0;
+        pthread_mutex_unlock(&c->lock);
+        berth_error_t *e = NULL;
+        if (cri_sandbox_status_save(c, s, &e) < 0)
+            c->api->error_free(e);
+    }
+    cri_exit_wait_cancel(w);
     c->api->log(c->log, BERTH_LOG_INFO, "cri: pod sandbox %s (%s) ready, pid %u, ip %s", s->id,
                 s->name, s->pid, s->ip[0] ? s->ip : "(host network)");
     cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, s->id,
