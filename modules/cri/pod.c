@@ -939,9 +939,15 @@ cri_rpc_StopPodSandbox(void *user, const char *namespace_, const uint8_t *req, s
     if (q == NULL)
         return c->api->error_make(err, BERTH_EINVAL, "StopPodSandbox: the request does not unpack");
     cri_sandbox_t *s = NULL;
-    int rc = cri_sandbox_find(c, q->pod_sandbox_id, &s, err);
+    berth_error_t *nf = NULL;
+    int rc = cri_sandbox_find(c, q->pod_sandbox_id, &s, &nf);
     runtime__v1__stop_pod_sandbox_request__free_unpacked(q, NULL);
-    if (rc == 0) {
+    if (rc == BERTH_ENOTFOUND) { /* idempotent: a pod already gone is stopped (critest checks it) */
+        c->api->error_free(nf);
+        rc = 0;
+    } else if (rc < 0) {
+        *err = nf;
+    } else {
         pod_lock(s->id);
         rc = pod_still_there(c, s->id) ? stop_sandbox(c, s, err) : 0;
         pod_unlock(s->id);

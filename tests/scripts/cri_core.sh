@@ -284,6 +284,8 @@ for p in "$N" "$H"; do
     $CRICTL rmp "$p" >/dev/null 2>&1 || true # crictl resolves the id first: the RPC is checked below
 done
 [ -z "$($CRICTL pods -q)" ] || fail "pods left: $($CRICTL pods)"
+# StopPodSandbox of a pod that is gone succeeds (crictl rmp asks the status first: critest checks Remove)
+$CRICTL stopp "$N" >/dev/null || fail "stopp of a removed pod is not idempotent"
 [ -z "$($CRICTL ps -aq)" ] || fail "rmp left containers: $($CRICTL ps -a)"
 wait_event "$work/events2.json" "$N" CONTAINER_DELETED_EVENT
 [ -z "$($CTR containers ls -q)" ] || fail "records left: $($CTR containers ls)"
