@@ -5,15 +5,18 @@
 # user by name from the image's /etc/passwd, a host mount with host-to-container propagation and a host
 # path that does not exist yet), a duplicate name refused, start, ps with filters, inspect (state, pid,
 # mounts, exit code and reason once it ended), the CRI log file (timestamps, streams, tags) and crictl logs,
-# exec --sync (output, exit code, a timeout), stop with a timeout on a process that ignores SIGTERM, rm,
-# and `ctr -n k8s.io` following the records and snapshots.
-# usage: cri_containers.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL
+# exec --sync (output, exit code, a timeout), ReopenContainerLog after kubelet's rename of the log (grpcc:
+# crictl has no command for it), stop with a timeout on a process that ignores SIGTERM, rm, and
+# `ctr -n k8s.io` following the records and snapshots.
+# usage: cri_containers.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL GRPCC CRI_PROTO_DIR
 set -eu
 . "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
 CRICTL_BIN=$4
+GRPCC=$5
+PROTO=$6 # holds runtime/v1/api.proto
 [ -x "$CRICTL_BIN" ] || { echo "FAIL no crictl at $CRICTL_BIN (tests/scripts/gotools.sh)"; exit 1; }
 work=$(mktemp -d /tmp/berth-cri-ctr-XXXXXX)
 CTR="ctr --address $work/state/berthd.sock -n k8s.io"
@@ -57,6 +60,14 @@ until $CRICTL version >/dev/null 2>&1; do
     kill -0 "$PID" 2>/dev/null || fail "berthd exited"
     sleep 0.05
 done
+# reopen ID: ReopenContainerLog; prints the call's grpc-status
+reopen() {
+    printf 'container_id: "%s"\n' "$1" |
+        protoc -I"$PROTO" --encode=runtime.v1.ReopenContainerLogRequest runtime/v1/api.proto >"$work/reopen.req"
+    "$GRPCC" "$work/state/berthd.sock" /runtime.v1.RuntimeService/ReopenContainerLog --in "$work/reopen.req" \
+        --out "$work/reopen.resp" >"$work/reopen.report" || true
+    sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .*/\1/p' "$work/reopen.report"
+}
 # jget KEY: the first "KEY": value (string or number) of JSON-ish text on stdin
 jget() { grep -o "\"$1\": *\"\{0,1\}[^\",]*" | head -1 | sed 's/.*: *"\{0,1\}//'; }
 
@@ -160,6 +171,22 @@ echo propagated >"$work/hostdir/sub/f"
 out=$($CRICTL exec -s "$CID" cat /mnt/host/sub/f 2>&1) || fail "host-to-container propagation: $out"
 [ "$out" = propagated ] || fail "propagated file: $out"
 out=$($CRICTL exec -s "$CID" sh -c 'touch /mnt/host/x' 2>&1) && fail "a read-only mount was written"
+
+# --- ReopenContainerLog: kubelet renamed the log; the new file is there when the call answers, and the
+# process's next output goes to it ----------------------------------------------------------------------------
+mv "$LOG" "$LOG.old"
+[ "$(reopen "$CID")" = 0 ] || fail "ReopenContainerLog: $(cat "$work/reopen.report")"
+[ -f "$LOG" ] || fail "no new log file after ReopenContainerLog"
+$CRICTL exec -s "$CID" sh -c 'echo after-reopen >/proc/$(pidof sleep)/fd/1' >/dev/null 2>&1 ||
+    fail "writing to the container's stdout"
+i=0
+until grep -q "stdout F after-reopen" "$LOG"; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || fail "nothing in the reopened log: $(cat "$LOG") / old: $(tail -2 "$LOG.old")"
+    sleep 0.05
+done
+grep -q after-reopen "$LOG.old" && fail "the renamed log still grew"
+
 t0=$(date +%s)
 out=$($CRICTL exec -s --timeout 1 "$CID" sleep 30 2>&1) && fail "exec past its timeout succeeded: $out"
 t1=$(date +%s)
@@ -193,6 +220,7 @@ st=$($CRICTL inspect "$CID")
 [ "$(echo "$st" | jget exitCode)" = 137 ] || fail "stopped exit code (SIGKILL): $st"
 kill -0 "$pid" 2>/dev/null && fail "the container's process $pid survived stop"
 $CRICTL stop "$CID" >/dev/null || fail "stopping a stopped container"
+[ "$(reopen "$CID")" = 9 ] || fail "ReopenContainerLog of a stopped container: $(cat "$work/reopen.report")"
 
 # --- rm ----------------------------------------------------------------------------------------------------
 $CRICTL rm "$CID" "$QID" >/dev/null || fail "rm"
