@@ -50,16 +50,19 @@ image-endpoint: unix://$work/state/berthd.sock
 timeout: 20
 YAML
 CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
-"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-    2>>"$work/log" &
-PID=$!
-i=0
-until $CRICTL version >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -lt 200 ] || fail "berthd did not start"
-    kill -0 "$PID" 2>/dev/null || fail "berthd exited"
-    sleep 0.05
-done
+start() {
+    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
+        2>>"$work/log" &
+    PID=$!
+    i=0
+    until $CRICTL version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || fail "berthd did not start"
+        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
+        sleep 0.05
+    done
+}
+start
 # reopen ID: ReopenContainerLog; prints the call's grpc-status
 reopen() {
     printf 'container_id: "%s"\n' "$1" |
@@ -146,6 +149,13 @@ $CRICTL ps -q --label app=app --label tier=test | grep -qx "$CID" || fail "ps --
 [ -z "$($CRICTL ps -q --label app=other)" ] || fail "ps --label app=other"
 $CRICTL ps -q --id "$(echo "$CID" | cut -c1-12)" | grep -qx "$CID" || fail "ps --id prefix"
 $CRICTL ps -q --name '^app$' | grep -qx "$CID" || fail "ps --name"
+
+# --- a berthd restart: the container runs on, found again with its config and log ---------------------------
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM"
+PID=""
+start
+$CRICTL ps -q --state running | grep -qx "$CID" || fail "after a restart: $($CRICTL ps -a)"
 
 # --- inspect ---------------------------------------------------------------------------------------------
 st=$($CRICTL inspect "$CID") || fail "inspect"
