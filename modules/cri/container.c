@@ -395,9 +395,30 @@ create_undo(cri_t *c, create_state_t *cs)
 
 /* The pre-create hook: handlers see the OCI spec (env, mounts, annotations) and the labels, may change
  * them or veto. */
+/* The labels a handler left become the config's (the kind label is the record's, not the config's). */
+static void
+labels_from_kv(const berth_core_api_t *api, berth_kv_t *kv, Runtime__V1__ContainerConfig *cfg)
+{
+    for (size_t i = 0; i < cfg->n_labels; i++)
+        protobuf_c_message_free_unpacked(&cfg->labels[i]->base, NULL);
+    free(cfg->labels);
+    size_t n = api->kv_size(kv), m = 0;
+    cfg->labels = calloc(n ? n : 1, sizeof(*cfg->labels));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(api->kv_key_at(kv, i), CRI_LABEL_KIND) == 0)
+            continue;
+        Runtime__V1__ContainerConfig__LabelsEntry *e = malloc(sizeof(*e));
+        runtime__v1__container_config__labels_entry__init(e);
+        e->key = strdup(api->kv_key_at(kv, i));
+        e->value = strdup(api->kv_value_at(kv, i));
+        cfg->labels[m++] = e;
+    }
+    cfg->n_labels = m;
+}
+
 static int
 fire_hook(cri_t *c, const char *id, const char *image, char **spec,
-          const Runtime__V1__ContainerConfig *cfg, berth_error_t **err)
+          Runtime__V1__ContainerConfig *cfg, berth_error_t **err)
 {
     const berth_core_api_t *api = c->api;
     berth_hook_container_create_t p = {.struct_size = sizeof(p)};
@@ -425,6 +446,8 @@ fire_hook(cri_t *c, const char *id, const char *image, char **spec,
             *spec = strdup(p.spec_json);
         }
     }
+    if (rc == 0)
+        labels_from_kv(api, p.labels, cfg);
     api->free(p.image);
     api->free(p.runtime);
     api->free(p.snapshotter);
@@ -519,14 +542,17 @@ create(cri_t *c, const Runtime__V1__CreateContainerRequest *r, cri_sandbox_t *s,
         c->api->error_make(err, src, "container %s: spec: %s", cfg->metadata->name, why);
         goto out;
     }
-    if (fire_hook(c, cs->id, im.name, &spec, cfg, err) < 0)
+    Runtime__V1__ContainerConfig *own = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    if (fire_hook(c, cs->id, im.name, &spec, own, err) < 0) {
+        protobuf_c_message_free_unpacked(&own->base, NULL);
         goto out;
+    }
 
     cri_container_t *k = cri_container_new();
     snprintf(k->id, sizeof(k->id), "%s", cs->id);
     snprintf(k->sandbox_id, sizeof(k->sandbox_id), "%s", s->id);
     free(k->name), k->name = strdup(cs->name);
-    k->config = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    k->config = own;
     free(k->image_ref), k->image_ref = strdup(im.id);
     free(k->image_name), k->image_name = strdup(im.name);
     const char *dir = pod && pod->log_directory ? pod->log_directory : "";

@@ -8,7 +8,9 @@
 # exec --sync (output, exit code, a timeout), ReopenContainerLog after kubelet's rename of the log (grpcc:
 # crictl has no command for it), stop with a timeout on a process that ignores SIGTERM, rm, and
 # `ctr -n k8s.io` following the records and snapshots.
-# usage: cri_containers.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL GRPCC CRI_PROTO_DIR
+# The cri.pre-create-container hook (tests/fixtures/fx_crihook.c) changes the spec (env, annotations) and
+# the labels, and vetoes a container named "vetoed".
+# usage: cri_containers.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL GRPCC CRI_PROTO_DIR FIXTURE_DIR
 set -eu
 . "$(dirname "$0")/lib.sh"
 BERTHD=$1
@@ -17,6 +19,7 @@ SRC=$3
 CRICTL_BIN=$4
 GRPCC=$5
 PROTO=$6 # holds runtime/v1/api.proto
+FX=$7    # holds fx_crihook.so
 [ -x "$CRICTL_BIN" ] || { echo "FAIL no crictl at $CRICTL_BIN (tests/scripts/gotools.sh)"; exit 1; }
 work=$(mktemp -d /tmp/berth-cri-ctr-XXXXXX)
 CTR="ctr --address $work/state/berthd.sock -n k8s.io"
@@ -52,7 +55,7 @@ YAML
 CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
 start() {
     "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-        2>>"$work/log" &
+        --set "module_dirs=[\"$FX\"]" 2>>"$work/log" &
     PID=$!
     i=0
     until $CRICTL version >/dev/null 2>&1; do
@@ -116,6 +119,11 @@ CID=$($CRICTL create "$POD" "$work/app.json" "$work/pod.json") || fail "create"
 out=$($CRICTL create "$POD" "$work/app.json" "$work/pod.json" 2>&1) && fail "a second container named app: $out"
 echo "$out" | grep -q "is reserved for" || fail "duplicate name: $out"
 $CRICTL ps -a --id "$CID" | grep -q "Created" || fail "ps: not Created: $($CRICTL ps -a)"
+# the pre-create hook's changes: in the stored spec (env, annotation) and the record's labels
+$CTR containers info "$CID" | grep -q '"HOOKED=yes"' || fail "the hook's env is not in the spec"
+$CTR containers info "$CID" | grep -q '"berth.test/hooked": "yes"' || fail "the hook's annotation"
+$CTR containers info "$CID" | grep -q '"hooked": "cri"' || fail "the hook's label on the record"
+$CRICTL ps -a -q --label hooked=cri | grep -qx "$CID" || fail "the hook's label in the CRI config"
 $CTR containers ls | grep -q "^$CID" || fail "ctr does not list the container record"
 $CTR containers info "$CID" | grep -q '"io.cri-containerd.kind": "container"' || fail "record labels"
 $CTR snapshots --snapshotter overlayfs ls | grep -q "^$CID" || fail "no snapshot $CID"
@@ -140,6 +148,16 @@ done
 grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]+Z stdout F FOO=bar PATH=/bin:/sbin$' "$LOG" ||
     fail "CRI log line (stdout): $(cat "$LOG")"
 grep -Eq '^[0-9-]+T[0-9:.]+Z stderr F to-stderr$' "$LOG" || fail "CRI log line (stderr): $(cat "$LOG")"
+
+out=$($CRICTL exec -s "$CID" sh -c 'echo $HOOKED' 2>&1) || fail "exec HOOKED: $out"
+[ "$out" = yes ] || fail "the hook's env in the process: $out"
+ctr_json vetoed 'true' "$work/vetoed.json"
+out=$($CRICTL create "$POD" "$work/vetoed.json" "$work/pod.json" 2>&1) && fail "the hook's veto: $out"
+echo "$out" | grep -q "is vetoed" || fail "the veto's message: $out"
+$CTR containers ls | grep -q . && [ "$($CTR containers ls -q | wc -l)" -eq 2 ] ||
+    fail "a vetoed container left a record: $($CTR containers ls -q)"
+$CTR snapshots --snapshotter overlayfs ls | grep -v "^$CID" | grep -q "^[0-9a-f]\{64\} .*Active" &&
+    fail "a vetoed container left its snapshot: $($CTR snapshots --snapshotter overlayfs ls)"
 
 # --- ps filters -----------------------------------------------------------------------------------------
 $CRICTL ps -q --state running | grep -qx "$CID" || fail "ps --state running"
