@@ -333,6 +333,10 @@ typedef struct cri_image {
 } cri_image_t;
 int cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err);
 void cri_image_free(cri_image_t *img);
+/* Pulls ref (normalized) through the Transfer service, unpacked for cfg.snapshotter, and writes its
+ * records (name, repo digest, id); *image_id (malloc'd) is the id. */
+int cri_image_pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, char **image_id,
+                   berth_error_t **err);
 /* Normalizes an image name as kubelet and containerd do (docker.io/library/, :latest). Caller frees. */
 char *cri_image_normalize(const char *ref);
 
