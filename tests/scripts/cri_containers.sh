@@ -193,6 +193,9 @@ out=$($CRICTL exec -s "$CID" sh -c 'echo $FOO; pwd; id -u' 2>&1) || fail "exec: 
 out=$($CRICTL exec -s "$CID" sh -c 'echo to-err >&2; exit 3' 2>&1) && fail "exit 3 was success: $out"
 echo "$out" | grep -q "to-err" || fail "exec stderr: $out"
 echo "$out" | grep -q "3" || fail "exec exit code: $out"
+$CRICTL exec -s "$CID" sh -c 'echo shared >/dev/shm/podfile' >/dev/null 2>&1 || fail "writing /dev/shm"
+[ "$(cat "$work/state/io.berth.cri.v1.cri/sandboxes/$POD/shm/podfile" 2>&1)" = shared ] ||
+    fail "/dev/shm is not the pod's: $(ls "$work/state/io.berth.cri.v1.cri/sandboxes/$POD" 2>&1)"
 mkdir -p "$work/hostdir/sub"
 mount -t tmpfs tmpfs "$work/hostdir/sub"
 echo propagated >"$work/hostdir/sub/f"
