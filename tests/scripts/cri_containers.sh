@@ -75,7 +75,7 @@ reopen() {
     sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .*/\1/p' "$work/reopen.report"
 }
 # jget KEY: the first "KEY": value (string or number) of JSON-ish text on stdin
-jget() { grep -o "\"$1\": *\"\{0,1\}[^\",]*" | head -1 | sed 's/.*: *"\{0,1\}//'; }
+jget() { grep -o "\"$1\": *\"\{0,1\}[^\",]*" | head -1 | sed "s/^\"$1\": *\"\{0,1\}//"; }
 
 # --- the image, the pod ----------------------------------------------------------------------------------
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
@@ -235,7 +235,12 @@ echo "$out" | grep -qi "timeout\|deadline" || fail "exec timeout: $out"
 pgrep -f "sleep 30" >/dev/null && fail "the timed-out exec still runs"
 
 # --- a container that ends by itself: its exit code and reason --------------------------------------------
+# created by the image's id, as kubelet does (the image_ref PullImage / ImageStatus answered)
+IMGID=$($CRICTL inspecti "$IMG" | jget id)
+case $IMGID in sha256:*) ;; *) fail "inspecti id: $IMGID" ;; esac
 ctr_json quick 'echo quick; exit 7' "$work/quick.json"
+sed -i "s|\"image\": \"$IMG\"|\"image\": \"$IMGID\"|" "$work/quick.json"
+grep -q "$IMGID" "$work/quick.json" || fail "quick.json: $(cat "$work/quick.json")"
 QID=$($CRICTL create "$POD" "$work/quick.json" "$work/pod.json") || fail "create quick"
 $CRICTL start "$QID" >/dev/null || fail "start quick"
 i=0
@@ -247,6 +252,7 @@ done
 st=$($CRICTL inspect "$QID")
 [ "$(echo "$st" | jget exitCode)" = 7 ] || fail "exit code: $st"
 [ "$(echo "$st" | jget reason)" = Error ] || fail "reason: $st"
+echo "$st" | grep -q "\"imageRef\": \"$IMGID\"" || fail "imageRef: $st"
 $CRICTL ps -q --state exited | grep -qx "$QID" || fail "ps --state exited"
 out=$($CRICTL exec -s "$QID" true 2>&1) && fail "exec in an exited container: $out"
 
