@@ -307,7 +307,7 @@ on_written(uv_write_t *w, int status)
 static void
 sconn_write(sconn_t *k, const void *p, size_t n)
 {
-    if (k->closing || n == 0)
+    if (k->closing || k->ended || n == 0)
         return;
     wreq_t *r = malloc(sizeof(*r));
     r->b = uv_buf_init(malloc(n), (unsigned)n);

@@ -369,13 +369,18 @@ finish_done(void *arg)
     rc_end(s->k, code, s->errmsg);
 }
 
+static void log_poll(uv_timer_t *t);
+
 static void
 grace_fired(uv_timer_t *t)
 {
     sconn_t *k = t->data;
     rcs_t *s = k->rcs;
-    if (s->r->kind == SREQ_ATTACH && !s->exited)
-        return;
+    if (s->r->kind == SREQ_ATTACH) {
+        if (!s->exited)
+            return;
+        log_poll(t); /* the lines the shim wrote as the container ended */
+    }
     output_done(s, &s->out);
     output_done(s, &s->err);
     s->outputs = 0;
