@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Weak stand-ins for what the streaming server uses from the core (call.c, store.c, events.c) and the
- * containers part (container.c), so the module loads before those land: each answers "not there". The
- * real, strong definitions replace them at link time.
+ * Weak stand-ins for what the streaming server uses from the core (call.c, store.c, events.c), so the
+ * module loads without them: each answers "not there"; the real, strong definitions replace them at link
+ * time. And where a container's stdin FIFO is (container.c makes it).
  */
 #include <stdio.h>
 
+#include <sys/stat.h>
+
+#include "container.h"
 #include "cri.h"
 
 __attribute__((weak)) int
@@ -65,9 +68,15 @@ cri_exit_wait_cancel(cri_exit_waiter_t *w)
     (void)w;
 }
 
+/* Where container.c's StartContainer makes the FIFO (make_stdin): <its state dir>/stdin. Weak, so
+ * container.c may define the one answer itself. */
 __attribute__((weak)) int
 cri_container_stdin_path(cri_t *c, const char *container_id, char *out, size_t out_len)
 {
-    (void)c, (void)container_id, (void)out, (void)out_len;
-    return BERTH_ENOTFOUND;
+    char dir[4096];
+    struct stat st;
+    snprintf(out, out_len, "%s/stdin", ctr_state_dir(c, container_id, dir, sizeof(dir)));
+    if (stat(out, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return BERTH_ENOTFOUND;
+    return 0;
 }
