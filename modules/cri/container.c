@@ -291,7 +291,7 @@ copy_user_files(cri_t *c, const char *dir, Containerd__Types__Mount **mounts, si
 {
     if (n != 1)
         return; /* containerd's snapshotters give one mount (overlay or bind) */
-    char root[4096], pw[4096], gr[4096];
+    char root[4200], pw[4200], gr[4200];
     snprintf(root, sizeof(root), "%s/rootfs", dir);
     snprintf(pw, sizeof(pw), "%s/passwd", dir);
     snprintf(gr, sizeof(gr), "%s/group", dir);

@@ -318,6 +318,23 @@ int cri_container_status_save(cri_t *c, cri_container_t *k, berth_error_t **err)
 void cri_new_id(char out[65]);
 int64_t cri_now_ns(void);
 
+/* image.c: an image of k8s.io found by a name ("busybox" normalizes to docker.io/library/busybox:latest),
+ * a repo digest (name@sha256:...), its id (sha256:<config digest>) or a unique id prefix. NotFound when
+ * none. The config and manifests are read from the content store's blobs. */
+typedef struct cri_image {
+    char *id;          /* sha256:<config digest> */
+    char *manifest;    /* the digest of the (linux/amd64) manifest */
+    char **tags;       /* NULL-terminated repo tags */
+    char **digests;    /* NULL-terminated repo digests */
+    uint64_t size;     /* manifest + config + layers, as containerd's image.Size */
+    char *config_json; /* the image config blob */
+    char *chain_id;    /* of the top layer: the committed snapshot a container's rootfs starts from */
+} cri_image_t;
+int cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err);
+void cri_image_free(cri_image_t *img);
+/* Normalizes an image name as kubelet and containerd do (docker.io/library/, :latest). Caller frees. */
+char *cri_image_normalize(const char *ref);
+
 /* pod.c: a PodSandboxStatus of s, its parts borrowed from s (valid while s is referenced and b lives):
  * for PodSandboxStatus and GetContainerEvents. Reads the mutable fields under c->lock. */
 typedef struct cri_pod_status_buf {
