@@ -33,7 +33,8 @@ PF_PID=""
 
 cleanup() {
     status=$?
-    [ -n "$PF_PID" ] && kill "$PF_PID" 2>/dev/null
+    set +e # every step runs, whatever the one before it did
+    if [ -n "$PF_PID" ]; then kill "$PF_PID" 2>/dev/null; fi
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         for p in $(crictl pods -q 2>/dev/null); do
             crictl stopp "$p" >/dev/null 2>&1 || true
@@ -76,7 +77,7 @@ EOF
 crictl() { "$CRICTL_BIN" --config "$work/crictl.yaml" "$@"; }
 
 "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-    2>>"$work/log" &
+    >>"$work/log" 2>&1 &
 PID=$!
 i=0
 until crictl version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
