@@ -51,6 +51,10 @@ cleanup() {
             while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
     done
     umount_under "$work"
+    # the pod's cgroup parent (runc removed what was below it)
+    for d in $(find /sys/fs/cgroup -maxdepth 2 -name "berth-cri-stream-$$" -type d 2>/dev/null); do
+        find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
     ip link del "$BR" 2>/dev/null || true
     rm -rf "$work"
     exit $status
@@ -130,6 +134,10 @@ crictl exec --transport websocket "$C_sleeper" sh -c 'exit 3' >/dev/null 2>"$wor
 grep -q 'command terminated with exit code 3' "$work/e" || fail "websocket exec exit 3: $(cat "$work/e")"
 out=$(echo via-ws | crictl exec --transport websocket -i "$C_sleeper" cat) || fail "websocket exec -i"
 [ "$out" = via-ws ] || fail "websocket exec -i gave '$out'"
+
+# every exec's FIFOs went with it (Tasks.DeleteProcess, then the directory)
+left=$(find "$work/state/io.berth.cri.v1.cri/exec" -mindepth 1 2>/dev/null | head -3)
+[ -z "$left" ] || fail "exec left behind: $left"
 
 # --- exec -it under script(1): a terminal and its size ------------------------------------------------
 script -qec "stty rows 33 cols 111; $CRICTL_BIN --config $work/crictl.yaml exec -it $C_sleeper sh -c 'tty; stty size; exit 4'" \
