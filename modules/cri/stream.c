@@ -231,7 +231,8 @@ cri_rpc_PortForward(void *user, const char *namespace_, const uint8_t *req, size
         snprintf(r->id, sizeof(r->id), "%s", s->id);
         r->n_ports = in->n_port;
         r->ports = calloc(in->n_port + 1, sizeof(int32_t));
-        memcpy(r->ports, in->port, in->n_port * sizeof(int32_t));
+        if (in->n_port) /* crictl's port-forward names no port here: they come with the streams */
+            memcpy(r->ports, in->port, in->n_port * sizeof(int32_t));
         rc = reply_url(c, r, &runtime__v1__port_forward_response__descriptor, resp, resp_len, err);
     }
     if (s)
@@ -441,7 +442,7 @@ rc_send(sconn_t *k, int ch, const void *p, size_t n)
         size_t off = 0;
         do { /* an empty message is one empty frame */
             size_t m = n - off > 32768 ? 32768 : n - off;
-            spdy_put_data(&out, k->ch_sid[ch], 0, (const uint8_t *)p + off, m);
+            spdy_put_data(&out, k->ch_sid[ch], 0, p ? (const uint8_t *)p + off : NULL, m);
             off += m;
         } while (off < n);
         sconn_write_buf(k, &out);
@@ -641,8 +642,8 @@ pf_spdy_data(sconn_t *k, uint32_t sid, const void *p, size_t n, int fin)
     size_t off = 0;
     do {
         size_t m = n - off > 32768 ? 32768 : n - off;
-        spdy_put_data(&out, sid, fin && off + m == n ? SPDY_FLAG_FIN : 0, (const uint8_t *)p + off,
-                      m);
+        spdy_put_data(&out, sid, fin && off + m == n ? SPDY_FLAG_FIN : 0,
+                      p ? (const uint8_t *)p + off : NULL, m);
         off += m;
     } while (off < n);
     sconn_write_buf(k, &out);

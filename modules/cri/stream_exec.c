@@ -481,7 +481,7 @@ log_poll(uv_timer_t *t)
     while ((n = read(s->log_fd, buf, sizeof(buf))) > 0)
         sbuf_put(&s->logbuf, buf, (size_t)n);
     size_t off = 0;
-    for (;;) {
+    while (off < s->logbuf.len) {
         uint8_t *nl = memchr(s->logbuf.p + off, '\n', s->logbuf.len - off);
         if (nl == NULL)
             break;

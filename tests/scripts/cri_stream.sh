@@ -153,7 +153,8 @@ grep -q '33 111' "$work/tty" || fail "exec -it: the size did not arrive: $(cat "
 APID=$!
 i=0
 while kill -0 $APID 2>/dev/null; do i=$((i + 1)); [ $i -lt 200 ] || { kill $APID; fail "attach did not end"; }; sleep 0.1; done
-grep -q 'attached-42' "$work/attach" || fail "attach: the shell's answer did not come: $(cat "$work/attach")"
+grep -q 'attached-42' "$work/attach" ||
+    fail "attach: the shell's answer did not come: $(cat "$work/attach"); the log: $(cat "$work/logs/shell.log")"
 
 # --- port-forward to the pod's httpd -------------------------------------------------------------------
 crictl port-forward "$POD" "$LPORT:8080" >"$work/pf" 2>&1 &
