@@ -278,6 +278,7 @@ sconn_free(sconn_t *k)
         k->next->prev = k->prev;
     sbuf_free(&k->in);
     sbuf_free(&k->resize);
+    sbuf_free(&k->tin);
     if (k->z_ok)
         spdy_zlib_free(&k->z);
     if (k->ws)
@@ -320,10 +321,19 @@ sconn_write(sconn_t *k, const void *p, size_t n)
     }
 }
 
+static void ws_flush(sconn_t *k);
+
+/* SPDY's output: on the socket, or in a WebSocket message when it is tunnelled */
 static void
 sconn_write_buf(sconn_t *k, sbuf_t *b)
 {
-    sconn_write(k, b->p, b->len);
+    if (k->tunnel && b->len && !k->closing) {
+        struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, b->p, b->len};
+        wslay_event_queue_msg(k->ws, &msg); /* wslay copies */
+        ws_flush(k);
+    } else {
+        sconn_write(k, b->p, b->len);
+    }
     b->len = 0;
 }
 
@@ -578,13 +588,13 @@ spdy_syn_stream(sconn_t *k, const spdy_frame_t *f)
 }
 
 static void
-spdy_input(sconn_t *k)
+spdy_input(sconn_t *k, sbuf_t *in)
 {
     size_t off = 0;
     while (!k->closing) {
         spdy_frame_t f;
         const char *why = "";
-        ssize_t n = spdy_frame_parse(k->in.p + off, k->in.len - off, &f, &why);
+        ssize_t n = spdy_frame_parse(in->p + off, in->len - off, &f, &why);
         if (n == 0)
             break;
         if (n < 0) {
@@ -630,7 +640,7 @@ spdy_input(sconn_t *k)
         sbuf_free(&out);
     }
     if (!k->closing)
-        sbuf_consume(&k->in, off);
+        sbuf_consume(in, off);
 }
 
 void
@@ -695,6 +705,11 @@ ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg 
     }
     if (arg->opcode != WSLAY_BINARY_FRAME && arg->opcode != WSLAY_TEXT_FRAME)
         return;
+    if (k->tunnel) { /* the messages are a byte stream of SPDY frames */
+        sbuf_put(&k->tin, arg->msg, arg->msg_length);
+        spdy_input(k, &k->tin);
+        return;
+    }
     if (k->wsp.version == RC_V5 && arg->msg_length == 2 && arg->msg[0] == 255) {
         if (arg->msg[1] == CH_STDIN)
             rcs_stdin_eof(k); /* v5's close signal: the client's stdin ended */
@@ -789,14 +804,22 @@ upgrade_ws(sconn_t *k, const http_req_t *r)
         http_error(k, 400, "Bad Request", NULL, "missing Sec-WebSocket-Key\n");
         return;
     }
-    if (k->req->kind == SREQ_PORTFORWARD) {
-        http_error(k, 400, "Bad Request", NULL,
-                   "port-forward over WebSocket is not served: use SPDY\n");
-        return;
-    }
     char *tok[16];
     size_t n = http_req_tokens(r, "sec-websocket-protocol", tok, 16);
-    int rc = ws_negotiate(tok, n, &k->wsp);
+    int rc = -1;
+    if (k->req->kind == SREQ_PORTFORWARD) {
+        /* kubectl/crictl port-forward --transport websocket: SPDY tunnelled in binary messages */
+        for (size_t i = 0; i < n && rc < 0; i++)
+            if (strcmp(tok[i], "SPDY/3.1+portforward.k8s.io") == 0)
+                rc = 0;
+        k->wsp = (ws_proto_t){"SPDY/3.1+portforward.k8s.io", RC_V4, 0};
+        if (rc == 0 && spdy_zlib_init(&k->z) == 0)
+            k->z_ok = k->tunnel = 1;
+        else
+            rc = -1;
+    } else {
+        rc = ws_negotiate(tok, n, &k->wsp);
+    }
     for (size_t i = 0; i < n; i++)
         free(tok[i]);
     if (rc < 0) {
@@ -816,6 +839,8 @@ upgrade_ws(sconn_t *k, const http_req_t *r)
                        accept, proto);
     sconn_write(k, buf, (size_t)len);
     k->mode = MODE_WS;
+    if (k->tunnel)
+        return;
     /* kubelet tells the client the channels are open with an empty message on the first output */
     sreq_t *q = k->req;
     rc_send(k, q->out ? CH_STDOUT : q->err ? CH_STDERR : CH_ERROR, "", 0);
@@ -886,7 +911,7 @@ on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     if (k->closing)
         return;
     if (k->mode == MODE_SPDY)
-        spdy_input(k);
+        spdy_input(k, &k->in);
     else if (k->mode == MODE_WS)
         ws_input(k);
 }

@@ -25,6 +25,7 @@
 
 #define LOG_POLL_MS 50
 #define EXIT_GRACE_MS 2000 /* output still open this long after the exit is cut */
+#define SIZE_WAIT_MS 500   /* a terminal's exec waits this long for the client's size */
 
 struct rcs {
     sconn_t *k;
@@ -37,7 +38,7 @@ struct rcs {
     uv_pipe_t in, out, err;
     int in_open, out_open, err_open, outputs;
     sbuf_t pending_in; /* stdin before the process is there */
-    int in_eof, in_closed, started, gone, finishing, ended;
+    int in_eof, in_closed, started, gone, finishing, ended, waiting_size;
     unsigned width, height; /* the last size asked */
     cri_exit_waiter_t *w;
     int exited;
@@ -97,6 +98,13 @@ exec_spec(rcs_t *s, berth_error_t **err)
     json_object_object_add(proc, "args", args);
     json_object_object_add(proc, "terminal", json_object_new_boolean(s->tty));
     json_object_object_del(proc, "consoleSize");
+    if (s->tty &&
+        s->width) { /* the client's terminal size from the start: no race with the command */
+        json_object *cs = json_object_new_object();
+        json_object_object_add(cs, "height", json_object_new_int((int)s->height));
+        json_object_object_add(cs, "width", json_object_new_int((int)s->width));
+        json_object_object_add(proc, "consoleSize", cs);
+    }
     json = strdup(json_object_to_json_string_ext(proc, JSON_C_TO_STRING_PLAIN));
     json_object_put(spec);
     return json;
@@ -590,7 +598,7 @@ prepared(void *arg)
         s->outputs++;
         uv_read_start((uv_stream_t *)&s->err, out_alloc, out_read);
     }
-    if (s->r->kind == SREQ_ATTACH) {
+    if (s->r->kind == SREQ_ATTACH && !s->timer_open) {
         uv_timer_init(s->c->loop, &s->timer);
         s->timer.data = s->k;
         s->k->handles++;
@@ -603,6 +611,21 @@ prepared(void *arg)
     spawn_exit_thread(s);
 }
 
+static void
+begin(rcs_t *s)
+{
+    s->waiting_size = 0;
+    stream_work(s->k, s->r->kind == SREQ_EXEC ? exec_prepare : attach_prepare, prepared, s);
+}
+
+static void
+size_wait_over(uv_timer_t *t)
+{
+    sconn_t *k = t->data;
+    if (k->rcs && k->rcs->waiting_size && !k->rcs->gone)
+        begin(k->rcs);
+}
+
 void
 rcs_start(sconn_t *k)
 {
@@ -613,7 +636,17 @@ rcs_start(sconn_t *k)
     s->tty = k->req->tty;
     s->fd_in = s->fd_out = s->fd_err = s->log_fd = -1;
     k->rcs = s;
-    stream_work(k, k->req->kind == SREQ_EXEC ? exec_prepare : attach_prepare, prepared, s);
+    if (s->r->kind == SREQ_EXEC && s->tty) {
+        /* a terminal's first size comes right after the streams: the process starts with it */
+        uv_timer_init(s->c->loop, &s->timer);
+        s->timer.data = k;
+        k->handles++;
+        s->timer_open = 1;
+        s->waiting_size = 1;
+        uv_timer_start(&s->timer, size_wait_over, SIZE_WAIT_MS, 0);
+        return;
+    }
+    begin(s);
 }
 
 void
@@ -643,6 +676,11 @@ rcs_resize(sconn_t *k, unsigned w, unsigned h)
     if (s == NULL || !s->tty || w == 0 || h == 0)
         return;
     s->width = w, s->height = h;
+    if (s->waiting_size) {
+        uv_timer_stop(&s->timer);
+        begin(s);
+        return;
+    }
     if (!s->started || s->finishing)
         return;
     resize_job_t *j = malloc(sizeof(*j));

@@ -52,6 +52,8 @@ struct sconn {
     /* SPDY */
     spdy_zlib_t z;
     int z_ok;
+    int tunnel; /* SPDY inside WebSocket binary messages (SPDY/3.1+portforward.k8s.io) */
+    sbuf_t tin; /* the tunnel's SPDY bytes not parsed yet */
     uint32_t last_sid;
     uint32_t ch_sid[CH_COUNT]; /* remotecommand: the stream of each channel, 0 none */
     sbuf_t resize;             /* a resize stream's unparsed JSON */

@@ -3,8 +3,8 @@
 # The CRI streaming server end to end, with the real crictl (v1.37) against berthd: a pod on the test's
 # OWN bridge and subnet (10.233.<x>.0/24); `crictl exec` over SPDY (output, exit codes, stderr, piped
 # stdin) and over WebSocket (v5.channel.k8s.io); `crictl exec -it` under script(1) (a terminal, its size);
-# `crictl attach -it` to a container made with stdin and tty; `crictl port-forward` to a busybox httpd in
-# the pod, reached with curl on 127.0.0.1; a streaming URL is single-use. Traffic goes only to 127.0.0.1
+# `crictl attach -it` to a container made with stdin and tty; `crictl port-forward` (SPDY, and SPDY
+# tunnelled in WebSocket) to a busybox httpd in the pod, reached with curl on 127.0.0.1; a streaming URL is single-use. Traffic goes only to 127.0.0.1
 # and the test's own pod.
 # The Exec RPC itself through grpcc (tests/tools) and protoc: kubelet's validation (tty with stderr, no
 # stream, a container that is not running), and the URL it answers taken once only.
@@ -156,18 +156,22 @@ while kill -0 $APID 2>/dev/null; do i=$((i + 1)); [ $i -lt 200 ] || { kill $APID
 grep -q 'attached-42' "$work/attach" ||
     fail "attach: the shell's answer did not come: $(cat "$work/attach"); the log: $(cat "$work/logs/shell.log")"
 
-# --- port-forward to the pod's httpd -------------------------------------------------------------------
-crictl port-forward "$POD" "$LPORT:8080" >"$work/pf" 2>&1 &
-PF_PID=$!
-i=0
-until grep -q Forwarding "$work/pf"; do i=$((i + 1)); [ $i -lt 100 ] || fail "port-forward: $(cat "$work/pf")"; sleep 0.1; done
-for n in 1 2; do
-    out=$(curl -fsS --max-time 10 "http://127.0.0.1:$LPORT/") || fail "curl through port-forward ($n): $(cat "$work/pf")"
-    [ "$out" = served-by-the-pod ] || fail "port-forward gave '$out'"
+# --- port-forward to the pod's httpd: SPDY, then SPDY tunnelled in WebSocket ---------------------------
+for transport in spdy websocket; do
+    crictl port-forward --transport $transport "$POD" "$LPORT:8080" >"$work/pf" 2>&1 &
+    PF_PID=$!
+    i=0
+    until grep -q Forwarding "$work/pf"; do i=$((i + 1)); [ $i -lt 100 ] || fail "port-forward ($transport): $(cat "$work/pf")"; sleep 0.1; done
+    for n in 1 2; do
+        out=$(curl -fsS --max-time 10 "http://127.0.0.1:$LPORT/") ||
+            fail "curl through port-forward ($transport, $n): $(cat "$work/pf")"
+        [ "$out" = served-by-the-pod ] || fail "port-forward ($transport) gave '$out'"
+    done
+    kill "$PF_PID"
+    wait "$PF_PID" 2>/dev/null || true
+    PF_PID=""
+    LPORT=$((LPORT + 1))
 done
-kill "$PF_PID"
-wait "$PF_PID" 2>/dev/null || true
-PF_PID=""
 
 # --- the Exec RPC: validation, and its URL is single-use -------------------------------------------------
 exec_rpc() { # text-format ExecRequest, expected gRPC code; the URL into $url
