@@ -147,6 +147,13 @@ stdin_release(const char *id)
     pthread_mutex_unlock(&busy_mu);
 }
 
+void
+cri_container_stdin_done(cri_t *c, const char *id)
+{
+    (void)c;
+    stdin_release(id);
+}
+
 static const char *
 state_name(cri_container_state_t s)
 {
@@ -388,9 +395,30 @@ create_undo(cri_t *c, create_state_t *cs)
 
 /* The pre-create hook: handlers see the OCI spec (env, mounts, annotations) and the labels, may change
  * them or veto. */
+/* The labels a handler left become the config's (the kind label is the record's, not the config's). */
+static void
+labels_from_kv(const berth_core_api_t *api, berth_kv_t *kv, Runtime__V1__ContainerConfig *cfg)
+{
+    for (size_t i = 0; i < cfg->n_labels; i++)
+        protobuf_c_message_free_unpacked(&cfg->labels[i]->base, NULL);
+    free(cfg->labels);
+    size_t n = api->kv_size(kv), m = 0;
+    cfg->labels = calloc(n ? n : 1, sizeof(*cfg->labels));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(api->kv_key_at(kv, i), CRI_LABEL_KIND) == 0)
+            continue;
+        Runtime__V1__ContainerConfig__LabelsEntry *e = malloc(sizeof(*e));
+        runtime__v1__container_config__labels_entry__init(e);
+        e->key = strdup(api->kv_key_at(kv, i));
+        e->value = strdup(api->kv_value_at(kv, i));
+        cfg->labels[m++] = e;
+    }
+    cfg->n_labels = m;
+}
+
 static int
 fire_hook(cri_t *c, const char *id, const char *image, char **spec,
-          const Runtime__V1__ContainerConfig *cfg, berth_error_t **err)
+          Runtime__V1__ContainerConfig *cfg, berth_error_t **err)
 {
     const berth_core_api_t *api = c->api;
     berth_hook_container_create_t p = {.struct_size = sizeof(p)};
@@ -418,6 +446,8 @@ fire_hook(cri_t *c, const char *id, const char *image, char **spec,
             *spec = strdup(p.spec_json);
         }
     }
+    if (rc == 0)
+        labels_from_kv(api, p.labels, cfg);
     api->free(p.image);
     api->free(p.runtime);
     api->free(p.snapshotter);
@@ -512,14 +542,17 @@ create(cri_t *c, const Runtime__V1__CreateContainerRequest *r, cri_sandbox_t *s,
         c->api->error_make(err, src, "container %s: spec: %s", cfg->metadata->name, why);
         goto out;
     }
-    if (fire_hook(c, cs->id, im.name, &spec, cfg, err) < 0)
+    Runtime__V1__ContainerConfig *own = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    if (fire_hook(c, cs->id, im.name, &spec, own, err) < 0) {
+        protobuf_c_message_free_unpacked(&own->base, NULL);
         goto out;
+    }
 
     cri_container_t *k = cri_container_new();
     snprintf(k->id, sizeof(k->id), "%s", cs->id);
     snprintf(k->sandbox_id, sizeof(k->sandbox_id), "%s", s->id);
     free(k->name), k->name = strdup(cs->name);
-    k->config = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    k->config = own;
     free(k->image_ref), k->image_ref = strdup(im.id);
     free(k->image_name), k->image_name = strdup(im.name);
     const char *dir = pod && pod->log_directory ? pod->log_directory : "";
@@ -1157,6 +1190,80 @@ done:
 
 /* ---- UpdateContainerResources ------------------------------------------------------------------------- */
 
+/* The record's spec takes the new resources (containerd's updateContainerSpec), so a task made from it
+ * again (a restart of the container) has them: linux.resources merged field by field. */
+static void
+merge_json(json_object *into, json_object *from)
+{
+    json_object_object_foreach(from, key, val)
+    {
+        json_object *have = json_object_object_get(into, key);
+        if (have != NULL && json_object_is_type(have, json_type_object) &&
+            json_object_is_type(val, json_type_object))
+            merge_json(have, val);
+        else
+            json_object_object_add(into, key, json_object_get(val));
+    }
+}
+
+static int
+spec_update_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContainerResources *lr,
+                      berth_error_t **err)
+{
+    Containerd__Services__Containers__V1__GetContainerRequest g =
+        CONTAINERD__SERVICES__CONTAINERS__V1__GET_CONTAINER_REQUEST__INIT;
+    g.id = (char *)id;
+    Containerd__Services__Containers__V1__GetContainerResponse *r = NULL;
+    if (cri_call(c, CRI_SVC_CONTAINERS, "Get", &g.base,
+                 &containerd__services__containers__v1__get_container_response__descriptor,
+                 (ProtobufCMessage **)&r, NULL, err) < 0)
+        return -1;
+    int rc = 0;
+    Containerd__Services__Containers__V1__Container *rec = r->container;
+    json_object *spec = NULL;
+    if (rec != NULL && rec->spec != NULL) {
+        char *t = strndup((const char *)rec->spec->value.data, rec->spec->value.len);
+        spec = json_tokener_parse(t);
+        free(t);
+    }
+    if (spec == NULL) {
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return c->api->error_make(err, BERTH_EDATALOSS, "container \"%s\": its record has no spec",
+                                  id);
+    }
+    char *rj = cri_spec_resources(lr);
+    json_object *res = json_tokener_parse(rj);
+    free(rj);
+    json_object *lin = json_object_object_get(spec, "linux"), *have = NULL;
+    if (lin != NULL && res != NULL) {
+        if (!json_object_object_get_ex(lin, "resources", &have) || have == NULL) {
+            have = json_object_new_object();
+            json_object_object_add(lin, "resources", have);
+        }
+        merge_json(have, res);
+        const char *text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
+        uint8_t *orig = rec->spec->value.data;
+        size_t orig_len = rec->spec->value.len;
+        rec->spec->value.data = (uint8_t *)text; /* borrowed until the call returns */
+        rec->spec->value.len = strlen(text);
+        char *paths[] = {"spec"};
+        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+        mask.paths = paths;
+        mask.n_paths = 1;
+        Containerd__Services__Containers__V1__UpdateContainerRequest u =
+            CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_REQUEST__INIT;
+        u.container = rec;
+        u.update_mask = &mask;
+        rc = cri_call(c, CRI_SVC_CONTAINERS, "Update", &u.base, NULL, NULL, NULL, err);
+        rec->spec->value.data = orig; /* the unpacked bytes go with the answer */
+        rec->spec->value.len = orig_len;
+    }
+    json_object_put(res);
+    json_object_put(spec);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return rc;
+}
+
 int
 cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8_t *req,
                                  size_t req_len, uint8_t **resp, size_t *resp_len,
@@ -1190,6 +1297,8 @@ cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8
             goto done;
         }
     }
+    if (r->linux != NULL && (rc = spec_update_resources(c, k->id, r->linux, err)) < 0)
+        goto done;
     if (r->linux != NULL && k->config != NULL) {
         /* the config keeps what was asked (ContainerStatus shows it) */
         Runtime__V1__LinuxContainerResources *nr =
@@ -1234,8 +1343,17 @@ cri_rpc_ReopenContainerLog(void *user, const char *namespace_, const uint8_t *re
         rc = c->api->error_make(err, BERTH_EPRECONDITION, "container \"%s\" is not running", k->id);
         goto done;
     }
-    /* the shim writes the log and reopens it itself when kubelet moved it away (shimlog.c checks the
-     * path on its writes); nothing to ask of it here */
+    /* the shim writes the log; when kubelet moved it away, its next write finds the path naming another
+     * file (shimlog.c) and goes there: the new file is made here, so it exists when this answers */
+    if (k->log_path && *k->log_path) {
+        int fd = open(k->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0) {
+            rc = c->api->error_make(err, BERTH_EIO, "container \"%s\": log %s: %s", k->id,
+                                    k->log_path, strerror(errno));
+            goto done;
+        }
+        close(fd);
+    }
     Runtime__V1__ReopenContainerLogResponse out = RUNTIME__V1__REOPEN_CONTAINER_LOG_RESPONSE__INIT;
     cri_reply(c, &out.base, resp, resp_len);
 done:

@@ -272,6 +272,11 @@ int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
 /* spec.c (cri-containers): linux.resources as OCI JSON (malloc'd), as the container spec has them. */
+/* container.c (cri-containers): a container made with config.stdin reads the FIFO
+ * <cfg.state>/containers/<id>/stdin (Tasks.Create's stdin), which berthd holds open for writing so the
+ * process reads no EOF; it is closed when the container stops or is removed, or by this (stdin_once:
+ * when the first attach ends, as containerd does). */
+void cri_container_stdin_done(cri_t *c, const char *id);
 char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
 
 
@@ -332,6 +337,10 @@ typedef struct cri_image {
 } cri_image_t;
 int cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err);
 void cri_image_free(cri_image_t *img);
+/* Pulls ref (normalized) through the Transfer service, unpacked for cfg.snapshotter, and writes its
+ * records (name, repo digest, id); *image_id (malloc'd) is the id. */
+int cri_image_pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, char **image_id,
+                   berth_error_t **err);
 /* Normalizes an image name as kubelet and containerd do (docker.io/library/, :latest). Caller frees. */
 char *cri_image_normalize(const char *ref);
 

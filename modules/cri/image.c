@@ -639,24 +639,18 @@ pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, berth_error
 }
 
 int
-cri_rpc_PullImage(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
-                  uint8_t **resp, size_t *resp_len, berth_error_t **err)
+cri_image_pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, char **image_id,
+               berth_error_t **err)
 {
-    cri_t *c = user;
-    (void)namespace_;
-    Runtime__V1__PullImageRequest *q = runtime__v1__pull_image_request__unpack(NULL, req_len, req);
-    if (q == NULL)
-        return c->api->error_make(err, BERTH_EINVAL, "PullImage: the request does not unpack");
-    const char *ref = q->image && q->image->image ? q->image->image : "";
-    char *norm = *ref ? cri_image_normalize(ref) : NULL;
+    *image_id = NULL;
+    char *norm = ref && *ref ? cri_image_normalize(ref) : NULL;
     int rc;
-    if (norm == NULL) {
-        rc = c->api->error_make(err, BERTH_EINVAL, "PullImage: an image name is required");
-        goto out;
-    }
-    if ((rc = pull(c, norm, q->auth, err)) < 0) {
+    if (norm == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "PullImage: an image name is required");
+    if ((rc = pull(c, norm, auth, err)) < 0) {
         c->api->error_wrap(err, "pull %s", norm);
-        goto out;
+        free(norm);
+        return rc;
     }
     /* the records of the id and the repo digest, as containerd's CRI keeps them */
     Containerd__Services__Images__V1__GetImageRequest g =
@@ -665,8 +659,10 @@ cri_rpc_PullImage(void *user, const char *namespace_, const uint8_t *req, size_t
     ProtobufCMessage *out = NULL;
     if ((rc = cri_call(c, CRI_SVC_IMAGES, "Get", &g.base,
                        &containerd__services__images__v1__get_image_response__descriptor, &out,
-                       NULL, err)) < 0)
-        goto out;
+                       NULL, err)) < 0) {
+        free(norm);
+        return rc;
+    }
     Containerd__Services__Images__V1__Image *im =
         ((Containerd__Services__Images__V1__GetImageResponse *)out)->image;
     cri_image_t *img =
@@ -676,7 +672,8 @@ cri_rpc_PullImage(void *user, const char *namespace_, const uint8_t *req, size_t
         protobuf_c_message_free_unpacked(out, NULL);
         rc = c->api->error_make(err, BERTH_EINTERNAL, "pull %s: the image's config is not stored",
                                 norm);
-        goto out;
+        free(norm);
+        return rc;
     }
     if ((rc = image_record_put(c, norm, im->target, err)) == 0 &&
         (rc = image_record_put(c, img->id, im->target, err)) == 0 && !strchr(norm, '@')) {
@@ -692,14 +689,32 @@ cri_rpc_PullImage(void *user, const char *namespace_, const uint8_t *req, size_t
     }
     protobuf_c_message_free_unpacked(out, NULL);
     if (rc == 0) {
-        Runtime__V1__PullImageResponse r = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
-        r.image_ref = img->id;
-        rc = cri_reply(c, &r.base, resp, resp_len);
         c->api->log(c->log, BERTH_LOG_INFO, "cri: pulled %s: %s", norm, img->id);
+        *image_id = strdup(img->id);
     }
     cri_image_free(img);
-out:
     free(norm);
+    return rc;
+}
+
+int
+cri_rpc_PullImage(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                  uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__PullImageRequest *q = runtime__v1__pull_image_request__unpack(NULL, req_len, req);
+    if (q == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "PullImage: the request does not unpack");
+    char *id = NULL;
+    int rc =
+        cri_image_pull(c, q->image && q->image->image ? q->image->image : "", q->auth, &id, err);
+    if (rc == 0) {
+        Runtime__V1__PullImageResponse r = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
+        r.image_ref = id;
+        rc = cri_reply(c, &r.base, resp, resp_len);
+    }
+    free(id);
     runtime__v1__pull_image_request__free_unpacked(q, NULL);
     return rc;
 }

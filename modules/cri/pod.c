@@ -15,12 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "cri.h"
+#include "services/snapshots/v1/snapshots.pb-c.h"
 #include "services/tasks/v1/tasks.pb-c.h"
 
 #define PAUSE_WAIT_MS 10000
@@ -165,6 +167,12 @@ pause_rootfs(cri_t *c, char *dir, size_t len, berth_error_t **err)
 }
 
 static void
+sandbox_dir(const cri_t *c, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s/sandboxes/%s", c->cfg.state, id);
+}
+
+static void
 rm_rf_dir(const char *dir)
 {
     static const char *const names[] = {"hostname", "hosts", "resolv.conf", NULL};
@@ -173,13 +181,30 @@ rm_rf_dir(const char *dir)
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         unlink(p);
     }
+    snprintf(p, sizeof(p), "%s/shm", dir);
+    while (umount2(p, MNT_DETACH) == 0)
+        ;
+    rmdir(p);
     rmdir(dir);
 }
 
-static void
-sandbox_dir(const cri_t *c, const char *id, char *out, size_t len)
+/* The pod's /dev/shm, shared by its containers (containerd's: a tmpfs under the sandbox's state dir), unless
+ * the pod uses the host's IPC namespace (then the host's /dev/shm). */
+static int
+pod_shm(cri_t *c, const cri_sandbox_t *s, char *out, size_t len, berth_error_t **err)
 {
-    snprintf(out, len, "%s/sandboxes/%s", c->cfg.state, id);
+    out[0] = '\0';
+    if (ns_mode(s->config, 'i') == RUNTIME__V1__NAMESPACE_MODE__NODE)
+        return 0;
+    char dir[PATH_MAX];
+    sandbox_dir(c, s->id, dir, sizeof(dir));
+    snprintf(out, len, "%s/shm", dir);
+    if (c->api->mkdir_all(out, 0700, err) < 0)
+        return -1;
+    if (mount("shm", out, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+        return c->api->error_make(err, BERTH_EIO, "pod sandbox \"%s\": shm tmpfs at %s: %s", s->id,
+                                  out, strerror(errno));
+    return 0;
 }
 
 /* Host-network pods get files of their own: the host's hosts, the DNS config or the host's resolv.conf,
@@ -348,24 +373,50 @@ network_teardown(cri_t *c, const char *id)
     }
 }
 
+/* The pause's oom_score_adj (-998) may be below what berthd may give without CAP_SYS_RESOURCE (berthd in a
+ * container): then berthd's own, as containerd's restrict_oom_score_adj does; runc fails otherwise. */
+static char *
+restrict_oom_score_adj(char *spec)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    unsigned long long eff = ~0ull;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (eff & (1ull << 24)) /* CAP_SYS_RESOURCE */
+        return spec;
+    int own = 0;
+    f = fopen("/proc/self/oom_score_adj", "re");
+    if (f == NULL || fscanf(f, "%d", &own) != 1)
+        own = 0;
+    if (f)
+        fclose(f);
+    json_object *o = json_tokener_parse(spec), *proc, *adj;
+    if (o && json_object_object_get_ex(o, "process", &proc) &&
+        json_object_object_get_ex(proc, "oomScoreAdj", &adj) && json_object_get_int(adj) < own) {
+        json_object_object_add(proc, "oomScoreAdj", json_object_new_int(own));
+        free(spec);
+        spec = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    }
+    if (o)
+        json_object_put(o);
+    return spec;
+}
+
 /* ---- tasks ------------------------------------------------------------------------------------------ */
 
 static int
-task_create_start(cri_t *c, const char *id, const char *rootfs_dir, uint32_t *pid,
-                  berth_error_t **err)
+task_create_start(cri_t *c, const char *id, Containerd__Types__Mount **mounts, size_t n_mounts,
+                  uint32_t *pid, berth_error_t **err)
 {
-    char *opts[] = {"rbind", "ro"};
-    Containerd__Types__Mount m = CONTAINERD__TYPES__MOUNT__INIT;
-    m.type = "bind";
-    m.source = (char *)rootfs_dir;
-    m.options = opts;
-    m.n_options = 2;
-    Containerd__Types__Mount *mp = &m;
     Containerd__Services__Tasks__V1__CreateTaskRequest req =
         CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
     req.container_id = (char *)id;
-    req.rootfs = &mp;
-    req.n_rootfs = 1;
+    req.rootfs = mounts;
+    req.n_rootfs = n_mounts;
     ProtobufCMessage *out = NULL;
     if (cri_call(c, CRI_SVC_TASKS, "Create", &req.base,
                  &containerd__services__tasks__v1__create_task_response__descriptor, &out, NULL,
@@ -418,6 +469,25 @@ task_delete(cri_t *c, const char *id, berth_error_t **err)
     }
     c->api->error_free(e);
     return 0;
+}
+
+/* After a kill the task stops, then deletes: a moment of FailedPrecondition is expected. */
+static int
+task_delete_stopped(cri_t *c, const char *id, berth_error_t **err)
+{
+    berth_error_t *e = NULL;
+    int rc = BERTH_EPRECONDITION;
+    for (int i = 0; i < 100 && (rc = task_delete(c, id, &e)) == BERTH_EPRECONDITION; i++) {
+        c->api->error_free(e), e = NULL;
+        usleep(20000);
+    }
+    if (rc < 0) {
+        if (err)
+            *err = e;
+        else
+            c->api->error_free(e);
+    }
+    return rc;
 }
 
 /* SIGKILL and wait for the exit (as the store sees it: running is what the exit handling changes). */
@@ -473,10 +543,121 @@ sandbox_running(cri_t *c, const char *id)
     return r;
 }
 
+/* ---- the sandbox's rootfs: the pause directory, or a snapshot of sandbox_image ---------------------- */
+
+typedef struct rootfs {
+    Containerd__Types__Mount bind, *bindp;
+    char *bind_opts[2];
+    char dir[PATH_MAX];
+    ProtobufCMessage *prepared; /* Snapshots.Prepare's answer: its mounts */
+    Containerd__Types__Mount **mounts;
+    size_t n_mounts;
+    char argv0[512];
+} rootfs_t;
+
+static void
+snapshot_remove(cri_t *c, const char *id)
+{
+    Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)id;
+    berth_error_t *e = NULL;
+    if (cri_call(c, CRI_SVC_SNAPSHOTS, "Remove", &req.base, NULL, NULL, NULL, &e) < 0 &&
+        e->code != BERTH_ENOTFOUND)
+        c->api->log(c->log, BERTH_LOG_WARN, "cri: snapshot \"%s\": %s", id, e->message);
+    c->api->error_free(e);
+}
+
+/* The image's first word of Entrypoint, else of Cmd: what pause images run. */
+static void
+image_argv0(const cri_image_t *img, char *out, size_t len)
+{
+    snprintf(out, len, "/pause");
+    json_object *o = json_tokener_parse(img->config_json), *cfg, *v;
+    if (o && json_object_object_get_ex(o, "config", &cfg))
+        for (int i = 0; i < 2; i++)
+            if (json_object_object_get_ex(cfg, i == 0 ? "Entrypoint" : "Cmd", &v) &&
+                json_object_is_type(v, json_type_array) && json_object_array_length(v) > 0) {
+                snprintf(out, len, "%s", json_object_get_string(json_object_array_get_idx(v, 0)));
+                break;
+            }
+    if (o)
+        json_object_put(o);
+}
+
+static int
+image_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_error_t **err)
+{
+    cri_image_t *img = NULL;
+    berth_error_t *e = NULL;
+    int rc = cri_image_find(c, c->cfg.sandbox_image, &img, &e);
+    if (rc == BERTH_ENOTFOUND) { /* pulled once, when a pod first needs it */
+        c->api->error_free(e), e = NULL;
+        char *id = NULL;
+        if ((rc = cri_image_pull(c, c->cfg.sandbox_image, NULL, &id, err)) < 0)
+            return c->api->error_wrap(err, "pod sandbox \"%s\": sandbox_image", s->id);
+        rc = cri_image_find(c, id, &img, &e);
+        free(id);
+    }
+    if (rc < 0) {
+        *err = e;
+        return c->api->error_wrap(err, "pod sandbox \"%s\": sandbox_image", s->id);
+    }
+    image_argv0(img, rf->argv0, sizeof(rf->argv0));
+    Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)s->id;
+    req.parent = img->chain_id;
+    rc = cri_call(c, CRI_SVC_SNAPSHOTS, "Prepare", &req.base,
+                  &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor,
+                  &rf->prepared, NULL, err);
+    cri_image_free(img);
+    if (rc < 0)
+        return c->api->error_wrap(err, "pod sandbox \"%s\": snapshot of %s", s->id,
+                                  c->cfg.sandbox_image);
+    *snap = 1;
+    Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *r = (void *)rf->prepared;
+    rf->mounts = r->mounts;
+    rf->n_mounts = r->n_mounts;
+    return 0;
+}
+
+static int
+sandbox_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_error_t **err)
+{
+    memset(rf, 0, sizeof(*rf));
+    if (c->cfg.sandbox_image[0])
+        return image_rootfs(c, s, rf, snap, err);
+    if (pause_rootfs(c, rf->dir, sizeof(rf->dir), err) < 0)
+        return -1;
+    snprintf(rf->argv0, sizeof(rf->argv0), "/pause");
+    containerd__types__mount__init(&rf->bind);
+    rf->bind_opts[0] = "rbind";
+    rf->bind_opts[1] = "ro";
+    rf->bind.type = "bind";
+    rf->bind.source = rf->dir;
+    rf->bind.options = rf->bind_opts;
+    rf->bind.n_options = 2;
+    rf->bindp = &rf->bind;
+    rf->mounts = &rf->bindp;
+    rf->n_mounts = 1;
+    return 0;
+}
+
+static void
+rootfs_release(rootfs_t *rf)
+{
+    if (rf->prepared)
+        protobuf_c_message_free_unpacked(rf->prepared, NULL);
+    rf->prepared = NULL;
+}
+
 /* ---- RunPodSandbox ------------------------------------------------------------------------------------ */
 
 typedef struct run_state {
-    int reserved, net, files, record, task;
+    int reserved, net, files, snapshot, record, task;
 } run_state_t;
 
 static void
@@ -485,14 +666,12 @@ run_undo(cri_t *c, cri_sandbox_t *s, const run_state_t *rs)
     berth_error_t *e = NULL;
     if (rs->task) {
         task_kill(c, s->id, 9);
-        for (int i = 0; i < 50 && task_delete(c, s->id, &e) == BERTH_EPRECONDITION; i++) {
-            c->api->error_free(e), e = NULL;
-            usleep(20000); /* the kill lands: the task stops, then deletes */
-        }
-        c->api->error_free(e), e = NULL;
+        task_delete_stopped(c, s->id, NULL);
     }
     if (rs->record && cri_record_delete(c, s->id, &e) < 0)
         c->api->error_free(e), e = NULL;
+    if (rs->snapshot)
+        snapshot_remove(c, s->id);
     if (rs->net)
         network_teardown(c, s->id);
     if (rs->files) {
@@ -508,24 +687,23 @@ static int
 run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
 {
     const Runtime__V1__PodSandboxConfig *cfg = s->config;
+    char shm[PATH_MAX + 8];
+    rs->files = 1; /* <state>/sandboxes/<id>: the shm mount, the host-network pod's files */
+    if (pod_shm(c, s, shm, sizeof(shm), err) < 0)
+        return -1;
     if (host_network(cfg)) {
         if (host_files(c, s, err) < 0)
             return -1;
-        rs->files = 1;
     } else {
         if (network_setup(c, s, err) < 0)
             return -1;
         rs->net = 1;
     }
-    char rootfs[PATH_MAX];
-    if (c->cfg.sandbox_image[0])
-        return c->api->error_make(
-            err, BERTH_ENOTIMPL,
-            "pod sandbox \"%s\": sandbox_image %s: not supported yet; leave it "
-            "empty for the built-in pause",
-            s->id, c->cfg.sandbox_image);
-    if (pause_rootfs(c, rootfs, sizeof(rootfs), err) < 0)
+    rootfs_t rf;
+    if (sandbox_rootfs(c, s, &rf, &rs->snapshot, err) < 0) {
+        rootfs_release(&rf);
         return -1;
+    }
     char *cg = cgroup_path_for(c, cfg, s->id);
     free(s->cgroup_parent);
     s->cgroup_parent =
@@ -533,26 +711,37 @@ run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
     cri_sandbox_spec_opts_t o = {
         .id = s->id,
         .netns_path = s->netns_path,
-        .pause_argv0 = "/pause",
+        .pause_argv0 = rf.argv0,
         .cgroup_path = cg,
         .resolv_path = s->resolv_path[0] ? s->resolv_path : NULL,
         .hosts_path = s->hosts_path[0] ? s->hosts_path : NULL,
         .hostname_path = s->hostname_path[0] ? s->hostname_path : NULL,
         .seccomp_profile_root = c->cfg.root,
+        .shm_path = shm[0] ? shm : NULL,
+        .image_name = c->cfg.sandbox_image[0] ? c->cfg.sandbox_image : NULL,
     };
     char *spec = NULL, why[512] = "";
     int rc = cri_spec_sandbox(cfg, &o, &spec, why, sizeof(why));
     free(cg);
-    if (rc < 0)
+    if (rc < 0) {
+        rootfs_release(&rf);
         return c->api->error_make(err, rc, "pod sandbox \"%s\": spec: %s", s->id, why);
-    rc = cri_sandbox_record_create(c, s, spec, NULL, NULL, NULL, err);
+    }
+    spec = restrict_oom_score_adj(spec);
+    c->api->log(c->log, BERTH_LOG_DEBUG, "cri: pod sandbox %s spec %s", s->id, spec);
+    rc = cri_sandbox_record_create(c, s, spec, c->cfg.snapshotter, rs->snapshot ? s->id : NULL,
+                                   c->cfg.sandbox_image, err);
     free(spec);
-    if (rc < 0)
+    if (rc < 0) {
+        rootfs_release(&rf);
         return c->api->error_wrap(err, "pod sandbox \"%s\"", s->id);
+    }
     rs->record = 1;
     uint32_t pid = 0;
     rs->task = 1;
-    if (task_create_start(c, s->id, rootfs, &pid, err) < 0)
+    rc = task_create_start(c, s->id, rf.mounts, rf.n_mounts, &pid, err);
+    rootfs_release(&rf);
+    if (rc < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": pause", s->id);
     pthread_mutex_lock(&c->lock);
     s->pid = pid;
@@ -652,8 +841,13 @@ stop_sandbox(cri_t *c, cri_sandbox_t *s, berth_error_t **err)
         return c->api->error_wrap(err, "pod sandbox \"%s\": stopping its containers", s->id);
     if (kill_and_wait(c, s->id, sandbox_running, err) < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": stopping pause", s->id);
-    if (task_delete(c, s->id, err) < 0)
+    if (task_delete_stopped(c, s->id, err) < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": deleting the pause task", s->id);
+    char dir[PATH_MAX + 8];
+    sandbox_dir(c, s->id, dir, sizeof(dir));
+    strcat(dir, "/shm");
+    while (umount2(dir, MNT_DETACH) == 0) /* no process of the pod uses it any more */
+        ;
     if (s->netns_path[0])
         network_teardown(c, s->id);
     pthread_mutex_lock(&c->lock);
@@ -758,6 +952,7 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
     if (rc == 0 && (rc = cri_record_delete(c, s->id, err)) == 0) {
         /* the record is gone: what remains is garbage at worst */
         task_delete(c, s->id, NULL);
+        snapshot_remove(c, s->id); /* with sandbox_image */
         if (s->netns_path[0])
             network_teardown(c, s->id);
         char dir[PATH_MAX];
