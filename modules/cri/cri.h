@@ -279,7 +279,6 @@ int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
 void cri_container_stdin_done(cri_t *c, const char *id);
 char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
 
-
 /* ---- store.c: adding, removing and persisting (core helper; added after the first contract) ------------
  * The containerd container record is the reference: a pod or container exists once its record does
  * (created last), and is gone once its record is (deleted first). Its extension
@@ -333,7 +332,7 @@ typedef struct cri_image {
     char **digests;    /* NULL-terminated repo digests */
     uint64_t size;     /* manifest + config + layers, as containerd's image.Size */
     char *config_json; /* the image config blob */
-    char *chain_id;    /* of the top layer: the committed snapshot a container's rootfs starts from */
+    char *chain_id; /* of the top layer: the committed snapshot a container's rootfs starts from */
 } cri_image_t;
 int cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err);
 void cri_image_free(cri_image_t *img);
@@ -349,7 +348,7 @@ char *cri_image_normalize(const char *ref);
 typedef struct cri_pod_status_buf {
     Runtime__V1__PodSandboxStatus st;
     Runtime__V1__PodSandboxNetworkStatus net;
-    Runtime__V1__PodIP *ips;   /* n_extra of them */
+    Runtime__V1__PodIP *ips; /* n_extra of them */
     Runtime__V1__PodIP **ipp;
     Runtime__V1__LinuxPodSandboxStatus lx;
     Runtime__V1__Namespace ns;

@@ -783,6 +783,8 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     runtime__v1__run_pod_sandbox_request__free_unpacked(q, NULL);
     s->created_ns = cri_now_ns();
     run_state_t rs = {0};
+    /* a pause that ends before the pod is in the store: its exit finds no pod, this waiter hears it */
+    cri_exit_waiter_t *w = cri_exit_wait_register(c, s->id, "");
     int rc = cri_store_reserve_name(c, s->name, s->id, err);
     if (rc == 0) {
         rs.reserved = 1;
@@ -791,11 +793,22 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     if (rc == 0)
         rc = cri_store_sandbox_add(c, s, err);
     if (rc < 0) {
+        cri_exit_wait_cancel(w);
         run_undo(c, s, &rs);
         cri_sandbox_unref(s);
         return rc;
     }
     cri_store_release_name(c, s->name);
+    if (cri_exit_wait(w, 0, NULL, NULL) == 0) {
+        pthread_mutex_lock(&c->lock);
+        s->state = CRI_SANDBOX_NOTREADY;
+        s->pid = 0;
+        pthread_mutex_unlock(&c->lock);
+        berth_error_t *e = NULL;
+        if (cri_sandbox_status_save(c, s, &e) < 0)
+            c->api->error_free(e);
+    }
+    cri_exit_wait_cancel(w);
     c->api->log(c->log, BERTH_LOG_INFO, "cri: pod sandbox %s (%s) ready, pid %u, ip %s", s->id,
                 s->name, s->pid, s->ip[0] ? s->ip : "(host network)");
     cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, s->id,
@@ -807,6 +820,58 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
     rc = cri_reply(c, &r.base, resp, resp_len);
     cri_sandbox_unref(s);
     return rc;
+}
+
+/* One Stop or Remove of a pod at a time (kubelet may send both at once); other pods go on. */
+static pthread_mutex_t busy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t busy_cond = PTHREAD_COND_INITIALIZER;
+static char (*busy)[65];
+static size_t n_busy;
+
+static void
+pod_lock(const char *id)
+{
+    pthread_mutex_lock(&busy_lock);
+    for (;;) {
+        size_t i = 0;
+        while (i < n_busy && strcmp(busy[i], id) != 0)
+            i++;
+        if (i == n_busy)
+            break;
+        pthread_cond_wait(&busy_cond, &busy_lock);
+    }
+    busy = realloc(busy, (n_busy + 1) * sizeof(*busy));
+    snprintf(busy[n_busy++], 65, "%s", id);
+    pthread_mutex_unlock(&busy_lock);
+}
+
+/* Still in the store once the lock is ours (a concurrent Remove may have taken it away)? */
+static int
+pod_still_there(cri_t *c, const char *id)
+{
+    cri_sandbox_t *s = NULL;
+    berth_error_t *e = NULL;
+    int rc = cri_sandbox_find(c, id, &s, &e);
+    c->api->error_free(e);
+    cri_sandbox_unref(s);
+    return rc == 0;
+}
+
+static void
+pod_unlock(const char *id)
+{
+    pthread_mutex_lock(&busy_lock);
+    for (size_t i = 0; i < n_busy; i++)
+        if (strcmp(busy[i], id) == 0) {
+            memcpy(busy[i], busy[--n_busy], 65);
+            break;
+        }
+    if (n_busy == 0) {
+        free(busy);
+        busy = NULL;
+    }
+    pthread_cond_broadcast(&busy_cond);
+    pthread_mutex_unlock(&busy_lock);
 }
 
 /* ---- StopPodSandbox ----------------------------------------------------------------------------------- */
@@ -874,10 +939,18 @@ cri_rpc_StopPodSandbox(void *user, const char *namespace_, const uint8_t *req, s
     if (q == NULL)
         return c->api->error_make(err, BERTH_EINVAL, "StopPodSandbox: the request does not unpack");
     cri_sandbox_t *s = NULL;
-    int rc = cri_sandbox_find(c, q->pod_sandbox_id, &s, err);
+    berth_error_t *nf = NULL;
+    int rc = cri_sandbox_find(c, q->pod_sandbox_id, &s, &nf);
     runtime__v1__stop_pod_sandbox_request__free_unpacked(q, NULL);
-    if (rc == 0) {
-        rc = stop_sandbox(c, s, err);
+    if (rc == BERTH_ENOTFOUND) { /* idempotent: a pod already gone is stopped (critest checks it) */
+        c->api->error_free(nf);
+        rc = 0;
+    } else if (rc < 0) {
+        *err = nf;
+    } else {
+        pod_lock(s->id);
+        rc = pod_still_there(c, s->id) ? stop_sandbox(c, s, err) : 0;
+        pod_unlock(s->id);
         cri_sandbox_unref(s);
     }
     if (rc < 0)
@@ -942,6 +1015,12 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
         *err = nf;
         return rc;
     }
+    pod_lock(s->id);
+    if (!pod_still_there(c, s->id)) { /* removed meanwhile */
+        pod_unlock(s->id);
+        cri_sandbox_unref(s);
+        return cri_reply(c, &r.base, resp, resp_len);
+    }
     rc = stop_sandbox(c, s, err); /* kubelet stops first; crictl rmp -f relies on this */
     ids_t ids = {.sandbox_id = s->id};
     if (rc == 0)
@@ -962,6 +1041,7 @@ cri_rpc_RemovePodSandbox(void *user, const char *namespace_, const uint8_t *req,
         cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT, s->id,
                             s->id);
     }
+    pod_unlock(s->id);
     cri_sandbox_unref(s);
     if (rc < 0)
         return c->api->error_wrap(err, "RemovePodSandbox");

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <limits.h>
+#include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -946,10 +949,42 @@ collect_endpoint(void *user, const char *ns, const char *id)
     return 0;
 }
 
+/* <state>/sandboxes/<id> of a pod that is not there (a crash while it was made): its shm mount and files. */
+static void
+remove_sandbox_dirs(cri_t *c)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/sandboxes", c->cfg.state);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strlen(e->d_name) != 64 || id_known(c, e->d_name))
+            continue;
+        static const char *const names[] = {"hostname", "hosts", "resolv.conf", NULL};
+        char p[sizeof(dir) + 300];
+        snprintf(p, sizeof(p), "%s/%s/shm", dir, e->d_name);
+        while (umount2(p, MNT_DETACH) == 0)
+            ;
+        rmdir(p);
+        for (int i = 0; names[i]; i++) {
+            snprintf(p, sizeof(p), "%s/%s/%s", dir, e->d_name, names[i]);
+            unlink(p);
+        }
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (rmdir(p) == 0)
+            c->api->log(c->log, BERTH_LOG_INFO,
+                        "cri: files of pod \"%s\" without a record: removed", e->d_name);
+    }
+    closedir(d);
+}
+
 /* What a crash between two steps left: status records and network endpoints nobody refers to. */
 static void
 remove_garbage(cri_t *c)
 {
+    remove_sandbox_dirs(c);
     keys_t ks = {0};
     berth_error_t *e = NULL;
     if (c->mdo->record_list(c->md, CRI_NAMESPACE, CRI_STATUS_KIND, collect_key, &ks, &e) < 0)

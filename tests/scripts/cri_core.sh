@@ -207,6 +207,25 @@ cat >"$work/sleeper.json" <<JSON
 JSON
 K=$($CRICTL create "$N" "$work/sleeper.json" "$work/netpod.json") || fail "create a container in the pod"
 $CRICTL start "$K" >/dev/null || fail "start the container"
+sed 's/"sleeper"/"victim"/; s/sleeper.log/victim.log/' "$work/sleeper.json" >"$work/victim.json"
+V=$($CRICTL create "$N" "$work/victim.json" "$work/netpod.json") || fail "create the victim"
+$CRICTL start "$V" >/dev/null || fail "start the victim"
+
+# a container killed by the OOM killer: exited, reason OOMKilled (the /tasks/oom event came first)
+cat >"$work/hog.json" <<JSON
+{"metadata": {"name": "hog"}, "image": {"image": "$IMG"},
+ "command": ["/bin/sh", "-c", "a=\$(head -c 200000000 /dev/zero | tr '\\\\0' x); sleep 1"],
+ "log_path": "hog.log", "linux": {"resources": {"memory_limit_in_bytes": 20971520},
+ "security_context": {"namespace_options": {"pid": 1}}}}
+JSON
+O=$($CRICTL create "$N" "$work/hog.json" "$work/netpod.json") || fail "create the hog"
+$CRICTL start "$O" >/dev/null || fail "start the hog"
+i=0
+until $CRICTL inspect "$O" | grep -q '"state": "CONTAINER_EXITED"'; do
+    i=$((i + 1)); [ $i -lt 200 ] || fail "the hog did not end: $($CRICTL inspect "$O")"; sleep 0.05
+done
+$CRICTL inspect "$O" | grep -q '"reason": "OOMKilled"' || fail "the hog's reason: $($CRICTL inspect "$O")"
+$CRICTL rm "$O" >/dev/null || fail "rm the hog"
 
 # filters
 [ "$($CRICTL pods -q | wc -l)" -eq 2 ] || fail "pods: $($CRICTL pods)"
@@ -216,8 +235,19 @@ $CRICTL start "$K" >/dev/null || fail "start the container"
 [ "$($CRICTL pods -q --id "$(echo "$H" | cut -c1-12)")" = "$H" ] || fail "id prefix filter"
 [ "$($CRICTL pods -q --name hostpod)" = "$H" ] || fail "name filter"
 
-# --- restart: the ready pod stays ready, its pause and address too ---------------------------------------
-restart
+# --- restart: the ready pod stays ready, its pause and address too; a container that died meanwhile
+# reads exited with the status its shim saw ----------------------------------------------------------------
+vpid=$($CTR tasks ls | awk -v v="$V" '$1 == v { print $2 }')
+[ -n "$vpid" ] || fail "no task of the victim: $($CTR tasks ls)"
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM"
+PID=""
+kill -9 "$vpid"
+start
+vs=$($CRICTL inspect "$V")
+echo "$vs" | grep -q '"state": "CONTAINER_EXITED"' || fail "a container dead while berthd was down: $vs"
+echo "$vs" | grep -q '"exitCode": 137' || fail "the victim's exit status: $vs"
+$CRICTL inspect "$K" | grep -q '"state": "CONTAINER_RUNNING"' || fail "the sleeper did not survive the restart"
 sn=$($CRICTL inspectp "$N") || fail "inspectp after restart"
 echo "$sn" | grep -q '"state": "SANDBOX_READY"' || fail "not ready after restart: $sn"
 [ "$(echo "$sn" | grep -A2 '"network"' | field ip)" = "$IP" ] || fail "IP changed: $sn"
@@ -254,12 +284,26 @@ for p in "$N" "$H"; do
     $CRICTL rmp "$p" >/dev/null 2>&1 || true # crictl resolves the id first: the RPC is checked below
 done
 [ -z "$($CRICTL pods -q)" ] || fail "pods left: $($CRICTL pods)"
+# StopPodSandbox of a pod that is gone succeeds (crictl rmp asks the status first: critest checks Remove)
+$CRICTL stopp "$N" >/dev/null || fail "stopp of a removed pod is not idempotent"
 [ -z "$($CRICTL ps -aq)" ] || fail "rmp left containers: $($CRICTL ps -a)"
 wait_event "$work/events2.json" "$N" CONTAINER_DELETED_EVENT
 [ -z "$($CTR containers ls -q)" ] || fail "records left: $($CTR containers ls)"
 [ -z "$(ls "$work/state/io.berth.cri.v1.cri/sandboxes" 2>/dev/null)" ] || fail "sandbox files left"
+# Stop and Remove of one pod at once (kubelet does that): both succeed, nothing is left
+P=$($CRICTL runp "$work/netpod.json") || fail "runp for the race"
+$CRICTL stopp "$P" >"$work/race1" 2>&1 &
+r1=$!
+$CRICTL rmp -f "$P" >"$work/race2" 2>&1 || fail "rmp during stopp: $(cat "$work/race2")"
+wait $r1 || grep -q "not found" "$work/race1" || fail "stopp during rmp: $(cat "$work/race1")"
+[ -z "$($CRICTL pods -q)" ] || fail "the race left a pod: $($CRICTL pods)"
+# what a crash while a pod was made leaves: its files and shm mount, removed at start
+G=$work/state/io.berth.cri.v1.cri/sandboxes/$(printf '%064d' 7)
+mkdir -p "$G/shm" && mount -t tmpfs shm "$G/shm" && : >"$G/hosts"
 restart
 [ -z "$($CRICTL pods -q)" ] || fail "pods came back after a restart: $($CRICTL pods)"
+[ -e "$G" ] && fail "a crashed pod's files are still there"
+grep -q " $G/shm " /proc/mounts && fail "a crashed pod's shm is still mounted"
 
 # --- sandbox_image: a pause image (the built pause, Entrypoint /pause) pulled for the first pod -----------
 mkdir -p "$work/pimg"
@@ -286,6 +330,7 @@ $CTR containers info "$S" | grep -q "\"Image\": \"$R/cri/pause:3.9\"" || fail "t
 $CTR containers info "$S" | grep -q "\"SnapshotKey\": \"$S\"" || fail "no snapshot key: $($CTR containers info "$S")"
 sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
 [ "$(cat /proc/"$sp"/comm)" = pause ] || fail "sandbox_image's pause is not running"
+$CTR snapshots ls | grep -q "^$S" || fail "no snapshot of the sandbox: $($CTR snapshots ls)"
 $CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
 $CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
 echo "PASS cri_core"
