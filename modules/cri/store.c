@@ -25,6 +25,8 @@
 #define CONTAINER_META_URL "github.com/containerd/containerd/pkg/cri/store/container/Metadata"
 
 typedef struct store {
+    char **names; /* reserved while a pod or container is being made: "<name>\t<id>" */
+    size_t n_names;
     cri_sandbox_t **pods;
     size_t n_pods, cap_pods;
     cri_container_t **ctrs;
@@ -330,6 +332,50 @@ cri_store_container_remove(cri_t *c, const char *id)
         }
     pthread_mutex_unlock(&c->lock);
     cri_container_unref(gone);
+}
+
+int
+cri_store_reserve_name(cri_t *c, const char *name, const char *id, berth_error_t **err)
+{
+    size_t len = strlen(name);
+    char holder[65] = "";
+    pthread_mutex_lock(&c->lock);
+    store_t *st = c->store;
+    for (size_t i = 0; !holder[0] && i < st->n_names; i++)
+        if (strncmp(st->names[i], name, len) == 0 && st->names[i][len] == '\t')
+            snprintf(holder, sizeof(holder), "%s", st->names[i] + len + 1);
+    for (size_t i = 0; !holder[0] && i < st->n_pods; i++)
+        if (strcmp(st->pods[i]->name, name) == 0)
+            snprintf(holder, sizeof(holder), "%s", st->pods[i]->id);
+    for (size_t i = 0; !holder[0] && i < st->n_ctrs; i++)
+        if (strcmp(st->ctrs[i]->name, name) == 0)
+            snprintf(holder, sizeof(holder), "%s", st->ctrs[i]->id);
+    if (!holder[0]) {
+        st->names = realloc(st->names, (st->n_names + 1) * sizeof(char *));
+        char *e = malloc(len + 66);
+        snprintf(e, len + 66, "%s\t%s", name, id);
+        st->names[st->n_names++] = e;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (holder[0])
+        return c->api->error_make(err, BERTH_EEXIST, "name \"%s\" is reserved for \"%s\"", name,
+                                  holder);
+    return 0;
+}
+
+void
+cri_store_release_name(cri_t *c, const char *name)
+{
+    size_t len = strlen(name);
+    pthread_mutex_lock(&c->lock);
+    store_t *st = c->store;
+    for (size_t i = 0; i < st->n_names; i++)
+        if (strncmp(st->names[i], name, len) == 0 && st->names[i][len] == '\t') {
+            free(st->names[i]);
+            st->names[i] = st->names[--st->n_names];
+            break;
+        }
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* ---- the extension: hex of the CRI config plus our fields, as JSON ----------------------------------- */
@@ -976,6 +1022,9 @@ cri_store_close(cri_t *c)
         cri_sandbox_unref(st->pods[i]);
     for (size_t i = 0; i < st->n_ctrs; i++)
         cri_container_unref(st->ctrs[i]);
+    for (size_t i = 0; i < st->n_names; i++)
+        free(st->names[i]);
+    free(st->names);
     free(st->pods);
     free(st->ctrs);
     free(st);
