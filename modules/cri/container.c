@@ -1234,8 +1234,17 @@ cri_rpc_ReopenContainerLog(void *user, const char *namespace_, const uint8_t *re
         rc = c->api->error_make(err, BERTH_EPRECONDITION, "container \"%s\" is not running", k->id);
         goto done;
     }
-    /* the shim writes the log and reopens it itself when kubelet moved it away (shimlog.c checks the
-     * path on its writes); nothing to ask of it here */
+    /* the shim writes the log; when kubelet moved it away, its next write finds the path naming another
+     * file (shimlog.c) and goes there: the new file is made here, so it exists when this answers */
+    if (k->log_path && *k->log_path) {
+        int fd = open(k->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0) {
+            rc = c->api->error_make(err, BERTH_EIO, "container \"%s\": log %s: %s", k->id,
+                                    k->log_path, strerror(errno));
+            goto done;
+        }
+        close(fd);
+    }
     Runtime__V1__ReopenContainerLogResponse out = RUNTIME__V1__REOPEN_CONTAINER_LOG_RESPONSE__INIT;
     cri_reply(c, &out.base, resp, resp_len);
 done:

@@ -557,6 +557,30 @@ legacy_seccomp_container(const Runtime__V1__LinuxContainerSecurityContext *sc)
 }
 #pragma GCC diagnostic pop
 
+/* containerd's restrict_oom_score_adj, applied when it must be: a process without CAP_SYS_RESOURCE
+ * cannot lower its oom_score_adj (runc's init fails on EACCES), so nothing goes below berthd's own. */
+static int
+oom_score_adj(int want)
+{
+    int cur = 0, can_lower = 1;
+    FILE *f = fopen("/proc/self/oom_score_adj", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &cur) != 1)
+            cur = 0;
+        fclose(f);
+    }
+    f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        unsigned long long eff;
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            can_lower = (eff >> 24) & 1; /* CAP_SYS_RESOURCE */
+    }
+    if (f != NULL)
+        fclose(f);
+    return !can_lower && want < cur ? cur : want;
+}
+
 /* ---- the sandbox ------------------------------------------------------------------------------------ */
 
 static const char *
@@ -608,10 +632,10 @@ cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spe
     json_object_array_add(json_object_object_get(proc, "env"), jstr(DEFAULT_PATH_ENV));
     json_object_object_add(json_object_object_get(s, "root"), "readonly",
                            json_object_new_boolean(1));
-    if (cfg->hostname != NULL && *cfg->hostname)
-        json_object_object_add(s, "hostname", jstr(cfg->hostname));
-
     int host_net = nso != NULL && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE;
+    /* kubelet sends no hostname for host-network pods; runc refuses one without a UTS namespace */
+    if (cfg->hostname != NULL && *cfg->hostname && !host_net)
+        json_object_object_add(s, "hostname", jstr(cfg->hostname));
     int host_ipc = nso != NULL && nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE;
     if (host_net) {
         remove_namespace(s, "network");
@@ -649,7 +673,8 @@ cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spe
 
     json_object *cpu = child(child(child(s, "linux"), "resources"), "cpu");
     json_object_object_add(cpu, "shares", json_object_new_int64(SANDBOX_CPU_SHARES));
-    json_object_object_add(proc, "oomScoreAdj", json_object_new_int(SANDBOX_OOM_SCORE_ADJ));
+    json_object_object_add(proc, "oomScoreAdj",
+                           json_object_new_int(oom_score_adj(SANDBOX_OOM_SCORE_ADJ)));
 
     if (l != NULL && l->resources != NULL) {
         add_i64_annotation(s, "io.kubernetes.cri.sandbox-cpu-period", l->resources->cpu_period);
@@ -1331,8 +1356,9 @@ cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                                json_object_new_boolean(1));
     if (l != NULL && l->resources != NULL) {
         resources_into(child(lin, "resources"), l->resources);
-        json_object_object_add(proc, "oomScoreAdj",
-                               json_object_new_int((int)l->resources->oom_score_adj));
+        json_object_object_add(
+            proc, "oomScoreAdj",
+            json_object_new_int(oom_score_adj((int)l->resources->oom_score_adj)));
     }
     container_namespaces(s, sc, o->sandbox, o);
     const Runtime__V1__PodSandboxMetadata *md = sandbox != NULL ? sandbox->metadata : NULL;

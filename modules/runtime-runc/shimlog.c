@@ -216,6 +216,14 @@ shimlog_open(const shimlog_cfg_t *cfg, char *msg, size_t len)
 static void
 write_all(shimlog_t *l, const char *buf, size_t n)
 {
+    /* kubelet rotates CRI logs by renaming the file and asking ReopenContainerLog: a path that no longer
+     * names the open file gets a new one (berthd creates it before it answers) */
+    struct stat at, open_st;
+    if (l->fd >= 0 && (stat(l->cfg.path, &at) < 0 || fstat(l->fd, &open_st) < 0 ||
+                       at.st_ino != open_st.st_ino || at.st_dev != open_st.st_dev)) {
+        close(l->fd);
+        l->fd = -1;
+    }
     if (l->fd < 0 && open_file(l) < 0) /* a rotation that could not reopen: try again */
         return;
     while (n > 0) {
