@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # CRI stats against a real berthd with crictl (v1.37.0), real runc and real CNI plugins on the test's OWN
-# bridge (bs<pid>) and subnet (10.233.<x>.0/24): a pod (its cgroup_parent of its own) with a busy container
+# bridge (bq<pid>) and subnet (10.233.<x>.0/24): a pod (its cgroup_parent of its own) with a busy container
 # that wrote a file; `crictl stats` shows its CPU (cumulative and rate), memory and writable layer, the
 # list's filters (id, pod, label) select it or not; `crictl statsp` shows the pod's CPU, memory, process
 # count, its container and its eth0 traffic (after a ping); a stopped container leaves the list.
@@ -17,7 +17,7 @@ for need in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap; do
     [ -x "$need" ] || { echo "FAIL $need is missing: apt-get install containernetworking-plugins"; exit 1; }
 done
 work=$(mktemp -d /tmp/berth-cri-stats-XXXXXX)
-BR=bs$$
+BR=bq$$
 X=$(($$ % 200 + 20))
 NET=10.233.$X
 CG=/berth-cri-stats-$$
