@@ -156,12 +156,18 @@ mkdir -p "$WORK/cfg"
 printf '{"metadata":{"name":"sleep"},"image":{"image":"%s"},"command":["/bin/sleep","3600"],"log_path":"sleep.log","linux":{}}\n' \
     "$IMG" >"$CTR_CFG"
 
-# pod_up NAME ROUND: runp + create + start; prints the pod id
+# pod_up NAME ROUND [STEPS_FILE]: runp + create + start; prints the pod id; appends each step's
+# microseconds to STEPS_FILE ("runp create start")
 pod_up() {
     p=$(pod_config "$1" "$2")
+    a=$(date +%s%N)
     pod=$(cri "$1" runp "$p") || return 1
+    b=$(date +%s%N)
     c=$(cri "$1" create "$pod" "$CTR_CFG" "$p") || return 1
+    d=$(date +%s%N)
     cri "$1" start "$c" >/dev/null || return 1
+    e=$(date +%s%N)
+    [ -z "${3:-}" ] || echo "$(((b - a) / 1000)) $(((d - b) / 1000)) $(((e - d) / 1000))" >>"$3"
     echo "$pod"
 }
 pod_down() { cri "$1" stopp "$2" >/dev/null && cri "$1" rmp "$2" >/dev/null; }
@@ -217,7 +223,7 @@ round=0
 while [ $round -lt "$ROUNDS" ]; do
     for s in $SIDES; do
         t0=$(date +%s%N)
-        pod=$(pod_up "$s" "$round") || { echo "$s: pod start failed in round $round:"; tail -n 3 "$WORK/crictl-$s.err"; exit 1; }
+        pod=$(pod_up "$s" "$round" "$WORK/steps.$s") || { echo "$s: pod start failed in round $round:"; tail -n 3 "$WORK/crictl-$s.err"; exit 1; }
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000)) >>"$WORK/t.$s"
         pod_down "$s" "$pod"
@@ -251,6 +257,12 @@ echo "  containerd's sandbox image: $PAUSE_FROM"
 printf '  %-32s %9s %9s\n' "" "median ms" "p90 ms"
 [ -z "$BWHY" ] && printf '  %-32s %9s %9s\n' "berthd" $(stat_of b)
 printf '  %-32s %9s %9s\n' "containerd $cver" $(stat_of c)
+echo "  the steps' medians (ms), runp / create / start:"
+for s in $SIDES; do
+    if [ "$s" = b ]; then n=berthd; else n="containerd $cver"; fi
+    printf '  %-32s %s\n' "$n" "$(for k in 1 2 3; do cut -d' ' -f$k "$WORK/steps.$s" | sort -n | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f ", m / 1000 }'; done)"
+done
 echo "Memory with $PODS pods running (PSS of the daemon + its shims)"
 printf '  %-32s %9s %6s\n' "" "MiB" "shims"
 [ -z "$BWHY" ] && set -- $(cat "$WORK/mem.b") && printf '  %-32s %9s %6s\n' "berthd" "$(awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }')" "$2"
