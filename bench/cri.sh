@@ -4,7 +4,8 @@
 # socket under one temp dir), the same busybox image imported into both, the same pod and container
 # configs (host network). Prints, never asserts:
 #   - pod start: crictl runp + create + start, median and p90 over ROUNDS (the two runtimes in turn each
-#     round, so drift hits both alike); target berthd <= 0.5x containerd's median;
+#     round, so drift hits both alike), each step's median, and what three crictl calls cost by themselves
+#     (crictl version: the client's share); target berthd <= 0.5x containerd's median;
 #   - memory: PSS (RSS where smaps_rollup is missing) of the daemon and its shims with 10 running pods;
 #     target berthd <= 0.25x containerd's.
 # containerd's sandbox image is built here from berth's pause program (BUILD_DIR/libexec/berth/pause; until
@@ -227,6 +228,11 @@ while [ $round -lt "$ROUNDS" ]; do
         t1=$(date +%s%N)
         echo $(((t1 - t0) / 1000)) >>"$WORK/t.$s"
         pod_down "$s" "$pod"
+        # the client's own share: three crictl calls that do nothing
+        t0=$(date +%s%N)
+        for _ in 1 2 3; do cri "$s" version >/dev/null; done
+        t1=$(date +%s%N)
+        echo $(((t1 - t0) / 1000)) >>"$WORK/t.floor$s"
     done
     round=$((round + 1))
 done
@@ -257,6 +263,10 @@ echo "  containerd's sandbox image: $PAUSE_FROM"
 printf '  %-32s %9s %9s\n' "" "median ms" "p90 ms"
 [ -z "$BWHY" ] && printf '  %-32s %9s %9s\n' "berthd" $(stat_of b)
 printf '  %-32s %9s %9s\n' "containerd $cver" $(stat_of c)
+for s in $SIDES; do
+    if [ "$s" = b ]; then n=berthd; else n=containerd; fi
+    printf '  %-32s %9s %9s\n' "(3 x crictl version, $n)" $(stat_of "floor$s")
+done
 echo "  the steps' medians (ms), runp / create / start:"
 for s in $SIDES; do
     if [ "$s" = b ]; then n=berthd; else n="containerd $cver"; fi
