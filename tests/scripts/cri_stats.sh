@@ -4,7 +4,8 @@
 # bridge (bq<pid>) and subnet (10.233.<x>.0/24): a pod (its cgroup_parent of its own) with a busy container
 # that wrote a file; `crictl stats` shows its CPU (cumulative and rate), memory and writable layer, the
 # list's filters (id, pod, label) select it or not; `crictl statsp` shows the pod's CPU, memory, process
-# count, its container and its eth0 traffic (after a ping); a stopped container leaves the list.
+# count, its container and its eth0 traffic (after a ping); a host-network pod without a cgroup parent sums
+# pause's and its container's cgroups and shows no network; a stopped container leaves the list.
 # usage: cri_stats.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -110,6 +111,8 @@ val() { # KEY [ANCHOR] <flat json
     if [ $# -gt 1 ]; then sed "s/.*\"$2\"//"; else cat; fi |
         grep -o "\"$1\":{\"value\":\"[0-9]*\"}" | head -1 | grep -o '[0-9][0-9]*' || echo 0
 }
+# a pod's own figures: what comes before its containers' list
+own() { sed 's/"containers":.*//'; }
 positive() { [ "${2:-0}" -gt 0 ] 2>/dev/null || fail "$1 is not > 0 (${2:-none}): $3"; }
 
 # --- one container -------------------------------------------------------------------------------------
@@ -151,23 +154,42 @@ case $IP in "$NET".*) busybox ping -c3 -W3 "$IP" >/dev/null || fail "no ping rep
 *) fail "pod IP $IP" ;; esac
 p=$($CRICTL statsp -o json --id "$P" | flat) || fail "crictl statsp --id"
 echo "$p" | grep -q "\"id\":\"$P\"" || fail "statsp: $p"
-positive "pod: usageCoreNanoSeconds" "$(echo "$p" | val usageCoreNanoSeconds)" "$p"
-positive "pod: workingSetBytes" "$(echo "$p" | val workingSetBytes)" "$p"
+positive "pod: usageCoreNanoSeconds" "$(echo "$p" | own | val usageCoreNanoSeconds)" "$p"
+positive "pod: workingSetBytes" "$(echo "$p" | own | val workingSetBytes)" "$p"
 # pause, the loop's sh and sleep: 3 processes in the pod's cgroup
-pc=$(echo "$p" | val processCount)
+pc=$(echo "$p" | own | val processCount)
 [ "$pc" -ge 3 ] || fail "pod: processCount $pc < 3: $p"
 echo "$p" | grep -q '"defaultInterface":{"name":"eth0"' || fail "pod: no eth0: $p"
 positive "pod: eth0 rxBytes" "$(echo "$p" | val rxBytes defaultInterface)" "$p"
 positive "pod: eth0 txBytes" "$(echo "$p" | val txBytes defaultInterface)" "$p"
 echo "$p" | grep -q '"name":"statspod"' || fail "pod: no metadata: $p"
 # the pod's usage covers its busy container's
-pod_cpu=$(echo "$p" | val usageCoreNanoSeconds)
+pod_cpu=$(echo "$p" | own | val usageCoreNanoSeconds)
 busy_cpu=$(echo "$s" | val usageCoreNanoSeconds)
 [ "$pod_cpu" -ge "$busy_cpu" ] || fail "pod cpu $pod_cpu < its container's earlier $busy_cpu"
 l=$($CRICTL statsp -o json | flat) || fail "crictl statsp"
 echo "$l" | grep -q "\"id\":\"$P\"" || fail "statsp list: $l"
 l=$($CRICTL statsp -o json --label app=none | flat) || fail "crictl statsp --label none"
 echo "$l" | grep -q '"id"' && fail "statsp --label app=none listed: $l"
+
+# --- a host-network pod without a cgroup parent: pause's and its container's cgroups summed, no network ----
+cat >"$work/hpod.json" <<JSON
+{"metadata": {"name": "hostpod", "namespace": "cri-stats", "uid": "uid-stats-2", "attempt": 1},
+ "log_directory": "$work/logs", "linux": {"security_context": {"namespace_options": {"network": 2}}}}
+JSON
+H=$($CRICTL runp "$work/hpod.json") || fail "runp host pod"
+HB=$($CRICTL create "$H" "$work/busy.json" "$work/hpod.json") || fail "create in the host pod"
+$CRICTL start "$HB" >/dev/null || fail "start in the host pod"
+sleep 1
+h=$($CRICTL statsp -o json --id "$H" | flat) || fail "crictl statsp host pod"
+positive "host pod: usageCoreNanoSeconds" "$(echo "$h" | own | val usageCoreNanoSeconds)" "$h"
+positive "host pod: workingSetBytes" "$(echo "$h" | own | val workingSetBytes)" "$h"
+hc=$(echo "$h" | own | val processCount)
+[ "$hc" -ge 2 ] || fail "host pod: processCount $hc < 2 (pause and the loop): $h"
+echo "$h" | grep -q '"defaultInterface"' && fail "host pod: the host's network shown as the pod's: $h"
+echo "$h" | grep -q "\"id\":\"$HB\"" || fail "host pod: its container is not listed: $h"
+$CRICTL stopp "$H" >/dev/null || fail "stopp host pod"
+$CRICTL rmp "$H" >/dev/null || fail "rmp host pod"
 
 # --- a stopped container leaves the list ----------------------------------------------------------------
 $CRICTL stop "$B" >/dev/null || fail "stop busy"
