@@ -147,6 +147,13 @@ stdin_release(const char *id)
     pthread_mutex_unlock(&busy_mu);
 }
 
+void
+cri_container_stdin_done(cri_t *c, const char *id)
+{
+    (void)c;
+    stdin_release(id);
+}
+
 static const char *
 state_name(cri_container_state_t s)
 {
@@ -1157,6 +1164,80 @@ done:
 
 /* ---- UpdateContainerResources ------------------------------------------------------------------------- */
 
+/* The record's spec takes the new resources (containerd's updateContainerSpec), so a task made from it
+ * again (a restart of the container) has them: linux.resources merged field by field. */
+static void
+merge_json(json_object *into, json_object *from)
+{
+    json_object_object_foreach(from, key, val)
+    {
+        json_object *have = json_object_object_get(into, key);
+        if (have != NULL && json_object_is_type(have, json_type_object) &&
+            json_object_is_type(val, json_type_object))
+            merge_json(have, val);
+        else
+            json_object_object_add(into, key, json_object_get(val));
+    }
+}
+
+static int
+spec_update_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContainerResources *lr,
+                      berth_error_t **err)
+{
+    Containerd__Services__Containers__V1__GetContainerRequest g =
+        CONTAINERD__SERVICES__CONTAINERS__V1__GET_CONTAINER_REQUEST__INIT;
+    g.id = (char *)id;
+    Containerd__Services__Containers__V1__GetContainerResponse *r = NULL;
+    if (cri_call(c, CRI_SVC_CONTAINERS, "Get", &g.base,
+                 &containerd__services__containers__v1__get_container_response__descriptor,
+                 (ProtobufCMessage **)&r, NULL, err) < 0)
+        return -1;
+    int rc = 0;
+    Containerd__Services__Containers__V1__Container *rec = r->container;
+    json_object *spec = NULL;
+    if (rec != NULL && rec->spec != NULL) {
+        char *t = strndup((const char *)rec->spec->value.data, rec->spec->value.len);
+        spec = json_tokener_parse(t);
+        free(t);
+    }
+    if (spec == NULL) {
+        protobuf_c_message_free_unpacked(&r->base, NULL);
+        return c->api->error_make(err, BERTH_EDATALOSS, "container \"%s\": its record has no spec",
+                                  id);
+    }
+    char *rj = cri_spec_resources(lr);
+    json_object *res = json_tokener_parse(rj);
+    free(rj);
+    json_object *lin = json_object_object_get(spec, "linux"), *have = NULL;
+    if (lin != NULL && res != NULL) {
+        if (!json_object_object_get_ex(lin, "resources", &have) || have == NULL) {
+            have = json_object_new_object();
+            json_object_object_add(lin, "resources", have);
+        }
+        merge_json(have, res);
+        const char *text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
+        uint8_t *orig = rec->spec->value.data;
+        size_t orig_len = rec->spec->value.len;
+        rec->spec->value.data = (uint8_t *)text; /* borrowed until the call returns */
+        rec->spec->value.len = strlen(text);
+        char *paths[] = {"spec"};
+        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+        mask.paths = paths;
+        mask.n_paths = 1;
+        Containerd__Services__Containers__V1__UpdateContainerRequest u =
+            CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_REQUEST__INIT;
+        u.container = rec;
+        u.update_mask = &mask;
+        rc = cri_call(c, CRI_SVC_CONTAINERS, "Update", &u.base, NULL, NULL, NULL, err);
+        rec->spec->value.data = orig; /* the unpacked bytes go with the answer */
+        rec->spec->value.len = orig_len;
+    }
+    json_object_put(res);
+    json_object_put(spec);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return rc;
+}
+
 int
 cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8_t *req,
                                  size_t req_len, uint8_t **resp, size_t *resp_len,
@@ -1190,6 +1271,8 @@ cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8
             goto done;
         }
     }
+    if (r->linux != NULL && (rc = spec_update_resources(c, k->id, r->linux, err)) < 0)
+        goto done;
     if (r->linux != NULL && k->config != NULL) {
         /* the config keeps what was asked (ContainerStatus shows it) */
         Runtime__V1__LinuxContainerResources *nr =

@@ -268,6 +268,11 @@ int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
 /* spec.c (cri-containers): linux.resources as OCI JSON (malloc'd), as the container spec has them. */
+/* container.c (cri-containers): a container made with config.stdin reads the FIFO
+ * <cfg.state>/containers/<id>/stdin (Tasks.Create's stdin), which berthd holds open for writing so the
+ * process reads no EOF; it is closed when the container stops or is removed, or by this (stdin_once:
+ * when the first attach ends, as containerd does). */
+void cri_container_stdin_done(cri_t *c, const char *id);
 char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
 
 

@@ -1230,7 +1230,11 @@ container_user(json_object *proc, const Runtime__V1__LinuxContainerSecurityConte
     json_object_object_add(u, "gid", json_object_new_int64(gid));
     /* WithAdditionalGIDs (the user's groups in /etc/group) merged with the supplemental groups */
     long gids[512];
-    size_t n = name[0] ? group_scan(o->rootfs_owner_group, name, NULL, NULL, gids, 256) : 0;
+    /* Strict: only the configured groups, none of /etc/group (containerd 2.x; Merge is the default) */
+    int strict = sc != NULL &&
+                 sc->supplemental_groups_policy == RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict;
+    size_t n =
+        name[0] && !strict ? group_scan(o->rootfs_owner_group, name, NULL, NULL, gids, 256) : 0;
     for (size_t i = 0; sc != NULL && i < sc->n_supplemental_groups && n < 512; i++)
         gids[n++] = (long)sc->supplemental_groups[i];
     set_additional_gids(u, gids, n);

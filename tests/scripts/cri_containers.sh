@@ -172,6 +172,15 @@ out=$($CRICTL exec -s "$CID" cat /mnt/host/sub/f 2>&1) || fail "host-to-containe
 [ "$out" = propagated ] || fail "propagated file: $out"
 out=$($CRICTL exec -s "$CID" sh -c 'touch /mnt/host/x' 2>&1) && fail "a read-only mount was written"
 
+# --- UpdateContainerResources: the running task's cgroup and the status --------------------------------------
+$CRICTL update --memory 67108864 --cpu-share 256 "$CID" >/dev/null || fail "update"
+cg=/sys/fs/cgroup/memory/k8s.io/$CID/memory.limit_in_bytes
+[ -f "$cg" ] || cg=/sys/fs/cgroup/k8s.io/$CID/memory.max
+[ "$(cat "$cg")" = 67108864 ] || fail "update: $cg is $(cat "$cg" 2>&1)"
+st=$($CRICTL inspect "$CID")
+echo "$st" | grep -q '"memoryLimitInBytes": "67108864"' || fail "update: the status: $st"
+$CTR containers info "$CID" | grep -q '"limit": 67108864' || fail "update: the record's spec"
+
 # --- ReopenContainerLog: kubelet renamed the log; the new file is there when the call answers, and the
 # process's next output goes to it ----------------------------------------------------------------------------
 mv "$LOG" "$LOG.old"

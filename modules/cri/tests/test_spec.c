@@ -400,6 +400,22 @@ Test(spec, user_from_rootfs)
                      "[ 10, 500 ]");
     json_object_put(s);
 
+    /* Strict: the configured groups only, none from /etc/group */
+    f.csc.supplemental_groups_policy = RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Strict;
+    f.csc.run_as_user = NULL;
+    f.csc.run_as_group = NULL;
+    f.csc.run_as_username = "alice";
+    s = container_spec(&f);
+    cr_assert_str_eq(json_object_to_json_string(get(s, "process.user.additionalGids")),
+                     "[ 10, 500 ]");
+    json_object_put(s);
+    f.csc.supplemental_groups_policy = RUNTIME__V1__SUPPLEMENTAL_GROUPS_POLICY__Merge;
+    s = container_spec(&f);
+    cr_assert_str_eq(json_object_to_json_string(get(s, "process.user.additionalGids")),
+                     "[ 10, 100, 500 ]");
+    json_object_put(s);
+    f.csc.run_as_username = "";
+
     /* the image's USER user:group by names */
     f.csc.run_as_user = NULL;
     f.csc.run_as_group = NULL;
