@@ -238,7 +238,10 @@ typedef struct cstats {
     Runtime__V1__FilesystemIdentifier fs_id;
     u64s_t fs_vals;
     char *mountpoint;
-    cri_container_t *k; /* the strings above point into its config */
+    cri_container_t *k;          /* the strings above point into its config */
+    cri_container_state_t state; /* k's mutable fields, read under c->lock */
+    uint32_t pid;
+    int64_t started_ns;
 } cstats_t;
 
 static void
@@ -254,11 +257,11 @@ cstats_free(cstats_t *x)
 }
 
 static int
-container_cgroup(const cri_cg_t *g, const cri_container_t *k, char *rel, size_t len)
+container_cgroup(const cri_cg_t *g, const cstats_t *x, char *rel, size_t len)
 {
-    if (k->cgroup_path && *k->cgroup_path)
-        return cri_cg_rel_path(g->systemd, k->cgroup_path, rel, len);
-    return k->pid ? cgroup_of_pid(k->pid, g->v2, rel, len) : BERTH_ENOTFOUND;
+    if (x->k->cgroup_path && *x->k->cgroup_path)
+        return cri_cg_rel_path(g->systemd, x->k->cgroup_path, rel, len);
+    return x->pid ? cgroup_of_pid(x->pid, g->v2, rel, len) : BERTH_ENOTFOUND;
 }
 
 /* the snapshotters' root beside ours: <daemon root>/io.containerd.snapshotter.v1.<name> */
@@ -312,6 +315,9 @@ container_stats(cri_t *c, cri_container_t *k)
         return NULL;
     }
     x->k = k;
+    pthread_mutex_lock(&c->lock);
+    x->state = k->state, x->pid = k->pid, x->started_ns = k->started_ns;
+    pthread_mutex_unlock(&c->lock);
     runtime__v1__container_stats__init(&x->st);
     runtime__v1__container_attributes__init(&x->attr);
     x->st.attributes = &x->attr;
@@ -331,9 +337,9 @@ container_stats(cri_t *c, cri_container_t *k)
     cri_cg_t g = cg_of(c);
     char rel[2048];
     cri_cg_stats_t cg;
-    if (k->state == CRI_CONTAINER_RUNNING && container_cgroup(&g, k, rel, sizeof(rel)) == 0 &&
+    if (x->state == CRI_CONTAINER_RUNNING && container_cgroup(&g, x, rel, sizeof(rel)) == 0 &&
         cri_cg_read(&g, rel, &cg) == 0) {
-        uint64_t rate = cg.has_cpu ? sample_rate(k->id, cg.cpu_ns, now, k->started_ns) : 0;
+        uint64_t rate = cg.has_cpu ? sample_rate(k->id, cg.cpu_ns, now, x->started_ns) : 0;
         usage_fill(&x->u, &cg, rate, now, &x->st.cpu, &x->st.memory);
     }
     writable_layer(c, x, now);
@@ -403,7 +409,10 @@ clist_each(void *user, cri_container_t *k)
 {
     clist_t *l = user;
     const Runtime__V1__ContainerStatsFilter *f = l->f;
-    if (k->state != CRI_CONTAINER_RUNNING)
+    pthread_mutex_lock(&l->c->lock);
+    cri_container_state_t state = k->state;
+    pthread_mutex_unlock(&l->c->lock);
+    if (state != CRI_CONTAINER_RUNNING)
         return 0;
     if (l->sandbox_id && strcmp(k->sandbox_id, l->sandbox_id) != 0)
         return 0;
@@ -505,6 +514,8 @@ typedef struct pstats {
     clist_t ctrs;
     Runtime__V1__ContainerStats **ctr_msgs;
     cri_sandbox_t *s;
+    cri_sandbox_state_t state; /* s's mutable fields, read under c->lock */
+    uint32_t pid;
 } pstats_t;
 
 static void
@@ -522,8 +533,10 @@ pstats_free(pstats_t *x)
 
 /* The pod's cgroup: its cgroup_parent; without one, the pause's cgroup and its containers' summed. */
 static int
-pod_cgroup_stats(cri_t *c, const cri_sandbox_t *s, const clist_t *ctrs, cri_cg_stats_t *out)
+pod_cgroup_stats(cri_t *c, const pstats_t *x, cri_cg_stats_t *out)
 {
+    const cri_sandbox_t *s = x->s;
+    const clist_t *ctrs = &x->ctrs;
     cri_cg_t g = cg_of(c);
     char rel[2048];
     const char *parent = s->cgroup_parent ? s->cgroup_parent : "";
@@ -533,12 +546,12 @@ pod_cgroup_stats(cri_t *c, const cri_sandbox_t *s, const clist_t *ctrs, cri_cg_s
     out->limit = UINT64_MAX;
     cri_cg_stats_t one;
     int found = 0;
-    if (s->pid && cgroup_of_pid(s->pid, g.v2, rel, sizeof(rel)) == 0 && strcmp(rel, "/") != 0 &&
+    if (x->pid && cgroup_of_pid(x->pid, g.v2, rel, sizeof(rel)) == 0 && strcmp(rel, "/") != 0 &&
         cri_cg_read(&g, rel, &one) == 0)
         cri_cg_add(out, &one), found = 1;
     for (size_t i = 0; i < ctrs->n; i++) {
-        const cri_container_t *k = ctrs->v[i]->k;
-        if (container_cgroup(&g, k, rel, sizeof(rel)) == 0 && cri_cg_read(&g, rel, &one) == 0)
+        if (container_cgroup(&g, ctrs->v[i], rel, sizeof(rel)) == 0 &&
+            cri_cg_read(&g, rel, &one) == 0)
             cri_cg_add(out, &one), found = 1;
     }
     return found ? 0 : BERTH_ENOTFOUND;
@@ -549,10 +562,10 @@ static void
 pod_network(pstats_t *x, int64_t now)
 {
     const cri_sandbox_t *s = x->s;
-    if (s->netns_path == NULL || *s->netns_path == '\0' || s->pid == 0)
+    if (s->netns_path == NULL || *s->netns_path == '\0' || x->pid == 0)
         return; /* host network: the host's figures are not the pod's */
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%u/net/dev", s->pid);
+    snprintf(path, sizeof(path), "/proc/%u/net/dev", x->pid);
     char *t = cri_read_text(path);
     if (t == NULL)
         return;
@@ -589,6 +602,9 @@ pod_stats(cri_t *c, cri_sandbox_t *s)
         return NULL;
     }
     x->s = s;
+    pthread_mutex_lock(&c->lock);
+    x->state = s->state, x->pid = s->pid;
+    pthread_mutex_unlock(&c->lock);
     runtime__v1__pod_sandbox_stats__init(&x->st);
     runtime__v1__pod_sandbox_attributes__init(&x->attr);
     runtime__v1__linux_pod_sandbox_stats__init(&x->lx);
@@ -615,7 +631,7 @@ pod_stats(cri_t *c, cri_sandbox_t *s)
 
     int64_t now = cri_now_ns();
     cri_cg_stats_t cg;
-    if (s->state == CRI_SANDBOX_READY && pod_cgroup_stats(c, s, &x->ctrs, &cg) == 0) {
+    if (x->state == CRI_SANDBOX_READY && pod_cgroup_stats(c, x, &cg) == 0) {
         char key[80];
         snprintf(key, sizeof(key), "pod:%s", s->id);
         uint64_t rate = cg.has_cpu ? sample_rate(key, cg.cpu_ns, now, s->created_ns) : 0;
@@ -669,7 +685,10 @@ plist_each(void *user, cri_sandbox_t *s)
 {
     plist_t *l = user;
     const Runtime__V1__PodSandboxStatsFilter *f = l->f;
-    if (s->state != CRI_SANDBOX_READY)
+    pthread_mutex_lock(&l->c->lock);
+    cri_sandbox_state_t state = s->state;
+    pthread_mutex_unlock(&l->c->lock);
+    if (state != CRI_SANDBOX_READY)
         return 0;
     if (f && f->n_label_selector &&
         (s->config == NULL || !labels_match(f->n_label_selector, (void *const *)f->label_selector,
