@@ -185,19 +185,24 @@ void cri_exit_wait_cancel(cri_exit_waiter_t *w); /* frees it, whether or not it 
 /* ---- RPC handlers (berth_rpc_fn, `user` is the cri_t) --------------------------------------------------
  * The method tables in module.c name these. stubs.c defines each weakly as Unimplemented, so every part
  * builds and serves before its file lands; the real definition (in the file named) replaces the stub. */
-#define CRI_HANDLERS(X)                                                                            \
-    /* svc_runtime.c (core) */                                                                     \
-    X(Version)                                                                                     \
-    X(Status) X(RuntimeConfig) X(UpdateRuntimeConfig) X(CheckpointContainer) /* pod.c (core) */    \
-        X(RunPodSandbox) X(StopPodSandbox) X(RemovePodSandbox) X(PodSandboxStatus)                 \
-            X(ListPodSandbox) X(UpdatePodSandboxResources) /* container.c */                       \
-        X(CreateContainer) X(StartContainer) X(StopContainer) X(RemoveContainer) X(ListContainers) \
-            X(ContainerStatus) X(UpdateContainerResources) X(ReopenContainerLog)                   \
-                X(ExecSync)              /* stream.c */                                            \
-        X(Exec) X(Attach) X(PortForward) /* stats.c */                                             \
-        X(ContainerStats) X(ListContainerStats) X(PodSandboxStats) X(ListPodSandboxStats)          \
-            X(ListMetricDescriptors) X(ListPodSandboxMetrics) /* image.c (core) */                 \
-        X(ListImages) X(ImageStatus) X(PullImage) X(RemoveImage) X(ImageFsInfo)
+// clang-format off
+#define CRI_HANDLERS(X)                                                                             \
+    /* svc_runtime.c (core) */                                                                      \
+    X(Version) X(Status) X(RuntimeConfig) X(UpdateRuntimeConfig) X(CheckpointContainer)             \
+    /* pod.c (core) */                                                                              \
+    X(RunPodSandbox) X(StopPodSandbox) X(RemovePodSandbox) X(PodSandboxStatus) X(ListPodSandbox)    \
+    X(UpdatePodSandboxResources)                                                                    \
+    /* container.c, exec_sync.c */                                                                  \
+    X(CreateContainer) X(StartContainer) X(StopContainer) X(RemoveContainer) X(ListContainers)      \
+    X(ContainerStatus) X(UpdateContainerResources) X(ReopenContainerLog) X(ExecSync)                \
+    /* stream.c */                                                                                  \
+    X(Exec) X(Attach) X(PortForward)                                                                \
+    /* stats.c */                                                                                   \
+    X(ContainerStats) X(ListContainerStats) X(PodSandboxStats) X(ListPodSandboxStats)               \
+    X(ListMetricDescriptors) X(ListPodSandboxMetrics)                                               \
+    /* image.c (core) */                                                                            \
+    X(ListImages) X(ImageStatus) X(PullImage) X(RemoveImage) X(ImageFsInfo)
+// clang-format on
 
 #define CRI_DECLARE_HANDLER(name)                                                              \
     int cri_rpc_##name(void *user, const char *namespace_, const uint8_t *req, size_t req_len, \
