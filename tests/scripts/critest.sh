@@ -1,0 +1,233 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# critest (cri-tools v1.37.0) against berthd's CRI and, in the same run on the same machine, against Debian's
+# containerd 1.6.20 with its CRI plugin: the yardstick. Both runtimes get the same images (critest's own
+# names, built offline by tests/fixtures/images/critest-images.sh and served by a plain-HTTP registry on
+# 127.0.0.1 that each runtime's hosts configuration maps registry.k8s.io, gcr.io and k8s.gcr.io to), each its
+# own root, state, socket, bridge (btc<pid> and btb<pid>) and subnet (10.234.<x>.0/24 and 10.234.<x+1>.0/24)
+# through the CNI plugins in /usr/lib/cni. Prints passed/failed/skipped for each runtime and every spec
+# containerd passes but berthd does not; fails when such a spec is not in tests/fixtures/cri/known-failing.txt
+# (the gap while the CRI module is incomplete; it must shrink), and reports listed specs that now pass.
+#
+# Why not critest's --registry-prefix: PrepareImageName (pkg/framework/util.go) keeps only the repository
+# path of a reference under the prefix, dropping its tag or digest (every image becomes :latest), and the
+# image specs compare repo tags with the unprefixed names. Mapping the registry hosts keeps every reference
+# as critest wrote it.
+# usage: critest.sh BERTHD MODULE_DIR SOURCE_DIR TOOLS_BIN PAUSE
+#   TOOLS_BIN holds critest and crictl (tests/scripts/gotools.sh), PAUSE is berth's pause program (the
+#   sandbox image of containerd is built from it).
+# Environment: CRITEST_RUNTIMES (default "containerd berthd"), CRITEST_FOCUS (a ginkgo focus regexp, to run a
+# part while debugging), CRITEST_SEQUENTIAL=1 (one runtime after the other instead of both at once).
+set -eu
+. "$(dirname "$0")/lib.sh"
+BERTHD=$1
+export BERTH_MODULE_DIR=$2
+SRC=$3
+TOOLS=$4
+PAUSE=$5
+RUNTIMES=${CRITEST_RUNTIMES:-containerd berthd}
+CRITEST=$TOOLS/critest
+CRICTL=$TOOLS/crictl
+KNOWN=$SRC/tests/fixtures/cri/known-failing.txt
+for need in "$CRITEST" "$CRICTL"; do
+    [ -x "$need" ] || { echo "FAIL no $need (tests/scripts/gotools.sh builds it)"; exit 1; }
+done
+for need in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap /usr/lib/cni/loopback; do
+    [ -x "$need" ] || { echo "FAIL $need is missing: apt-get install containernetworking-plugins"; exit 1; }
+done
+command -v containerd >/dev/null || { echo "FAIL containerd is missing: apt-get install containerd"; exit 1; }
+work=$(mktemp -d /tmp/berth-critest-XXXXXX)
+X=$(($$ % 100 * 2 + 20))
+NETC=10.234.$X
+NETB=10.234.$((X + 1))
+BRC=btc$$
+BRB=btb$$
+CD_PID=""
+
+# crictl_on SOCKET ARGS...
+crictl_on() { "$CRICTL" --runtime-endpoint "unix://$1" --image-endpoint "unix://$1" --timeout 20 "$@"; }
+
+# Everything either runtime made goes, also after a failure half-way: pods (their netns, veths, iptables
+# rules), the daemons, shims and container processes, mounts, bridges.
+cleanup() {
+    status=$?
+    for sock in "$work/containerd/containerd.sock" "$work/state/berthd.sock"; do
+        [ -S "$sock" ] || continue
+        for p in $(crictl_on "$sock" pods -q 2>/dev/null); do
+            crictl_on "$sock" stopp "$p" >/dev/null 2>&1 || true
+            crictl_on "$sock" rmp "$p" >/dev/null 2>&1 || true
+        done
+    done
+    if [ -n "$CD_PID" ] && kill "$CD_PID" 2>/dev/null; then wait "$CD_PID" 2>/dev/null || true; fi
+    stop_test_processes
+    for p in $(pgrep -f "containerd-shim-runc-v2 .*$work/" 2>/dev/null) \
+        $(pgrep -f "berth-shim .*$work/" 2>/dev/null); do
+        kill -9 "$p" 2>/dev/null || true
+    done
+    for net in "$NETC" "$NETB"; do
+        for t in nat filter; do
+            iptables-save -t $t 2>/dev/null | grep -F -- "$net." | sed -n 's/^-A /-D /p' |
+                while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
+        done
+    done
+    umount_under "$work"
+    ip link del "$BRC" 2>/dev/null || true
+    ip link del "$BRB" 2>/dev/null || true
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the registry and critest's images -------------------------------------------------------------------
+port=$((20000 + $$ % 20000))
+for _ in 1 2 3 4 5 6 7 8; do
+    port=$((port + 1))
+    if sh "$SRC/tests/fixtures/images/registry.sh" start "$work/reg" "$port" >"$work/reg.start" 2>&1; then
+        REGISTRY_DIRS="$work/reg"
+        break
+    fi
+    rm -rf "$work/reg"
+done
+[ -n "$REGISTRY_DIRS" ] || fail "the registry did not start: $(cat "$work/reg.start")"
+REG=127.0.0.1:$port
+[ -x "$PAUSE" ] || fail "no pause program at $PAUSE"
+sh "$SRC/tests/fixtures/images/critest-images.sh" "$work/images" "$REG" "$PAUSE" >"$work/images.log" 2>&1 ||
+    fail "critest's images: $(cat "$work/images.log")"
+HOSTS="registry.k8s.io gcr.io k8s.gcr.io docker.io"
+
+# --- containerd 1.6 with its CRI plugin ------------------------------------------------------------------
+start_containerd() {
+    c=$work/containerd
+    mkdir -p "$c/net.d"
+    for h in $HOSTS; do
+        mkdir -p "$c/certs.d/$h"
+        printf 'server = "http://%s"\n' "$REG" >"$c/certs.d/$h/hosts.toml"
+    done
+    cat >"$c/net.d/10-critest.conflist" <<EOF
+{"cniVersion": "0.4.0", "name": "critest-containerd", "plugins": [
+  {"type": "bridge", "bridge": "$BRC", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$NETC.0/24"}]], "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": "$c/ipam"}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}
+EOF
+    cat >"$c/config.toml" <<EOF
+version = 2
+root = "$c/root"
+state = "$c/state"
+plugin_dir = ""
+[grpc]
+  address = "$c/containerd.sock"
+[ttrpc]
+  address = "$c/containerd.sock.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$c/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.6"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$c/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$c/certs.d"
+EOF
+    containerd --config "$c/config.toml" >>"$c/log" 2>&1 &
+    CD_PID=$!
+    i=0
+    until crictl_on "$c/containerd.sock" info >/dev/null 2>&1; do
+        i=$((i + 1))
+        kill -0 "$CD_PID" 2>/dev/null || { tail -30 "$c/log"; fail "containerd exited"; }
+        [ $i -lt 300 ] || { tail -30 "$c/log"; fail "containerd did not start"; }
+        sleep 0.1
+    done
+}
+
+# --- berthd with the cri module --------------------------------------------------------------------------
+start_berthd() {
+    mkdir -p "$work/net.d"
+    {
+        echo "version: 1"
+        echo "plugins:"
+        echo "  io.berth.network.v1.cni:"
+        echo "    conf_dir: $work/net.d"
+        echo "    default_network: {name: berth, bridge: $BRB, subnet: $NETB.0/24}"
+        echo "  io.containerd.transfer.v1.local:"
+        echo "    registries:"
+        for h in $HOSTS; do echo "      $h: {server: http://$REG}"; done
+    } >"$work/berthd.yaml"
+    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
+        2>>"$work/log" &
+    PID=$!
+    i=0
+    until crictl_on "$work/state/berthd.sock" version >/dev/null 2>&1; do
+        i=$((i + 1))
+        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
+        [ $i -lt 300 ] || fail "berthd did not start"
+        sleep 0.1
+    done
+}
+
+# run_critest NAME SOCKET: critest's validation suite, its JUnit report in $work/NAME.xml, its output in
+# $work/NAME.out, its wall time in $work/NAME.time
+run_critest() {
+    t0=$(date +%s)
+    set -- "$1" "$2" -runtime-endpoint "unix://$2" -image-endpoint "unix://$2" \
+        -test-images-file "$work/images/test-images.yaml" -parallel 1 \
+        -ginkgo.junit-report "$work/$1.xml" -ginkgo.no-color -ginkgo.timeout 40m
+    [ -z "${CRITEST_FOCUS:-}" ] || set -- "$@" -ginkgo.focus "$CRITEST_FOCUS"
+    name=$1
+    shift 2
+    # critest writes temporary files and its report relative to its working directory
+    (cd "$work" && "$CRITEST" "$@") >"$work/$name.out" 2>&1 || true
+    echo $(($(date +%s) - t0)) >"$work/$name.time"
+}
+
+# results NAME: "STATE<TAB>spec name" for every spec of the report (ginkgo's JUnit: one testcase per spec,
+# its state in the status attribute; names unescaped)
+results() {
+    [ -f "$work/$1.xml" ] || return 0
+    sed -n 's/.*<testcase name="\([^"]*\)" classname="[^"]*" status="\([a-z]*\)".*/\2\t\1/p' "$work/$1.xml" |
+        grep -v '	\[\(BeforeSuite\|AfterSuite\|SynchronizedBeforeSuite\|SynchronizedAfterSuite\|ReportAfterSuite\)\]' |
+        sed 's/^\([a-z]*\)\t\[It\] /\1\t/; s/&#34;/"/g; s/&#39;/'"'"'/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g' |
+        sort -t '	' -k2
+}
+summary() {
+    printf '%s: critest %s passed, %s failed, %s skipped (of %s) in %ss\n' "$1" \
+        "$(grep -c '^passed' "$work/$1.res" || true)" \
+        "$(grep -c '^\(failed\|panicked\|timedout\|interrupted\|aborted\)' "$work/$1.res" || true)" \
+        "$(grep -c '^\(skipped\|pending\)' "$work/$1.res" || true)" "$(wc -l <"$work/$1.res")" \
+        "$(cat "$work/$1.time" 2>/dev/null || echo '?')"
+}
+
+for r in $RUNTIMES; do
+    case $r in
+    containerd) start_containerd ;;
+    berthd) start_berthd ;;
+    *) fail "unknown runtime $r (containerd, berthd)" ;;
+    esac
+done
+sock_of() { if [ "$1" = containerd ]; then echo "$work/containerd/containerd.sock"; else echo "$work/state/berthd.sock"; fi; }
+# Both at once halves the wall time on 2 cores; the host-port specs (12000-12003, fixed in critest) would
+# collide, so they run for both afterwards, one runtime after the other.
+HOSTPORT='HostNetwork is true|port mapping with only container port|port mapping with host port and container port|port forward'
+if [ -n "${CRITEST_SEQUENTIAL:-}" ]; then
+    for r in $RUNTIMES; do run_critest "$r" "$(sock_of "$r")"; done
+else
+    for r in $RUNTIMES; do run_critest "$r" "$(sock_of "$r")" & done
+    wait
+fi
+for r in $RUNTIMES; do
+    results "$r" >"$work/$r.res"
+    summary "$r"
+done
