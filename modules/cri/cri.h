@@ -150,6 +150,7 @@ typedef struct cri {
     void *store;          /* store.c's */
     cri_stream_server_t *streams;
     char *pod_cidr; /* UpdateRuntimeConfig */
+    void *ev;       /* events.c's (added by the core helper) */
 } cri_t;
 
 /* call.c: a unary method of another module's service, in process, in CRI_NAMESPACE, on this thread.
@@ -242,6 +243,9 @@ typedef struct cri_sandbox_spec_opts {
     const char *cgroup_path;
     const char *resolv_path, *hosts_path, *hostname_path; /* may be NULL */
     const char *seccomp_profile_root; /* localhost/<path> profiles are read relative to it */
+    /* cri-containers: */
+    const char *shm_path;   /* the pod's /dev/shm (bind-mounted); NULL or "": none */
+    const char *image_name; /* io.kubernetes.cri.sandbox-image-name; may be NULL */
 } cri_sandbox_spec_opts_t;
 
 typedef struct cri_container_spec_opts {
@@ -252,6 +256,10 @@ typedef struct cri_container_spec_opts {
     const char *
         rootfs_owner_passwd; /* the rootfs's /etc/passwd and /etc/group for user names; may be NULL */
     const char *rootfs_owner_group;
+    /* cri-containers: */
+    const char *shm_path;             /* the pod's /dev/shm; NULL or "": none */
+    uint32_t target_pid;              /* pid namespace TARGET: the target container's pid */
+    const char *seccomp_profile_root; /* relative Localhost profiles are read under it */
 } cri_container_spec_opts_t;
 
 int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spec_opts_t *o,
@@ -259,5 +267,90 @@ int cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox
 int cri_spec_container(const Runtime__V1__ContainerConfig *cfg,
                        const Runtime__V1__PodSandboxConfig *sandbox, const cri_image_config_t *img,
                        const cri_container_spec_opts_t *o, char **json, char *why, size_t why_len);
+/* spec.c (cri-containers): linux.resources as OCI JSON (malloc'd), as the container spec has them. */
+char *cri_spec_resources(const Runtime__V1__LinuxContainerResources *r);
+
+
+/* ---- store.c: adding, removing and persisting (core helper; added after the first contract) ------------
+ * The containerd container record is the reference: a pod or container exists once its record does
+ * (created last), and is gone once its record is (deleted first). Its extension
+ * "io.cri-containerd.sandbox.metadata" / "io.cri-containerd.container.metadata" (an Any, JSON value)
+ * holds the CRI config and the immutable fields; the mutable ones (state, pid, times, exit code, reason)
+ * live in a metadata record of kind CRI_STATUS_KIND keyed by the id. */
+#define CRI_EXT_SANDBOX "io.cri-containerd.sandbox.metadata"
+#define CRI_EXT_CONTAINER "io.cri-containerd.container.metadata"
+#define CRI_STATUS_KIND "cri.status"
+cri_sandbox_t *cri_sandbox_new(void);     /* refs 1, every string "" */
+cri_container_t *cri_container_new(void); /* refs 1, every string "" */
+/* Records s (or k) with Containers.Create: labels (kind, the config's labels), the extension, the spec
+ * (json text, may be NULL), snapshotter and snapshot_key (may be NULL or ""), image (may be NULL). */
+int cri_sandbox_record_create(cri_t *c, const cri_sandbox_t *s, const char *spec_json,
+                              const char *snapshotter, const char *snapshot_key, const char *image,
+                              berth_error_t **err);
+int cri_container_record_create(cri_t *c, const cri_container_t *k, const char *spec_json,
+                                const char *snapshotter, const char *snapshot_key,
+                                berth_error_t **err);
+/* Containers.Delete of the record and the status record; a missing one is no error. */
+int cri_record_delete(cri_t *c, const char *id, berth_error_t **err);
+/* A name held while its pod or container is being made (containerd's name index): AlreadyExists naming
+ * the holder when a reservation, a pod or a container has it. Released when made (after the add) or
+ * when making failed. */
+int cri_store_reserve_name(cri_t *c, const char *name, const char *id, berth_error_t **err);
+void cri_store_release_name(cri_t *c, const char *name);
+/* Into the store (which takes its own reference): AlreadyExists when the id or (pods) the name is taken,
+ * naming the holder. Removing drops the store's reference. */
+int cri_store_sandbox_add(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
+void cri_store_sandbox_remove(cri_t *c, const char *id);
+int cri_store_container_add(cri_t *c, cri_container_t *k, berth_error_t **err);
+void cri_store_container_remove(cri_t *c, const char *id);
+/* The mutable fields (state, pid, times, exit_code, reason, message) change under c->lock (reason and
+ * message are replaced, freed and strdup'd: copy them under the lock). Exits (events.c) set EXITED,
+ * finished, exit code and reason; the task itself stays for the remover to delete (Tasks.Delete).
+ * Writes the mutable fields (read under c->lock) to the status record. Change them under c->lock,
+ * then call this without it. */
+int cri_sandbox_status_save(cri_t *c, cri_sandbox_t *s, berth_error_t **err);
+int cri_container_status_save(cri_t *c, cri_container_t *k, berth_error_t **err);
+/* A new random id (64 hex chars). */
+void cri_new_id(char out[65]);
+int64_t cri_now_ns(void);
+
+/* image.c: an image of k8s.io found by a name ("busybox" normalizes to docker.io/library/busybox:latest),
+ * a repo digest (name@sha256:...), its id (sha256:<config digest>) or a unique id prefix. NotFound when
+ * none. The config and manifests are read from the content store's blobs. */
+typedef struct cri_image {
+    char *id;          /* sha256:<config digest> */
+    char *manifest;    /* the digest of the (linux/amd64) manifest */
+    char **tags;       /* NULL-terminated repo tags */
+    char **digests;    /* NULL-terminated repo digests */
+    uint64_t size;     /* manifest + config + layers, as containerd's image.Size */
+    char *config_json; /* the image config blob */
+    char *chain_id;    /* of the top layer: the committed snapshot a container's rootfs starts from */
+} cri_image_t;
+int cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err);
+void cri_image_free(cri_image_t *img);
+/* Normalizes an image name as kubelet and containerd do (docker.io/library/, :latest). Caller frees. */
+char *cri_image_normalize(const char *ref);
+
+/* pod.c: a PodSandboxStatus of s, its parts borrowed from s (valid while s is referenced and b lives):
+ * for PodSandboxStatus and GetContainerEvents. Reads the mutable fields under c->lock. */
+typedef struct cri_pod_status_buf {
+    Runtime__V1__PodSandboxStatus st;
+    Runtime__V1__PodSandboxNetworkStatus net;
+    Runtime__V1__PodIP *ips;   /* n_extra of them */
+    Runtime__V1__PodIP **ipp;
+    Runtime__V1__LinuxPodSandboxStatus lx;
+    Runtime__V1__Namespace ns;
+    Runtime__V1__NamespaceOption nso;
+} cri_pod_status_buf_t;
+void cri_pod_status_fill(cri_t *c, cri_sandbox_t *s, cri_pod_status_buf_t *b);
+void cri_pod_status_release(cri_pod_status_buf_t *b);
+
+/* seccomp.c: RuntimeDefault, containerd 1.6's default profile for x86-64 as the OCI linux.seccomp object,
+ * given the process's bounding capabilities (NULL-terminated, "CAP_SYS_ADMIN" or "SYS_ADMIN"; NULL: none);
+ * Localhost profiles: a JSON file in the OCI format (docker's "name", "archMap", "includes"/"excludes" read
+ * too). Both give a new reference (json_object_put). */
+struct json_object;
+struct json_object *cri_seccomp_default(const char *const *caps);
+int cri_seccomp_localhost(const char *path, struct json_object **out, char *why, size_t len);
 
 #endif /* BERTH_CRI_H */

@@ -95,6 +95,9 @@ start_serving(void *arg)
         } else {
             srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s methods=%zu", srv->address,
                           srv->nroutes);
+            for (size_t i = 0; i < srv->n_extra; i++)
+                srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s (extra)",
+                              srv->extra[i]->address);
         }
     }
     srv->api->readiness_done(srv->ready); /* also frees the token when we stopped before serving */
@@ -105,6 +108,8 @@ start_serving(void *arg)
 
 static const berth_config_field_t transport_config[] = {
     {"address", BERTH_CFG_STRING, "\"\"", "unix socket path; empty means <state>/berthd.sock"},
+    {"extra_addresses", BERTH_CFG_LIST, "[]",
+     "more unix socket paths serving every service, as address does (kubelet's CRI endpoint)"},
     {"uid", BERTH_CFG_INT, "-1", "owner of the socket (-1: berthd's)"},
     {"gid", BERTH_CFG_INT, "-1", "group of the socket (-1: berthd's)"},
     {"mode", BERTH_CFG_INT, "0660", "permissions of the socket"},
@@ -131,6 +136,25 @@ read_config(berth_init_ctx_t *ic, server_t *srv, int64_t *uid, int64_t *gid, int
     if (srv->address[0] != '/')
         return api->error_make(err, BERTH_EINVAL, "address %s: must be an absolute path",
                                srv->address);
+    const berth_config_node_t *extra = api->map_get(ic->config, "extra_addresses");
+    size_t n_extra = api->list_size(extra);
+    srv->extra = calloc(n_extra + 1, sizeof(*srv->extra));
+    for (size_t i = 0; i < n_extra; i++) {
+        const char *a = api->scalar(api->list_at(extra, i));
+        if (a == NULL || a[0] != '/')
+            return api->error_make(err, BERTH_EINVAL,
+                                   "extra_addresses[%zu] %s: must be an absolute path", i,
+                                   a ? a : "(not a string)");
+        for (size_t j = 0; j < srv->n_extra; j++)
+            if (strcmp(srv->extra[j]->address, a) == 0)
+                return api->error_make(err, BERTH_EINVAL, "extra_addresses: %s is listed twice", a);
+        if (strcmp(a, srv->address) == 0)
+            return api->error_make(err, BERTH_EINVAL, "extra_addresses: %s is the address itself",
+                                   a);
+        extra_listener_t *x = calloc(1, sizeof(*x));
+        x->address = strdup(a);
+        srv->extra[srv->n_extra++] = x;
+    }
     if (api->get_int(ic->config, "uid", -1, uid, err) < 0 ||
         api->get_int(ic->config, "gid", -1, gid, err) < 0 ||
         api->get_int(ic->config, "mode", 0660, mode, err) < 0 ||

@@ -49,6 +49,11 @@ server_unref(server_t *srv)
     pthread_mutex_destroy(&srv->work_lock);
     pthread_cond_destroy(&srv->work_done);
     free(srv->address);
+    for (size_t i = 0; i < srv->n_extra; i++) {
+        free(srv->extra[i]->address);
+        free(srv->extra[i]);
+    }
+    free(srv->extra);
     free(srv->uri);
     free(srv);
 }
@@ -390,42 +395,55 @@ on_connection(uv_stream_t *listener, int status)
 /* ---- the listener --------------------------------------------------------------------------------- */
 
 static int
-remove_stale_socket(server_t *srv, berth_error_t **err)
+remove_stale_socket(server_t *srv, const char *address, berth_error_t **err)
 {
     struct stat st;
-    if (lstat(srv->address, &st) < 0)
-        return errno == ENOENT ? 0
-                               : srv->api->error_make(err, BERTH_EIO, "stat %s: %s", srv->address,
-                                                      strerror(errno));
+    if (lstat(address, &st) < 0)
+        return errno == ENOENT
+                   ? 0
+                   : srv->api->error_make(err, BERTH_EIO, "stat %s: %s", address, strerror(errno));
     if (!S_ISSOCK(st.st_mode))
-        return srv->api->error_make(err, BERTH_EEXIST, "%s exists and is not a socket",
-                                    srv->address);
-    if (unlink(srv->address) < 0)
-        return srv->api->error_make(err, BERTH_EIO, "remove stale socket %s: %s", srv->address,
+        return srv->api->error_make(err, BERTH_EEXIST, "%s exists and is not a socket", address);
+    if (unlink(address) < 0)
+        return srv->api->error_make(err, BERTH_EIO, "remove stale socket %s: %s", address,
                                     strerror(errno));
+    return 0;
+}
+
+static int
+listen_one(server_t *srv, uv_pipe_t *pipe, int *listening, const char *address, int64_t uid,
+           int64_t gid, int64_t mode, berth_error_t **err)
+{
+    if (strlen(address) >= 108)
+        return srv->api->error_make(err, BERTH_EINVAL, "socket address %s is longer than 107 bytes",
+                                    address);
+    if (remove_stale_socket(srv, address, err) < 0)
+        return -1;
+    uv_pipe_init(srv->loop, pipe, 0);
+    pipe->data = srv;
+    srv->refs++;
+    *listening = 1;
+    int rc = uv_pipe_bind(pipe, address);
+    if (rc < 0)
+        return srv->api->error_make(err, BERTH_EIO, "bind %s: %s", address, uv_strerror(rc));
+    if (chmod(address, (mode_t)mode) < 0)
+        return srv->api->error_make(err, BERTH_EIO, "chmod %s: %s", address, strerror(errno));
+    if ((uid >= 0 || gid >= 0) && chown(address, (uid_t)uid, (gid_t)gid) < 0)
+        return srv->api->error_make(err, BERTH_EIO, "chown %s to %lld:%lld: %s", address,
+                                    (long long)uid, (long long)gid, strerror(errno));
     return 0;
 }
 
 int
 server_listen(server_t *srv, int64_t uid, int64_t gid, int64_t mode, berth_error_t **err)
 {
-    if (strlen(srv->address) >= 108)
-        return srv->api->error_make(err, BERTH_EINVAL, "socket address %s is longer than 107 bytes",
-                                    srv->address);
-    if (remove_stale_socket(srv, err) < 0)
+    if (listen_one(srv, &srv->listener, &srv->listening, srv->address, uid, gid, mode, err) < 0)
         return -1;
-    uv_pipe_init(srv->loop, &srv->listener, 0);
-    srv->listener.data = srv;
-    srv->refs++;
-    srv->listening = 1;
-    int rc = uv_pipe_bind(&srv->listener, srv->address);
-    if (rc < 0)
-        return srv->api->error_make(err, BERTH_EIO, "bind %s: %s", srv->address, uv_strerror(rc));
-    if (chmod(srv->address, (mode_t)mode) < 0)
-        return srv->api->error_make(err, BERTH_EIO, "chmod %s: %s", srv->address, strerror(errno));
-    if ((uid >= 0 || gid >= 0) && chown(srv->address, (uid_t)uid, (gid_t)gid) < 0)
-        return srv->api->error_make(err, BERTH_EIO, "chown %s to %lld:%lld: %s", srv->address,
-                                    (long long)uid, (long long)gid, strerror(errno));
+    for (size_t i = 0; i < srv->n_extra; i++) {
+        extra_listener_t *x = srv->extra[i];
+        if (listen_one(srv, &x->pipe, &x->listening, x->address, uid, gid, mode, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -436,6 +454,12 @@ server_accept(server_t *srv, berth_error_t **err)
     if (rc < 0)
         return srv->api->error_make(err, BERTH_EIO, "listen on %s: %s", srv->address,
                                     uv_strerror(rc));
+    for (size_t i = 0; i < srv->n_extra; i++) {
+        rc = uv_listen((uv_stream_t *)&srv->extra[i]->pipe, 511, on_connection);
+        if (rc < 0)
+            return srv->api->error_make(err, BERTH_EIO, "listen on %s: %s", srv->extra[i]->address,
+                                        uv_strerror(rc));
+    }
     return 0;
 }
 
@@ -454,6 +478,12 @@ server_stop(server_t *srv)
         uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
         unlink(srv->address);
     }
+    for (size_t i = 0; i < srv->n_extra; i++)
+        if (srv->extra[i]->listening) {
+            srv->extra[i]->listening = 0;
+            uv_close((uv_handle_t *)&srv->extra[i]->pipe, on_listener_closed);
+            unlink(srv->extra[i]->address);
+        }
     for (conn_t *c = srv->conns; c; c = c->next) {
         if (c->closing)
             continue;

@@ -94,7 +94,16 @@ struct server {
     pthread_mutex_t work_lock;  /* counts handlers running on pool threads */
     pthread_cond_t work_done;
     int working;
+    /* extra_addresses: more sockets serving the same routes (the CRI's for kubelet, say) */
+    struct extra_listener **extra;
+    size_t n_extra;
 };
+
+typedef struct extra_listener {
+    uv_pipe_t pipe; /* data: the server */
+    char *address;
+    int listening;
+} extra_listener_t;
 
 /* status.c */
 int grpc_status_of(int berth_code);

@@ -1,0 +1,1245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The CRI's containers: CreateContainer, StartContainer, StopContainer, RemoveContainer, ListContainers,
+ * ContainerStatus, UpdateContainerResources and ReopenContainerLog, as containerd 1.6's CRI does them
+ * (pkg/cri/server/container_*.go) over containerd's services of the other modules (cri_call).
+ *
+ * Crash rule: the snapshot is made before the container record, and the record is deleted before the
+ * snapshot; a kill -9 in between leaves an unreferenced snapshot (the collector's), never a record naming
+ * a missing snapshot.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "container.h"
+#include "mountopts.h"
+
+#define SPEC_PROCESS_URL "types.containerd.io/opencontainers/runtime-spec/1/Process"
+#define SPEC_RESOURCES_URL "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
+#define START_ERROR_EXIT 128
+#define KILL_WAIT_MS 60000
+
+/* ---- small helpers ------------------------------------------------------------------------------------ */
+
+const char *
+ctr_state_dir(cri_t *c, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s/containers/%s", c->cfg.state, id);
+    return out;
+}
+
+static void
+rm_rf(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[4096];
+            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+            struct stat st;
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_rf(p);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void
+drop_err(cri_t *c, berth_error_t **e)
+{
+    c->api->error_free(*e);
+    *e = NULL;
+}
+
+static int64_t
+now_ns(void)
+{
+    return cri_now_ns();
+}
+
+/* Operations on one container that must not overlap (start, stop, remove): containerd's status flags. */
+typedef struct busy {
+    char id[65];
+    struct busy *next;
+} busy_t;
+static pthread_mutex_t busy_mu = PTHREAD_MUTEX_INITIALIZER;
+static busy_t *busy_list;
+
+static int
+busy_take(const char *id)
+{
+    pthread_mutex_lock(&busy_mu);
+    for (busy_t *b = busy_list; b; b = b->next)
+        if (strcmp(b->id, id) == 0) {
+            pthread_mutex_unlock(&busy_mu);
+            return -1;
+        }
+    busy_t *b = calloc(1, sizeof(*b));
+    snprintf(b->id, sizeof(b->id), "%s", id);
+    b->next = busy_list;
+    busy_list = b;
+    pthread_mutex_unlock(&busy_mu);
+    return 0;
+}
+
+static void
+busy_give(const char *id)
+{
+    pthread_mutex_lock(&busy_mu);
+    for (busy_t **p = &busy_list; *p; p = &(*p)->next)
+        if (strcmp((*p)->id, id) == 0) {
+            busy_t *b = *p;
+            *p = b->next;
+            free(b);
+            break;
+        }
+    pthread_mutex_unlock(&busy_mu);
+}
+
+/* stdin FIFOs held open by berthd while stdin_once is false, so the process never reads EOF */
+typedef struct stdin_hold {
+    char id[65];
+    int fd;
+    struct stdin_hold *next;
+} stdin_hold_t;
+static stdin_hold_t *stdin_holds;
+
+static void
+stdin_hold(const char *id, int fd)
+{
+    stdin_hold_t *h = calloc(1, sizeof(*h));
+    snprintf(h->id, sizeof(h->id), "%s", id);
+    h->fd = fd;
+    pthread_mutex_lock(&busy_mu);
+    h->next = stdin_holds;
+    stdin_holds = h;
+    pthread_mutex_unlock(&busy_mu);
+}
+
+static void
+stdin_release(const char *id)
+{
+    pthread_mutex_lock(&busy_mu);
+    for (stdin_hold_t **p = &stdin_holds; *p; p = &(*p)->next)
+        if (strcmp((*p)->id, id) == 0) {
+            stdin_hold_t *h = *p;
+            *p = h->next;
+            close(h->fd);
+            free(h);
+            break;
+        }
+    pthread_mutex_unlock(&busy_mu);
+}
+
+static const char *
+state_name(cri_container_state_t s)
+{
+    return runtime__v1__container_state__descriptor.values[s].name;
+}
+
+/* ---- containerd calls --------------------------------------------------------------------------------- */
+
+int
+ctr_task_kill(cri_t *c, const char *id, const char *exec_id, uint32_t sig, int all,
+              berth_error_t **err)
+{
+    Containerd__Services__Tasks__V1__KillRequest req =
+        CONTAINERD__SERVICES__TASKS__V1__KILL_REQUEST__INIT;
+    req.container_id = (char *)id;
+    req.exec_id = (char *)(exec_id ? exec_id : "");
+    req.signal = sig;
+    req.all = all;
+    return cri_call(c, CRI_SVC_TASKS, "Kill", &req.base, NULL, NULL, NULL, err);
+}
+
+static int
+task_delete(cri_t *c, const char *id, berth_error_t **err)
+{
+    Containerd__Services__Tasks__V1__DeleteTaskRequest req =
+        CONTAINERD__SERVICES__TASKS__V1__DELETE_TASK_REQUEST__INIT;
+    req.container_id = (char *)id;
+    berth_error_t *e = NULL;
+    int rc = cri_call(c, CRI_SVC_TASKS, "Delete", &req.base, NULL, NULL, NULL, &e);
+    if (rc == BERTH_ENOTFOUND)
+        rc = 0;
+    if (rc < 0 && err != NULL)
+        *err = e, e = NULL;
+    c->api->error_free(e);
+    return rc;
+}
+
+static int
+snapshot_remove(cri_t *c, const char *key, berth_error_t **err)
+{
+    Containerd__Services__Snapshots__V1__RemoveSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__REMOVE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)key;
+    berth_error_t *e = NULL;
+    int rc = cri_call(c, CRI_SVC_SNAPSHOTS, "Remove", &req.base, NULL, NULL, NULL, &e);
+    if (rc == BERTH_ENOTFOUND)
+        rc = 0;
+    if (rc < 0 && err != NULL)
+        *err = e, e = NULL;
+    c->api->error_free(e);
+    return rc;
+}
+
+static int
+lease_create(cri_t *c, const char *id, berth_error_t **err)
+{
+    Containerd__Services__Leases__V1__CreateRequest req =
+        CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
+    req.id = (char *)id;
+    return cri_call(c, CRI_SVC_LEASES, "Create", &req.base, NULL, NULL, NULL, err);
+}
+
+static void
+lease_delete(cri_t *c, const char *id)
+{
+    Containerd__Services__Leases__V1__DeleteRequest req =
+        CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+    req.id = (char *)id;
+    berth_error_t *e = NULL;
+    cri_call(c, CRI_SVC_LEASES, "Delete", &req.base, NULL, NULL, NULL, &e);
+    c->api->error_free(e);
+}
+
+static int
+snapshot_mounts(cri_t *c, const char *key,
+                Containerd__Services__Snapshots__V1__MountsResponse **out, berth_error_t **err)
+{
+    Containerd__Services__Snapshots__V1__MountsRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__MOUNTS_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = (char *)key;
+    return cri_call(c, CRI_SVC_SNAPSHOTS, "Mounts", &req.base,
+                    &containerd__services__snapshots__v1__mounts_response__descriptor,
+                    (ProtobufCMessage **)out, NULL, err);
+}
+
+/* The container record's OCI spec (Containers.Get), parsed. */
+json_object *ctr_record_spec(cri_t *c, const char *id, berth_error_t **err);
+json_object *
+ctr_record_spec(cri_t *c, const char *id, berth_error_t **err)
+{
+    Containerd__Services__Containers__V1__GetContainerRequest req =
+        CONTAINERD__SERVICES__CONTAINERS__V1__GET_CONTAINER_REQUEST__INIT;
+    req.id = (char *)id;
+    Containerd__Services__Containers__V1__GetContainerResponse *r = NULL;
+    if (cri_call(c, CRI_SVC_CONTAINERS, "Get", &req.base,
+                 &containerd__services__containers__v1__get_container_response__descriptor,
+                 (ProtobufCMessage **)&r, NULL, err) < 0)
+        return NULL;
+    json_object *spec = NULL;
+    if (r->container != NULL && r->container->spec != NULL) {
+        char *t =
+            strndup((const char *)r->container->spec->value.data, r->container->spec->value.len);
+        spec = json_tokener_parse(t);
+        free(t);
+    }
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    if (spec == NULL)
+        c->api->error_make(err, BERTH_EDATALOSS, "container \"%s\": its record has no spec", id);
+    return spec;
+}
+
+/* ---- the rootfs's /etc/passwd and /etc/group (for user names), copied out of a read-only mount -------- */
+
+static void
+copy_beneath(cri_t *c, int rootfd, const char *rel, const char *to)
+{
+    berth_error_t *e = NULL;
+    int in = c->api->open_beneath(rootfd, rel, O_RDONLY, 0, &e);
+    c->api->error_free(e);
+    if (in < 0)
+        return;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    char buf[65536];
+    ssize_t n;
+    size_t total = 0;
+    while (out >= 0 && (n = read(in, buf, sizeof(buf))) > 0 && total < (4u << 20)) {
+        if (write(out, buf, (size_t)n) != n)
+            break;
+        total += (size_t)n;
+    }
+    if (out >= 0)
+        close(out);
+    close(in);
+}
+
+/* Mounts the snapshot's mounts read-only on dir/rootfs and copies etc/passwd and etc/group next to it.
+ * A failure leaves them out: numeric users still work, names then fail as unknown. */
+static void
+copy_user_files(cri_t *c, const char *dir, Containerd__Types__Mount **mounts, size_t n)
+{
+    if (n != 1)
+        return; /* containerd's snapshotters give one mount (overlay or bind) */
+    char root[4200], pw[4200], gr[4200];
+    snprintf(root, sizeof(root), "%s/rootfs", dir);
+    snprintf(pw, sizeof(pw), "%s/passwd", dir);
+    snprintf(gr, sizeof(gr), "%s/group", dir);
+    mkdir(root, 0700);
+    berth_mount_t m = {mounts[0]->type, mounts[0]->source, mounts[0]->options,
+                       mounts[0]->n_options};
+    char why[256];
+    if (mountopts_mount(&m, root, MS_RDONLY, why, sizeof(why)) < 0) {
+        c->api->log(c->log, BERTH_LOG_WARN, "cri: rootfs of %s for its users: %s", dir, why);
+        rmdir(root);
+        return;
+    }
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        copy_beneath(c, fd, "etc/passwd", pw);
+        copy_beneath(c, fd, "etc/group", gr);
+        close(fd);
+    }
+    umount2(root, MNT_DETACH);
+    rmdir(root);
+}
+
+/* ---- CreateContainer ---------------------------------------------------------------------------------- */
+
+static char *
+container_name(const Runtime__V1__ContainerConfig *cfg, const Runtime__V1__PodSandboxConfig *pod)
+{
+    const Runtime__V1__PodSandboxMetadata *pm = pod ? pod->metadata : NULL;
+    char *out = NULL;
+    if (asprintf(&out, "%s_%s_%s_%s_%u", cfg->metadata->name, pm ? pm->name : "",
+                 pm ? pm->namespace_ : "", pm ? pm->uid : "", cfg->metadata->attempt) < 0)
+        return NULL;
+    return out;
+}
+
+static char *
+cgroup_path(cri_t *c, const cri_sandbox_t *s, const Runtime__V1__PodSandboxConfig *pod,
+            const char *id)
+{
+    const char *parent = s->cgroup_parent && *s->cgroup_parent ? s->cgroup_parent
+                         : pod && pod->linux && pod->linux->cgroup_parent
+                             ? pod->linux->cgroup_parent
+                             : "";
+    char *out = NULL;
+    if (*parent == '\0')
+        return strdup("");
+    size_t pl = strlen(parent);
+    if (strcmp(c->cfg.cgroup_driver, "systemd") == 0 ||
+        (pl > 6 && strcmp(parent + pl - 6, ".slice") == 0)) {
+        const char *slash = strrchr(parent, '/');
+        if (asprintf(&out, "%s:cri-berth:%s", slash ? slash + 1 : parent, id) < 0)
+            return NULL;
+    } else if (asprintf(&out, "%s%s%s", parent, parent[pl - 1] == '/' ? "" : "/", id) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* a deep copy of a message (the request's memory goes with the request) */
+static ProtobufCMessage *
+msg_copy(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = malloc(n ? n : 1);
+    protobuf_c_message_pack(m, b);
+    ProtobufCMessage *out = protobuf_c_message_unpack(m->descriptor, NULL, n, b);
+    free(b);
+    return out;
+}
+
+typedef struct create_state {
+    char id[65];
+    char *name;
+    int reserved, leased, snapshot, record, dir;
+    char lease[96];
+    char dir_path[4096];
+} create_state_t;
+
+static void
+create_undo(cri_t *c, create_state_t *cs)
+{
+    berth_error_t *e = NULL;
+    if (cs->record && cri_record_delete(c, cs->id, &e) < 0)
+        drop_err(c, &e);
+    if (cs->snapshot && snapshot_remove(c, cs->id, &e) < 0)
+        drop_err(c, &e);
+    if (cs->leased)
+        lease_delete(c, cs->lease);
+    if (cs->dir)
+        rm_rf(cs->dir_path);
+    if (cs->reserved)
+        cri_store_release_name(c, cs->name);
+}
+
+/* The pre-create hook: handlers see the OCI spec (env, mounts, annotations) and the labels, may change
+ * them or veto. */
+static int
+fire_hook(cri_t *c, const char *id, const char *image, char **spec,
+          const Runtime__V1__ContainerConfig *cfg, berth_error_t **err)
+{
+    const berth_core_api_t *api = c->api;
+    berth_hook_container_create_t p = {.struct_size = sizeof(p)};
+    p.namespace_ = CRI_NAMESPACE;
+    p.id = id;
+    p.image = api->strdup(image);
+    p.runtime = api->strdup(CRI_RUNTIME_NAME);
+    p.snapshotter = api->strdup(c->cfg.snapshotter);
+    p.snapshot_key = api->strdup(id);
+    p.spec_json = api->strdup(*spec);
+    p.labels = api->kv_new();
+    for (size_t i = 0; i < cfg->n_labels; i++)
+        api->kv_set(p.labels, cfg->labels[i]->key, cfg->labels[i]->value);
+    api->kv_set(p.labels, CRI_LABEL_KIND, "container");
+    int rc = api->hook_invoke(BERTH_HOOK_CRI_PRE_CREATE_CONTAINER, &p, err);
+    if (rc == 0 && p.spec_json != NULL && strcmp(p.spec_json, *spec) != 0) {
+        json_object *j = json_tokener_parse(p.spec_json);
+        if (j == NULL) {
+            rc = api->error_make(err, BERTH_EINVAL,
+                                 "container \"%s\": a pre-create hook left a spec that is not JSON",
+                                 id);
+        } else {
+            json_object_put(j);
+            free(*spec);
+            *spec = strdup(p.spec_json);
+        }
+    }
+    api->free(p.image);
+    api->free(p.runtime);
+    api->free(p.snapshotter);
+    api->free(p.snapshot_key);
+    api->free(p.spec_json);
+    api->kv_free(p.labels);
+    return rc;
+}
+
+static int
+prepare_snapshot(cri_t *c, create_state_t *cs, const char *parent,
+                 Containerd__Services__Snapshots__V1__PrepareSnapshotResponse **out,
+                 berth_error_t **err)
+{
+    snprintf(cs->lease, sizeof(cs->lease), "cri-create-%s", cs->id);
+    if (lease_create(c, cs->lease, err) < 0)
+        return -1;
+    cs->leased = 1;
+    Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
+        CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
+    req.snapshotter = c->cfg.snapshotter;
+    req.key = cs->id;
+    req.parent = (char *)parent;
+    if (cri_call(c, CRI_SVC_SNAPSHOTS, "Prepare", &req.base,
+                 &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor,
+                 (ProtobufCMessage **)out, cs->lease, err) < 0)
+        return -1;
+    cs->snapshot = 1;
+    return 0;
+}
+
+static int
+create(cri_t *c, const Runtime__V1__CreateContainerRequest *r, cri_sandbox_t *s, create_state_t *cs,
+       berth_error_t **err)
+{
+    const Runtime__V1__ContainerConfig *cfg = r->config;
+    const Runtime__V1__PodSandboxConfig *pod = r->sandbox_config ? r->sandbox_config : s->config;
+    cri_new_id(cs->id);
+    if ((cs->name = container_name(cfg, pod)) == NULL)
+        return c->api->error_make(err, BERTH_ENOMEM, "container name: out of memory");
+    if (cri_store_reserve_name(c, cs->name, cs->id, err) < 0)
+        return -1;
+    cs->reserved = 1;
+
+    ctr_image_t im;
+    if (ctr_image_resolve(c, cfg->image->image, &im, err) < 0)
+        return c->api->error_wrap(err, "container %s: image \"%s\"", cfg->metadata->name,
+                                  cfg->image->image);
+    int rc = -1;
+    char *spec = NULL, *cg = NULL;
+    Containerd__Services__Snapshots__V1__PrepareSnapshotResponse *snap = NULL;
+    ctr_state_dir(c, cs->id, cs->dir_path, sizeof(cs->dir_path));
+    berth_error_t *e = NULL;
+    if (c->api->mkdir_all(cs->dir_path, 0700, err) < 0)
+        goto out;
+    cs->dir = 1;
+    if (prepare_snapshot(c, cs, im.chain_id, &snap, err) < 0)
+        goto out;
+    copy_user_files(c, cs->dir_path, snap->mounts, snap->n_mounts);
+    (void)e;
+
+    char pw[4200], gr[4200], shm[4200];
+    snprintf(pw, sizeof(pw), "%s/passwd", cs->dir_path);
+    snprintf(gr, sizeof(gr), "%s/group", cs->dir_path);
+    snprintf(shm, sizeof(shm), "%s/sandboxes/%s/shm", c->cfg.state, s->id);
+    cg = cgroup_path(c, s, pod, cs->id);
+    uint32_t target_pid = 0;
+    const Runtime__V1__LinuxContainerSecurityContext *sc =
+        cfg->linux ? cfg->linux->security_context : NULL;
+    if (sc && sc->namespace_options &&
+        sc->namespace_options->pid == RUNTIME__V1__NAMESPACE_MODE__TARGET) {
+        cri_container_t *t = NULL;
+        if (cri_container_find(c, sc->namespace_options->target_id, &t, err) < 0)
+            goto out;
+        target_pid = t->pid;
+        cri_container_unref(t);
+    }
+    cri_container_spec_opts_t o = {
+        .id = cs->id,
+        .sandbox = s,
+        .image_name = im.name,
+        .cgroup_path = cg,
+        .rootfs_owner_passwd = pw,
+        .rootfs_owner_group = gr,
+        .shm_path = shm,
+        .target_pid = target_pid,
+        .seccomp_profile_root = c->cfg.root,
+    };
+    char why[1024] = "";
+    int src = cri_spec_container(cfg, pod, &im.cfg, &o, &spec, why, sizeof(why));
+    if (src < 0) {
+        c->api->error_make(err, src, "container %s: spec: %s", cfg->metadata->name, why);
+        goto out;
+    }
+    if (fire_hook(c, cs->id, im.name, &spec, cfg, err) < 0)
+        goto out;
+
+    cri_container_t *k = cri_container_new();
+    snprintf(k->id, sizeof(k->id), "%s", cs->id);
+    snprintf(k->sandbox_id, sizeof(k->sandbox_id), "%s", s->id);
+    free(k->name), k->name = strdup(cs->name);
+    k->config = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    free(k->image_ref), k->image_ref = strdup(im.id);
+    free(k->image_name), k->image_name = strdup(im.name);
+    const char *dir = pod && pod->log_directory ? pod->log_directory : "";
+    free(k->log_path);
+    if (*dir && cfg->log_path && *cfg->log_path) {
+        if (asprintf(&k->log_path, "%s/%s", dir, cfg->log_path) < 0)
+            k->log_path = strdup("");
+    } else {
+        k->log_path = strdup("");
+    }
+    free(k->cgroup_path), k->cgroup_path = strdup(cg ? cg : "");
+    k->state = CRI_CONTAINER_CREATED;
+    k->created_ns = now_ns();
+    if (cri_container_record_create(c, k, spec, c->cfg.snapshotter, cs->id, err) < 0) {
+        cri_container_unref(k);
+        goto out;
+    }
+    cs->record = 1;
+    if (cri_container_status_save(c, k, err) < 0 || cri_store_container_add(c, k, err) < 0) {
+        cri_container_unref(k);
+        goto out;
+    }
+    cri_container_unref(k);
+    rc = 0;
+out:
+    if (snap)
+        protobuf_c_message_free_unpacked(&snap->base, NULL);
+    free(spec);
+    free(cg);
+    ctr_image_free(&im);
+    return rc;
+}
+
+int
+cri_rpc_CreateContainer(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                        uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__CreateContainerRequest *r =
+        runtime__v1__create_container_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "CreateContainer: a malformed request");
+    int rc;
+    cri_sandbox_t *s = NULL;
+    if (r->config == NULL || r->config->metadata == NULL || !r->config->metadata->name ||
+        !*r->config->metadata->name) {
+        rc = c->api->error_make(err, BERTH_EINVAL,
+                                "CreateContainer: config.metadata.name is required");
+        goto done;
+    }
+    if (r->config->image == NULL || !r->config->image->image || !*r->config->image->image) {
+        rc = c->api->error_make(err, BERTH_EINVAL, "container %s: config.image is required",
+                                r->config->metadata->name);
+        goto done;
+    }
+    if ((rc = cri_sandbox_find(c, r->pod_sandbox_id, &s, err)) < 0)
+        goto done;
+    pthread_mutex_lock(&c->lock);
+    int ready = s->state == CRI_SANDBOX_READY;
+    pthread_mutex_unlock(&c->lock);
+    if (!ready) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION,
+                                "pod sandbox \"%s\": not ready, no container can be created in it",
+                                s->id);
+        goto done;
+    }
+    create_state_t cs = {0};
+    rc = create(c, r, s, &cs, err);
+    if (rc < 0) {
+        create_undo(c, &cs);
+    } else {
+        cri_store_release_name(c, cs.name);
+        lease_delete(c, cs.lease); /* the record holds the snapshot now */
+        cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_CREATED_EVENT, cs.id,
+                            s->id);
+        Runtime__V1__CreateContainerResponse out = RUNTIME__V1__CREATE_CONTAINER_RESPONSE__INIT;
+        out.container_id = cs.id;
+        cri_reply(c, &out.base, resp, resp_len);
+    }
+    free(cs.name);
+done:
+    cri_sandbox_unref(s);
+    runtime__v1__create_container_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- StartContainer ----------------------------------------------------------------------------------- */
+
+static int
+make_stdin(cri_t *c, const cri_container_t *k, char *path, size_t len, berth_error_t **err)
+{
+    char dir[4096];
+    ctr_state_dir(c, k->id, dir, sizeof(dir));
+    if (c->api->mkdir_all(dir, 0700, err) < 0)
+        return -1;
+    snprintf(path, len, "%s/stdin", dir);
+    unlink(path);
+    if (mkfifo(path, 0600) < 0)
+        return c->api->error_make(err, BERTH_EIO, "container \"%s\": stdin fifo: %s", k->id,
+                                  strerror(errno));
+    /* berthd holds it open (read-write never blocks): the process sees EOF only when it is closed */
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return c->api->error_make(err, BERTH_EIO, "container \"%s\": stdin fifo: %s", k->id,
+                                  strerror(errno));
+    stdin_hold(k->id, fd);
+    return 0;
+}
+
+static int
+start(cri_t *c, cri_container_t *k, berth_error_t **err)
+{
+    const Runtime__V1__ContainerConfig *cfg = k->config;
+    Containerd__Services__Snapshots__V1__MountsResponse *m = NULL;
+    if (snapshot_mounts(c, k->id, &m, err) < 0)
+        return -1;
+    char uri[4200] = "", in[4200] = "";
+    if (k->log_path && *k->log_path)
+        snprintf(uri, sizeof(uri), "file://%s?format=cri", k->log_path);
+    if (cfg->stdin && make_stdin(c, k, in, sizeof(in), err) < 0) {
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return -1;
+    }
+    Containerd__Services__Tasks__V1__CreateTaskRequest req =
+        CONTAINERD__SERVICES__TASKS__V1__CREATE_TASK_REQUEST__INIT;
+    req.container_id = k->id;
+    req.rootfs = m->mounts;
+    req.n_rootfs = m->n_mounts;
+    req.stdin = in;
+    req.stdout = uri;
+    req.stderr = cfg->tty ? "" : uri;
+    req.terminal = cfg->tty;
+    Containerd__Services__Tasks__V1__CreateTaskResponse *cr = NULL;
+    int rc = cri_call(c, CRI_SVC_TASKS, "Create", &req.base,
+                      &containerd__services__tasks__v1__create_task_response__descriptor,
+                      (ProtobufCMessage **)&cr, NULL, err);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    if (rc < 0)
+        return rc;
+    uint32_t pid = cr->pid;
+    protobuf_c_message_free_unpacked(&cr->base, NULL);
+    Containerd__Services__Tasks__V1__StartRequest st =
+        CONTAINERD__SERVICES__TASKS__V1__START_REQUEST__INIT;
+    st.container_id = k->id;
+    st.exec_id = "";
+    if ((rc = cri_call(c, CRI_SVC_TASKS, "Start", &st.base, NULL, NULL, NULL, err)) < 0) {
+        berth_error_t *e = NULL;
+        ctr_task_kill(c, k->id, "", SIGKILL, 1, &e);
+        drop_err(c, &e);
+        task_delete(c, k->id, NULL);
+        return rc;
+    }
+    pthread_mutex_lock(&c->lock);
+    /* an exit already seen (a process that ended at once) keeps EXITED */
+    if (k->state == CRI_CONTAINER_CREATED) {
+        k->state = CRI_CONTAINER_RUNNING;
+        k->pid = pid;
+    }
+    k->started_ns = now_ns();
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+int
+cri_rpc_StartContainer(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                       uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__StartContainerRequest *r =
+        runtime__v1__start_container_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "StartContainer: a malformed request");
+    cri_container_t *k = NULL;
+    cri_sandbox_t *s = NULL;
+    int rc = cri_container_find(c, r->container_id, &k, err), taken = 0;
+    if (rc < 0)
+        goto done;
+    if (busy_take(k->id) < 0) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION,
+                                "container \"%s\": another operation is under way", k->id);
+        goto done;
+    }
+    taken = 1;
+    pthread_mutex_lock(&c->lock);
+    cri_container_state_t state = k->state;
+    pthread_mutex_unlock(&c->lock);
+    if (state != CRI_CONTAINER_CREATED) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION, "container \"%s\" is in %s state", k->id,
+                                state_name(state));
+        goto done;
+    }
+    if ((rc = cri_sandbox_find(c, k->sandbox_id, &s, err)) < 0)
+        goto done;
+    pthread_mutex_lock(&c->lock);
+    int ready = s->state == CRI_SANDBOX_READY;
+    pthread_mutex_unlock(&c->lock);
+    if (!ready) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION,
+                                "container \"%s\": pod sandbox \"%s\" is not ready", k->id, s->id);
+        goto done;
+    }
+    rc = start(c, k, err);
+    berth_error_t *e = NULL;
+    if (rc < 0) {
+        /* containerd: a container that failed to start is EXITED with 128 and StartError */
+        pthread_mutex_lock(&c->lock);
+        k->state = CRI_CONTAINER_EXITED;
+        k->finished_ns = now_ns();
+        k->exit_code = START_ERROR_EXIT;
+        free(k->reason), k->reason = strdup("StartError");
+        free(k->message),
+            k->message = strdup(err && *err && (*err)->message ? (*err)->message : "");
+        pthread_mutex_unlock(&c->lock);
+        stdin_release(k->id);
+    }
+    if (cri_container_status_save(c, k, &e) < 0)
+        drop_err(c, &e);
+    if (rc == 0) {
+        cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_STARTED_EVENT, k->id,
+                            k->sandbox_id);
+        Runtime__V1__StartContainerResponse out = RUNTIME__V1__START_CONTAINER_RESPONSE__INIT;
+        cri_reply(c, &out.base, resp, resp_len);
+    }
+done:
+    if (taken)
+        busy_give(k->id);
+    cri_sandbox_unref(s);
+    cri_container_unref(k);
+    runtime__v1__start_container_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- StopContainer ------------------------------------------------------------------------------------ */
+
+static int
+signal_number(const char *name)
+{
+    static const struct {
+        const char *n;
+        int s;
+    } sigs[] = {
+        {"HUP", SIGHUP},     {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+        {"USR1", SIGUSR1},   {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+        {"WINCH", SIGWINCH}, {"PWR", SIGPWR},
+    };
+    if (name == NULL || *name == '\0')
+        return 0;
+    if (strncasecmp(name, "SIG", 3) == 0)
+        name += 3;
+    char *end;
+    long v = strtol(name, &end, 10);
+    if (*end == '\0' && v > 0 && v < 65)
+        return (int)v;
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (strcasecmp(sigs[i].n, name) == 0)
+            return sigs[i].s;
+    return 0;
+}
+
+/* The stop signal: the config's (CRI 1.33+), else the image's STOPSIGNAL, else SIGTERM. */
+static int
+stop_signal(cri_t *c, const cri_container_t *k)
+{
+    const Runtime__V1__ContainerConfig *cfg = k->config;
+    if (cfg && cfg->stop_signal != RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT) {
+        const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+            &runtime__v1__signal__descriptor, cfg->stop_signal);
+        int s = v ? signal_number(v->name) : 0;
+        if (s > 0)
+            return s;
+    }
+    ctr_image_t im;
+    berth_error_t *e = NULL;
+    int sig = SIGTERM;
+    if (ctr_image_resolve(c, k->image_ref, &im, &e) == 0) {
+        int s = signal_number(im.cfg.stop_signal);
+        if (s > 0)
+            sig = s;
+        ctr_image_free(&im);
+    }
+    c->api->error_free(e);
+    return sig;
+}
+
+static int
+is_running(cri_t *c, cri_container_t *k)
+{
+    pthread_mutex_lock(&c->lock);
+    int r = k->state == CRI_CONTAINER_RUNNING;
+    pthread_mutex_unlock(&c->lock);
+    return r;
+}
+
+/* Waits for the exit the core's subscription records; a kill that finds no process means it is gone
+ * or going, so the state is polled a little too. */
+static int
+wait_exited(cri_t *c, cri_container_t *k, cri_exit_waiter_t *w, int64_t ms)
+{
+    int64_t step = 100, waited = 0;
+    while (is_running(c, k)) {
+        if (ms >= 0 && waited >= ms)
+            return BERTH_ETIMEDOUT;
+        int64_t t = ms < 0 ? step : (ms - waited < step ? ms - waited : step);
+        if (cri_exit_wait(w, t, NULL, NULL) == 0) {
+            /* fired: the store's state follows on the same event */
+            for (int i = 0; i < 50 && is_running(c, k); i++)
+                usleep(2000);
+            return 0;
+        }
+        waited += t;
+    }
+    return 0;
+}
+
+static int
+stop(cri_t *c, cri_container_t *k, int64_t timeout_s, berth_error_t **err)
+{
+    if (!is_running(c, k))
+        return 0;
+    cri_exit_waiter_t *w = cri_exit_wait_register(c, k->id, "");
+    int rc = 0;
+    berth_error_t *e = NULL;
+    if (timeout_s > 0 && is_running(c, k)) {
+        int sig = stop_signal(c, k);
+        if (ctr_task_kill(c, k->id, "", (uint32_t)sig, 0, &e) < 0)
+            drop_err(c, &e);
+        if (wait_exited(c, k, w, timeout_s * 1000) == 0)
+            goto out;
+    }
+    if (is_running(c, k)) {
+        if (ctr_task_kill(c, k->id, "", SIGKILL, 1, &e) < 0)
+            drop_err(c, &e);
+        if (wait_exited(c, k, w, KILL_WAIT_MS) < 0)
+            rc = c->api->error_make(err, BERTH_ETIMEDOUT,
+                                    "container \"%s\": still running %d s after SIGKILL", k->id,
+                                    KILL_WAIT_MS / 1000);
+    }
+out:
+    cri_exit_wait_cancel(w);
+    stdin_release(k->id);
+    return rc;
+}
+
+int
+cri_rpc_StopContainer(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                      uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__StopContainerRequest *r =
+        runtime__v1__stop_container_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "StopContainer: a malformed request");
+    cri_container_t *k = NULL;
+    int rc = cri_container_find(c, r->container_id, &k, err);
+    if (rc == 0)
+        rc = stop(c, k, r->timeout, err);
+    if (rc == 0) {
+        Runtime__V1__StopContainerResponse out = RUNTIME__V1__STOP_CONTAINER_RESPONSE__INIT;
+        cri_reply(c, &out.base, resp, resp_len);
+    }
+    cri_container_unref(k);
+    runtime__v1__stop_container_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- RemoveContainer ---------------------------------------------------------------------------------- */
+
+int
+cri_rpc_RemoveContainer(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                        uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__RemoveContainerRequest *r =
+        runtime__v1__remove_container_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "RemoveContainer: a malformed request");
+    cri_container_t *k = NULL;
+    berth_error_t *e = NULL;
+    int rc = 0, taken = 0;
+    if (cri_container_find(c, r->container_id, &k, &e) < 0) {
+        /* idempotent: what is not there is removed */
+        drop_err(c, &e);
+        goto reply;
+    }
+    if (busy_take(k->id) < 0) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION,
+                                "container \"%s\": another operation is under way", k->id);
+        goto done;
+    }
+    taken = 1;
+    if ((rc = stop(c, k, 0, err)) < 0)
+        goto done;
+    if ((rc = task_delete(c, k->id, err)) < 0)
+        goto done;
+    /* the record first, the snapshot it names after */
+    if ((rc = cri_record_delete(c, k->id, err)) < 0)
+        goto done;
+    cri_store_container_remove(c, k->id);
+    if (snapshot_remove(c, k->id, &e) < 0) {
+        c->api->log(c->log, BERTH_LOG_WARN, "cri: container %s: snapshot: %s", k->id,
+                    e && e->message ? e->message : "?");
+        drop_err(c, &e);
+    }
+    char dir[4096];
+    rm_rf(ctr_state_dir(c, k->id, dir, sizeof(dir)));
+    cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT, k->id,
+                        k->sandbox_id);
+reply:;
+    Runtime__V1__RemoveContainerResponse out = RUNTIME__V1__REMOVE_CONTAINER_RESPONSE__INIT;
+    cri_reply(c, &out.base, resp, resp_len);
+done:
+    if (taken)
+        busy_give(k->id);
+    cri_container_unref(k);
+    runtime__v1__remove_container_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- ListContainers ----------------------------------------------------------------------------------- */
+
+typedef struct ids {
+    char (*v)[65];
+    size_t n, cap;
+} ids_t;
+
+static int
+collect_id(void *user, cri_container_t *k)
+{
+    ids_t *ids = user;
+    if (ids->n == ids->cap) {
+        ids->cap = ids->cap ? 2 * ids->cap : 16;
+        ids->v = realloc(ids->v, ids->cap * sizeof(*ids->v));
+    }
+    snprintf(ids->v[ids->n++], 65, "%s", k->id);
+    return 0;
+}
+
+/* every container, each with a reference (cri_container_unref each, free the array) */
+static cri_container_t **
+all_containers(cri_t *c, size_t *n)
+{
+    ids_t ids = {0};
+    cri_container_foreach(c, collect_id, &ids);
+    cri_container_t **out = calloc(ids.n + 1, sizeof(*out));
+    *n = 0;
+    for (size_t i = 0; i < ids.n; i++) {
+        berth_error_t *e = NULL;
+        if (cri_container_find(c, ids.v[i], &out[*n], &e) == 0)
+            (*n)++;
+        else
+            c->api->error_free(e);
+    }
+    free(ids.v);
+    return out;
+}
+
+static int
+labels_match(const Runtime__V1__ContainerConfig *cfg, size_t n,
+             Runtime__V1__ContainerFilter__LabelSelectorEntry **sel)
+{
+    for (size_t i = 0; i < n; i++) {
+        int ok = 0;
+        for (size_t j = 0; cfg && j < cfg->n_labels && !ok; j++)
+            ok = strcmp(cfg->labels[j]->key, sel[i]->key) == 0 &&
+                 strcmp(cfg->labels[j]->value, sel[i]->value) == 0;
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int
+prefix_of(const char *want, const char *id)
+{
+    return want == NULL || *want == '\0' || strncmp(id, want, strlen(want)) == 0;
+}
+
+int
+cri_rpc_ListContainers(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                       uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__ListContainersRequest *r =
+        runtime__v1__list_containers_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "ListContainers: a malformed request");
+    const Runtime__V1__ContainerFilter *f = r->filter;
+    size_t n = 0;
+    cri_container_t **ks = all_containers(c, &n);
+    Runtime__V1__Container *items = calloc(n + 1, sizeof(*items));
+    Runtime__V1__Container **ptrs = calloc(n + 1, sizeof(*ptrs));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        cri_container_t *k = ks[i];
+        pthread_mutex_lock(&c->lock);
+        cri_container_state_t state = k->state;
+        pthread_mutex_unlock(&c->lock);
+        if (f != NULL) {
+            if (!prefix_of(f->id, k->id) || !prefix_of(f->pod_sandbox_id, k->sandbox_id))
+                continue;
+            if (f->state != NULL && f->state->state != (Runtime__V1__ContainerState)state)
+                continue;
+            if (!labels_match(k->config, f->n_label_selector, f->label_selector))
+                continue;
+        }
+        Runtime__V1__Container *it = &items[m];
+        runtime__v1__container__init(it);
+        it->id = k->id;
+        it->pod_sandbox_id = k->sandbox_id;
+        it->metadata = k->config ? k->config->metadata : NULL;
+        it->image = k->config ? k->config->image : NULL;
+        it->image_ref = k->image_ref;
+        it->image_id = k->image_ref;
+        it->state = (Runtime__V1__ContainerState)state;
+        it->created_at = k->created_ns;
+        if (k->config) {
+            it->n_labels = k->config->n_labels;
+            it->labels = (Runtime__V1__Container__LabelsEntry **)k->config->labels;
+            it->n_annotations = k->config->n_annotations;
+            it->annotations = (Runtime__V1__Container__AnnotationsEntry **)k->config->annotations;
+        }
+        ptrs[m++] = it;
+    }
+    Runtime__V1__ListContainersResponse out = RUNTIME__V1__LIST_CONTAINERS_RESPONSE__INIT;
+    out.containers = ptrs;
+    out.n_containers = m;
+    cri_reply(c, &out.base, resp, resp_len);
+    free(items);
+    free(ptrs);
+    for (size_t i = 0; i < n; i++)
+        cri_container_unref(ks[i]);
+    free(ks);
+    runtime__v1__list_containers_request__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- ContainerStatus ---------------------------------------------------------------------------------- */
+
+static char *
+verbose_info(cri_t *c, cri_container_t *k, uint32_t pid)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "sandboxID", json_object_new_string(k->sandbox_id));
+    json_object_object_add(o, "pid", json_object_new_int64(pid));
+    json_object_object_add(o, "removing", json_object_new_boolean(0));
+    json_object_object_add(o, "snapshotKey", json_object_new_string(k->id));
+    json_object_object_add(o, "snapshotter", json_object_new_string(c->cfg.snapshotter));
+    json_object_object_add(o, "runtimeType", json_object_new_string(CRI_RUNTIME_NAME));
+    berth_error_t *e = NULL;
+    json_object *spec = ctr_record_spec(c, k->id, &e);
+    c->api->error_free(e);
+    if (spec != NULL)
+        json_object_object_add(o, "runtimeSpec", spec);
+    char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return out;
+}
+
+int
+cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                        uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__ContainerStatusRequest *r =
+        runtime__v1__container_status_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "ContainerStatus: a malformed request");
+    cri_container_t *k = NULL;
+    int rc = cri_container_find(c, r->container_id, &k, err);
+    if (rc < 0)
+        goto done;
+    const Runtime__V1__ContainerConfig *cfg = k->config;
+    Runtime__V1__ContainerStatus st = RUNTIME__V1__CONTAINER_STATUS__INIT;
+    Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
+    Runtime__V1__ContainerResources res = RUNTIME__V1__CONTAINER_RESOURCES__INIT;
+    st.id = k->id;
+    st.metadata = cfg ? cfg->metadata : NULL;
+    pthread_mutex_lock(&c->lock);
+    st.state = (Runtime__V1__ContainerState)k->state;
+    st.created_at = k->created_ns;
+    st.started_at = k->started_ns;
+    st.finished_at = k->finished_ns;
+    st.exit_code = k->exit_code;
+    char *reason = strdup(k->reason ? k->reason : ""),
+         *message = strdup(k->message ? k->message : "");
+    uint32_t pid = k->pid;
+    pthread_mutex_unlock(&c->lock);
+    st.reason = reason;
+    st.message = message;
+    img.image = k->image_name;
+    st.image = &img;
+    st.image_ref = k->image_ref;
+    st.image_id = k->image_ref;
+    if (cfg) {
+        st.n_labels = cfg->n_labels;
+        st.labels = (Runtime__V1__ContainerStatus__LabelsEntry **)cfg->labels;
+        st.n_annotations = cfg->n_annotations;
+        st.annotations = (Runtime__V1__ContainerStatus__AnnotationsEntry **)cfg->annotations;
+        st.n_mounts = cfg->n_mounts;
+        st.mounts = cfg->mounts;
+        if (cfg->linux && cfg->linux->resources) {
+            res.linux = cfg->linux->resources;
+            st.resources = &res;
+        }
+    }
+    st.log_path = k->log_path;
+    Runtime__V1__ContainerStatusResponse out = RUNTIME__V1__CONTAINER_STATUS_RESPONSE__INIT;
+    out.status = &st;
+    Runtime__V1__ContainerStatusResponse__InfoEntry info =
+        RUNTIME__V1__CONTAINER_STATUS_RESPONSE__INFO_ENTRY__INIT;
+    Runtime__V1__ContainerStatusResponse__InfoEntry *infop = &info;
+    char *v = NULL;
+    if (r->verbose) {
+        v = verbose_info(c, k, pid);
+        info.key = "info";
+        info.value = v;
+        out.info = &infop;
+        out.n_info = 1;
+    }
+    cri_reply(c, &out.base, resp, resp_len);
+    free(v);
+    free(reason);
+    free(message);
+done:
+    cri_container_unref(k);
+    runtime__v1__container_status_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- UpdateContainerResources ------------------------------------------------------------------------- */
+
+int
+cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8_t *req,
+                                 size_t req_len, uint8_t **resp, size_t *resp_len,
+                                 berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__UpdateContainerResourcesRequest *r =
+        runtime__v1__update_container_resources_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL,
+                                  "UpdateContainerResources: a malformed request");
+    cri_container_t *k = NULL;
+    int rc = cri_container_find(c, r->container_id, &k, err);
+    if (rc < 0)
+        goto done;
+    if (r->linux != NULL && is_running(c, k)) {
+        char *json = cri_spec_resources(r->linux);
+        Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+        any.type_url = SPEC_RESOURCES_URL;
+        any.value.data = (uint8_t *)json;
+        any.value.len = strlen(json);
+        Containerd__Services__Tasks__V1__UpdateTaskRequest u =
+            CONTAINERD__SERVICES__TASKS__V1__UPDATE_TASK_REQUEST__INIT;
+        u.container_id = k->id;
+        u.resources = &any;
+        rc = cri_call(c, CRI_SVC_TASKS, "Update", &u.base, NULL, NULL, NULL, err);
+        free(json);
+        if (rc < 0) {
+            c->api->error_wrap(err, "container \"%s\": update resources", k->id);
+            goto done;
+        }
+    }
+    if (r->linux != NULL && k->config != NULL) {
+        /* the config keeps what was asked (ContainerStatus shows it) */
+        Runtime__V1__LinuxContainerResources *nr =
+            (Runtime__V1__LinuxContainerResources *)msg_copy(&r->linux->base);
+        pthread_mutex_lock(&c->lock);
+        if (k->config->linux == NULL) {
+            k->config->linux = calloc(1, sizeof(*k->config->linux));
+            runtime__v1__linux_container_config__init(k->config->linux);
+        }
+        Runtime__V1__LinuxContainerResources *old = k->config->linux->resources;
+        k->config->linux->resources = nr;
+        pthread_mutex_unlock(&c->lock);
+        /* the old one may still be read by a status being packed: it goes with the container */
+        (void)old;
+    }
+    Runtime__V1__UpdateContainerResourcesResponse out =
+        RUNTIME__V1__UPDATE_CONTAINER_RESOURCES_RESPONSE__INIT;
+    cri_reply(c, &out.base, resp, resp_len);
+done:
+    cri_container_unref(k);
+    runtime__v1__update_container_resources_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- ReopenContainerLog ------------------------------------------------------------------------------- */
+
+int
+cri_rpc_ReopenContainerLog(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
+                           uint8_t **resp, size_t *resp_len, berth_error_t **err)
+{
+    cri_t *c = user;
+    (void)namespace_;
+    Runtime__V1__ReopenContainerLogRequest *r =
+        runtime__v1__reopen_container_log_request__unpack(NULL, req_len, req);
+    if (r == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "ReopenContainerLog: a malformed request");
+    cri_container_t *k = NULL;
+    int rc = cri_container_find(c, r->container_id, &k, err);
+    if (rc < 0)
+        goto done;
+    if (!is_running(c, k)) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION, "container \"%s\" is not running", k->id);
+        goto done;
+    }
+    /* the shim writes the log and reopens it itself when kubelet moved it away (shimlog.c checks the
+     * path on its writes); nothing to ask of it here */
+    Runtime__V1__ReopenContainerLogResponse out = RUNTIME__V1__REOPEN_CONTAINER_LOG_RESPONSE__INIT;
+    cri_reply(c, &out.base, resp, resp_len);
+done:
+    cri_container_unref(k);
+    runtime__v1__reopen_container_log_request__free_unpacked(r, NULL);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,228 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# The CRI core against a real berthd with crictl (v1.37.0), real runc, real CNI plugins on the test's OWN
+# bridge (bc<pid>) and subnet (10.233.<x>.0/24), and a local plain-HTTP registry on 127.0.0.1: version and
+# info (on berthd's socket and on an extra_addresses socket), pull / images / inspecti / rmi, a host-network
+# pod and a pod on the test's network (its IP in the pod status, pinged from the host), pods with filters,
+# a pod whose pause dies reads NOTREADY (the exit events), a berthd restart keeps a ready pod ready (and its
+# pause and IP), stopp and rmp twice each, and `ctr -n k8s.io containers ls` follows it all.
+# usage: cri_core.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL
+set -eu
+. "$(dirname "$0")/lib.sh"
+BERTHD=$1
+export BERTH_MODULE_DIR=$2
+SRC=$3
+CRICTL_BIN=$4
+[ -x "$CRICTL_BIN" ] || { echo "FAIL no crictl at $CRICTL_BIN (tests/scripts/gotools.sh)"; exit 1; }
+for need in /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/portmap; do
+    [ -x "$need" ] || { echo "FAIL $need is missing: apt-get install containernetworking-plugins"; exit 1; }
+done
+work=$(mktemp -d /tmp/berth-cri-core-XXXXXX)
+BR=bc$$
+X=$(($$ % 200 + 20))
+NET=10.233.$X
+CTR="ctr --address $work/state/berthd.sock -n k8s.io"
+
+cleanup() {
+    status=$?
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        for p in $($CRICTL pods -q 2>/dev/null); do
+            $CRICTL stopp "$p" >/dev/null 2>&1 || true
+            $CRICTL rmp "$p" >/dev/null 2>&1 || true
+        done
+    fi
+    stop_test_processes
+    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
+        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    done
+    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    iptables-save -t nat 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
+        while read -r rule; do eval "iptables -t nat $rule" 2>/dev/null || true; done
+    iptables-save -t filter 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
+        while read -r rule; do eval "iptables -t filter $rule" 2>/dev/null || true; done
+    umount_under "$work"
+    ip link del "$BR" 2>/dev/null || true
+    rm -rf "$work"
+    exit $status
+}
+PID=""
+trap cleanup EXIT
+
+mkdir -p "$work/net.d"
+cat >"$work/berthd.yaml" <<YAML
+version: 1
+plugins:
+  io.berth.transport.v1.grpc:
+    extra_addresses: [$work/cri.sock]
+  io.berth.network.v1.cni:
+    conf_dir: $work/net.d
+    default_network: {name: berth, bridge: $BR, subnet: $NET.0/24, firewall: false}
+YAML
+cat >"$work/crictl.yaml" <<YAML
+runtime-endpoint: unix://$work/state/berthd.sock
+image-endpoint: unix://$work/state/berthd.sock
+timeout: 20
+YAML
+CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
+start() {
+    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
+        2>>"$work/log" &
+    PID=$!
+    i=0
+    until $CRICTL version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || fail "berthd did not start"
+        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
+        sleep 0.05
+    done
+}
+restart() {
+    kill "$PID"
+    wait "$PID" || fail "berthd exited with $? on SIGTERM"
+    PID=""
+    start
+}
+# pod NAME UID HOSTNET(true|false) FILE: a PodSandboxConfig for crictl runp
+pod() {
+    if [ "$3" = true ]; then ns='"security_context": {"namespace_options": {"network": 2}},'; else ns=''; fi
+    cat >"$4" <<JSON
+{"metadata": {"name": "$1", "namespace": "cri-core", "uid": "$2", "attempt": 1},
+ "hostname": "$1", "log_directory": "$work/logs/$1",
+ "labels": {"app": "$1", "tier": "test"}, "annotations": {"berth.test/pod": "$1"},
+ "dns_config": {"servers": ["127.0.0.53"], "searches": ["cri.test"], "options": ["ndots:2"]},
+ "linux": {$ns "cgroup_parent": "/berth-cri-core-$$"}}
+JSON
+}
+field() { # JSON-ish output, key: the first "key": "value" string
+    grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"\(.*\)"/\1/'
+}
+
+start
+# --- Version and Status, on berthd's socket and on the extra one --------------------------------------
+v=$($CRICTL version) || fail "crictl version"
+echo "$v" | grep -q "RuntimeName: *berth" || fail "version: $v"
+echo "$v" | grep -q "RuntimeApiVersion: *v1" || fail "version: $v"
+$CRICTL_BIN --runtime-endpoint "unix://$work/cri.sock" --timeout 10 version | grep -q "RuntimeName: *berth" ||
+    fail "the extra_addresses socket does not serve the CRI"
+info=$($CRICTL info) || fail "crictl info"
+echo "$info" | tr -d ' \n' | grep -q '"type":"RuntimeReady","status":true' || fail "RuntimeReady: $info"
+echo "$info" | tr -d ' \n' | grep -q '"type":"NetworkReady","status":true' || fail "NetworkReady: $info"
+echo "$info" | grep -q '"cgroupDriver"' || fail "no verbose config in info: $info"
+
+# --- images through a local registry ------------------------------------------------------------------
+sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
+BB=$work/fx/busybox-oci/blobs/sha256
+port=$((20000 + $$ % 20000))
+for _ in 1 2 3 4 5 6 7 8; do
+    port=$((port + 1))
+    if sh "$SRC/tests/fixtures/images/registry.sh" start "$work/reg" "$port" >"$work/reg.start" 2>&1; then
+        REGISTRY_DIRS="$work/reg"
+        break
+    fi
+    rm -rf "$work/reg"
+done
+[ -n "$REGISTRY_DIRS" ] || fail "registry: $(cat "$work/reg.start")"
+R=127.0.0.1:$port
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+upload() { # REPO FILE
+    loc=$(curl -fsS -D - -o /dev/null -X POST "http://$R/v2/$1/blobs/uploads/" | tr -d '\r' |
+        sed -n 's/^[Ll]ocation: //p')
+    case $loc in http*) ;; *) loc=http://$R$loc ;; esac
+    case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+    curl -fsS -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$2" \
+        "$loc${sep}digest=sha256:$(sha "$2")" || fail "upload of $2"
+}
+mf=$(grep -o 'sha256:[0-9a-f]*' "$work/fx/busybox-oci/index.json" | head -1 | cut -d: -f2)
+cfg=$(grep -o '"config":{[^}]*}' "$BB/$mf" | grep -o 'sha256:[0-9a-f]*' | cut -d: -f2)
+for b in $cfg $(grep -o '"layers":\[.*' "$BB/$mf" | grep -o 'sha256:[0-9a-f]*' | cut -d: -f2); do
+    upload cri/busybox "$BB/$b"
+done
+curl -fsS -o /dev/null -X PUT -H "Content-Type: application/vnd.oci.image.manifest.v1+json" \
+    --data-binary @"$BB/$mf" "http://$R/v2/cri/busybox/manifests/1.0" || fail "manifest"
+IMG=$R/cri/busybox:1.0
+out=$($CRICTL pull "$IMG" 2>&1) || fail "pull: $out"
+echo "$out" | grep -q "sha256:$cfg" || fail "pull did not answer the config digest: $out"
+$CRICTL images | grep -q "$R/cri/busybox *1.0 *${cfg%"${cfg#????????????}"}" ||
+    fail "images: $($CRICTL images)"
+st=$($CRICTL inspecti "$IMG") || fail "inspecti"
+echo "$st" | grep -q "\"id\": \"sha256:$cfg\"" || fail "inspecti id: $st"
+echo "$st" | grep -q "$R/cri/busybox@sha256:$mf" || fail "inspecti repo digest: $st"
+echo "$st" | grep -q '"size": "[1-9]' || fail "inspecti size: $st"
+$CRICTL inspecti "sha256:$cfg" | grep -q "$R/cri/busybox:1.0" || fail "inspecti by id"
+$CTR images ls -q | grep -qx "sha256:$cfg" || fail "no id record: $($CTR images ls -q)"
+$CRICTL rmi "$IMG" >/dev/null || fail "rmi"
+[ -z "$($CRICTL images -q)" ] || fail "rmi left: $($CRICTL images)"
+[ -z "$($CTR images ls -q)" ] || fail "rmi left records: $($CTR images ls -q)"
+$CRICTL rmi "$IMG" >/dev/null 2>&1 && fail "rmi of a missing image should say so (crictl checks first)"
+$CRICTL pull "$IMG" >/dev/null || fail "pull again"
+fs=$($CRICTL imagefsinfo) || fail "imagefsinfo"
+echo "$fs" | grep -q '"usedBytes"' || fail "imagefsinfo: $fs"
+
+# --- pods ---------------------------------------------------------------------------------------------
+mkdir -p "$work/logs"
+pod hostpod uid-host-1 true "$work/hostpod.json"
+pod netpod uid-net-1 false "$work/netpod.json"
+H=$($CRICTL runp "$work/hostpod.json") || fail "runp (host network)"
+N=$($CRICTL runp "$work/netpod.json") || fail "runp (pod network)"
+[ ${#H} -eq 64 ] && [ ${#N} -eq 64 ] || fail "pod ids: $H $N"
+out=$($CRICTL runp "$work/netpod.json" 2>&1) && fail "a second pod of the same name ran"
+echo "$out" | grep -q "$N" || fail "the duplicate's error does not name the holder: $out"
+$CTR containers ls | grep -q "^$H" || fail "ctr -n k8s.io containers ls: $($CTR containers ls)"
+$CTR containers info "$N" | grep -q '"io.cri-containerd.kind": "sandbox"' || fail "no kind label"
+sn=$($CRICTL inspectp "$N") || fail "inspectp"
+echo "$sn" | grep -q '"state": "SANDBOX_READY"' || fail "not ready: $sn"
+IP=$(echo "$sn" | grep -A2 '"network"' | field ip)
+case $IP in "$NET".*) ;; *) fail "pod IP $IP not in $NET.0/24: $sn" ;; esac
+busybox ping -c1 -W3 "$IP" >/dev/null || fail "no ping reply from the pod at $IP"
+netns=$(echo "$sn" | field netNamespacePath)
+[ -e "$netns" ] || fail "netns $netns: $sn"
+nsenter --net="$netns" cat /proc/net/dev | grep -q eth0 || fail "no eth0 in the pod's netns"
+hs=$($CRICTL inspectp "$H")
+echo "$hs" | grep -q '"network": "NODE"' || fail "host pod namespaces: $hs"
+grep -q "nameserver 127.0.0.53" "$(echo "$hs" | field resolvPath)" || fail "host pod resolv.conf"
+pausepid=$(echo "$sn" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
+[ -n "$pausepid" ] && [ "$(cat /proc/"$pausepid"/comm)" = pause ] || fail "pause pid $pausepid"
+
+# filters
+[ "$($CRICTL pods -q | wc -l)" -eq 2 ] || fail "pods: $($CRICTL pods)"
+[ "$($CRICTL pods -q --label app=netpod)" = "$N" ] || fail "label filter: $($CRICTL pods --label app=netpod)"
+[ "$($CRICTL pods -q --label tier=test | wc -l)" -eq 2 ] || fail "label filter tier"
+[ -z "$($CRICTL pods -q --label app=none)" ] || fail "label filter none"
+[ "$($CRICTL pods -q --id "$(echo "$H" | cut -c1-12)")" = "$H" ] || fail "id prefix filter"
+[ "$($CRICTL pods -q --name hostpod)" = "$H" ] || fail "name filter"
+
+# --- restart: the ready pod stays ready, its pause and address too ---------------------------------------
+restart
+sn=$($CRICTL inspectp "$N") || fail "inspectp after restart"
+echo "$sn" | grep -q '"state": "SANDBOX_READY"' || fail "not ready after restart: $sn"
+[ "$(echo "$sn" | grep -A2 '"network"' | field ip)" = "$IP" ] || fail "IP changed: $sn"
+kill -0 "$pausepid" || fail "pause died with the restart"
+busybox ping -c1 -W3 "$IP" >/dev/null || fail "no ping reply after the restart"
+
+# --- exits: the pause of the host pod dies, the pod reads NOTREADY --------------------------------------
+hp=$($CRICTL inspectp "$H" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
+kill -9 "$hp"
+i=0
+until $CRICTL inspectp "$H" | grep -q '"state": "SANDBOX_NOTREADY"'; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "a dead pause left the pod ready"; sleep 0.05
+done
+[ "$($CRICTL pods -q --state notready)" = "$H" ] || fail "state filter: $($CRICTL pods)"
+[ "$($CRICTL pods -q --state ready)" = "$N" ] || fail "state filter ready"
+
+# --- stop and remove, twice each ------------------------------------------------------------------------
+$CRICTL stopp "$N" >/dev/null || fail "stopp"
+$CRICTL stopp "$N" >/dev/null || fail "stopp twice"
+$CRICTL inspectp "$N" | grep -q '"state": "SANDBOX_NOTREADY"' || fail "stopped pod not NOTREADY"
+kill -0 "$pausepid" 2>/dev/null && fail "pause still runs after stopp"
+[ -e "$netns" ] && fail "the netns is still there after stopp"
+busybox ping -c1 -W1 "$IP" >/dev/null 2>&1 && fail "the pod still answers after stopp"
+for p in "$N" "$H"; do
+    $CRICTL rmp "$p" >/dev/null || fail "rmp $p"
+    $CRICTL rmp "$p" >/dev/null 2>&1 || true # crictl resolves the id first: the RPC is checked below
+done
+[ -z "$($CRICTL pods -q)" ] || fail "pods left: $($CRICTL pods)"
+[ -z "$($CTR containers ls -q)" ] || fail "records left: $($CTR containers ls)"
+[ -z "$(ls "$work/state/io.berth.cri.v1.cri/sandboxes" 2>/dev/null)" ] || fail "sandbox files left"
+restart
+[ -z "$($CRICTL pods -q)" ] || fail "pods came back after a restart: $($CRICTL pods)"
+echo "PASS cri_core"
