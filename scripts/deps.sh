@@ -13,6 +13,7 @@ PACKAGES="$PACKAGES openssl" # test certificates of tests/scripts/registry_clien
 PACKAGES="$PACKAGES containernetworking-plugins iptables iproute2" # the network-cni module and its tests
 PACKAGES="$PACKAGES protobuf-compiler" # protoc: requests to and answers from berth's own services in tests
 PACKAGES="$PACKAGES man-db" # the CLI's generated man page rendered in cli.e2e (groff-base comes with it)
+PACKAGES="$PACKAGES libwslay-dev curl" # the CRI streaming server's WebSocket; curl in its end-to-end test
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -226,6 +226,10 @@ int cri_reply(cri_t *c, const ProtobufCMessage *msg, uint8_t **resp, size_t *res
 int cri_stream_server_start(cri_t *c, berth_error_t **err);
 void cri_stream_server_stop(cri_t *c);
 
+/* container.c: the FIFO a container created with config.stdin reads its stdin from (kept open by
+ * CreateContainer), for Attach to write to. 0 with the path in out; BERTH_ENOTFOUND when it has none. */
+int cri_container_stdin_path(cri_t *c, const char *container_id, char *out, size_t out_len);
+
 /* spec.c: OCI specs (json text, malloc'd) from the CRI configs. */
 typedef struct cri_image_config {
     char **env;        /* NULL-terminated "K=V" */
