@@ -23,7 +23,7 @@ set -eu
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
-TOOLS=$4
+TOOLS=$(cd "$4" && pwd)
 PAUSE=$5
 RUNTIMES=${CRITEST_RUNTIMES:-containerd berthd}
 CRITEST=$TOOLS/critest
@@ -45,7 +45,11 @@ BRB=btb$$
 CD_PID=""
 
 # crictl_on SOCKET ARGS...
-crictl_on() { "$CRICTL" --runtime-endpoint "unix://$1" --image-endpoint "unix://$1" --timeout 20 "$@"; }
+crictl_on() {
+    _s=$1
+    shift
+    "$CRICTL" --runtime-endpoint "unix://$_s" --image-endpoint "unix://$_s" --timeout 20s "$@"
+}
 
 # Everything either runtime made goes, also after a failure half-way: pods (their netns, veths, iptables
 # rules), the daemons, shims and container processes, mounts, bridges.
@@ -102,7 +106,10 @@ start_containerd() {
     mkdir -p "$c/net.d"
     for h in $HOSTS; do
         mkdir -p "$c/certs.d/$h"
-        printf 'server = "http://%s"\n' "$REG" >"$c/certs.d/$h/hosts.toml"
+        # 1.6.20 refuses a hosts.toml without a host tree ("invalid `host` tree") and then goes to the
+        # real registry: the local one is both the mirror and the server
+        printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG" "$REG" \
+            >"$c/certs.d/$h/hosts.toml"
     done
     cat >"$c/net.d/10-critest.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "critest-containerd", "plugins": [
@@ -131,6 +138,9 @@ plugin_dir = ""
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_selinux = false
+  # this machine withholds CAP_SYS_RESOURCE: the pause's oom_score_adj -998 fails in runc ("can't get
+  # final child's PID from pipe"); restricted, it is never below containerd's own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -145,10 +155,10 @@ EOF
     containerd --config "$c/config.toml" >>"$c/log" 2>&1 &
     CD_PID=$!
     i=0
-    until crictl_on "$c/containerd.sock" info >/dev/null 2>&1; do
+    until crictl_on "$c/containerd.sock" info >"$c/info" 2>&1; do
         i=$((i + 1))
         kill -0 "$CD_PID" 2>/dev/null || { tail -30 "$c/log"; fail "containerd exited"; }
-        [ $i -lt 300 ] || { tail -30 "$c/log"; fail "containerd did not start"; }
+        [ $i -lt 300 ] || { tail -30 "$c/log"; cat "$c/info"; fail "containerd did not start"; }
         sleep 0.1
     done
 }
@@ -178,12 +188,13 @@ start_berthd() {
     done
 }
 
-# run_critest NAME SOCKET: critest's validation suite, its JUnit report in $work/NAME.xml, its output in
+# run_critest NAME SOCKET: critest's validation suite (one ginkgo process: critest's -parallel defaults to 1,
+# and ginkgo refuses the flag when it is given), its JUnit report in $work/NAME.xml, its output in
 # $work/NAME.out, its wall time in $work/NAME.time
 run_critest() {
     t0=$(date +%s)
     set -- "$1" "$2" -runtime-endpoint "unix://$2" -image-endpoint "unix://$2" \
-        -test-images-file "$work/images/test-images.yaml" -parallel 1 \
+        -test-images-file "$work/images/test-images.yaml" \
         -ginkgo.junit-report "$work/$1.xml" -ginkgo.no-color -ginkgo.timeout 40m
     [ -z "${CRITEST_FOCUS:-}" ] || set -- "$@" -ginkgo.focus "$CRITEST_FOCUS"
     name=$1
@@ -228,6 +239,9 @@ else
     wait
 fi
 for r in $RUNTIMES; do
+    [ -s "$work/$r.xml" ] || { tail -30 "$work/$r.out"; fail "critest against $r wrote no report"; }
     results "$r" >"$work/$r.res"
     summary "$r"
 done
+# CRITEST_KEEP=DIR keeps the reports and critest's output there (debugging)
+[ -z "${CRITEST_KEEP:-}" ] || cp "$work"/*.out "$work"/*.xml "$work"/*.res "$CRITEST_KEEP"/ 2>/dev/null || true
