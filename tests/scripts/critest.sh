@@ -19,6 +19,7 @@
 # Environment: CRITEST_RUNTIMES (default "containerd berthd"), CRITEST_FOCUS (a ginkgo focus regexp, to run a
 # part while debugging), CRITEST_SEQUENTIAL=1 (one runtime after the other instead of both at once).
 set -eu
+export LC_ALL=C # sort and comm agree on the order of spec names
 . "$(dirname "$0")/lib.sh"
 BERTHD=$1
 export BERTH_MODULE_DIR=$2
@@ -238,10 +239,40 @@ else
     for r in $RUNTIMES; do run_critest "$r" "$(sock_of "$r")" & done
     wait
 fi
+# CRITEST_KEEP=DIR keeps the reports and critest's output there (debugging)
+keep() { [ -z "${CRITEST_KEEP:-}" ] || cp "$work"/*.out "$work"/*.xml "$work"/*.res "$CRITEST_KEEP"/ 2>/dev/null || true; }
 for r in $RUNTIMES; do
     [ -s "$work/$r.xml" ] || { tail -30 "$work/$r.out"; fail "critest against $r wrote no report"; }
     results "$r" >"$work/$r.res"
     summary "$r"
 done
-# CRITEST_KEEP=DIR keeps the reports and critest's output there (debugging)
-[ -z "${CRITEST_KEEP:-}" ] || cp "$work"/*.out "$work"/*.xml "$work"/*.res "$CRITEST_KEEP"/ 2>/dev/null || true
+keep
+case " $RUNTIMES " in *" containerd "*" berthd "* | *" berthd "*" containerd "*) ;; *) exit 0 ;; esac
+
+# --- the gap: what containerd passes and berthd does not --------------------------------------------------
+names() { sed -n "s/^$1\t//p" "$work/$2.res" | sort -u; } # STATE-REGEXP RUNTIME
+names passed containerd >"$work/c.pass"
+names passed berthd >"$work/b.pass"
+names '[a-z]*' berthd >"$work/b.all"
+comm -23 "$work/c.pass" "$work/b.pass" >"$work/gap"
+grep -v '^[[:space:]]*\(#\|$\)' "$KNOWN" 2>/dev/null | sort -u >"$work/known" || true
+comm -23 "$work/gap" "$work/known" >"$work/new"
+comm -12 "$work/known" "$work/b.pass" >"$work/fixed"
+comm -23 "$work/known" "$work/b.all" >"$work/unknown"
+echo "specs containerd passes and berthd does not: $(wc -l <"$work/gap") ($(wc -l <"$work/known") listed in" \
+    "tests/fixtures/cri/known-failing.txt)"
+sed 's/^/  gap: /' "$work/gap"
+if [ -s "$work/fixed" ]; then
+    echo "known-failing specs that pass on berthd now (remove them from tests/fixtures/cri/known-failing.txt):"
+    sed 's/^/  fixed: /' "$work/fixed"
+fi
+if [ -s "$work/unknown" ]; then
+    echo "known-failing entries critest did not run (renamed or removed specs: remove them):"
+    sed 's/^/  stale: /' "$work/unknown"
+fi
+if [ -s "$work/new" ]; then
+    echo "FAIL specs containerd passes fail on berthd and are not in tests/fixtures/cri/known-failing.txt:"
+    sed 's/^/  new: /' "$work/new"
+    exit 1
+fi
+echo "PASS cri.critest"
