@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,12 @@ pause_rootfs(cri_t *c, char *dir, size_t len, berth_error_t **err)
 }
 
 static void
+sandbox_dir(const cri_t *c, const char *id, char *out, size_t len)
+{
+    snprintf(out, len, "%s/sandboxes/%s", c->cfg.state, id);
+}
+
+static void
 rm_rf_dir(const char *dir)
 {
     static const char *const names[] = {"hostname", "hosts", "resolv.conf", NULL};
@@ -173,13 +180,30 @@ rm_rf_dir(const char *dir)
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
         unlink(p);
     }
+    snprintf(p, sizeof(p), "%s/shm", dir);
+    while (umount2(p, MNT_DETACH) == 0)
+        ;
+    rmdir(p);
     rmdir(dir);
 }
 
-static void
-sandbox_dir(const cri_t *c, const char *id, char *out, size_t len)
+/* The pod's /dev/shm, shared by its containers (containerd's: a tmpfs under the sandbox's state dir), unless
+ * the pod uses the host's IPC namespace (then the host's /dev/shm). */
+static int
+pod_shm(cri_t *c, const cri_sandbox_t *s, char *out, size_t len, berth_error_t **err)
 {
-    snprintf(out, len, "%s/sandboxes/%s", c->cfg.state, id);
+    out[0] = '\0';
+    if (ns_mode(s->config, 'i') == RUNTIME__V1__NAMESPACE_MODE__NODE)
+        return 0;
+    char dir[PATH_MAX];
+    sandbox_dir(c, s->id, dir, sizeof(dir));
+    snprintf(out, len, "%s/shm", dir);
+    if (c->api->mkdir_all(out, 0700, err) < 0)
+        return -1;
+    if (mount("shm", out, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+        return c->api->error_make(err, BERTH_EIO, "pod sandbox \"%s\": shm tmpfs at %s: %s", s->id,
+                                  out, strerror(errno));
+    return 0;
 }
 
 /* Host-network pods get files of their own: the host's hosts, the DNS config or the host's resolv.conf,
@@ -348,6 +372,39 @@ network_teardown(cri_t *c, const char *id)
     }
 }
 
+/* The pause's oom_score_adj (-998) may be below what berthd may give without CAP_SYS_RESOURCE (berthd in a
+ * container): then berthd's own, as containerd's restrict_oom_score_adj does; runc fails otherwise. */
+static char *
+restrict_oom_score_adj(char *spec)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    unsigned long long eff = ~0ull;
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    if (f)
+        fclose(f);
+    if (eff & (1ull << 24)) /* CAP_SYS_RESOURCE */
+        return spec;
+    int own = 0;
+    f = fopen("/proc/self/oom_score_adj", "re");
+    if (f == NULL || fscanf(f, "%d", &own) != 1)
+        own = 0;
+    if (f)
+        fclose(f);
+    json_object *o = json_tokener_parse(spec), *proc, *adj;
+    if (o && json_object_object_get_ex(o, "process", &proc) &&
+        json_object_object_get_ex(proc, "oomScoreAdj", &adj) && json_object_get_int(adj) < own) {
+        json_object_object_add(proc, "oomScoreAdj", json_object_new_int(own));
+        free(spec);
+        spec = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    }
+    if (o)
+        json_object_put(o);
+    return spec;
+}
+
 /* ---- tasks ------------------------------------------------------------------------------------------ */
 
 static int
@@ -420,6 +477,25 @@ task_delete(cri_t *c, const char *id, berth_error_t **err)
     return 0;
 }
 
+/* After a kill the task stops, then deletes: a moment of FailedPrecondition is expected. */
+static int
+task_delete_stopped(cri_t *c, const char *id, berth_error_t **err)
+{
+    berth_error_t *e = NULL;
+    int rc = BERTH_EPRECONDITION;
+    for (int i = 0; i < 100 && (rc = task_delete(c, id, &e)) == BERTH_EPRECONDITION; i++) {
+        c->api->error_free(e), e = NULL;
+        usleep(20000);
+    }
+    if (rc < 0) {
+        if (err)
+            *err = e;
+        else
+            c->api->error_free(e);
+    }
+    return rc;
+}
+
 /* SIGKILL and wait for the exit (as the store sees it: running is what the exit handling changes). */
 static int
 kill_and_wait(cri_t *c, const char *id, int (*running)(cri_t *, const char *), berth_error_t **err)
@@ -485,11 +561,7 @@ run_undo(cri_t *c, cri_sandbox_t *s, const run_state_t *rs)
     berth_error_t *e = NULL;
     if (rs->task) {
         task_kill(c, s->id, 9);
-        for (int i = 0; i < 50 && task_delete(c, s->id, &e) == BERTH_EPRECONDITION; i++) {
-            c->api->error_free(e), e = NULL;
-            usleep(20000); /* the kill lands: the task stops, then deletes */
-        }
-        c->api->error_free(e), e = NULL;
+        task_delete_stopped(c, s->id, NULL);
     }
     if (rs->record && cri_record_delete(c, s->id, &e) < 0)
         c->api->error_free(e), e = NULL;
@@ -508,10 +580,13 @@ static int
 run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
 {
     const Runtime__V1__PodSandboxConfig *cfg = s->config;
+    char shm[PATH_MAX + 8];
+    rs->files = 1; /* <state>/sandboxes/<id>: the shm mount, the host-network pod's files */
+    if (pod_shm(c, s, shm, sizeof(shm), err) < 0)
+        return -1;
     if (host_network(cfg)) {
         if (host_files(c, s, err) < 0)
             return -1;
-        rs->files = 1;
     } else {
         if (network_setup(c, s, err) < 0)
             return -1;
@@ -539,12 +614,15 @@ run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
         .hosts_path = s->hosts_path[0] ? s->hosts_path : NULL,
         .hostname_path = s->hostname_path[0] ? s->hostname_path : NULL,
         .seccomp_profile_root = c->cfg.root,
+        .shm_path = shm[0] ? shm : NULL,
     };
     char *spec = NULL, why[512] = "";
     int rc = cri_spec_sandbox(cfg, &o, &spec, why, sizeof(why));
     free(cg);
     if (rc < 0)
         return c->api->error_make(err, rc, "pod sandbox \"%s\": spec: %s", s->id, why);
+    spec = restrict_oom_score_adj(spec);
+    c->api->log(c->log, BERTH_LOG_DEBUG, "cri: pod sandbox %s spec %s", s->id, spec);
     rc = cri_sandbox_record_create(c, s, spec, NULL, NULL, NULL, err);
     free(spec);
     if (rc < 0)
@@ -652,8 +730,13 @@ stop_sandbox(cri_t *c, cri_sandbox_t *s, berth_error_t **err)
         return c->api->error_wrap(err, "pod sandbox \"%s\": stopping its containers", s->id);
     if (kill_and_wait(c, s->id, sandbox_running, err) < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": stopping pause", s->id);
-    if (task_delete(c, s->id, err) < 0)
+    if (task_delete_stopped(c, s->id, err) < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": deleting the pause task", s->id);
+    char dir[PATH_MAX + 8];
+    sandbox_dir(c, s->id, dir, sizeof(dir));
+    strcat(dir, "/shm");
+    while (umount2(dir, MNT_DETACH) == 0) /* no process of the pod uses it any more */
+        ;
     if (s->netns_path[0])
         network_teardown(c, s->id);
     pthread_mutex_lock(&c->lock);

@@ -608,10 +608,11 @@ cri_spec_sandbox(const Runtime__V1__PodSandboxConfig *cfg, const cri_sandbox_spe
     json_object_array_add(json_object_object_get(proc, "env"), jstr(DEFAULT_PATH_ENV));
     json_object_object_add(json_object_object_get(s, "root"), "readonly",
                            json_object_new_boolean(1));
-    if (cfg->hostname != NULL && *cfg->hostname)
+    int host_net = nso != NULL && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE;
+    /* the host's UTS namespace with host network: runc refuses a hostname there (cri-core) */
+    if (cfg->hostname != NULL && *cfg->hostname && !host_net)
         json_object_object_add(s, "hostname", jstr(cfg->hostname));
 
-    int host_net = nso != NULL && nso->network == RUNTIME__V1__NAMESPACE_MODE__NODE;
     int host_ipc = nso != NULL && nso->ipc == RUNTIME__V1__NAMESPACE_MODE__NODE;
     if (host_net) {
         remove_namespace(s, "network");

@@ -96,7 +96,7 @@ start_serving(void *arg)
             srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s methods=%zu", srv->address,
                           srv->nroutes);
             for (size_t i = 0; i < srv->n_extra; i++)
-                srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s (extra)",
+                srv->api->log(srv->log, BERTH_LOG_INFO, "serving address=%s extra=true",
                               srv->extra[i]->address);
         }
     }

@@ -84,7 +84,9 @@ restart() {
 }
 # pod NAME UID HOSTNET(true|false) FILE: a PodSandboxConfig for crictl runp
 pod() {
-    if [ "$3" = true ]; then ns='"security_context": {"namespace_options": {"network": 2}},'; else ns=''; fi
+    # kubelet's defaults: a PID namespace per container (1: CONTAINER), so killing pause kills no container
+    if [ "$3" = true ]; then ns='"security_context": {"namespace_options": {"network": 2, "pid": 1}},'
+    else ns='"security_context": {"namespace_options": {"pid": 1}},'; fi
     cat >"$4" <<JSON
 {"metadata": {"name": "$1", "namespace": "cri-core", "uid": "$2", "attempt": 1},
  "hostname": "$1", "log_directory": "$work/logs/$1",
@@ -102,11 +104,11 @@ start
 v=$($CRICTL version) || fail "crictl version"
 echo "$v" | grep -q "RuntimeName: *berth" || fail "version: $v"
 echo "$v" | grep -q "RuntimeApiVersion: *v1" || fail "version: $v"
-$CRICTL_BIN --runtime-endpoint "unix://$work/cri.sock" --timeout 10 version | grep -q "RuntimeName: *berth" ||
+$CRICTL_BIN --runtime-endpoint "unix://$work/cri.sock" --timeout 10s version | grep -q "RuntimeName: *berth" ||
     fail "the extra_addresses socket does not serve the CRI"
 info=$($CRICTL info) || fail "crictl info"
-echo "$info" | tr -d ' \n' | grep -q '"type":"RuntimeReady","status":true' || fail "RuntimeReady: $info"
-echo "$info" | tr -d ' \n' | grep -q '"type":"NetworkReady","status":true' || fail "NetworkReady: $info"
+echo "$info" | tr -d ' \n' | grep -q '"status":true,"type":"RuntimeReady"' || fail "RuntimeReady: $info"
+echo "$info" | tr -d ' \n' | grep -q '"status":true,"type":"NetworkReady"' || fail "NetworkReady: $info"
 echo "$info" | grep -q '"cgroupDriver"' || fail "no verbose config in info: $info"
 
 # --- images through a local registry ------------------------------------------------------------------
@@ -160,6 +162,10 @@ echo "$fs" | grep -q '"usedBytes"' || fail "imagefsinfo: $fs"
 
 # --- pods ---------------------------------------------------------------------------------------------
 mkdir -p "$work/logs"
+# GetContainerEvents: a stream open across what follows (until the restart ends it)
+$CRICTL events >"$work/events.json" 2>"$work/events.err" &
+HELPER_PIDS="$HELPER_PIDS $!"
+sleep 0.3
 pod hostpod uid-host-1 true "$work/hostpod.json"
 pod netpod uid-net-1 false "$work/netpod.json"
 H=$($CRICTL runp "$work/hostpod.json") || fail "runp (host network)"
@@ -182,6 +188,25 @@ echo "$hs" | grep -q '"network": "NODE"' || fail "host pod namespaces: $hs"
 grep -q "nameserver 127.0.0.53" "$(echo "$hs" | field resolvPath)" || fail "host pod resolv.conf"
 pausepid=$(echo "$sn" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
 [ -n "$pausepid" ] && [ "$(cat /proc/"$pausepid"/comm)" = pause ] || fail "pause pid $pausepid"
+
+# events: created and started for the pod, with its status (kubelet's evented PLEG reads it)
+wait_event() { # FILE ID TYPE
+    i=0
+    until tr -d ' \n' <"$1" | grep -q "\"containerId\":\"$2\",\"containerEventType\":\"$3\""; do
+        i=$((i + 1)); [ $i -lt 100 ] || fail "no $3 event for $2: $(cat "$1" "$1.err" 2>/dev/null)"; sleep 0.05
+    done
+}
+wait_event "$work/events.json" "$N" CONTAINER_CREATED_EVENT
+wait_event "$work/events.json" "$N" CONTAINER_STARTED_EVENT
+grep -q '"podSandboxStatus"' "$work/events.json" || fail "events without the pod status"
+
+# a container in the pod (the containers part): StopPodSandbox kills it, RemovePodSandbox removes it
+cat >"$work/sleeper.json" <<JSON
+{"metadata": {"name": "sleeper"}, "image": {"image": "$IMG"}, "command": ["/bin/sleep", "3600"],
+ "log_path": "sleeper.log", "linux": {"security_context": {"namespace_options": {"pid": 1}}}}
+JSON
+K=$($CRICTL create "$N" "$work/sleeper.json" "$work/netpod.json") || fail "create a container in the pod"
+$CRICTL start "$K" >/dev/null || fail "start the container"
 
 # filters
 [ "$($CRICTL pods -q | wc -l)" -eq 2 ] || fail "pods: $($CRICTL pods)"
@@ -210,7 +235,15 @@ done
 [ "$($CRICTL pods -q --state ready)" = "$N" ] || fail "state filter ready"
 
 # --- stop and remove, twice each ------------------------------------------------------------------------
+$CRICTL events >"$work/events2.json" 2>"$work/events2.json.err" &
+HELPER_PIDS="$HELPER_PIDS $!"
+sleep 0.3
+$CRICTL inspect "$K" | grep -q '"state": "CONTAINER_RUNNING"' || fail "the container is not running"
 $CRICTL stopp "$N" >/dev/null || fail "stopp"
+ks=$($CRICTL inspect "$K")
+echo "$ks" | grep -q '"state": "CONTAINER_EXITED"' || fail "stopp left the container: $ks"
+echo "$ks" | grep -q '"exitCode": 137' || fail "the container did not die of SIGKILL: $ks"
+wait_event "$work/events2.json" "$K" CONTAINER_STOPPED_EVENT
 $CRICTL stopp "$N" >/dev/null || fail "stopp twice"
 $CRICTL inspectp "$N" | grep -q '"state": "SANDBOX_NOTREADY"' || fail "stopped pod not NOTREADY"
 kill -0 "$pausepid" 2>/dev/null && fail "pause still runs after stopp"
@@ -221,6 +254,8 @@ for p in "$N" "$H"; do
     $CRICTL rmp "$p" >/dev/null 2>&1 || true # crictl resolves the id first: the RPC is checked below
 done
 [ -z "$($CRICTL pods -q)" ] || fail "pods left: $($CRICTL pods)"
+[ -z "$($CRICTL ps -aq)" ] || fail "rmp left containers: $($CRICTL ps -a)"
+wait_event "$work/events2.json" "$N" CONTAINER_DELETED_EVENT
 [ -z "$($CTR containers ls -q)" ] || fail "records left: $($CTR containers ls)"
 [ -z "$(ls "$work/state/io.berth.cri.v1.cri/sandboxes" 2>/dev/null)" ] || fail "sandbox files left"
 restart
