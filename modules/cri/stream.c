@@ -113,9 +113,9 @@ static int
 running_container(cri_t *c, const char *id, int *tty, berth_error_t **err)
 {
     cri_container_t *k = NULL;
-    if (cri_container_find(c, id, &k, err) < 0)
-        return -1;
-    int rc = 0;
+    int rc = cri_container_find(c, id, &k, err);
+    if (rc < 0)
+        return rc; /* its code (NotFound) is the RPC's */
     if (k->state != CRI_CONTAINER_RUNNING)
         rc = c->api->error_make(err, BERTH_EPRECONDITION, "container %s: not running", k->id);
     if (tty)
@@ -140,9 +140,10 @@ reply_url(cri_t *c, sreq_t *r, const ProtobufCMessageDescriptor *d, uint8_t **re
           size_t *resp_len, berth_error_t **err)
 {
     char url[512];
-    if (sreq_add(c, r, url, sizeof(url), err) < 0) {
+    int rc = sreq_add(c, r, url, sizeof(url), err);
+    if (rc < 0) {
         sreq_free(r);
-        return -1;
+        return rc;
     }
     /* ExecResponse, AttachResponse and PortForwardResponse are all { string url = 1; } */
     Runtime__V1__ExecResponse out = RUNTIME__V1__EXEC_RESPONSE__INIT;

@@ -87,7 +87,7 @@ $CTR images import "$work/fx/busybox-oci.tar" >/dev/null
 # --- a pod and its containers -------------------------------------------------------------------------
 cat >"$work/pod.json" <<EOF
 {"metadata": {"name": "stream", "namespace": "test", "uid": "stream-$$", "attempt": 0},
- "log_directory": "$work/logs", "linux": {}}
+ "log_directory": "$work/logs", "linux": {"cgroup_parent": "/berth-cri-stream-$$"}}
 EOF
 ctr_json() { # name, command (JSON array), extra fields
     cat >"$work/$1.json" <<EOF
@@ -108,11 +108,9 @@ done
 # --- exec over SPDY (crictl's default transport) -----------------------------------------------------
 out=$(crictl exec "$C_sleeper" echo hello) || fail "exec echo: $out"
 [ "$out" = hello ] || fail "exec echo said '$out'"
-set +e
-crictl exec "$C_sleeper" sh -c 'exit 7' >/dev/null 2>&1
-rc=$?
-set -e
-[ $rc -eq 7 ] || fail "exec exit 7 gave $rc"
+# crictl exits 1 and names the code (client-go's CodeExitError from the v4 status's ExitCode cause)
+crictl exec "$C_sleeper" sh -c 'exit 7' >/dev/null 2>"$work/e" && fail "exec exit 7 succeeded"
+grep -q 'command terminated with exit code 7' "$work/e" || fail "exec exit 7: $(cat "$work/e")"
 crictl exec "$C_sleeper" sh -c 'echo to-out; echo to-err >&2' >"$work/o" 2>"$work/e" || fail "exec stderr"
 [ "$(cat "$work/o")" = to-out ] || fail "exec stdout: $(cat "$work/o")"
 grep -qx to-err "$work/e" || fail "exec stderr: $(cat "$work/e")"
@@ -126,11 +124,9 @@ out=$(crictl exec --transport websocket "$C_sleeper" sh -c 'echo ws-out; echo ws
     fail "exec over websocket: $out $(cat "$work/e")"
 [ "$out" = ws-out ] || fail "websocket exec said '$out'"
 grep -qx ws-err "$work/e" || fail "websocket exec stderr: $(cat "$work/e")"
-set +e
-crictl exec --transport websocket "$C_sleeper" sh -c 'exit 3' >/dev/null 2>&1
-rc=$?
-set -e
-[ $rc -eq 3 ] || fail "websocket exec exit 3 gave $rc"
+crictl exec --transport websocket "$C_sleeper" sh -c 'exit 3' >/dev/null 2>"$work/e" &&
+    fail "websocket exec exit 3 succeeded"
+grep -q 'command terminated with exit code 3' "$work/e" || fail "websocket exec exit 3: $(cat "$work/e")"
 out=$(echo via-ws | crictl exec --transport websocket -i "$C_sleeper" cat) || fail "websocket exec -i"
 [ "$out" = via-ws ] || fail "websocket exec -i gave '$out'"
 
