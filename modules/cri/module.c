@@ -115,6 +115,8 @@ cri_reply(cri_t *c, const ProtobufCMessage *msg, uint8_t **resp, size_t *resp_le
     return 0;
 }
 
+static void core_fini(void *instance);
+
 static int
 core_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 {
@@ -123,12 +125,15 @@ core_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     c->log = ic->log;
     c->loop = ic->loop;
     pthread_mutex_init(&c->lock, NULL);
+    if (read_config(ic, &c->cfg, err) < 0 || find_services(ic, c, err) < 0 ||
+        cri_store_open(c, err) < 0 || cri_events_start(c, err) < 0 ||
+        cri_stream_server_start(c, err) < 0) {
+        /* no fini follows a failed init: what started stops here (the exit subscription above all) */
+        core_fini(c);
+        return err && *err ? (*err)->code : BERTH_EINTERNAL;
+    }
     *instance = c;
-    if (read_config(ic, &c->cfg, err) < 0 || find_services(ic, c, err) < 0)
-        return -1;
-    if (cri_store_open(c, err) < 0 || cri_events_start(c, err) < 0)
-        return -1;
-    return cri_stream_server_start(c, err);
+    return 0;
 }
 
 static void

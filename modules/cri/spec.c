@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1048,14 +1049,33 @@ set_caps(json_object *proc, json_object *(*make)(void *), void *u)
         json_object_object_add(caps, sets[i], make(u));
 }
 
+/* berthd's own effective capabilities (CapEff of /proc/self/status); all of them when unreadable */
+static uint64_t
+own_caps(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned long long eff = ~0ULL;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return eff;
+}
+
+/* "Every" capability is every one berthd holds, as containerd's cap.Current(): runc cannot give a
+ * container what its caller lacks (a berthd without CAP_SYS_RESOURCE, say, under a restricted parent). */
 static json_object *
 make_all_caps(void *u)
 {
     (void)u;
     json_object *a = json_object_new_array();
     int last = last_cap();
+    uint64_t own = own_caps();
     for (int i = 0; i <= last; i++)
-        json_object_array_add(a, jstr(all_cap_names[i]));
+        if (i >= 64 || (own >> i) & 1)
+            json_object_array_add(a, jstr(all_cap_names[i]));
     return a;
 }
 

@@ -752,26 +752,5 @@ cri_rpc_ListPodSandboxStats(void *user, const char *namespace_, const uint8_t *r
     return rc;
 }
 
-/* ---- metrics: no descriptors, no metrics (kubelet then relies on the stats calls above) ---------------- */
-
-int
-cri_rpc_ListMetricDescriptors(void *user, const char *namespace_, const uint8_t *req,
-                              size_t req_len, uint8_t **resp, size_t *resp_len, berth_error_t **err)
-{
-    cri_t *c = user;
-    (void)namespace_, (void)req, (void)req_len, (void)err;
-    Runtime__V1__ListMetricDescriptorsResponse out =
-        RUNTIME__V1__LIST_METRIC_DESCRIPTORS_RESPONSE__INIT;
-    return cri_reply(c, &out.base, resp, resp_len);
-}
-
-int
-cri_rpc_ListPodSandboxMetrics(void *user, const char *namespace_, const uint8_t *req,
-                              size_t req_len, uint8_t **resp, size_t *resp_len, berth_error_t **err)
-{
-    cri_t *c = user;
-    (void)namespace_, (void)req, (void)req_len, (void)err;
-    Runtime__V1__ListPodSandboxMetricsResponse out =
-        RUNTIME__V1__LIST_POD_SANDBOX_METRICS_RESPONSE__INIT;
-    return cri_reply(c, &out.base, resp, resp_len);
-}
+/* ListMetricDescriptors and ListPodSandboxMetrics stay Unimplemented (stubs.c), as in containerd 1.6: kubelet
+ * and critest then use the stats calls above; empty answers would claim metrics that never come. */

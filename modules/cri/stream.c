@@ -939,6 +939,15 @@ on_connection(uv_stream_t *server, int status)
 
 /* ---- start and stop ------------------------------------------------------------------------------ */
 
+/* a server that could not listen: freed once its handle is closed (the handle is not its first field) */
+static void
+server_unbound(uv_handle_t *h)
+{
+    cri_stream_server_t *s = h->data;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
 int
 cri_stream_server_start(cri_t *c, berth_error_t **err)
 {
@@ -960,7 +969,7 @@ cri_stream_server_start(cri_t *c, berth_error_t **err)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
     if (rc < 0) {
-        uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+        uv_close((uv_handle_t *)&s->tcp, server_unbound);
         return c->api->error_make(err, BERTH_EUNAVAILABLE, "streaming server on %s:%d: %s", addr,
                                   port, uv_strerror(rc));
     }

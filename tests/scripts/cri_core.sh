@@ -333,4 +333,20 @@ sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*
 $CTR snapshots ls | grep -q "^$S" || fail "no snapshot of the sandbox: $($CTR snapshots ls)"
 $CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
 $CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
+# a streaming address nothing can bind: the CRI says why and stays off; berthd serves the rest and stops cleanly
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM"
+PID=""
+cat >>"$work/berthd.yaml" <<YAML
+    stream_address: 192.0.2.1
+YAML
+"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" 2>>"$work/badlog" &
+PID=$!
+i=0
+until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start with a bad stream_address"; sleep 0.05; done
+grep -q "streaming server on 192.0.2.1:0: address not available" "$work/badlog" || fail "no clear error for the stream address: $(cat "$work/badlog")"
+! $CRICTL version >/dev/null 2>&1 || fail "the CRI answered without its streaming server"
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM after a failed CRI init"
+PID=""
 echo "PASS cri_core"

@@ -716,6 +716,20 @@ Test(spec, privileged)
     json_object *s = container_spec(&f);
     cr_assert(has_str(get(s, "process.capabilities.bounding"), "CAP_SYS_ADMIN"));
     cr_assert(has_str(get(s, "process.capabilities.effective"), "CAP_SYS_MODULE"));
+    /* exactly the capabilities this process holds (CapEff), as containerd's cap.Current() */
+    FILE *st = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long eff = 0;
+    while (st && fgets(line, sizeof(line), st) && sscanf(line, "CapEff: %llx", &eff) != 1)
+        ;
+    if (st)
+        fclose(st);
+    size_t held = 0;
+    for (int i = 0; i < 64; i++)
+        held += (eff >> i) & 1;
+    cr_assert_eq(json_object_array_length(get(s, "process.capabilities.bounding")), held);
+    cr_assert_eq(has_str(get(s, "process.capabilities.bounding"), "CAP_SYS_RESOURCE"),
+                 (eff >> 24) & 1, "CAP_SYS_RESOURCE only when held");
     cr_assert_null(get(s, "linux.maskedPaths"));
     cr_assert_null(get(s, "linux.readonlyPaths"));
     cr_assert_null(get(s, "linux.seccomp"), "privileged: no seccomp");
