@@ -39,6 +39,7 @@ struct rcs {
     int in_open, out_open, err_open, outputs;
     sbuf_t pending_in; /* stdin before the process is there */
     int in_eof, in_closed, started, gone, finishing, ended, waiting_size;
+    int stdin_once;         /* attach: the container's stdin closes when this client's does */
     unsigned width, height; /* the last size asked */
     cri_exit_waiter_t *w;
     int exited;
@@ -200,6 +201,7 @@ attach_prepare(void *arg)
         return;
     }
     s->tty = k->config && k->config->tty;
+    s->stdin_once = k->config && k->config->stdin_once;
     char *log_path = strdup(k->log_path ? k->log_path : "");
     int running = k->state == CRI_CONTAINER_RUNNING;
     char id[65];
@@ -260,6 +262,8 @@ close_io_run(void *arg)
     berth_error_t *e = NULL;
     task_call(s->c, "CloseIO", &x.base, &e);
     s->c->api->error_free(e);
+    if (s->r->kind == SREQ_ATTACH)
+        cri_container_stdin_done(s->c, s->r->id); /* berthd's own hold of the FIFO, if any */
 }
 
 static void
@@ -516,7 +520,10 @@ stdin_shut(uv_shutdown_t *sh, int status)
     rcs_t *s = sh->data;
     free(sh);
     close_handle(s, (uv_handle_t *)&s->in, &s->in_open);
-    if (s->r->kind == SREQ_EXEC && !s->finishing && !s->gone)
+    /* an exec's stdin ends with its client's; so does a container's with its first attach's when it
+     * asked for stdin_once (containerd closes it so: `sh` reading it then exits) */
+    int close_io = s->r->kind == SREQ_EXEC || (s->r->kind == SREQ_ATTACH && s->stdin_once);
+    if (close_io && !s->finishing && !s->gone)
         stream_work(s->k, close_io_run, NULL, s);
     sconn_unref(s->k);
 }

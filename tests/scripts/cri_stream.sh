@@ -102,9 +102,10 @@ EOF
 }
 ctr_json sleeper '["sleep", "3600"]' ''
 ctr_json shell '["sh"]' ', "stdin": true, "tty": true'
+ctr_json once '["sh"]' ', "stdin": true, "stdin_once": true'
 ctr_json web '["sh", "-c", "mkdir -p /tmp/www && echo served-by-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]' ''
 POD=$(crictl runp "$work/pod.json") || fail "runp"
-for c in sleeper shell web; do
+for c in sleeper shell once web; do
     id=$(crictl create "$POD" "$work/$c.json" "$work/pod.json") || fail "create $c"
     crictl start "$id" >/dev/null || fail "start $c"
     eval "C_$c=$id"
@@ -155,6 +156,15 @@ i=0
 while kill -0 $APID 2>/dev/null; do i=$((i + 1)); [ $i -lt 200 ] || { kill $APID; fail "attach did not end"; }; sleep 0.1; done
 grep -q 'attached-42' "$work/attach" ||
     fail "attach: the shell's answer did not come: $(cat "$work/attach"); the log: $(cat "$work/logs/shell.log")"
+
+# --- attach without a terminal to a container with stdin_once, as critest's attach spec: its `sh` reads
+# what comes, answers through the log, and the end of the client's stdin closes the container's, so `sh`
+# exits and the attach ends ------------------------------------------------------------------------------
+(sleep 1; printf 'echo once-$((6 * 7))\n') | timeout 20 "$CRICTL_BIN" --config "$work/crictl.yaml" attach -i "$C_once" \
+    >"$work/attach-once" 2>&1 || fail "attach -i to a stdin_once container did not end: $(cat "$work/attach-once")"
+grep -q 'once-42' "$work/attach-once" || fail "attach -i: no answer: $(cat "$work/attach-once")"
+i=0
+until crictl inspect "$C_once" | grep -q '"state": "CONTAINER_EXITED"'; do i=$((i + 1)); [ $i -lt 100 ] || fail "the stdin_once container did not exit"; sleep 0.1; done
 
 # --- port-forward to the pod's httpd: SPDY, then SPDY tunnelled in WebSocket ---------------------------
 for transport in spdy websocket; do
