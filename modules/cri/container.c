@@ -663,6 +663,35 @@ make_stdin(cri_t *c, const cri_container_t *k, char *path, size_t len, berth_err
     return 0;
 }
 
+/* Where the container's output goes: kubelet's log file, or, for a client that named none (critest does
+ * so), a CRI-format file of berthd's own in the container's state dir, so an attach still has it to follow.
+ * That one is bounded: two files of 10 MiB. */
+const char *
+cri_container_output_path(cri_t *c, const cri_container_t *k, char *out, size_t len)
+{
+    char dir[4096];
+    if (k->log_path && *k->log_path)
+        snprintf(out, len, "%s", k->log_path);
+    else
+        snprintf(out, len, "%s/output.log", ctr_state_dir(c, k->id, dir, sizeof(dir)));
+    return out;
+}
+
+static int
+output_uri(cri_t *c, const cri_container_t *k, char *uri, size_t len, berth_error_t **err)
+{
+    char path[4200], dir[4096];
+    cri_container_output_path(c, k, path, sizeof(path));
+    if (k->log_path && *k->log_path) {
+        snprintf(uri, len, "file://%s?format=cri", path);
+        return 0;
+    }
+    if (c->api->mkdir_all(ctr_state_dir(c, k->id, dir, sizeof(dir)), 0700, err) < 0)
+        return -1;
+    snprintf(uri, len, "file://%s?format=cri&max-size=10485760&max-files=2", path);
+    return 0;
+}
+
 static int
 start(cri_t *c, cri_container_t *k, berth_error_t **err)
 {
@@ -670,9 +699,11 @@ start(cri_t *c, cri_container_t *k, berth_error_t **err)
     Containerd__Services__Snapshots__V1__MountsResponse *m = NULL;
     if (snapshot_mounts(c, k->id, &m, err) < 0)
         return -1;
-    char uri[4200] = "", in[4200] = "";
-    if (k->log_path && *k->log_path)
-        snprintf(uri, sizeof(uri), "file://%s?format=cri", k->log_path);
+    char uri[4400] = "", in[4200] = "";
+    if (output_uri(c, k, uri, sizeof(uri), err) < 0) {
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        return -1;
+    }
     if (cfg->stdin && make_stdin(c, k, in, sizeof(in), err) < 0) {
         protobuf_c_message_free_unpacked(&m->base, NULL);
         return -1;

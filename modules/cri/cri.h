@@ -370,4 +370,8 @@ struct json_object;
 struct json_object *cri_seccomp_default(const char *const *caps);
 int cri_seccomp_localhost(const char *path, struct json_object **out, char *why, size_t len);
 
+/* container.c: the file the container's output goes to (kubelet's log file, or berthd's own when the
+ * config names none), which attach follows. */
+const char *cri_container_output_path(cri_t *c, const cri_container_t *k, char *out, size_t len);
+
 #endif /* BERTH_CRI_H */

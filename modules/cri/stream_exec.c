@@ -202,7 +202,8 @@ attach_prepare(void *arg)
     }
     s->tty = k->config && k->config->tty;
     s->stdin_once = k->config && k->config->stdin_once;
-    char *log_path = strdup(k->log_path ? k->log_path : "");
+    char out_path[4200];
+    char *log_path = strdup(cri_container_output_path(c, k, out_path, sizeof(out_path)));
     int running = k->state == CRI_CONTAINER_RUNNING;
     char id[65];
     snprintf(id, sizeof(id), "%s", k->id);

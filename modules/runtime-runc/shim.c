@@ -1078,6 +1078,18 @@ listen_on(const char *path)
     return fd;
 }
 
+/* A process that exited before a client connected is told to it on connecting: berthd's watch connects
+ * while the task is started, and a process that ends at once (or while berthd was away) would otherwise
+ * never be heard of. A request's connection skips event lines. */
+static void
+tell_past_exits(int fd)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i] && procs[i]->state == ST_STOPPED)
+            send_line(fd, "e\texit\t%s\t%d\t%d\t%lld", procs[i]->id, (int)procs[i]->pid,
+                      procs[i]->exit_status, procs[i]->exited_ns);
+}
+
 static void
 accept_client(int lfd)
 {
@@ -1085,6 +1097,7 @@ accept_client(int lfd)
     for (int i = 0; fd >= 0 && i < MAX_CLIENTS; i++)
         if (clients[i].fd < 0) {
             clients[i] = (client_t){.fd = fd};
+            tell_past_exits(fd);
             return;
         }
     if (fd >= 0)

@@ -102,7 +102,11 @@ EOF
 }
 ctr_json sleeper '["sleep", "3600"]' ''
 ctr_json shell '["sh"]' ', "stdin": true, "tty": true'
-ctr_json once '["sh"]' ', "stdin": true, "stdin_once": true'
+# no log_path, as critest's attach container: its output still reaches an attach
+cat >"$work/once.json" <<JSON
+{"metadata": {"name": "once"}, "image": {"image": "$IMG"}, "command": ["sh"], "linux": {},
+ "stdin": true, "stdin_once": true}
+JSON
 ctr_json web '["sh", "-c", "mkdir -p /tmp/www && echo served-by-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]' ''
 POD=$(crictl runp "$work/pod.json") || fail "runp"
 for c in sleeper shell once web; do
@@ -157,7 +161,7 @@ while kill -0 $APID 2>/dev/null; do i=$((i + 1)); [ $i -lt 200 ] || { kill $APID
 grep -q 'attached-42' "$work/attach" ||
     fail "attach: the shell's answer did not come: $(cat "$work/attach"); the log: $(cat "$work/logs/shell.log")"
 
-# --- attach without a terminal to a container with stdin_once, as critest's attach spec: its `sh` reads
+# --- attach without a terminal to a container with stdin_once and no log file, as critest's: its `sh` reads
 # what comes, answers through the log, and the end of the client's stdin closes the container's, so `sh`
 # exits and the attach ends ------------------------------------------------------------------------------
 (sleep 1; printf 'echo once-$((6 * 7))\n') | timeout 20 "$CRICTL_BIN" --config "$work/crictl.yaml" attach -i "$C_once" \

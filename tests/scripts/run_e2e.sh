@@ -229,6 +229,21 @@ i=0
 until grep -q "/tasks/exit" "$work/events"; do i=$((i + 1)); [ $i -lt 100 ] || fail "no exit event after restart"; sleep 0.05; done
 kill $EVENTS
 $CTR tasks rm live >/dev/null && $CTR containers rm live
+# a process that ends while berthd is away: STOPPED after the restart, and removable
+$CTR run -d "$IMG" away sleep 1000 >/dev/null
+awaypid=$($CTR tasks ls | awk '$1 == "away" { print $2 }')
+kill -9 "$PID"
+wait "$PID" 2>/dev/null || true
+PID=""
+kill -9 "$awaypid"
+sleep 0.3 # the shim reaps it with no berthd listening
+start
+$CTR events >"$work/events-away" 2>&1 &
+EVENTS=$!
+i=0
+until $CTR tasks ls | grep -q "^away .*STOPPED"; do i=$((i + 1)); [ $i -lt 100 ] || fail "away: not STOPPED after the restart: $($CTR tasks ls)"; sleep 0.05; done
+$CTR tasks rm away >/dev/null && $CTR containers rm away || fail "away: rm"
+kill $EVENTS
 
 # --- a shim killed with -9: berthd notices, cleans up and reports the exit -----------------------------
 $CTR run -d "$IMG" k9 sleep 1000 >/dev/null
