@@ -16,6 +16,9 @@ run_suite() {
 
 echo "== build/ (RelWithDebInfo)"
 run_suite build
+# critest's counts for both runtimes (cri.critest prints them; ctest keeps a passing test's output in its log)
+grep -E '^(containerd|berthd): critest|^specs containerd passes|^  (gap|fixed|new|stale): ' \
+    build/Testing/Temporary/LastTest.log 2>/dev/null || true
 echo "== build-asan/ (ASan+UBSan)"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DBERTH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
