@@ -309,12 +309,16 @@ network_setup(cri_t *c, cri_sandbox_t *s, berth_error_t **err)
     const Runtime__V1__DNSConfig *d = cfg->dns_config;
     char **srv = NULL, **sea = NULL, **opt = NULL;
     if (d && (d->n_servers || d->n_searches || d->n_options)) {
+        /* each list NULL-terminated; an empty one (NULL in protobuf-c) stays just the terminator */
         srv = calloc(d->n_servers + 1, sizeof(char *));
-        memcpy(srv, d->servers, d->n_servers * sizeof(char *));
         sea = calloc(d->n_searches + 1, sizeof(char *));
-        memcpy(sea, d->searches, d->n_searches * sizeof(char *));
         opt = calloc(d->n_options + 1, sizeof(char *));
-        memcpy(opt, d->options, d->n_options * sizeof(char *));
+        for (size_t i = 0; i < d->n_servers; i++)
+            srv[i] = d->servers[i];
+        for (size_t i = 0; i < d->n_searches; i++)
+            sea[i] = d->searches[i];
+        for (size_t i = 0; i < d->n_options; i++)
+            opt[i] = d->options[i];
     }
     berth_net_setup_t req = {
         .struct_size = sizeof(req),

@@ -470,7 +470,8 @@ static json_object *
 parse_json(const uint8_t *b, size_t n)
 {
     char *t = malloc(n + 1);
-    memcpy(t, b, n);
+    if (n)
+        memcpy(t, b, n);
     t[n] = '\0';
     json_object *o = json_tokener_parse(t);
     free(t);
