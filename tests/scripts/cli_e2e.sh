@@ -211,7 +211,11 @@ until bp=$(pgrep -f "^$B run -it --rm --name rawck") && [ -n "$bp" ] && [ -e "$T
     i=$((i + 1)); [ $i -lt 100 ] || fail "run -it rawck did not start"; sleep 0.05
 done
 pts=$(readlink "/proc/$bp/fd/0")
-stty -F "$pts" -a >"$work/raw"
+# init.pid exists once the task is created; berth goes raw just after (before start): give it time
+i=0
+until stty -F "$pts" -a >"$work/raw" && grep -q -- "-icanon" "$work/raw"; do
+    i=$((i + 1)); [ $i -lt 100 ] || break; sleep 0.05
+done
 stty -F "$pts" rows 44 cols 99 # the kernel sends SIGWINCH; berth resizes the container's pty
 wait $SCRIPT || true
 grep -q -- "-icanon" "$work/raw" && grep -q -- "-echo " "$work/raw" || fail "run -it: the terminal was not raw: $(cat "$work/raw")"
