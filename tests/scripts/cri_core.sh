@@ -23,6 +23,14 @@ X=$(($$ % 200 + 20))
 NET=10.233.$X
 CTR="ctr --address $work/state/berthd.sock -n k8s.io"
 
+# keep_log: on failure, berthd's whole log outlives $work (a crash's sanitizer report is longer than the
+# tail fail() shows) and its sanitizer reports are printed
+keep_log() {
+    [ "$status" -ne 0 ] && [ -s "$work/log" ] || return 0
+    keep=${TMPDIR:-/tmp}/berth-cri-core-$$.log
+    cp "$work/log" "$keep" && echo "berthd's log: $keep"
+    grep -A40 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$work/log" | head -120 || true
+}
 cleanup() {
     status=$?
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
@@ -42,6 +50,7 @@ cleanup() {
         while read -r rule; do eval "iptables -t filter $rule" 2>/dev/null || true; done
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
+    keep_log
     rm -rf "$work"
     exit $status
 }

@@ -29,6 +29,14 @@ LPORT=$((30000 + $$ % 20000))
 CTR="ctr --address $work/state/berthd.sock -n k8s.io"
 PF_PID=""
 
+# keep_log: on failure, berthd's whole log outlives $work (a crash's sanitizer report is longer than the
+# tail fail() shows) and its sanitizer reports are printed
+keep_log() {
+    [ "$status" -ne 0 ] && [ -s "$work/log" ] || return 0
+    keep=${TMPDIR:-/tmp}/berth-crictl-$$.log
+    cp "$work/log" "$keep" && echo "berthd's log: $keep"
+    grep -A40 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$work/log" | head -120 || true
+}
 cleanup() {
     status=$?
     [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
@@ -49,6 +57,7 @@ cleanup() {
     done
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
+    keep_log
     rm -rf "$work"
     exit $status
 }
