@@ -340,6 +340,8 @@ $CTR containers info "$S" | grep -q "\"SnapshotKey\": \"$S\"" || fail "no snapsh
 sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
 [ "$(cat /proc/"$sp"/comm)" = pause ] || fail "sandbox_image's pause is not running"
 $CTR snapshots ls | grep -q "^$S" || fail "no snapshot of the sandbox: $($CTR snapshots ls)"
+# the lease that held the snapshot until the record did is gone (the record holds it now)
+$CTR leases ls | grep -q "cri-sandbox-" && fail "the sandbox's lease outlived its start: $($CTR leases ls)"
 $CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
 $CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
 # a streaming address nothing can bind: the CRI says why and stays off; berthd serves the rest and stops cleanly
