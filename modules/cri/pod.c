@@ -596,8 +596,8 @@ image_argv0(const cri_image_t *img, char *out, size_t len)
 
 /* The lease the sandbox's snapshot is prepared under: until the record names it, nothing else refers to
  * the snapshot, and a garbage collection in between (one runs after every deletion, such as the pull's own
- * lease's) would remove it under the task being made (runc then fails to mkdir /proc in the rootfs). It
- * expires in an hour, so a crash in between leaves nothing held for good. */
+ * lease's) would remove it under the task being made (its overlay mount, or runc's mkdir of /proc in it,
+ * then fails). It expires in an hour, so a crash in between leaves nothing held for good. */
 static int
 sandbox_lease(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, berth_error_t **err)
 {
