@@ -382,5 +382,8 @@ int cri_validate_sysctls(const Runtime__V1__LinuxPodSandboxConfig *l, int host_n
                          char *why, size_t len);
 int cri_validate_log_path(const char *dir, const char *path, char *why, size_t len);
 int cri_validate_image_ref(const char *ref, char *why, size_t len);
+/* gc.c (cri-robust): at start, after the store is loaded: what a CreateContainer or RemoveContainer cut
+ * short by a crash left (a create lease and the snapshot it holds, a container's files without a record). */
+void cri_gc_create_leftovers(cri_t *c);
 
 #endif /* BERTH_CRI_H */
