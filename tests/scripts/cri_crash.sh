@@ -195,8 +195,14 @@ base() { # the pod that create, start and rm work in: made again when a round lo
     fi
 }
 ops=(runp create start rm rmp)
-# the kill's delay for round r: rounds of one call take 0.01 s, then growing steps up to about 0.7 s
-delay_of() { printf '0.%02d' $(((($1 / 5) * 37 + ($1 % 5) * 3) % 70 + 1)); }
+# the kill's delay for round r: the k-th round of a call (of K) waits 0.02 s + k/K of about the call's
+# duration on a loaded 2-core machine (runp and rmp set up or tear down a CNI network: the longest)
+span_of() { case $1 in runp) echo 120 ;; create) echo 60 ;; start) echo 80 ;; rm) echo 90 ;; rmp) echo 140 ;; esac; }
+delay_of() {
+    local k=$(($1 / 5)) n=$(((ROUNDS + 4) / 5))
+    local cs=$((2 + k * $(span_of "${ops[$(($1 % 5))]}") / n))
+    printf '%d.%02d' $((cs / 100)) $((cs % 100))
+}
 t0=$(date +%s)
 for ((r = 0; r < ROUNDS; r++)); do
     op=${ops[$((r % 5))]}
