@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "container.h"
@@ -47,6 +48,19 @@ rm_tree(const char *path)
         closedir(d);
     }
     rmdir(path);
+}
+
+/* <state>/containers/<id>: its rootfs mount point first (CreateContainer mounts the snapshot there a
+ * moment, read-only, to copy /etc/passwd and /etc/group), so nothing below a mount is touched. */
+static void
+remove_ctr_dir(cri_t *c, const char *id)
+{
+    char dir[PATH_MAX], root[PATH_MAX + 16];
+    snprintf(dir, sizeof(dir), "%s/containers/%s", c->cfg.state, id);
+    snprintf(root, sizeof(root), "%s/rootfs", dir);
+    while (umount2(root, MNT_DETACH) == 0)
+        ;
+    rm_tree(dir);
 }
 
 static void
@@ -90,9 +104,7 @@ cri_gc_create_leftovers(cri_t *c)
             drop(c, "snapshot", id, rc, e);
             if (rc < 0 && rc != BERTH_ENOTFOUND)
                 continue; /* the lease keeps it: tried again at the next start */
-            char dir[PATH_MAX];
-            snprintf(dir, sizeof(dir), "%s/containers/%s", c->cfg.state, id);
-            rm_tree(dir);
+            remove_ctr_dir(c, id);
             c->api->log(c->log, BERTH_LOG_INFO,
                         "cri: container \"%s\" cut short by a crash while being made: its snapshot "
                         "and files removed",
@@ -116,9 +128,7 @@ cri_gc_create_leftovers(cri_t *c)
     while ((de = readdir(d)) != NULL) {
         if (strlen(de->d_name) != 64 || container_known(c, de->d_name))
             continue;
-        char p[PATH_MAX + 80];
-        snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-        rm_tree(p);
+        remove_ctr_dir(c, de->d_name);
         c->api->log(c->log, BERTH_LOG_INFO,
                     "cri: files of container \"%s\" without a record: removed", de->d_name);
     }
