@@ -14,7 +14,7 @@
 #     bridge than listed pods have network namespaces;
 #   - what the round made can be removed (crictl rm / rmp), leftovers of the crash included.
 # At the end everything is removed and berthd stopped: no mount, netns, veth, shim or record is left.
-# Rounds: CRI_CRASH_ROUNDS (default 20; the sanitizer build runs fewer, as crash.matrix does).
+# Rounds: CRI_CRASH_ROUNDS (default 15; the sanitizer build runs fewer, as crash.matrix does).
 # usage: cri_crash.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL [ROUNDS]
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +22,7 @@ BERTHD=$1
 export BERTH_MODULE_DIR=$2
 SRC=$3
 CRICTL_BIN=$4
-ROUNDS=${5:-${CRI_CRASH_ROUNDS:-20}}
+ROUNDS=${5:-${CRI_CRASH_ROUNDS:-15}}
 [ -x "$CRICTL_BIN" ] || { echo "FAIL no crictl at $CRICTL_BIN (tests/scripts/gotools.sh)"; exit 1; }
 for need in /usr/lib/cni/bridge /usr/lib/cni/host-local; do
     [ -x "$need" ] || { echo "FAIL $need is missing: apt-get install containernetworking-plugins"; exit 1; }
