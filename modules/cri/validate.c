@@ -55,7 +55,8 @@ cri_validate_resources(const Runtime__V1__LinuxContainerResources *r, const char
 }
 
 /* runc's validation (libcontainer/configs/validate: sysctl): only namespaced sysctls, the net.* ones only
- * in a network namespace of the pod's own, ipc ones only in its own IPC namespace; a key is dotted words
+ * in a network namespace of the pod's own, ipc ones only in its own IPC namespace, kernel.domainname in
+ * its own UTS namespace; a key is dotted words
  * (or a slash path), never one that climbs out of /proc/sys. */
 int
 cri_validate_sysctls(const Runtime__V1__LinuxPodSandboxConfig *l, int host_net, int host_ipc,
@@ -82,6 +83,9 @@ cri_validate_sysctls(const Runtime__V1__LinuxPodSandboxConfig *l, int host_net, 
             return bad(why, len,
                        "sysctl \"%s\": not allowed in a pod that uses the host's network namespace",
                        k);
+        /* the pod's own UTS namespace (not with the host's network, as containerd pairs them) */
+        if (strcmp(k, "kernel.domainname") == 0 && !host_net)
+            continue;
         if (!ipc && !net)
             return bad(why, len,
                        "sysctl \"%s\": not a namespaced sysctl (only kernel.msg*, kernel.sem, "
