@@ -1355,15 +1355,16 @@ cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8
     if (r == NULL)
         return c->api->error_make(err, BERTH_EINVAL,
                                   "UpdateContainerResources: a malformed request");
+    char why[512]; /* refused before the container is looked at (validate.c) */
+    int bad = cri_validate_resources(r->linux, r->container_id, why, sizeof(why));
+    if (bad < 0) {
+        runtime__v1__update_container_resources_request__free_unpacked(r, NULL);
+        return c->api->error_make(err, bad, "container %s", why);
+    }
     cri_container_t *k = NULL;
     int rc = cri_container_find(c, r->container_id, &k, err);
     if (rc < 0)
         goto done;
-    char why[512];
-    if ((rc = cri_validate_resources(r->linux, k->id, why, sizeof(why))) < 0) {
-        c->api->error_make(err, rc, "container %s", why);
-        goto done;
-    }
     if (r->linux != NULL && is_running(c, k)) {
         char *json = cri_spec_resources(r->linux);
         Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
