@@ -586,6 +586,45 @@ out:
     return rc;
 }
 
+/* What CreateContainer refuses before it makes anything (validate.c): a bad image reference, absurd
+ * resources, a group without a user. */
+static int
+create_validate(cri_t *c, const Runtime__V1__CreateContainerRequest *r, berth_error_t **err)
+{
+    const Runtime__V1__ContainerConfig *cfg = r->config;
+    char why[600];
+    int rc;
+    if ((rc = cri_validate_image_ref(cfg->image->image, why, sizeof(why))) < 0)
+        return c->api->error_make(err, rc, "container %s: %s", cfg->metadata->name, why);
+    char what[300];
+    snprintf(what, sizeof(what), "%s", cfg->metadata->name);
+    if (cfg->linux &&
+        (rc = cri_validate_resources(cfg->linux->resources, what, why, sizeof(why))) < 0)
+        return c->api->error_make(err, rc, "container %s", why);
+    const Runtime__V1__LinuxContainerSecurityContext *sc =
+        cfg->linux ? cfg->linux->security_context : NULL;
+    if (sc && sc->run_as_group && !sc->run_as_user &&
+        !(sc->run_as_username && *sc->run_as_username))
+        return c->api->error_make(err, BERTH_EINVAL,
+                                  "container %s: run_as_group is set without run_as_user",
+                                  cfg->metadata->name);
+    return 0;
+}
+
+/* The log file must stay under the pod's log directory (the request's pod config, else the stored). */
+static int
+create_validate_log(cri_t *c, const Runtime__V1__CreateContainerRequest *r, const cri_sandbox_t *s,
+                    berth_error_t **err)
+{
+    const Runtime__V1__PodSandboxConfig *pod = r->sandbox_config ? r->sandbox_config : s->config;
+    char why[600];
+    int rc = cri_validate_log_path(pod ? pod->log_directory : NULL, r->config->log_path, why,
+                                   sizeof(why));
+    if (rc < 0)
+        return c->api->error_make(err, rc, "container %s: %s", r->config->metadata->name, why);
+    return 0;
+}
+
 int
 cri_rpc_CreateContainer(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
                         uint8_t **resp, size_t *resp_len, berth_error_t **err)
@@ -609,7 +648,11 @@ cri_rpc_CreateContainer(void *user, const char *namespace_, const uint8_t *req, 
                                 r->config->metadata->name);
         goto done;
     }
+    if ((rc = create_validate(c, r, err)) < 0)
+        goto done;
     if ((rc = cri_sandbox_find(c, r->pod_sandbox_id, &s, err)) < 0)
+        goto done;
+    if ((rc = create_validate_log(c, r, s, err)) < 0)
         goto done;
     pthread_mutex_lock(&c->lock);
     int ready = s->state == CRI_SANDBOX_READY;
@@ -967,10 +1010,15 @@ cri_rpc_RemoveContainer(void *user, const char *namespace_, const uint8_t *req, 
     cri_container_t *k = NULL;
     berth_error_t *e = NULL;
     int rc = 0, taken = 0;
-    if (cri_container_find(c, r->container_id, &k, &e) < 0) {
+    if ((rc = cri_container_find(c, r->container_id, &k, &e)) == BERTH_ENOTFOUND) {
         /* idempotent: what is not there is removed */
         drop_err(c, &e);
+        rc = 0;
         goto reply;
+    }
+    if (rc < 0) { /* no id, an ambiguous prefix: nothing was removed, say so */
+        *err = e;
+        goto done;
     }
     if (busy_take(k->id) < 0) {
         rc = c->api->error_make(err, BERTH_EPRECONDITION,
@@ -1307,6 +1355,12 @@ cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8
     if (r == NULL)
         return c->api->error_make(err, BERTH_EINVAL,
                                   "UpdateContainerResources: a malformed request");
+    char why[512]; /* refused before the container is looked at (validate.c) */
+    int bad = cri_validate_resources(r->linux, r->container_id, why, sizeof(why));
+    if (bad < 0) {
+        runtime__v1__update_container_resources_request__free_unpacked(r, NULL);
+        return c->api->error_make(err, bad, "container %s", why);
+    }
     cri_container_t *k = NULL;
     int rc = cri_container_find(c, r->container_id, &k, err);
     if (rc < 0)

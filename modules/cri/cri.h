@@ -374,4 +374,16 @@ int cri_seccomp_localhost(const char *path, struct json_object **out, char *why,
  * config names none), which attach follows. */
 const char *cri_container_output_path(cri_t *c, const cri_container_t *k, char *out, size_t len);
 
+/* validate.c (cri-robust): requests refused before anything is made, BERTH_EINVAL with why naming the
+ * field and value; 0 when acceptable. `what` names the object in the message ("container web"). */
+int cri_validate_resources(const Runtime__V1__LinuxContainerResources *r, const char *what,
+                           char *why, size_t len);
+int cri_validate_sysctls(const Runtime__V1__LinuxPodSandboxConfig *l, int host_net, int host_ipc,
+                         char *why, size_t len);
+int cri_validate_log_path(const char *dir, const char *path, char *why, size_t len);
+int cri_validate_image_ref(const char *ref, char *why, size_t len);
+/* gc.c (cri-robust): at start, after the store is loaded: what a CreateContainer or RemoveContainer cut
+ * short by a crash left (a create lease and the snapshot it holds, a container's files without a record). */
+void cri_gc_create_leftovers(cri_t *c);
+
 #endif /* BERTH_CRI_H */

@@ -306,7 +306,11 @@ cri_events_open(void *instance, const berth_grpc_stream_api_t *sapi, berth_grpc_
 {
     cri_t *c = instance;
     events_t *e = c->ev;
-    (void)req, (void)req_len, (void)err;
+    Runtime__V1__GetEventsRequest *q = runtime__v1__get_events_request__unpack(NULL, req_len, req);
+    if (q == NULL)
+        return c->api->error_make(err, BERTH_EINVAL,
+                                  "GetContainerEvents: the request does not unpack");
+    runtime__v1__get_events_request__free_unpacked(q, NULL);
     subscriber_t *s = calloc(1, sizeof(*s));
     s->st = st;
     s->next = e->subs;

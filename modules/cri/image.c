@@ -328,6 +328,9 @@ cri_image_find(cri_t *c, const char *ref, cri_image_t **out, berth_error_t **err
     *out = NULL;
     if (ref == NULL || *ref == '\0')
         return c->api->error_make(err, BERTH_EINVAL, "image: a name or id is required");
+    char why[600];
+    if (cri_validate_image_ref(ref, why, sizeof(why)) < 0)
+        return c->api->error_make(err, BERTH_EINVAL, "%s", why);
     image_set_t set;
     if (load_images(c, &set, err) < 0)
         return -1;
@@ -647,6 +650,11 @@ cri_image_pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, c
     int rc;
     if (norm == NULL)
         return c->api->error_make(err, BERTH_EINVAL, "PullImage: an image name is required");
+    char why[600];
+    if (cri_validate_image_ref(ref, why, sizeof(why)) < 0) {
+        free(norm);
+        return c->api->error_make(err, BERTH_EINVAL, "PullImage: %s", why);
+    }
     if ((rc = pull(c, norm, auth, err)) < 0) {
         c->api->error_wrap(err, "pull %s", norm);
         free(norm);
@@ -781,7 +789,12 @@ cri_rpc_ImageFsInfo(void *user, const char *namespace_, const uint8_t *req, size
                     uint8_t **resp, size_t *resp_len, berth_error_t **err)
 {
     cri_t *c = user;
-    (void)namespace_, (void)req, (void)req_len, (void)err;
+    (void)namespace_;
+    Runtime__V1__ImageFsInfoRequest *q =
+        runtime__v1__image_fs_info_request__unpack(NULL, req_len, req);
+    if (q == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "ImageFsInfo: the request does not unpack");
+    runtime__v1__image_fs_info_request__free_unpacked(q, NULL);
     char root[PATH_MAX], dir[PATH_MAX + 128];
     snprintf(root, sizeof(root), "%s", c->cfg.root);
     snprintf(dir, sizeof(dir), "%s/io.containerd.snapshotter.v1.%s", dirname(root),

@@ -190,9 +190,20 @@ service_fini(void *instance)
     (void)instance; /* the core's */
 }
 
-#define UNARY(m)                                                  \
-    {                                                             \
-        .name = #m, .kind = BERTH_RPC_UNARY, .unary = cri_rpc_##m \
+/* The transport answers a handler's return code: one that passed a helper's -1 up (its error made
+ * deeper, with a class) would answer Unknown. Each method answers its error's own class. */
+#define CRI_CODED(m)                                                                         \
+    static int coded_##m(void *user, const char *ns, const uint8_t *req, size_t req_len,     \
+                         uint8_t **resp, size_t *resp_len, berth_error_t **err)              \
+    {                                                                                        \
+        int rc = cri_rpc_##m(user, ns, req, req_len, resp, resp_len, err);                   \
+        return rc == BERTH_EUNKNOWN && *err != NULL && (*err)->code < 0 ? (*err)->code : rc; \
+    }
+CRI_HANDLERS(CRI_CODED)
+
+#define UNARY(m)                                                \
+    {                                                           \
+        .name = #m, .kind = BERTH_RPC_UNARY, .unary = coded_##m \
     }
 
 static const berth_grpc_method_t runtime_methods[] = {

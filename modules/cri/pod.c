@@ -807,6 +807,28 @@ run_sandbox(cri_t *c, cri_sandbox_t *s, run_state_t *rs, berth_error_t **err)
     return 0;
 }
 
+/* What RunPodSandbox refuses before it makes anything (validate.c): sysctls runc would refuse late,
+ * absurd resources, a log directory that is not absolute. */
+static int
+run_validate(cri_t *c, const Runtime__V1__PodSandboxConfig *cfg, berth_error_t **err)
+{
+    char why[600], what[300];
+    snprintf(what, sizeof(what), "pod sandbox %s", cfg->metadata->name);
+    const Runtime__V1__LinuxPodSandboxConfig *l = cfg->linux;
+    int rc = cri_validate_sysctls(l, host_network(cfg),
+                                  ns_mode(cfg, 'i') == RUNTIME__V1__NAMESPACE_MODE__NODE, why,
+                                  sizeof(why));
+    if (rc == 0 && cfg->log_directory && *cfg->log_directory && cfg->log_directory[0] != '/')
+        rc = BERTH_EINVAL, snprintf(why, sizeof(why), "log_directory \"%s\": not an absolute path",
+                                    cfg->log_directory);
+    if (rc < 0)
+        return c->api->error_make(err, rc, "%s: %s", what, why);
+    if (l && ((rc = cri_validate_resources(l->resources, what, why, sizeof(why))) < 0 ||
+              (rc = cri_validate_resources(l->overhead, what, why, sizeof(why))) < 0))
+        return c->api->error_make(err, rc, "%s", why);
+    return 0;
+}
+
 int
 cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, size_t req_len,
                       uint8_t **resp, size_t *resp_len, berth_error_t **err)
@@ -824,6 +846,10 @@ cri_rpc_RunPodSandbox(void *user, const char *namespace_, const uint8_t *req, si
         runtime__v1__run_pod_sandbox_request__free_unpacked(q, NULL);
         return c->api->error_make(err, BERTH_EINVAL,
                                   "RunPodSandbox: metadata name, namespace and uid are required");
+    }
+    if (run_validate(c, cfg, err) < 0) {
+        runtime__v1__run_pod_sandbox_request__free_unpacked(q, NULL);
+        return (*err)->code;
     }
     cri_sandbox_t *s = cri_sandbox_new();
     q->config = NULL; /* the sandbox owns it now */

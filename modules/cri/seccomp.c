@@ -623,8 +623,11 @@ cri_seccomp_localhost(const char *path, json_object **out, char *why, size_t len
 {
     *out = NULL;
     json_object *p = json_object_from_file(path);
-    if (p == NULL)
-        return fail(why, len, "seccomp profile %s: %s", path, json_util_get_last_err());
+    if (p == NULL) { /* json-c's last error ends in a newline: not in a gRPC message */
+        const char *e = json_util_get_last_err();
+        return fail(why, len, "seccomp profile %s: %.*s", path, e ? (int)strcspn(e, "\n") : 10,
+                    e ? e : "unreadable");
+    }
     int rc = 0;
     json_object *s = NULL;
     if (!json_object_is_type(p, json_type_object) ||

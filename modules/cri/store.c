@@ -986,6 +986,7 @@ static void
 remove_garbage(cri_t *c)
 {
     remove_sandbox_dirs(c);
+    cri_gc_create_leftovers(c);
     keys_t ks = {0};
     berth_error_t *e = NULL;
     if (c->mdo->record_list(c->md, CRI_NAMESPACE, CRI_STATUS_KIND, collect_key, &ks, &e) < 0)

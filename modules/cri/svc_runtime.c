@@ -18,7 +18,11 @@ cri_rpc_Version(void *user, const char *namespace_, const uint8_t *req, size_t r
                 uint8_t **resp, size_t *resp_len, berth_error_t **err)
 {
     cri_t *c = user;
-    (void)namespace_, (void)req, (void)req_len, (void)err;
+    (void)namespace_;
+    Runtime__V1__VersionRequest *q = runtime__v1__version_request__unpack(NULL, req_len, req);
+    if (q == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "Version: the request does not unpack");
+    runtime__v1__version_request__free_unpacked(q, NULL);
     Runtime__V1__VersionResponse r = RUNTIME__V1__VERSION_RESPONSE__INIT;
     r.version = "0.1.0"; /* the kubelet runtime API version, as containerd answers */
     r.runtime_name = "berth";
@@ -107,7 +111,12 @@ cri_rpc_RuntimeConfig(void *user, const char *namespace_, const uint8_t *req, si
                       uint8_t **resp, size_t *resp_len, berth_error_t **err)
 {
     cri_t *c = user;
-    (void)namespace_, (void)req, (void)req_len, (void)err;
+    (void)namespace_;
+    Runtime__V1__RuntimeConfigRequest *q =
+        runtime__v1__runtime_config_request__unpack(NULL, req_len, req);
+    if (q == NULL)
+        return c->api->error_make(err, BERTH_EINVAL, "RuntimeConfig: the request does not unpack");
+    runtime__v1__runtime_config_request__free_unpacked(q, NULL);
     Runtime__V1__LinuxRuntimeConfiguration lx = RUNTIME__V1__LINUX_RUNTIME_CONFIGURATION__INIT;
     lx.cgroup_driver = strcmp(c->cfg.cgroup_driver, "systemd") == 0
                            ? RUNTIME__V1__CGROUP_DRIVER__SYSTEMD
