@@ -250,8 +250,10 @@ holds_netns(const char *dir)
 void
 ep_fini_dirs(net_t *n)
 {
-    /* the shared mount goes with the last namespace; with live endpoints it stays for the next berthd */
-    if (n->netns_shared && !holds_netns(n->netns_dir))
+    /* the shared mount goes with the last namespace; with live endpoints it stays for the next berthd.
+     * It may be an earlier berthd's (this one made no namespace): unmounted all the same (EINVAL when the
+     * dir is no mount point) */
+    if (!holds_netns(n->netns_dir))
         umount2(n->netns_dir, MNT_DETACH);
 }
 
