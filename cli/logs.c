@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Detached containers' logs. The shim writes CRI lines ("2026-12-01T17:00:00.123456789Z stdout F text",
- * P for a piece of a longer line) to <data-root>/containers/<ns>/<id>/<id>.log and rotates it to .1, .2;
+ * P for a piece of a longer line, or of one not ended yet: docs/logging.md; pieces are joined) to <data-root>/containers/<ns>/<id>/<id>.log and rotates it to .1, .2;
  * `berth logs` reads the rotated files oldest first, then the current one, and with -f follows it through
  * rotations (inotify on the directory, no polling) until the container's task exits.
  */
