@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Detached containers' logs. The shim writes CRI lines ("2026-12-01T17:00:00.123456789Z stdout F text",
- * P for a piece of a longer line) to <data-root>/containers/<ns>/<id>/<id>.log and rotates it to .1, .2;
+ * P for a piece of a longer line, or of one not ended yet: docs/logging.md; pieces are joined) to <data-root>/containers/<ns>/<id>/<id>.log and rotates it to .1, .2;
  * `berth logs` reads the rotated files oldest first, then the current one, and with -f follows it through
  * rotations (inotify on the directory, no polling) until the container's task exits.
  */
@@ -192,33 +192,83 @@ buf_read_fd(struct buf *b, int fd)
     }
 }
 
-/* where the last `tail` lines start in b */
-static size_t
-tail_start(const struct buf *b, long tail)
+/* A record's stream (1 stdout, 2 stderr) and tag ('F' or 'P'); 0 when it has no tag. */
+static int
+rec_fields(const char *rec, size_t len, int *stream, char *tag)
 {
-    if (tail < 0)
+    const char *sp1 = memchr(rec, ' ', len);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - rec)) : NULL;
+    if (sp2 == NULL || sp2 + 1 >= rec + len)
         return 0;
+    *stream = (size_t)(sp2 - sp1 - 1) == 6 && !memcmp(sp1 + 1, "stderr", 6) ? 2 : 1;
+    *tag = sp2[1] == 'P' ? 'P' : 'F';
+    return 1;
+}
+
+/* Where the last `tail` lines are in b: every record from `from` on, and before it the P records of
+ * stream s from piece[s] on: the start of a counted line whose pieces lie before another stream's
+ * records (a line begun goes out as P at once, so stdout's and stderr's records interleave). */
+struct tail_at {
+    size_t from, piece[3];
+};
+
+static void
+tail_start(const struct buf *b, long tail, struct tail_at *t)
+{
+    *t = (struct tail_at){0};
+    if (tail < 0)
+        return;
     size_t end = b->len;
     while (end > 0 && b->p[end - 1] != '\n') /* a record still being written */
         end--;
     long lines = 0;
-    size_t i = end;
-    while (i > 0) {
+    int open[3] = {0},
+        done = 0; /* open[s]: a counted line of s whose first piece is further back */
+    for (size_t i = end; i > 0;) {
         size_t rec_end = i - 1; /* at '\n' */
         size_t s = rec_end;
         while (s > 0 && b->p[s - 1] != '\n')
             s--;
-        /* the tag is the third field: an F ends a line */
-        const char *sp1 = memchr(b->p + s, ' ', rec_end - s);
-        const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', rec_end - (size_t)(sp1 + 1 - b->p)) : NULL;
-        if (sp2 && sp2[1] != 'P') {
-            if (lines == tail)
-                return i;
-            lines++;
+        int st;
+        char tag;
+        if (rec_fields(b->p + s, rec_end - s, &st, &tag)) {
+            if (tag == 'P') {
+                if (done && open[st])
+                    t->piece[st] = s;
+            } else if (done || lines == tail) {
+                if (!done)
+                    *t = (struct tail_at){i, {i, i, i}};
+                done = 1;
+                open[st] = 0; /* an F before a line's pieces ends the line before it */
+                if (!open[1] && !open[2])
+                    return;
+            } else {
+                lines++;
+                open[st] = 1;
+            }
         }
         i = s;
     }
-    return 0;
+    if (!done) /* no more lines than `tail`: all of it */
+        *t = (struct tail_at){0};
+}
+
+/* The pieces before t->from of lines that start there (tail_start). */
+static void
+emit_pieces(struct emitter *em, const char *buf, const struct tail_at *t)
+{
+    size_t off = t->piece[1] < t->piece[2] ? t->piece[1] : t->piece[2];
+    while (off < t->from) {
+        const char *nl = memchr(buf + off, '\n', t->from - off);
+        if (!nl)
+            break;
+        int st;
+        char tag;
+        if (rec_fields(buf + off, (size_t)(nl - buf - off), &st, &tag) && tag == 'P' &&
+            off >= t->piece[st])
+            emit(em, buf + off, (size_t)(nl - buf - off));
+        off = (size_t)(nl - buf) + 1;
+    }
 }
 
 /* ---- following ---------------------------------------------------------------------------------------- */
@@ -335,8 +385,10 @@ log_show(struct ctx *x, const char *id, const char *path, const struct log_opts 
     }
     if (fd >= 0)
         buf_read_fd(&all, fd);
-    size_t start = tail_start(&all, o->tail);
-    size_t used = start + emit_buf(&em, all.p + start, all.len - start);
+    struct tail_at at;
+    tail_start(&all, o->tail, &at);
+    emit_pieces(&em, all.p, &at);
+    size_t used = at.from + emit_buf(&em, all.p + at.from, all.len - at.from);
     struct buf carry = {0};
     if (used < all.len) { /* a record still being written */
         carry.cap = all.len - used + 65536;

@@ -320,6 +320,8 @@ master_readable(proc_t *p)
     ssize_t n = read(p->master, p->obuf, OBUF_LEN);
     if (n > 0 && p->log[0]) {
         shimlog_write(p->log[0], 1, p->obuf, (size_t)n, now_ns());
+        if (n < OBUF_LEN) /* all there is for now: a prompt without its newline shows at once */
+            shimlog_partial(p->log[0], 1, now_ns());
     } else if (n > 0) {
         p->olen = (size_t)n;
         if (p->tty_out < 0)
@@ -417,14 +419,20 @@ stdio_for(proc_t *p, int i, const char *path)
 }
 
 /* One read (at most the buffer) into the log; at the pipe's end, a last unfinished line goes out. Returns
- * 1 when it read something. The buffer is shared: the loop handles one pipe at a time. */
+ * 1 when it read something. The buffer is shared: the loop handles one pipe at a time. A live read that
+ * emptied the pipe writes the line it leaves unfinished as a P entry at once (attach and `logs -f` follow
+ * the file: `echo -n hello` shows without waiting for a newline); a full one leaves it for the next read,
+ * which comes at once, so a chatty process's lines are not cut. The exit's drain (live 0) needs no P:
+ * the F follows. */
 static int
-log_read(proc_t *p, int i)
+log_read(proc_t *p, int i, int live)
 {
     static char buf[32 * 1024];
     ssize_t n = read(p->log_rd[i], buf, sizeof(buf));
     if (n > 0) {
         shimlog_write(p->log[i], i + 1, buf, (size_t)n, now_ns());
+        if (live && (size_t)n < sizeof(buf))
+            shimlog_partial(p->log[i], i + 1, now_ns());
         return 1;
     }
     if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -441,7 +449,7 @@ static void
 logs_drain(proc_t *p)
 {
     for (int i = 0; i < 2; i++) {
-        while (p->log_rd[i] >= 0 && log_read(p, i) > 0)
+        while (p->log_rd[i] >= 0 && log_read(p, i, 0) > 0)
             ;
         close_fd(&p->log_rd[i]);
         shimlog_finish(p->log[i], i + 1, now_ns());
@@ -493,7 +501,7 @@ terminal_ready(const watch_t *w)
     proc_t *p = w->p;
     int s = w->kind == W_LOG_ERR;
     if ((w->kind == W_LOG_OUT || w->kind == W_LOG_ERR) && p->log_rd[s] >= 0)
-        log_read(p, s);
+        log_read(p, s, 1);
     if (p->master < 0)
         return;
     if (w->kind == W_MASTER_IN)

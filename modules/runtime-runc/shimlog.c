@@ -22,6 +22,7 @@ struct shimlog {
     size_t olen;
     char pend[2][SHIMLOG_LINE_MAX]; /* per stream: the start of a line whose newline has not come */
     size_t plen[2];
+    int open[2];    /* per stream: a P entry went out and its line has not ended yet */
     char stamp[32]; /* the timestamp of the current write */
 };
 
@@ -292,6 +293,7 @@ emit(shimlog_t *l, int stream, char tag, const char *a, size_t an, const char *b
         memcpy(o + 40 + an, b, bn);
     o[40 + an + bn] = '\n';
     l->olen += rec;
+    l->open[stream == 2] = tag == 'P';
 }
 
 void
@@ -355,11 +357,25 @@ shimlog_write(shimlog_t *l, int stream, const char *data, size_t n, long long no
 }
 
 void
-shimlog_finish(shimlog_t *l, int stream, long long now_ns)
+shimlog_partial(shimlog_t *l, int stream, long long now_ns)
 {
     int s = stream == 2;
     if (l == NULL || !l->cfg.cri || l->plen[s] == 0)
         return;
+    shimlog_timestamp(now_ns, l->stamp);
+    emit(l, stream, 'P', l->pend[s], l->plen[s], NULL, 0);
+    l->plen[s] = 0;
+    flush_out(l);
+}
+
+void
+shimlog_finish(shimlog_t *l, int stream, long long now_ns)
+{
+    int s = stream == 2;
+    if (l == NULL || !l->cfg.cri || (l->plen[s] == 0 && !l->open[s]))
+        return;
+    /* the line ends here, as containerd's CRI logger ends it at EOF: an F with what is left, even nothing
+     * when its start already went out as P (so kubelet's reader and `berth logs --tail` see it end) */
     shimlog_timestamp(now_ns, l->stamp);
     emit(l, stream, 'F', l->pend[s], l->plen[s], NULL, 0);
     l->plen[s] = 0;

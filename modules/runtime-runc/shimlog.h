@@ -32,7 +32,11 @@ typedef struct shimlog shimlog_t;
 shimlog_t *shimlog_open(const shimlog_cfg_t *cfg, char *msg, size_t len);
 /* Output of stream 1 (stdout) or 2 (stderr), read at now_ns (UTC, ns since the epoch). */
 void shimlog_write(shimlog_t *l, int stream, const char *data, size_t n, long long now_ns);
-/* The stream ended: a line without its newline goes out as F. */
+/* The reader has nothing more of the stream for now (a read shorter than its buffer): a line begun goes out
+ * at once as a P entry, continued later by P/F entries, so a follower (CRI attach, `berth logs -f`) sees
+ * output such as `echo -n` without waiting for the newline. */
+void shimlog_partial(shimlog_t *l, int stream, long long now_ns);
+/* The stream ended: a line without its newline goes out as F (an empty F when it went out as P). */
 void shimlog_finish(shimlog_t *l, int stream, long long now_ns);
 void shimlog_close(shimlog_t *l);
 

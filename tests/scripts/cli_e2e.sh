@@ -214,6 +214,14 @@ $B logs -f "$id" >"$work/o" 2>"$work/e"
 [ "$(cat "$work/e")" = err1 ] || fail "logs stderr: $(cat -A "$work/e")"
 [ "$($B logs --tail 1 "$id" 2>/dev/null)" = no-newline ] || fail "logs --tail 1: $($B logs --tail 1 "$id")"
 $B logs -t "$id" 2>/dev/null | head -1 | grep -Eq '^20[0-9-]+T[0-9:.]+Z out1$' || fail "logs -t: $($B logs -t "$id")"
+# a line begun goes out in P pieces at once, so stdout's and stderr's records interleave: --tail counts lines
+T=2026-12-01T17:00:00.000000000Z
+printf '%s stdout F out1\n%s stdout P no-\n%s stderr P e\n%s stdout P new\n%s stderr F rr1\n%s stdout F line\n%s stderr F err2\n' \
+    $T $T $T $T $T $T $T >"$work/cli/containers/default/$id/$id.log"
+[ "$($B logs --tail 2 "$id" 2>"$work/e")" = no-newline ] && [ "$(cat "$work/e")" = err2 ] ||
+    fail "logs --tail 2 of interleaved pieces: $($B logs --tail 2 "$id" 2>&1)"
+[ "$($B logs --tail 3 "$id" 2>&1 >/dev/null)" = "$(printf 'err1\nerr2')" ] ||
+    fail "logs --tail 3 of interleaved pieces: $($B logs --tail 3 "$id" 2>&1)"
 $B ps -a | grep -q "^$id .*Exited (0)" || fail "ps -a: $id not exited: $($B ps -a)"
 ! $B ps | grep -q "$id" || fail "ps shows an exited container"
 logdir=$work/cli/containers/default/$id

@@ -3,7 +3,7 @@
 # The CRI streaming server end to end, with the real crictl (v1.37) against berthd: a pod on the test's
 # OWN bridge and subnet (10.233.<x>.0/24); `crictl exec` over SPDY (output, exit codes, stderr, piped
 # stdin) and over WebSocket (v5.channel.k8s.io); `crictl exec -it` under script(1) (a terminal, its size);
-# `crictl attach -it` to a container made with stdin and tty; `crictl port-forward` (SPDY, and SPDY
+# `crictl attach -it` to a container made with stdin and tty; `crictl attach -i` seeing a line begun at once; `crictl port-forward` (SPDY, and SPDY
 # tunnelled in WebSocket) to a busybox httpd in the pod, reached with curl on 127.0.0.1; a streaming URL is single-use. Traffic goes only to 127.0.0.1
 # and the test's own pod.
 # The Exec RPC itself through grpcc (tests/tools) and protoc: kubelet's validation (tty with stderr, no
@@ -107,9 +107,10 @@ cat >"$work/once.json" <<JSON
 {"metadata": {"name": "once"}, "image": {"image": "$IMG"}, "command": ["sh"], "linux": {},
  "stdin": true, "stdin_once": true}
 JSON
+ctr_json part '["sh"]' ', "stdin": true'
 ctr_json web '["sh", "-c", "mkdir -p /tmp/www && echo served-by-the-pod > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"]' ''
 POD=$(crictl runp "$work/pod.json") || fail "runp"
-for c in sleeper shell once web; do
+for c in sleeper shell once part web; do
     id=$(crictl create "$POD" "$work/$c.json" "$work/pod.json") || fail "create $c"
     crictl start "$id" >/dev/null || fail "start $c"
     eval "C_$c=$id"
@@ -169,6 +170,26 @@ grep -q 'attached-42' "$work/attach" ||
 grep -q 'once-42' "$work/attach-once" || fail "attach -i: no answer: $(cat "$work/attach-once")"
 i=0
 until crictl inspect "$C_once" | grep -q '"state": "CONTAINER_EXITED"'; do i=$((i + 1)); [ $i -lt 100 ] || fail "the stdin_once container did not exit"; sleep 0.1; done
+
+# --- attach without a terminal sees output that does not end its line at once, as critest's attach spec
+# (`echo -n hello`): the shim writes a line begun into the log as a P entry while `sh` waits for more input;
+# crictl logs (kubelet's reader) shows it too -------------------------------------------------------------
+mkfifo "$work/part.in"
+"$CRICTL_BIN" --config "$work/crictl.yaml" attach -i "$C_part" <"$work/part.in" >"$work/attach-part" 2>&1 &
+APID=$!
+exec 7>"$work/part.in"
+printf 'printf partial-$((6 * 7))\n' >&7
+i=0
+until grep -q 'partial-42' "$work/attach-part"; do
+    i=$((i + 1)); [ $i -lt 100 ] || fail "attach: a line begun did not come: $(cat "$work/attach-part"); the log: $(cat "$work/logs/part.log")"
+    sleep 0.1
+done
+crictl inspect "$C_part" | grep -q '"state": "CONTAINER_RUNNING"' || fail "the partial-line container is not running"
+[ "$(cat "$work/attach-part")" = partial-42 ] || fail "attach -i: $(cat -A "$work/attach-part")"
+[ "$(crictl logs "$C_part" 2>/dev/null)" = partial-42 ] || fail "crictl logs of a line begun: $(crictl logs "$C_part" 2>&1)"
+kill -9 $APID # crictl attach outlives SIGTERM, and the end of its stdin (sh has no stdin_once)
+wait $APID 2>/dev/null || true
+exec 7>&-
 
 # --- port-forward to the pod's httpd: SPDY, then SPDY tunnelled in WebSocket ---------------------------
 for transport in spdy websocket; do

@@ -8,7 +8,10 @@
 #      So are those of a shim whose ready pipe had no reader ("late": it exits and removes its socket) and of
 #      a "mute" one that accepts, closes without answering and stops listening (python3 plays it);
 #   2. a real crash: ctr run -d, kill -9 of berthd after 0.020, 0.025 .. 0.120 s (a fresh container each time),
-#      restart; every berth-shim of this test must serve a task `ctr tasks ls` lists.
+#      restart; every berth-shim of this test must serve a task `ctr tasks ls` lists;
+#   3. an exit nobody heard: berthd killed, then the container's process; the shim reaps it with no client
+#      connected, and tells it (its exit line, pid and status 137) to the first client that connects (as
+#      berthd's watch after a restart); after the restart the task is STOPPED and its delete says 137 (ctr's warning).
 # At the end everything is removed with ctr, berthd stops cleanly, and no shim, runc container or mount of
 # the test remains. Bash: the shim's socket name is a 64-bit FNV-1a hash, computed with wrapping arithmetic.
 # usage: shim_crash.sh BERTHD MODULE_DIR SOURCE_DIR
@@ -159,6 +162,41 @@ for ms in $(seq 20 5 120); do
     check_shims "kill after ${delay}s"
 done
 echo "shims without a task removed at start: $(grep -c "a shim without a task" "$work/log") (1 by hand)"
+
+# --- 3. an exit while berthd is away is told to the next client of the shim ---------------------------------
+$CTR run -d --fifo-dir "$work/fifo" "$IMG" away sleep 1000 >/dev/null
+awaypid=$($CTR tasks ls | awk '$1 == "away" { print $2 }')
+[ -n "$awaypid" ] || fail "away: no pid: $($CTR tasks ls)"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null || true
+PID=""
+kill -9 "$awaypid"
+i=0
+while [ -e "/proc/$awaypid" ]; do i=$((i + 1)); [ $i -lt 100 ] || fail "away: its shim did not reap it"; sleep 0.05; done
+# a bare connection, as berthd's watch: the exit comes first, unasked
+told=$(python3 - "$(socket_of default away)" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+buf = b""
+try:
+    while b"\n" not in buf:
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+except socket.timeout:
+    pass
+print(buf.split(b"\n")[0].decode().replace("\t", " "))
+PY
+) || fail "away: could not connect to its shim"
+echo "$told" | grep -Eq "^e exit  $awaypid 137 [0-9]{19}$" || fail "away: the shim told a new client '$told', not its exit"
+start
+$CTR tasks ls | grep -Eq "^away +$awaypid +STOPPED" || fail "away: not STOPPED after the restart: $($CTR tasks ls)"
+$CTR tasks rm away >"$work/rm-away" 2>&1 || fail "away: tasks rm: $(cat "$work/rm-away")"
+grep -q "exit code 137" "$work/rm-away" || fail "away: its delete did not say exit code 137: $(cat "$work/rm-away")"
+$CTR containers rm away
 
 # --- everything goes through ctr; then a clean stop leaves nothing ------------------------------------------
 for t in $($CTR tasks ls -q); do

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Logs written by berth-shim (docs/logging.md), through berthd with real runc and Debian's ctr 1.6:
 # `ctr run --log-uri 'file:///...?format=cri&max-size=..&max-files=..'`: CRI lines tagged stdout/stderr, a
-# line over 16 KiB cut into P pieces, output without a final newline as an F line, rotation twice over
+# line over 16 KiB cut into P pieces, a line begun in the file at once as P (continued by P/F, ended by an F
+# at the exit) while the process still runs, rotation twice over
 # (path -> path.1 -> path.2, the oldest dropped), all of it in the file when ctr hears of the exit; `-d`
 # too; raw `file:///path` appends as containerd's shim (0755 dirs, 0644 file); a terminal's output
 # (hand-encoded Tasks.Create through grpcc: ctr cannot ask for a tty with a log) tagged stdout; the stdin
@@ -44,6 +45,12 @@ cri_only() {
     bad=$(cat "$@" | grep -Evc "^$TS (stdout|stderr) [FP] " || true)
     [ "$bad" -eq 0 ] || fail "$bad lines of $* are not CRI lines: $(cat "$@" | grep -Ev "^$TS (stdout|stderr) [FP] " | head -3 | cut -c1-80)"
 }
+# the lines the records make, "<stream> <text>", P pieces joined to the F that ends them (as kubelet's reader
+# does); fails when a record holds more than 16 KiB
+joined() {
+    cat "$@" | awk '{ t = substr($0, 41); if (length(t) > 16384) exit 1
+        buf[$2] = buf[$2] t; if ($3 == "F") { print $2, buf[$2]; buf[$2] = "" } }'
+}
 wait_stopped() {
     i=0
     until $CTR tasks ls | grep -Eq "^$1 .*STOPPED"; do
@@ -70,17 +77,21 @@ for f in c1.log.1 c1.log.2; do
 done
 cri_only "$L/c1/c1.log.2" "$L/c1/c1.log.1" "$L/c1/c1.log"
 # the numbered lines left run without a gap up to the last, and the first ones were dropped
-cat "$L/c1/c1.log.2" "$L/c1/c1.log.1" "$L/c1/c1.log" | sed -n 's/^[^ ]* stdout F line-\([0-9]*\) .*/\1/p' >"$work/nums"
+joined "$L/c1/c1.log.2" "$L/c1/c1.log.1" "$L/c1/c1.log" >"$work/c1.lines" || fail "a record over 16 KiB in c1's logs"
+sed -n 's/^stdout line-\([0-9]*\) .*/\1/p' "$work/c1.lines" >"$work/nums"
 first=$(head -1 "$work/nums")
 [ "$first" -gt 0 ] || fail "the oldest lines were not dropped"
 [ "$(tail -1 "$work/nums")" -eq 1499 ] || fail "the last numbered line is $(tail -1 "$work/nums")"
 seq "$first" 1499 | cmp -s - "$work/nums" || fail "numbered lines missing or out of order in the rotated files"
 cat "$L/c1/c1.log.2" "$L/c1/c1.log.1" "$L/c1/c1.log" >"$work/c1.all"
-grep ' stdout ' "$work/c1.all" | awk '{ print $3, length($0) - 40 }' | tail -4 >"$work/tags"
-printf 'P 16384\nP 16384\nF 7232\nF 17\n' | cmp -s - "$work/tags" ||
-    fail "stdout's last lines are not 16K+16K+7232 x and the unfinished line: $(cat "$work/tags")"
-[ "$(grep -c ' stdout P ' "$work/c1.all")" -eq 2 ] || fail "P lines other than the long line's"
-grep -Eq "^$TS stdout F no-newline-at-end$" "$work/c1.all" || fail "the output without a newline is not an F line"
+# the 40000 x line cut into pieces of at most 16 KiB (joined() checked), and the unfinished line last,
+# ended by an F: P pieces come as the shim reads them, so their number is not fixed
+grep '^stdout ' "$work/c1.lines" | tail -2 | awk '{ print length($2) }' >"$work/tags"
+printf '40000\n17\n' | cmp -s - "$work/tags" ||
+    fail "stdout's last lines are not 40000 x and the unfinished line: $(cat "$work/tags")"
+[ "$(grep -c ' stdout P x' "$work/c1.all")" -ge 2 ] || fail "the 40000 x line was not cut: $(grep -c ' stdout P x' "$work/c1.all")"
+[ "$(tail -1 "$work/c1.lines")" = "stdout no-newline-at-end" ] || fail "the output without a newline: $(tail -1 "$work/c1.lines")"
+grep -Eq "^$TS stdout F (no-newline-at-end)?$" "$work/c1.all" || fail "the output without a newline did not end with an F line"
 [ "$(tail -c 1 "$L/c1/c1.log" | od -An -c | tr -d ' ')" = '\n' ] || fail "the log does not end with a newline"
 
 # --- the same detached, with the defaults of format=cri ------------------------------------------------
@@ -93,9 +104,29 @@ $CTR tasks rm c2 >/dev/null && $CTR containers rm c2
 $CTR run -d "$IMG" c3 sleep 100 >/dev/null
 $CTR tasks exec --exec-id e1 --log-uri "file://$L/c3/e1.log?format=cri" c3 sh -c 'echo from-exec; printf tail >&2' ||
     fail "exec with a log"
-grep -Eq "^$TS stdout F from-exec$" "$L/c3/e1.log" && grep -Eq "^$TS stderr F tail$" "$L/c3/e1.log" ||
+grep -Eq "^$TS stdout F from-exec$" "$L/c3/e1.log" && joined "$L/c3/e1.log" | grep -qx "stderr tail" ||
     fail "exec log: $(cat "$L/c3/e1.log" 2>&1)"
 $CTR tasks kill -s SIGKILL c3 && wait_stopped c3 && $CTR tasks rm c3 >/dev/null && $CTR containers rm c3
+
+# --- a line begun: in the file as P while the process runs (attach and `logs -f` follow the file), continued
+# by another P, ended by an F when the process is killed ---------------------------------------------------
+$CTR run -d --log-uri "file://$L/pl/pl.log?format=cri" "$IMG" pl sh -c 'printf partial-; sleep 1; printf line; exec sleep 300' >/dev/null
+i=0
+until grep -Eq "^$TS stdout P partial-$" "$L/pl/pl.log" 2>/dev/null; do
+    i=$((i + 1)); [ $i -lt 200 ] || fail "a line begun is not in the log while its process runs: $(cat "$L/pl/pl.log" 2>&1)"; sleep 0.05
+done
+i=0
+until grep -Eq "^$TS stdout P line$" "$L/pl/pl.log"; do
+    i=$((i + 1)); [ $i -lt 200 ] || fail "the line's continuation is not in the log: $(cat "$L/pl/pl.log")"; sleep 0.05
+done
+$CTR tasks ls | grep -Eq '^pl .*RUNNING' || fail "pl is not running: $($CTR tasks ls)"
+[ "$(joined "$L/pl/pl.log")" = "" ] || fail "a line ended before the exit: $(cat "$L/pl/pl.log")"
+$CTR tasks kill -s SIGKILL pl && wait_stopped pl
+cri_only "$L/pl/pl.log"
+[ "$(joined "$L/pl/pl.log")" = "stdout partial-line" ] || fail "the line begun: $(cat "$L/pl/pl.log")"
+[ "$(sed 's/^[^ ]* //' "$L/pl/pl.log")" = "$(printf 'stdout P partial-\nstdout P line\nstdout F ')" ] ||
+    fail "the line begun, continued, ended: $(cat -A "$L/pl/pl.log")"
+$CTR tasks rm pl >/dev/null && $CTR containers rm pl
 
 # --- raw: bytes appended as they come, as containerd's shim -----------------------------------------------
 for n in 1 2; do
@@ -154,7 +185,7 @@ wait_stopped t1
 cri_only "$L/t1/t1.log"
 ! grep -q " stderr " "$L/t1/t1.log" || fail "a terminal's output tagged stderr: $(cat "$L/t1/t1.log")"
 grep -q " stdout F tty-out" "$L/t1/t1.log" && grep -q " stdout F tty-err" "$L/t1/t1.log" &&
-    grep -Eq " stdout F tty-end$" "$L/t1/t1.log" || fail "terminal log: $(cat -A "$L/t1/t1.log")"
+    joined "$L/t1/t1.log" | grep -qx "stdout tty-end" || fail "terminal log: $(cat -A "$L/t1/t1.log")"
 $CTR tasks rm t1 >/dev/null && $CTR containers rm t1
 
 mkfifo "$work/s1.in"

@@ -154,6 +154,38 @@ Test(shimlog, cri_lines_tagged_and_split)
     free(got);
 }
 
+/* A line begun is in the file as soon as the shim has read all there is (attach and `logs -f` follow the
+ * file), continued by P/F entries, and ended by an F (empty when nothing is left) when the stream ends. */
+Test(shimlog, partial_line_goes_out_at_once)
+{
+    char path[256];
+    shimlog_t *l = open_log("?format=cri", path, sizeof(path));
+    shimlog_write(l, 1, "hel", 3, T0);
+    char *got = slurp(path, NULL);
+    cr_assert_str_eq(got, "", "held until the reader has all there is");
+    free(got);
+    shimlog_partial(l, 1, T0);
+    got = slurp(path, NULL);
+    cr_assert_str_eq(got, STAMP " stdout P hel\n");
+    free(got);
+    shimlog_partial(l, 1, T0); /* nothing new: nothing written */
+    shimlog_partial(l, 2, T0);
+    shimlog_write(l, 1, "lo\nnext", 7, T0);
+    shimlog_partial(l, 1, T0);
+    shimlog_write(l, 2, "err", 3, T0);
+    shimlog_partial(l, 2, T0);
+    shimlog_write(l, 2, "\n", 1, T0);
+    shimlog_finish(l, 2, T0); /* stderr's line ended: nothing more */
+    shimlog_finish(l, 1, T0); /* stdout's went out as P: an empty F ends it */
+    shimlog_finish(l, 1, T0); /* once */
+    shimlog_close(l);
+    got = slurp(path, NULL);
+    cr_assert_str_eq(got,
+                     STAMP " stdout P hel\n" STAMP " stdout F lo\n" STAMP " stdout P next\n" STAMP
+                           " stderr P err\n" STAMP " stderr F \n" STAMP " stdout F \n");
+    free(got);
+}
+
 Test(shimlog, long_lines_cut_into_partials)
 {
     char path[256];
