@@ -20,9 +20,9 @@ done
 work=$(mktemp -d /tmp/berth-cri-cidr-XXXXXX)
 BR=bp$$
 BR0=bq$$
-X=$(($$ % 100 + 120))
+X=$(($$ % 60 + 120)) # 120..179; NET2 180..239
 NET=10.233.$X
-NET2=10.233.$((X + 100))
+NET2=10.233.$((X + 60))
 
 cleanup() {
     status=$?
@@ -44,7 +44,7 @@ cleanup() {
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     ip link del "$BR0" 2>/dev/null || true
-    rm -rf "$work"
+    [ -n "${KEEP_LOG:-}" ] && cp "$work/log" "$KEEP_LOG" 2>/dev/null; rm -rf "$work"
     exit $status
 }
 PID=""
