@@ -297,11 +297,11 @@ done
 grep -q after-reopen "$LOG.old" && fail "the renamed log still grew"
 
 t0=$(date +%s)
-out=$($CRICTL exec -s --timeout 1 "$CID" sleep 30 2>&1) && fail "exec past its timeout succeeded: $out"
+out=$($CRICTL exec -s --timeout 1 "$CID" sleep 37 2>&1) && fail "exec past its timeout succeeded: $out"
 t1=$(date +%s)
 [ $((t1 - t0)) -lt 10 ] || fail "the exec timeout took $((t1 - t0)) s"
 echo "$out" | grep -qi "timeout\|deadline" || fail "exec timeout: $out"
-pgrep -f "sleep 30" >/dev/null && fail "the timed-out exec still runs"
+pgrep -xf "sleep 37" >/dev/null && fail "the timed-out exec still runs"
 
 # --- a container that ends by itself: its exit code and reason --------------------------------------------
 # created by the image's id, as kubelet does (the image_ref PullImage / ImageStatus answered)
