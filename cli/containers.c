@@ -398,8 +398,15 @@ create_container(struct ctx *x)
         labels[nl].key = strdup(LABEL_STDIN);
         labels[nl++].value = strdup("1");
     }
+    /* the snapshot's key is not the name: a create killed before its record was written leaves a snapshot
+     * (garbage its lease holds until it expires) that must not keep the name from being used again */
+    char *hex = random_hex(8), *key = NULL;
+    if (asprintf(&key, "%s-%s", id, hex) < 0)
+        die("out of memory");
+    free(hex);
     berth_container_opts_t co = {.image = image,
                                  .snapshot = BERTH_SNAPSHOT_NEW,
+                                 .snapshot_key = key,
                                  .snapshotter = fstr(x, "snapshotter"),
                                  .labels = labels,
                                  .n_labels = nl,
@@ -435,6 +442,7 @@ create_container(struct ctx *x)
             die_err(x, e);
     }
     berth_kv_free(labels, nl);
+    free(key);
     free(image);
     free(port_s);
     free(vol_s);
@@ -711,6 +719,23 @@ cmd_start(struct ctx *x)
     return rc;
 }
 
+/* kill_then_wait: signals the task and waits for its exit (within call's timeout). A task whose process
+ * ended between the caller's look and the kill answers NotFound to the kill: not an error, its exit is there
+ * to wait for. */
+static int
+kill_then_wait(struct ctx *x, const char *id, int sig, int all, const berth_call_t *call,
+               berth_exit_t *ex, berth_error_t **e)
+{
+    berth_client_t *c = cli_client(x);
+    if (berth_task_kill(c, cli_call(x), id, NULL, sig, all, e) < 0) {
+        if ((*e)->code != BERTH_ENOTFOUND)
+            return -1;
+        berth_error_free(*e);
+        *e = NULL;
+    }
+    return berth_task_wait(c, call, id, NULL, ex, e);
+}
+
 int
 cmd_stop(struct ctx *x)
 {
@@ -737,8 +762,7 @@ cmd_stop(struct ctx *x)
             berth_exit_t ex;
             berth_call_t call = {.namespace_ = g.namespace_,
                                  .timeout_ms = secs > 0 ? (int)secs * 1000 : 1};
-            if (berth_task_kill(c, cli_call(x), id, NULL, sig, 0, &e) < 0 ||
-                berth_task_wait(c, &call, id, NULL, &ex, &e) < 0) {
+            if (kill_then_wait(x, id, sig, 0, &call, &ex, &e) < 0) {
                 if (e->code != BERTH_ETIMEDOUT && e->code != BERTH_ECANCELED &&
                     e->code != BERTH_ENOTFOUND) {
                     warn_err(x, e);
@@ -747,8 +771,7 @@ cmd_stop(struct ctx *x)
                 }
                 berth_error_free(e);
                 e = NULL;
-                if (berth_task_kill(c, cli_call(x), id, NULL, SIGKILL, 1, &e) < 0 ||
-                    berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+                if (kill_then_wait(x, id, SIGKILL, 1, cli_call_forever(x), &ex, &e) < 0) {
                     warn_err(x, e);
                     rc = 1;
                     continue;
@@ -796,8 +819,7 @@ cmd_rm(struct ctx *x)
         }
         if (st == 1) {
             berth_exit_t ex;
-            if (berth_task_kill(c, cli_call(x), id, NULL, SIGKILL, 1, &e) < 0 ||
-                berth_task_wait(c, cli_call_forever(x), id, NULL, &ex, &e) < 0) {
+            if (kill_then_wait(x, id, SIGKILL, 1, cli_call_forever(x), &ex, &e) < 0) {
                 berth_task_info_free(&ti);
                 warn_err(x, e);
                 rc = 1;

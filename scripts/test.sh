@@ -3,6 +3,7 @@
 # Builds berth twice (plain, and ASan+UBSan) with -Werror and runs every test in both builds.
 set -eu
 cd "$(dirname "$0")/.."
+echo "== started at $(date +%T)"
 scripts/deps.sh
 JOBS=$(nproc)
 
@@ -11,6 +12,7 @@ run_suite() {
     shift
     cmake -S . -B "$dir" -DBERTH_WERROR=ON "$@" >/dev/null
     cmake --build "$dir" -j"$JOBS" >/dev/null
+    echo "== $dir built at $(date +%T)"
     ctest --test-dir "$dir" --output-on-failure -j"$JOBS"
 }
 

@@ -17,11 +17,13 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "cri.h"
+#include "services/leases/v1/leases.pb-c.h"
 #include "services/snapshots/v1/snapshots.pb-c.h"
 #include "services/tasks/v1/tasks.pb-c.h"
 
@@ -557,6 +559,8 @@ typedef struct rootfs {
     Containerd__Types__Mount **mounts;
     size_t n_mounts;
     char argv0[512];
+    cri_t *c;       /* with a lease: */
+    char lease[96]; /* holds the prepared snapshot until the record does (sandbox_lease) */
 } rootfs_t;
 
 static void
@@ -590,6 +594,37 @@ image_argv0(const cri_image_t *img, char *out, size_t len)
         json_object_put(o);
 }
 
+/* The lease the sandbox's snapshot is prepared under: until the record names it, nothing else refers to
+ * the snapshot, and a garbage collection in between (one runs after every deletion, such as the pull's own
+ * lease's) would remove it under the task being made (its overlay mount, or runc's mkdir of /proc in it,
+ * then fails). It expires in an hour, so a crash in between leaves nothing held for good. */
+static int
+sandbox_lease(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, berth_error_t **err)
+{
+    char expire[64];
+    time_t t = time(NULL) + 3600;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(expire, sizeof(expire), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    Containerd__Services__Leases__V1__CreateRequest__LabelsEntry label =
+        CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__LABELS_ENTRY__INIT;
+    label.key = "containerd.io/gc.expire";
+    label.value = expire;
+    Containerd__Services__Leases__V1__CreateRequest__LabelsEntry *labels[] = {&label};
+    Containerd__Services__Leases__V1__CreateRequest req =
+        CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
+    snprintf(rf->lease, sizeof(rf->lease), "cri-sandbox-%s", s->id);
+    req.id = rf->lease;
+    req.labels = labels;
+    req.n_labels = 1;
+    if (cri_call(c, CRI_SVC_LEASES, "Create", &req.base, NULL, NULL, NULL, err) < 0) {
+        rf->lease[0] = '\0';
+        return c->api->error_wrap(err, "pod sandbox \"%s\": lease", s->id);
+    }
+    rf->c = c;
+    return 0;
+}
+
 static int
 image_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_error_t **err)
 {
@@ -609,6 +644,10 @@ image_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_er
         return c->api->error_wrap(err, "pod sandbox \"%s\": sandbox_image", s->id);
     }
     image_argv0(img, rf->argv0, sizeof(rf->argv0));
+    if (sandbox_lease(c, s, rf, err) < 0) {
+        cri_image_free(img);
+        return -1;
+    }
     Containerd__Services__Snapshots__V1__PrepareSnapshotRequest req =
         CONTAINERD__SERVICES__SNAPSHOTS__V1__PREPARE_SNAPSHOT_REQUEST__INIT;
     req.snapshotter = c->cfg.snapshotter;
@@ -616,7 +655,7 @@ image_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_er
     req.parent = img->chain_id;
     rc = cri_call(c, CRI_SVC_SNAPSHOTS, "Prepare", &req.base,
                   &containerd__services__snapshots__v1__prepare_snapshot_response__descriptor,
-                  &rf->prepared, NULL, err);
+                  &rf->prepared, rf->lease, err);
     cri_image_free(img);
     if (rc < 0)
         return c->api->error_wrap(err, "pod sandbox \"%s\": snapshot of %s", s->id,
@@ -650,12 +689,24 @@ sandbox_rootfs(cri_t *c, const cri_sandbox_t *s, rootfs_t *rf, int *snap, berth_
     return 0;
 }
 
+/* After the task was made (the record holds the snapshot then), or on a failure (run_undo removes it). */
 static void
 rootfs_release(rootfs_t *rf)
 {
     if (rf->prepared)
         protobuf_c_message_free_unpacked(rf->prepared, NULL);
     rf->prepared = NULL;
+    if (rf->lease[0]) {
+        Containerd__Services__Leases__V1__DeleteRequest req =
+            CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+        req.id = rf->lease;
+        berth_error_t *e = NULL;
+        if (cri_call(rf->c, CRI_SVC_LEASES, "Delete", &req.base, NULL, NULL, NULL, &e) < 0)
+            rf->c->api->log(rf->c->log, BERTH_LOG_WARN, "cri: lease \"%s\": %s", rf->lease,
+                            e->message);
+        rf->c->api->error_free(e);
+        rf->lease[0] = '\0';
+    }
 }
 
 /* ---- RunPodSandbox ------------------------------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <berth/content.h>
 #include <berth/gc.h>
 
+#include "records.h"
 #include "services.h"
 #include "clock.h"
 
@@ -111,6 +112,13 @@ expire_ingest(void *user, const berth_ingest_status_t *st)
     return 0;
 }
 
+static void
+remove_blob(void *user, const char *digest)
+{
+    gc_t *g = user;
+    g->cso->remove(g->cs, digest, NULL);
+}
+
 static int
 gc_collect(void *arg, berth_error_t **err)
 {
@@ -119,11 +127,10 @@ gc_collect(void *arg, berth_error_t **err)
     pthread_mutex_lock(&g->lock);
     berth_gc_removed_t hooks = {sizeof(hooks), &r, note_removed, note_snapshot};
     int rc = g->mdo->gc_collect(g->md, clock_now_ns(), &hooks, err);
-    for (size_t i = 0; i < r.n; i++) {
-        if (rc == 0 && g->mdo->content_held(g->md, r.digests[i], NULL) == 0)
-            g->cso->remove(g->cs, r.digests[i], NULL);
+    if (rc == 0)
+        md_content_sweep(g->md, r.digests, r.n, remove_blob, g);
+    for (size_t i = 0; i < r.n; i++)
         free(r.digests[i]);
-    }
     sweep_snapshots(g, &r, rc == 0);
     if (rc == 0)
         g->cso->ingest_list(g->cs, expire_ingest, g, NULL);

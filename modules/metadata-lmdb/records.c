@@ -601,10 +601,35 @@ g_lease_delete_resource(void *md, const char *ns, const char *id, const char *ty
 }
 
 static int
+content_put_growing(void *md, const char *ns, const char *digest, int64_t size,
+                    const berth_kv_t *labels, berth_error_t **err)
+{
+    MD_GROWING(md, err, md_content_put(md, ns, digest, size, labels, err));
+}
+
+static int
 g_content_put(void *md, const char *ns, const char *digest, int64_t size, const berth_kv_t *labels,
               berth_error_t **err)
 {
-    MD_GROWING(md, err, md_content_put(md, ns, digest, size, labels, err));
+    md_t *m = md;
+    pthread_rwlock_rdlock(&m->sweep_lock);
+    int rc = content_put_growing(md, ns, digest, size, labels, err);
+    pthread_rwlock_unlock(&m->sweep_lock);
+    return rc;
+}
+
+/* The collector's removal of bytes no namespace holds, one digest at a time, with no content_put in
+ * between a check and its removal. */
+void
+md_content_sweep(void *md, char *const *digests, size_t n,
+                 void (*remove)(void *user, const char *digest), void *user)
+{
+    md_t *m = md;
+    pthread_rwlock_wrlock(&m->sweep_lock);
+    for (size_t i = 0; i < n; i++)
+        if (md_content_held(md, digests[i], NULL) == 0)
+            remove(user, digests[i]);
+    pthread_rwlock_unlock(&m->sweep_lock);
 }
 
 static int

@@ -35,6 +35,8 @@ int md_content_list(void *md, const char *ns,
                     int (*cb)(void *user, const berth_content_record_t *rec), void *user,
                     berth_error_t **err);
 int md_content_held(void *md, const char *digest, berth_error_t **err);
+void md_content_sweep(void *md, char *const *digests, size_t n,
+                      void (*remove)(void *user, const char *digest), void *user);
 int md_content_list_all(void *md,
                         int (*cb)(void *user, const char *ns, const berth_content_record_t *rec),
                         void *user, berth_error_t **err);

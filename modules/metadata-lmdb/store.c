@@ -33,6 +33,7 @@ open_failed(md_t *md, const char *path, int rc, berth_error_t **err)
     mdb_env_close(md->env);
     md->env = NULL;
     pthread_rwlock_destroy(&md->map_lock);
+    pthread_rwlock_destroy(&md->sweep_lock);
     pthread_mutex_destroy(&md->grow_mu);
     pthread_cond_destroy(&md->grow_cv);
     return md->api->error_make(err, BERTH_EIO, "open %s: %s", path, mdb_strerror(rc));
@@ -48,6 +49,7 @@ md_open(md_t *md, const char *dir, int64_t map_size, berth_error_t **err)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
     pthread_rwlock_init(&md->map_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
+    pthread_rwlock_init(&md->sweep_lock, NULL);
     pthread_mutex_init(&md->grow_mu, NULL);
     pthread_cond_init(&md->grow_cv, NULL);
     md->growers = 0;
@@ -82,6 +84,7 @@ md_close(md_t *md)
     if (md->env) {
         mdb_env_close(md->env);
         pthread_rwlock_destroy(&md->map_lock);
+        pthread_rwlock_destroy(&md->sweep_lock);
         pthread_mutex_destroy(&md->grow_mu);
         pthread_cond_destroy(&md->grow_cv);
     }

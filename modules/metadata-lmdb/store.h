@@ -35,6 +35,11 @@ typedef struct md {
     int growers;
     pthread_mutex_t grow_mu;
     pthread_cond_t grow_cv;
+    /* Shared by content_put, exclusive while the collector checks that no namespace holds a blob and
+     * removes its bytes: a record put by an adopter (transfer, Write) can then not land between the
+     * collector's check and its removal (the adopter checks the bytes are there after its put). Taken
+     * before any transaction begins. */
+    pthread_rwlock_t sweep_lock;
 } md_t;
 
 /* A deletion happened: the garbage collector should look again. */

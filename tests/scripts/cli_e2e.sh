@@ -40,13 +40,8 @@ cleanup() {
     for f in "$TASKS"/*/init.pid; do
         [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
     done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    for n in "$NET." "$NET2."; do
-        for t in nat filter; do
-            iptables-save -t $t 2>/dev/null | grep -F -- "$n" | sed -n 's/^-A /-D /p' |
-                while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
-        done
-    done
+    kill_test_shims
+    drop_rules "$NET." "$NET2."
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     ip link del "$BR2" 2>/dev/null || true
@@ -56,18 +51,8 @@ cleanup() {
 PID=""
 trap cleanup EXIT
 
-mkdir -p "$work/net.d"
-cat >"$work/berthd.yaml" <<EOF
-version: 1
-plugins:
-  io.berth.network.v1.cni:
-    conf_dir: $work/net.d
-    default_network: {name: berth, bridge: $BR, subnet: $NET.0/24}
-EOF
-"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level warn 2>>"$work/log" &
-PID=$!
-i=0
-until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+bridge_config "$work/berthd.yaml" "$BR" "$NET"
+start_berthd_cli "$work/berthd.yaml"
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 
 # under script(1): a failure says what the terminal showed (set -e would end the test silently)

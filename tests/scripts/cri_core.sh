@@ -23,6 +23,14 @@ X=$(($$ % 200 + 20))
 NET=10.233.$X
 CTR="ctr --address $work/state/berthd.sock -n k8s.io"
 
+# keep_log: on failure, berthd's whole log outlives $work (a crash's sanitizer report is longer than the
+# tail fail() shows) and its sanitizer reports are printed
+keep_log() {
+    [ "$status" -ne 0 ] && [ -s "$work/log" ] || return 0
+    keep=${TMPDIR:-/tmp}/berth-cri-core-$$.log
+    cp "$work/log" "$keep" && echo "berthd's log: $keep"
+    grep -A40 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$work/log" | head -120 || true
+}
 cleanup() {
     status=$?
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
@@ -42,6 +50,7 @@ cleanup() {
         while read -r rule; do eval "iptables -t filter $rule" 2>/dev/null || true; done
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
+    keep_log
     rm -rf "$work"
     exit $status
 }
@@ -331,6 +340,8 @@ $CTR containers info "$S" | grep -q "\"SnapshotKey\": \"$S\"" || fail "no snapsh
 sp=$($CRICTL inspectp "$S" | grep -o '"pid": [0-9]*' | head -1 | grep -o '[0-9]*$')
 [ "$(cat /proc/"$sp"/comm)" = pause ] || fail "sandbox_image's pause is not running"
 $CTR snapshots ls | grep -q "^$S" || fail "no snapshot of the sandbox: $($CTR snapshots ls)"
+# the lease that held the snapshot until the record did is gone (the record holds it now)
+$CTR leases ls | grep -q "cri-sandbox-" && fail "the sandbox's lease outlived its start: $($CTR leases ls)"
 $CRICTL stopp "$S" >/dev/null && $CRICTL rmp "$S" >/dev/null || fail "stopp/rmp with sandbox_image"
 $CTR snapshots ls | grep -q "^$S" && fail "the sandbox's snapshot outlived it"
 # a streaming address nothing can bind: the CRI says why and stays off; berthd serves the rest and stops cleanly

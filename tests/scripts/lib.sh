@@ -8,6 +8,44 @@ umount_under() {
     done
 }
 
+# drop_rules NET_PREFIX...: deletes the nat and filter rules that name any of the prefixes ("10.232.7."):
+# those a failed run of a test left on its own subnet
+drop_rules() {
+    for n in "$@"; do
+        for t in nat filter; do
+            iptables-save -t $t 2>/dev/null | grep -F -- "$n" | sed -n 's/^-A /-D /p' |
+                while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
+        done
+    done
+}
+
+# bridge_config FILE BRIDGE NET: a berthd config (FILE) whose default network is BRIDGE on NET.0/24, its CNI
+# conf_dir $work/net.d
+bridge_config() {
+    mkdir -p "$work/net.d"
+    cat >"$1" <<EOF
+version: 1
+plugins:
+  io.berth.network.v1.cni:
+    conf_dir: $work/net.d
+    default_network: {name: berth, bridge: $2, subnet: $3.0/24}
+EOF
+}
+
+# kill_test_shims: SIGKILL to every berth-shim serving $work (a failed run's)
+kill_test_shims() {
+    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+}
+
+# start_berthd_cli CONFIG: berthd on $work/root and $work/state with CONFIG, logging to $work/log, its PID in
+# $PID; waits until `$B version` answers
+start_berthd_cli() {
+    "$BERTHD" --config "$1" --root "$work/root" --state "$work/state" --log-level warn 2>>"$work/log" &
+    PID=$!
+    i=0
+    until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+}
+
 # fail MSG...: says what failed, shows the end of berthd's log ($work/log) and exits 1.
 fail() {
     echo "FAIL $*"

@@ -45,12 +45,9 @@ cleanup() {
     for f in "$TASKS"/*/init.pid; do
         [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
     done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    kill_test_shims
     # rules a failed run left: every rule naming the test's subnet
-    iptables-save -t nat 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
-        while read -r rule; do eval "iptables -t nat $rule" 2>/dev/null || true; done
-    iptables-save -t filter 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
-        while read -r rule; do eval "iptables -t filter $rule" 2>/dev/null || true; done
+    drop_rules "$NET."
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     rm -rf "$work"
