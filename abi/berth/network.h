@@ -101,6 +101,12 @@ typedef struct berth_network_v1_ops_s {
      * caller frees with api->free) when not: the CRI's NetworkReady condition. */
     int (*ready)(void *net, char **reason);
     void (*result_free)(void *net, berth_net_result_t *r);
+    /* Added after the first version (check struct_size covers it before calling): makes the network
+     * `name` from a CNI conflist (JSON text; its "name" set to name), kept across restarts as those the
+     * Networks service makes; the same conflist again changes nothing, another one replaces it unless
+     * endpoints use it (FailedPrecondition) or it is not one made this way (config, conf_dir). The CRI's
+     * UpdateRuntimeConfig: the pod network from the pod CIDR. */
+    int (*define)(void *net, const char *name, const char *conflist, berth_error_t **err);
 } berth_network_v1_ops_t;
 
 #ifdef __cplusplus

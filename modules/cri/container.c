@@ -876,6 +876,8 @@ signal_number(const char *name)
     };
     if (name == NULL || *name == '\0')
         return 0;
+    if (strncmp(name, "SIGNAL_", 7) == 0) /* runtime.v1.Signal's value names: SIGNAL_SIGTERM */
+        name += 7;
     if (strncasecmp(name, "SIG", 3) == 0)
         name += 3;
     char *end;
@@ -1175,8 +1177,114 @@ cri_rpc_ListContainers(void *user, const char *namespace_, const uint8_t *req, s
 
 /* ---- ContainerStatus ---------------------------------------------------------------------------------- */
 
+/* A protobuf-c message as Go's encoding/json writes the CRI's generated structs (containerd's verbose
+ * "config"): fields by their proto names, empty ones left out (omitempty), enums as numbers, maps as
+ * objects. */
+static json_object *pb_json(const ProtobufCMessage *m);
+
+static json_object *
+pb_value(const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+        return *(const int32_t *)p ? json_object_new_int(*(const int32_t *)p) : NULL;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return *(const uint32_t *)p ? json_object_new_int64(*(const uint32_t *)p) : NULL;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return *(const int64_t *)p ? json_object_new_int64(*(const int64_t *)p) : NULL;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return *(const uint64_t *)p ? json_object_new_uint64(*(const uint64_t *)p) : NULL;
+    case PROTOBUF_C_TYPE_FLOAT:
+        return *(const float *)p != 0 ? json_object_new_double(*(const float *)p) : NULL;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return *(const double *)p != 0 ? json_object_new_double(*(const double *)p) : NULL;
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)p ? json_object_new_boolean(1) : NULL;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *v = *(char *const *)p;
+        return v && *v ? json_object_new_string(v) : NULL;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *v = *(ProtobufCMessage *const *)p;
+        return v ? pb_json(v) : NULL;
+    }
+    default: /* bytes: none in the CRI's configs */
+        return NULL;
+    }
+}
+
+static int
+is_map_entry(const ProtobufCMessageDescriptor *d)
+{
+    size_t n = strlen(d->name);
+    return d->n_fields == 2 && n > 5 && strcmp(d->name + n - 5, "Entry") == 0 &&
+           strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
+}
+
+static json_object *
+pb_json(const ProtobufCMessage *m)
+{
+    json_object *o = json_object_new_object();
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *base = (const char *)m + f->offset;
+        json_object *v = NULL;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            void *const *items = *(void *const *)base;
+            int map = f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                      is_map_entry((const ProtobufCMessageDescriptor *)f->descriptor);
+            if (n == 0)
+                continue;
+            v = map ? json_object_new_object() : json_object_new_array();
+            for (size_t j = 0; j < n; j++) {
+                if (map) {
+                    const ProtobufCMessage *e = ((ProtobufCMessage *const *)items)[j];
+                    const char *ek =
+                        *(char *const *)((const char *)e + e->descriptor->fields[0].offset);
+                    json_object *ev = pb_value(&e->descriptor->fields[1],
+                                               (const char *)e + e->descriptor->fields[1].offset);
+                    json_object_object_add(v, ek ? ek : "", ev ? ev : json_object_new_string(""));
+                    continue;
+                }
+                size_t sz =
+                    f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE
+                        ? sizeof(void *)
+                    : f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_SINT64 ||
+                            f->type == PROTOBUF_C_TYPE_SFIXED64 ||
+                            f->type == PROTOBUF_C_TYPE_UINT64 ||
+                            f->type == PROTOBUF_C_TYPE_FIXED64 || f->type == PROTOBUF_C_TYPE_DOUBLE
+                        ? 8
+                    : f->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean)
+                                                      : 4;
+                json_object *ev = pb_value(f, (const char *)items + j * sz);
+                /* in a list a zero stays (Go keeps it) */
+                json_object_array_add(v, ev ? ev : json_object_new_int(0));
+            }
+        } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                   f->type != PROTOBUF_C_TYPE_STRING && f->quantifier_offset &&
+                   !*(const protobuf_c_boolean *)((const char *)m + f->quantifier_offset)) {
+            continue;
+        } else {
+            v = pb_value(f, base);
+        }
+        if (v != NULL)
+            json_object_object_add(o, f->name, v);
+    }
+    return o;
+}
+
+/* containerd's ContainerInfo (the "info" key of a verbose status), from the record's spec */
 static char *
-verbose_info(cri_t *c, cri_container_t *k, uint32_t pid)
+verbose_info(cri_t *c, cri_container_t *k, uint32_t pid, json_object *spec)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "sandboxID", json_object_new_string(k->sandbox_id));
@@ -1185,14 +1293,56 @@ verbose_info(cri_t *c, cri_container_t *k, uint32_t pid)
     json_object_object_add(o, "snapshotKey", json_object_new_string(k->id));
     json_object_object_add(o, "snapshotter", json_object_new_string(c->cfg.snapshotter));
     json_object_object_add(o, "runtimeType", json_object_new_string(CRI_RUNTIME_NAME));
-    berth_error_t *e = NULL;
-    json_object *spec = ctr_record_spec(c, k->id, &e);
-    c->api->error_free(e);
-    if (spec != NULL)
-        json_object_object_add(o, "runtimeSpec", spec);
+    json_object_object_add(o, "runtimeOptions", NULL);
+    pthread_mutex_lock(&c->lock); /* the config's resources change under it */
+    json_object *cfg = k->config ? pb_json(&k->config->base) : NULL;
+    pthread_mutex_unlock(&c->lock);
+    json_object_object_add(o, "config", cfg);
+    json_object_object_add(o, "runtimeSpec", spec ? json_object_get(spec) : NULL);
     char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return out;
+}
+
+/* toCRIContainerUser: the process's uid, gid and additional gids as the spec has them */
+static void
+user_from_spec(json_object *spec, Runtime__V1__ContainerUser *u,
+               Runtime__V1__LinuxContainerUser *lu)
+{
+    json_object *proc = spec ? json_object_object_get(spec, "process") : NULL;
+    json_object *us = proc ? json_object_object_get(proc, "user") : NULL;
+    if (us == NULL)
+        return; /* an empty ContainerUser, as containerd's when the spec has no process */
+    lu->uid = json_object_get_int64(json_object_object_get(us, "uid"));
+    lu->gid = json_object_get_int64(json_object_object_get(us, "gid"));
+    json_object *g = json_object_object_get(us, "additionalGids");
+    size_t n = g && json_object_is_type(g, json_type_array) ? json_object_array_length(g) : 0;
+    lu->supplemental_groups = n ? calloc(n, sizeof(int64_t)) : NULL;
+    for (size_t i = 0; i < n; i++)
+        lu->supplemental_groups[i] = json_object_get_int64(json_object_array_get_idx(g, i));
+    lu->n_supplemental_groups = n;
+    u->linux = lu;
+}
+
+/* The stop signal a status shows: the config's, else the image's STOPSIGNAL, else SIGTERM. */
+static Runtime__V1__Signal
+status_stop_signal(const cri_container_t *k, const cri_image_t *ci)
+{
+    if (k->config && k->config->stop_signal != RUNTIME__V1__SIGNAL__SIGNAL_RUNTIME_DEFAULT)
+        return k->config->stop_signal;
+    int sig = 0;
+    json_object *ic = ci && ci->config_json ? json_tokener_parse(ci->config_json) : NULL, *ss;
+    json_object *cc = ic ? json_object_object_get(ic, "config") : NULL;
+    if (cc && json_object_object_get_ex(cc, "StopSignal", &ss))
+        sig = signal_number(json_object_get_string(ss));
+    json_object_put(ic);
+    if (sig <= 0)
+        sig = SIGTERM;
+    char name[32];
+    snprintf(name, sizeof(name), "SIGNAL_SIG%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "TERM");
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value_by_name(&runtime__v1__signal__descriptor, name);
+    return v ? (Runtime__V1__Signal)v->value : RUNTIME__V1__SIGNAL__SIGNAL_SIGTERM;
 }
 
 int
@@ -1213,6 +1363,9 @@ cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, 
     Runtime__V1__ContainerStatus st = RUNTIME__V1__CONTAINER_STATUS__INIT;
     Runtime__V1__ImageSpec img = RUNTIME__V1__IMAGE_SPEC__INIT;
     Runtime__V1__ContainerResources res = RUNTIME__V1__CONTAINER_RESOURCES__INIT;
+    Runtime__V1__ContainerUser cu = RUNTIME__V1__CONTAINER_USER__INIT;
+    Runtime__V1__LinuxContainerUser lu = RUNTIME__V1__LINUX_CONTAINER_USER__INIT;
+    Runtime__V1__LinuxContainerResources *lres = NULL;
     st.id = k->id;
     st.metadata = cfg ? cfg->metadata : NULL;
     pthread_mutex_lock(&c->lock);
@@ -1224,12 +1377,27 @@ cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, 
     char *reason = strdup(k->reason ? k->reason : ""),
          *message = strdup(k->message ? k->message : "");
     uint32_t pid = k->pid;
+    if (cfg && cfg->linux && cfg->linux->resources) /* UpdateContainerResources swaps it */
+        lres = (Runtime__V1__LinuxContainerResources *)msg_copy(&cfg->linux->resources->base);
     pthread_mutex_unlock(&c->lock);
+    /* containerd 1.6: an exit without a reason reads Completed (0) or Error */
+    if (st.state == RUNTIME__V1__CONTAINER_STATE__CONTAINER_EXITED && *reason == '\0') {
+        free(reason);
+        reason = strdup(st.exit_code == 0 ? "Completed" : "Error");
+    }
     st.reason = reason;
     st.message = message;
-    img.image = k->image_name;
+    /* containerd: image = the image's first repo tag (else the config's), image_ref = its first repo
+     * digest (else its id), image_id = its id */
+    cri_image_t *ci = NULL;
+    berth_error_t *e = NULL;
+    if (cri_image_find(c, k->image_ref, &ci, &e) < 0)
+        drop_err(c, &e);
+    img.image = ci && ci->tags && ci->tags[0]            ? ci->tags[0]
+                : cfg && cfg->image && cfg->image->image ? cfg->image->image
+                                                         : k->image_name;
     st.image = &img;
-    st.image_ref = k->image_ref;
+    st.image_ref = ci && ci->digests && ci->digests[0] ? ci->digests[0] : k->image_ref;
     st.image_id = k->image_ref;
     if (cfg) {
         st.n_labels = cfg->n_labels;
@@ -1238,12 +1406,18 @@ cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, 
         st.annotations = (Runtime__V1__ContainerStatus__AnnotationsEntry **)cfg->annotations;
         st.n_mounts = cfg->n_mounts;
         st.mounts = cfg->mounts;
-        if (cfg->linux && cfg->linux->resources) {
-            res.linux = cfg->linux->resources;
-            st.resources = &res;
-        }
+    }
+    if (lres) {
+        res.linux = lres;
+        st.resources = &res;
     }
     st.log_path = k->log_path;
+    json_object *spec = ctr_record_spec(c, k->id, &e);
+    if (spec == NULL)
+        drop_err(c, &e);
+    user_from_spec(spec, &cu, &lu);
+    st.user = &cu;
+    st.stop_signal = status_stop_signal(k, ci);
     Runtime__V1__ContainerStatusResponse out = RUNTIME__V1__CONTAINER_STATUS_RESPONSE__INIT;
     out.status = &st;
     Runtime__V1__ContainerStatusResponse__InfoEntry info =
@@ -1251,7 +1425,7 @@ cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, 
     Runtime__V1__ContainerStatusResponse__InfoEntry *infop = &info;
     char *v = NULL;
     if (r->verbose) {
-        v = verbose_info(c, k, pid);
+        v = verbose_info(c, k, pid, spec);
         info.key = "info";
         info.value = v;
         out.info = &infop;
@@ -1261,6 +1435,11 @@ cri_rpc_ContainerStatus(void *user, const char *namespace_, const uint8_t *req, 
     free(v);
     free(reason);
     free(message);
+    free(lu.supplemental_groups);
+    json_object_put(spec);
+    cri_image_free(ci);
+    if (lres)
+        protobuf_c_message_free_unpacked(&lres->base, NULL);
 done:
     cri_container_unref(k);
     runtime__v1__container_status_request__free_unpacked(r, NULL);
@@ -1269,8 +1448,8 @@ done:
 
 /* ---- UpdateContainerResources ------------------------------------------------------------------------- */
 
-/* The record's spec takes the new resources (containerd's updateContainerSpec), so a task made from it
- * again (a restart of the container) has them: linux.resources merged field by field. */
+/* containerd's WithResources on the record's spec: each field the request gives replaces the spec's
+ * (cri_spec_resources leaves out what it does not give), hugepage limits are appended, unified keys added. */
 static void
 merge_json(json_object *into, json_object *from)
 {
@@ -1278,16 +1457,22 @@ merge_json(json_object *into, json_object *from)
     {
         json_object *have = json_object_object_get(into, key);
         if (have != NULL && json_object_is_type(have, json_type_object) &&
-            json_object_is_type(val, json_type_object))
+            json_object_is_type(val, json_type_object)) {
             merge_json(have, val);
-        else
+        } else if (have != NULL && json_object_is_type(have, json_type_array) &&
+                   json_object_is_type(val, json_type_array)) {
+            for (size_t i = 0; i < json_object_array_length(val); i++)
+                json_object_array_add(have, json_object_get(json_object_array_get_idx(val, i)));
+        } else {
             json_object_object_add(into, key, json_object_get(val));
+        }
     }
 }
 
+/* The record's spec text (malloc'd) as it is, and the spec with lr merged into linux.resources. */
 static int
-spec_update_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContainerResources *lr,
-                      berth_error_t **err)
+spec_with_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContainerResources *lr,
+                    char **old_text, char **new_text, berth_error_t **err)
 {
     Containerd__Services__Containers__V1__GetContainerRequest g =
         CONTAINERD__SERVICES__CONTAINERS__V1__GET_CONTAINER_REQUEST__INIT;
@@ -1297,16 +1482,15 @@ spec_update_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContaine
                  &containerd__services__containers__v1__get_container_response__descriptor,
                  (ProtobufCMessage **)&r, NULL, err) < 0)
         return -1;
-    int rc = 0;
-    Containerd__Services__Containers__V1__Container *rec = r->container;
-    json_object *spec = NULL;
-    if (rec != NULL && rec->spec != NULL) {
-        char *t = strndup((const char *)rec->spec->value.data, rec->spec->value.len);
-        spec = json_tokener_parse(t);
-        free(t);
-    }
-    if (spec == NULL) {
-        protobuf_c_message_free_unpacked(&r->base, NULL);
+    const Containerd__Services__Containers__V1__Container *rec = r->container;
+    *old_text = rec && rec->spec
+                    ? strndup((const char *)rec->spec->value.data, rec->spec->value.len)
+                    : NULL;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    json_object *spec = *old_text ? json_tokener_parse(*old_text) : NULL;
+    if (spec == NULL || !json_object_is_type(spec, json_type_object)) {
+        json_object_put(spec);
+        free(*old_text), *old_text = NULL;
         return c->api->error_make(err, BERTH_EDATALOSS, "container \"%s\": its record has no spec",
                                   id);
     }
@@ -1314,32 +1498,153 @@ spec_update_resources(cri_t *c, const char *id, const Runtime__V1__LinuxContaine
     json_object *res = json_tokener_parse(rj);
     free(rj);
     json_object *lin = json_object_object_get(spec, "linux"), *have = NULL;
-    if (lin != NULL && res != NULL) {
-        if (!json_object_object_get_ex(lin, "resources", &have) || have == NULL) {
-            have = json_object_new_object();
-            json_object_object_add(lin, "resources", have);
-        }
-        merge_json(have, res);
-        const char *text = json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN);
-        uint8_t *orig = rec->spec->value.data;
-        size_t orig_len = rec->spec->value.len;
-        rec->spec->value.data = (uint8_t *)text; /* borrowed until the call returns */
-        rec->spec->value.len = strlen(text);
-        char *paths[] = {"spec"};
-        Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
-        mask.paths = paths;
-        mask.n_paths = 1;
-        Containerd__Services__Containers__V1__UpdateContainerRequest u =
-            CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_REQUEST__INIT;
-        u.container = rec;
-        u.update_mask = &mask;
-        rc = cri_call(c, CRI_SVC_CONTAINERS, "Update", &u.base, NULL, NULL, NULL, err);
-        rec->spec->value.data = orig; /* the unpacked bytes go with the answer */
-        rec->spec->value.len = orig_len;
+    if (lin == NULL) {
+        lin = json_object_new_object();
+        json_object_object_add(spec, "linux", lin);
     }
+    if (!json_object_object_get_ex(lin, "resources", &have) || have == NULL) {
+        have = json_object_new_object();
+        json_object_object_add(lin, "resources", have);
+    }
+    if (res != NULL)
+        merge_json(have, res);
+    *new_text = strdup(json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN));
     json_object_put(res);
     json_object_put(spec);
-    protobuf_c_message_free_unpacked(&r->base, NULL);
+    return 0;
+}
+
+/* The linux.resources of a spec's text, as Tasks.Update takes them (containerd: getResources(newSpec)). */
+static char *
+spec_resources_text(const char *spec_text)
+{
+    json_object *spec = json_tokener_parse(spec_text), *res = NULL;
+    json_object *lin = spec ? json_object_object_get(spec, "linux") : NULL;
+    char *out = NULL;
+    if (lin && json_object_object_get_ex(lin, "resources", &res) && res)
+        out = strdup(json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN));
+    json_object_put(spec);
+    return out ? out : strdup("{}");
+}
+
+/* The CRI config with lr merged into its resources as the spec has them: protobuf's own merge (the old
+ * resources' encoding followed by the request's: what the request gives replaces, hugepage limits are
+ * appended), a unified key given twice keeping the request's value. A new message (free_unpacked). */
+static Runtime__V1__ContainerConfig *
+config_with_resources(const Runtime__V1__ContainerConfig *cfg,
+                      const Runtime__V1__LinuxContainerResources *lr)
+{
+    Runtime__V1__ContainerConfig *out = (Runtime__V1__ContainerConfig *)msg_copy(&cfg->base);
+    if (out == NULL)
+        return NULL;
+    const Runtime__V1__LinuxContainerResources *old = out->linux ? out->linux->resources : NULL;
+    size_t n1 = old ? protobuf_c_message_get_packed_size(&old->base) : 0;
+    size_t n2 = protobuf_c_message_get_packed_size(&lr->base);
+    uint8_t *b = malloc(n1 + n2 + 1);
+    if (old)
+        protobuf_c_message_pack(&old->base, b);
+    protobuf_c_message_pack(&lr->base, b + n1);
+    Runtime__V1__LinuxContainerResources *m =
+        runtime__v1__linux_container_resources__unpack(NULL, n1 + n2, b);
+    free(b);
+    if (m == NULL) {
+        protobuf_c_message_free_unpacked(&out->base, NULL);
+        return NULL;
+    }
+    for (size_t i = 0; i < m->n_unified; i++)
+        for (size_t j = i + 1; j < m->n_unified; j++)
+            if (strcmp(m->unified[i]->key, m->unified[j]->key) == 0) {
+                /* the later one wins: drop the earlier */
+                protobuf_c_message_free_unpacked(&m->unified[i]->base, NULL);
+                memmove(&m->unified[i], &m->unified[i + 1],
+                        (m->n_unified - i - 1) * sizeof(*m->unified));
+                m->n_unified--, i--;
+                break;
+            }
+    if (out->linux == NULL) {
+        out->linux = calloc(1, sizeof(*out->linux));
+        runtime__v1__linux_container_config__init(out->linux);
+    }
+    if (out->linux->resources)
+        protobuf_c_message_free_unpacked(&out->linux->resources->base, NULL);
+    out->linux->resources = m;
+    return out;
+}
+
+/* Operations on one container are serialized (busy_take): an update waits for a start under way, so the
+ * task it makes has the new spec or is updated itself (containerd's Status.UpdateSync). */
+static int
+busy_wait_take(const char *id)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (busy_take(id) == 0)
+            return 0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int
+task_update(cri_t *c, const char *id, const char *spec_text, berth_error_t **err)
+{
+    char *json = spec_resources_text(spec_text);
+    Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+    any.type_url = SPEC_RESOURCES_URL;
+    any.value.data = (uint8_t *)json;
+    any.value.len = strlen(json);
+    Containerd__Services__Tasks__V1__UpdateTaskRequest u =
+        CONTAINERD__SERVICES__TASKS__V1__UPDATE_TASK_REQUEST__INIT;
+    u.container_id = (char *)id;
+    u.resources = &any;
+    berth_error_t *e = NULL;
+    int rc = cri_call(c, CRI_SVC_TASKS, "Update", &u.base, NULL, NULL, NULL, &e);
+    free(json);
+    if (rc == BERTH_ENOTFOUND) /* the task ended already: the spec is what counts */
+        rc = 0;
+    if (rc < 0)
+        *err = e, e = NULL;
+    c->api->error_free(e);
+    return rc;
+}
+
+/* containerd's updateContainerResources: the record's spec (and here the CRI config in its extension,
+ * which ContainerStatus and a berthd restart read) first, then the running task; a task update that fails
+ * puts the old record back. A container not running has only its record changed: its task, when made,
+ * takes the spec. */
+static int
+update_resources(cri_t *c, cri_container_t *k, const Runtime__V1__LinuxContainerResources *lr,
+                 berth_error_t **err)
+{
+    char *old_spec = NULL, *new_spec = NULL;
+    if (spec_with_resources(c, k->id, lr, &old_spec, &new_spec, err) < 0)
+        return -1;
+    Runtime__V1__ContainerConfig *ncfg = k->config ? config_with_resources(k->config, lr) : NULL;
+    int rc = cri_container_record_update(c, k, ncfg, new_spec, err);
+    if (rc == 0 && is_running(c, k) && (rc = task_update(c, k->id, new_spec, err)) < 0) {
+        berth_error_t *e = NULL;
+        if (cri_container_record_update(c, k, NULL, old_spec, &e) < 0) {
+            c->api->log(c->log, BERTH_LOG_WARN, "cri: container %s: putting the old spec back: %s",
+                        k->id, e && e->message ? e->message : "?");
+            drop_err(c, &e);
+        }
+    }
+    if (rc == 0 && ncfg != NULL) {
+        /* the old resources may be read by a status being made (under the lock): swapped and freed
+         * under it */
+        pthread_mutex_lock(&c->lock);
+        if (k->config->linux == NULL) {
+            k->config->linux = calloc(1, sizeof(*k->config->linux));
+            runtime__v1__linux_container_config__init(k->config->linux);
+        }
+        Runtime__V1__LinuxContainerResources *old = k->config->linux->resources;
+        k->config->linux->resources = ncfg->linux->resources;
+        ncfg->linux->resources = old;
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (ncfg != NULL)
+        protobuf_c_message_free_unpacked(&ncfg->base, NULL);
+    free(old_spec);
+    free(new_spec);
     return rc;
 }
 
@@ -1362,47 +1667,25 @@ cri_rpc_UpdateContainerResources(void *user, const char *namespace_, const uint8
         return c->api->error_make(err, bad, "container %s", why);
     }
     cri_container_t *k = NULL;
-    int rc = cri_container_find(c, r->container_id, &k, err);
+    int rc = cri_container_find(c, r->container_id, &k, err), taken = 0;
     if (rc < 0)
         goto done;
-    if (r->linux != NULL && is_running(c, k)) {
-        char *json = cri_spec_resources(r->linux);
-        Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
-        any.type_url = SPEC_RESOURCES_URL;
-        any.value.data = (uint8_t *)json;
-        any.value.len = strlen(json);
-        Containerd__Services__Tasks__V1__UpdateTaskRequest u =
-            CONTAINERD__SERVICES__TASKS__V1__UPDATE_TASK_REQUEST__INIT;
-        u.container_id = k->id;
-        u.resources = &any;
-        rc = cri_call(c, CRI_SVC_TASKS, "Update", &u.base, NULL, NULL, NULL, err);
-        free(json);
-        if (rc < 0) {
-            c->api->error_wrap(err, "container \"%s\": update resources", k->id);
-            goto done;
-        }
-    }
-    if (r->linux != NULL && (rc = spec_update_resources(c, k->id, r->linux, err)) < 0)
+    if (busy_wait_take(k->id) < 0) {
+        rc = c->api->error_make(err, BERTH_EPRECONDITION,
+                                "container \"%s\": another operation is under way", k->id);
         goto done;
-    if (r->linux != NULL && k->config != NULL) {
-        /* the config keeps what was asked (ContainerStatus shows it) */
-        Runtime__V1__LinuxContainerResources *nr =
-            (Runtime__V1__LinuxContainerResources *)msg_copy(&r->linux->base);
-        pthread_mutex_lock(&c->lock);
-        if (k->config->linux == NULL) {
-            k->config->linux = calloc(1, sizeof(*k->config->linux));
-            runtime__v1__linux_container_config__init(k->config->linux);
-        }
-        Runtime__V1__LinuxContainerResources *old = k->config->linux->resources;
-        k->config->linux->resources = nr;
-        pthread_mutex_unlock(&c->lock);
-        /* the old one may still be read by a status being packed: it goes with the container */
-        (void)old;
+    }
+    taken = 1;
+    if (r->linux != NULL && (rc = update_resources(c, k, r->linux, err)) < 0) {
+        c->api->error_wrap(err, "container \"%s\": update resources", k->id);
+        goto done;
     }
     Runtime__V1__UpdateContainerResourcesResponse out =
         RUNTIME__V1__UPDATE_CONTAINER_RESOURCES_RESPONSE__INIT;
     cri_reply(c, &out.base, resp, resp_len);
 done:
+    if (taken)
+        busy_give(k->id);
     cri_container_unref(k);
     runtime__v1__update_container_resources_request__free_unpacked(r, NULL);
     return rc < 0 ? rc : 0;

@@ -82,6 +82,7 @@ typedef struct cri_config {
     int64_t max_log_line;         /* CRI log lines are cut into P pieces beyond this: 16384 */
     char *root;                   /* <daemon root>/io.berth.cri.v1.cri */
     char *state;                  /* <daemon state>/io.berth.cri.v1.cri */
+    char *conf_template; /* cri-gaps: a CNI conflist template for the pod CIDR; "" none */
 } cri_config_t;
 
 /* ---- the store: pods and containers, in memory, rebuilt at start from the containerd records ---------- */
@@ -302,6 +303,11 @@ int cri_sandbox_record_create(cri_t *c, const cri_sandbox_t *s, const char *spec
                               berth_error_t **err);
 int cri_container_record_create(cri_t *c, const cri_container_t *k, const char *spec_json,
                                 const char *snapshotter, const char *snapshot_key,
+                                berth_error_t **err);
+/* cri-gaps: Containers.Update of k's record in one call: the spec (json text; NULL leaves it) and the
+ * extension, written with cfg as the CRI config (NULL: k->config), e.g. the resources an update gives. */
+int cri_container_record_update(cri_t *c, const cri_container_t *k,
+                                const Runtime__V1__ContainerConfig *cfg, const char *spec_json,
                                 berth_error_t **err);
 /* Containers.Delete of the record and the status record; a missing one is no error. */
 int cri_record_delete(cri_t *c, const char *id, berth_error_t **err);

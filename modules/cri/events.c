@@ -225,6 +225,31 @@ on_init_exit(cri_t *c, const char *id, uint32_t status, int64_t exited_ns)
     cri_sandbox_unref(s);
 }
 
+/* cri-gaps: an OOM event that arrives after the container's exit (events are not ordered across the
+ * runtime's watches): the exited container's reason becomes OOMKilled, as containerd's TaskOOM handler sets
+ * it whatever the state. 1 when so. */
+static int
+oom_after_exit(cri_t *c, const char *id)
+{
+    berth_error_t *err = NULL;
+    cri_container_t *k = NULL;
+    int done = 0;
+    if (cri_container_find(c, id, &k, &err) == 0 && strcmp(k->id, id) == 0) {
+        pthread_mutex_lock(&c->lock);
+        if (k->state == CRI_CONTAINER_EXITED) {
+            free(k->reason);
+            k->reason = strdup("OOMKilled");
+            done = 1;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (done)
+            save_later(c, k, NULL), k = NULL; /* it takes the reference */
+    }
+    c->api->error_free(err);
+    cri_container_unref(k);
+    return done;
+}
+
 static void
 on_event(void *user, const berth_event_t *ev)
 {
@@ -233,7 +258,10 @@ on_event(void *user, const berth_event_t *ev)
     if (strcmp(ev->topic, "/tasks/oom") == 0) {
         Containerd__Events__TaskOOM *m =
             containerd__events__task_oom__unpack(NULL, ev->data_len, ev->data);
-        if (m && m->container_id && strlen(m->container_id) == 64) {
+        if (m && m->container_id && strlen(m->container_id) == 64 &&
+            oom_after_exit(c, m->container_id)) {
+            /* cri-gaps: the exit came first; the reason is set already */
+        } else if (m && m->container_id && strlen(m->container_id) == 64) {
             oom_mark_t *o = calloc(1, sizeof(*o));
             memcpy(o->id, m->container_id, 65);
             o->next = e->ooms;

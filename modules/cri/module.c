@@ -35,6 +35,11 @@ static const berth_config_field_t core_config[] = {
      "bytes of stdout and of stderr ExecSync keeps"},
     {"max_container_log_line_size", BERTH_CFG_INT, "16384",
      "longer log lines are written as several partial (P) lines"},
+    /* cri-gaps: containerd's conf_template */
+    {"conf_template", BERTH_CFG_STRING, "\"\"",
+     "a CNI conflist template: UpdateRuntimeConfig makes the network `network` from it with the "
+     "pod "
+     "CIDR ({{.PodCIDR}}); empty: the pod CIDR is only kept"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -48,6 +53,7 @@ read_config(berth_init_ctx_t *ic, cri_config_t *cfg, berth_error_t **err)
     cfg->network = strdup(api->get_string(ic->config, "network", BERTH_NETWORK_DEFAULT));
     cfg->stream_address = strdup(api->get_string(ic->config, "stream_address", "127.0.0.1"));
     cfg->cgroup_driver = strdup(api->get_string(ic->config, "cgroup_driver", "cgroupfs"));
+    cfg->conf_template = strdup(api->get_string(ic->config, "conf_template", ""));
     cfg->root = strdup(ic->root);
     cfg->state = strdup(ic->state);
     if (api->get_int(ic->config, "stream_port", 0, &cfg->stream_port, err) < 0 ||
@@ -74,6 +80,7 @@ config_free(cri_config_t *cfg)
     free(cfg->network);
     free(cfg->stream_address);
     free(cfg->cgroup_driver);
+    free(cfg->conf_template);
     free(cfg->root);
     free(cfg->state);
 }

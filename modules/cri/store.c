@@ -550,15 +550,16 @@ container_from_json(const uint8_t *b, size_t n)
     return k;
 }
 
+/* cfg: the CRI config to record (k->config, or the one an update is about to make k's) */
 static char *
-container_meta_json(const cri_container_t *k)
+container_meta_json_with(const cri_container_t *k, const Runtime__V1__ContainerConfig *cfg)
 {
     json_object *o = json_object_new_object();
     add_str(o, "version", "v1");
     add_str(o, "id", k->id);
     add_str(o, "sandbox_id", k->sandbox_id);
     add_str(o, "name", k->name);
-    add_msg(o, "config", k->config ? &k->config->base : NULL);
+    add_msg(o, "config", cfg ? &cfg->base : NULL);
     add_str(o, "image_ref", k->image_ref);
     add_str(o, "image_name", k->image_name);
     add_str(o, "log_path", k->log_path);
@@ -567,6 +568,12 @@ container_meta_json(const cri_container_t *k)
     char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return out;
+}
+
+static char *
+container_meta_json(const cri_container_t *k)
+{
+    return container_meta_json_with(k, k->config);
 }
 
 /* ---- the containerd records --------------------------------------------------------------------------- */
@@ -669,6 +676,47 @@ cri_container_record_create(cri_t *c, const cri_container_t *k, const char *spec
         record_create(c, k->id, "container", k->config ? (void *const *)k->config->labels : NULL,
                       k->config ? k->config->n_labels : 0, CRI_EXT_CONTAINER, CONTAINER_META_URL,
                       meta, spec_json, snapshotter, snapshot_key, k->image_name, err);
+    free(meta);
+    return rc;
+}
+
+int
+cri_container_record_update(cri_t *c, const cri_container_t *k,
+                            const Runtime__V1__ContainerConfig *cfg, const char *spec_json,
+                            berth_error_t **err)
+{
+    ctr_rec_t rec = CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__INIT;
+    Google__Protobuf__Any spec = GOOGLE__PROTOBUF__ANY__INIT, ext = GOOGLE__PROTOBUF__ANY__INIT;
+    Containerd__Services__Containers__V1__Container__ExtensionsEntry ee =
+        CONTAINERD__SERVICES__CONTAINERS__V1__CONTAINER__EXTENSIONS_ENTRY__INIT;
+    Containerd__Services__Containers__V1__Container__ExtensionsEntry *eep = &ee;
+    char *meta = container_meta_json_with(k, cfg ? cfg : k->config);
+    char *paths[2];
+    size_t n_paths = 0;
+    rec.id = (char *)k->id;
+    if (spec_json != NULL) {
+        spec.type_url = SPEC_TYPE_URL;
+        spec.value.data = (uint8_t *)spec_json;
+        spec.value.len = strlen(spec_json);
+        rec.spec = &spec;
+        paths[n_paths++] = "spec";
+    }
+    ext.type_url = CONTAINER_META_URL;
+    ext.value.data = (uint8_t *)meta;
+    ext.value.len = strlen(meta);
+    ee.key = CRI_EXT_CONTAINER;
+    ee.value = &ext;
+    rec.extensions = &eep;
+    rec.n_extensions = 1;
+    paths[n_paths++] = "extensions";
+    Google__Protobuf__FieldMask mask = GOOGLE__PROTOBUF__FIELD_MASK__INIT;
+    mask.paths = paths;
+    mask.n_paths = n_paths;
+    Containerd__Services__Containers__V1__UpdateContainerRequest req =
+        CONTAINERD__SERVICES__CONTAINERS__V1__UPDATE_CONTAINER_REQUEST__INIT;
+    req.container = &rec;
+    req.update_mask = &mask;
+    int rc = cri_call(c, CRI_SVC_CONTAINERS, "Update", &req.base, NULL, NULL, NULL, err);
     free(meta);
     return rc;
 }

@@ -497,6 +497,49 @@ net_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     return 0;
 }
 
+/* ops->define: a network a caller makes from its own conflist (the CRI's, from the pod CIDR) */
+static int
+net_define(void *net, const char *name, const char *conflist, berth_error_t **err)
+{
+    net_t *n = net;
+    char errbuf[256];
+    if (!cni_valid_name(name))
+        return n->api->error_make(err, BERTH_EINVAL, "network name \"%s\" is not valid", name);
+    /* the caller's conflist names itself as it likes (containerd's templates do): it is this network */
+    json_object *in = json_tokener_parse(conflist);
+    if (in != NULL && json_object_is_type(in, json_type_object))
+        json_object_object_add(in, "name", json_object_new_string(name));
+    json_object *c = in ? cni_conflist_parse(json_object_to_json_string(in), name, n->ipam_dir,
+                                             errbuf, sizeof(errbuf))
+                        : NULL;
+    if (in == NULL)
+        snprintf(errbuf, sizeof(errbuf), "the conflist is not JSON");
+    json_object_put(in);
+    if (c == NULL)
+        return n->api->error_make(err, BERTH_EINVAL, "network \"%s\": %s", name, errbuf);
+    int vrc = net_check_versions(n, c, err);
+    if (vrc < 0) {
+        json_object_put(c);
+        return vrc;
+    }
+    json_object *have = net_conflist(n, name);
+    if (have != NULL) {
+        int same = json_object_equal(have, c);
+        json_object_put(have);
+        if (same) {
+            json_object_put(c);
+            return 0;
+        }
+        int rc = net_remove_network(n, name, err);
+        if (rc < 0) {
+            json_object_put(c);
+            return rc;
+        }
+        LOG(n, BERTH_LOG_INFO, "network %s: replaced by a new conflist", name);
+    }
+    return net_create_network(n, name, c, NULL, err);
+}
+
 static const berth_network_v1_ops_t net_ops = {
     .struct_size = sizeof(berth_network_v1_ops_t),
     .setup = ep_setup,
@@ -506,6 +549,7 @@ static const berth_network_v1_ops_t net_ops = {
     .list = ep_list,
     .ready = net_ready,
     .result_free = ep_result_free,
+    .define = net_define,
 };
 
 static const berth_config_field_t net_config[] = {

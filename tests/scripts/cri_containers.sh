@@ -8,6 +8,11 @@
 # exec --sync (output, exit code, a timeout), ReopenContainerLog after kubelet's rename of the log (grpcc:
 # crictl has no command for it), stop with a timeout on a process that ignores SIGTERM, rm, and
 # `ctr -n k8s.io` following the records and snapshots.
+# UpdateContainerResources (the running task's cgroup, the record's spec, the CRI config: all kept across a
+# berthd restart; a created container's spec, which its task then takes; a failed task update leaves the
+# old spec), ContainerStatus as containerd's (image = the repo tag, image_ref = the repo digest, image_id,
+# user, stop signal, reasons Completed/Error/OOMKilled, the verbose info), and a container with stdin
+# (stdin_once false) that an attach still writes to after a berthd restart.
 # The cri.pre-create-container hook (tests/fixtures/fx_crihook.c) changes the spec (env, annotations) and
 # the labels, and vetoes a container named "vetoed".
 # usage: cri_containers.sh BERTHD MODULE_DIR SOURCE_DIR CRICTL GRPCC CRI_PROTO_DIR FIXTURE_DIR
@@ -81,6 +86,11 @@ jget() { grep -o "\"$1\": *\"\{0,1\}[^\",]*" | head -1 | sed "s/^\"$1\": *\"\{0,
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 $CTR images import "$work/fx/busybox-oci.tar" >/dev/null || fail "ctr import"
 IMG=docker.io/library/berth-busybox:latest
+# a repo digest record, as a pull makes one (name@<manifest digest>)
+MANIFEST=$($CTR images ls | awk -v i="$IMG" '$1 == i {print $3}')
+case $MANIFEST in sha256:*) ;; *) fail "the image's digest: $($CTR images ls)" ;; esac
+REPODIGEST=docker.io/library/berth-busybox@$MANIFEST
+$CTR images tag "$IMG" "$REPODIGEST" >/dev/null || fail "ctr images tag $REPODIGEST"
 mkdir -p "$work/logs/pod"
 cat >"$work/pod.json" <<JSON
 {"metadata": {"name": "web", "namespace": "cri-ctr", "uid": "uid-$$", "attempt": 0},
@@ -168,12 +178,31 @@ $CRICTL ps -q --label app=app --label tier=test | grep -qx "$CID" || fail "ps --
 $CRICTL ps -q --id "$(echo "$CID" | cut -c1-12)" | grep -qx "$CID" || fail "ps --id prefix"
 $CRICTL ps -q --name '^app$' | grep -qx "$CID" || fail "ps --name"
 
+# --- a container with stdin (stdin_once false): cat copies what an attach writes to its log ------------------
+cat >"$work/in.json" <<JSON
+{"metadata": {"name": "in"}, "image": {"image": "$IMG"}, "command": ["/bin/cat"], "stdin": true,
+ "log_path": "in.log"}
+JSON
+INID=$($CRICTL create "$POD" "$work/in.json" "$work/pod.json") || fail "create in"
+$CRICTL start "$INID" >/dev/null || fail "start in"
+
 # --- a berthd restart: the container runs on, found again with its config and log ---------------------------
 kill "$PID"
 wait "$PID" || fail "berthd exited with $? on SIGTERM"
 PID=""
 start
 $CRICTL ps -q --state running | grep -qx "$CID" || fail "after a restart: $($CRICTL ps -a)"
+# the stdin of "in" is still open (cat runs) and an attach writes to it
+$CRICTL ps -q --state running | grep -qx "$INID" || fail "cat saw its stdin end at the restart: $($CRICTL ps -a)"
+(sleep 1; echo via-attach-$((6 * 7)); sleep 1) | timeout -s KILL 5 $CRICTL attach -i "$INID" >"$work/attach-in" 2>&1 || true
+i=0
+until grep -q "stdout F via-attach-42" "$work/logs/pod/in.log" 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -lt 60 ] || fail "attach after a restart: nothing reached stdin: $(cat "$work/attach-in"); log: $(cat "$work/logs/pod/in.log" 2>&1)"
+    sleep 0.05
+done
+$CRICTL ps -q --state running | grep -qx "$INID" || fail "the attach's end closed stdin (stdin_once is false)"
+$CRICTL rm -f "$INID" >/dev/null || fail "rm -f in"
 
 # --- inspect ---------------------------------------------------------------------------------------------
 st=$($CRICTL inspect "$CID") || fail "inspect"
@@ -186,6 +215,15 @@ pid=$(echo "$st" | jget pid)
 [ -n "$pid" ] && [ "$pid" -gt 0 ] && kill -0 "$pid" || fail "inspect pid: $pid"
 echo "$st" | grep -q '"io.kubernetes.cri.sandbox-id": "'"$POD"'"' || fail "the spec's annotations: $st"
 grep -q "sleep" "/proc/$pid/cmdline" || fail "pid $pid is not the sleep"
+echo "$st" | tr -d ' \n' | grep -q '"user":{"linux":{"gid":"65534","supplementalGroups":\[\],"uid":"65534"}' || fail "inspect user: $st"
+echo "$st" | grep -q '"stopSignal": "SIGNAL_SIGTERM"' || fail "inspect stopSignal: $st"
+# containerd's verbose info: sandboxID, pid, snapshot, runtime, the CRI config and the spec
+echo "$st" | grep -q "\"sandboxID\": \"$POD\"" || fail "info sandboxID: $st"
+echo "$st" | grep -q '"snapshotKey": "'"$CID"'"' || fail "info snapshotKey: $st"
+echo "$st" | grep -q '"runtimeType": "io.containerd.runc.v2"' || fail "info runtimeType: $st"
+echo "$st" | grep -q '"run_as_username": "nobody"' || fail "info config: $st"
+echo "$st" | grep -q '"log_path": "app.log"' || fail "info config log_path: $st"
+echo "$st" | grep -q '"ociVersion"' || fail "info runtimeSpec: $st"
 
 # --- exec --sync: output, exit code, the mount's propagation, a timeout -----------------------------------
 out=$($CRICTL exec -s "$CID" sh -c 'echo $FOO; pwd; id -u' 2>&1) || fail "exec: $out"
@@ -211,6 +249,37 @@ cg=/sys/fs/cgroup/memory/k8s.io/$CID/memory.limit_in_bytes
 st=$($CRICTL inspect "$CID")
 echo "$st" | grep -q '"memoryLimitInBytes": "67108864"' || fail "update: the status: $st"
 $CTR containers info "$CID" | grep -q '"limit": 67108864' || fail "update: the record's spec"
+# a second update merges into the first (containerd's WithResources): the shares stay
+$CRICTL update --memory 100663296 "$CID" >/dev/null || fail "a second update"
+[ "$(cat "$cg")" = 100663296 ] || fail "second update: $cg is $(cat "$cg" 2>&1)"
+# a task update that fails leaves the spec as it was (containerd puts the old spec back)
+out=$($CRICTL update --cpuset-cpus 4095 "$CID" 2>&1) && fail "an update to cpu 4095 succeeded: $out"
+$CTR containers info "$CID" | grep -q '"cpus": "4095"' && fail "a failed update left its cpuset in the spec"
+$CRICTL inspect "$CID" | grep -q '"cpusetCpus": "4095"' && fail "a failed update left its cpuset in the status"
+# a created container: only its spec, which the task takes when it starts
+cat >"$work/upd.json" <<JSON
+{"metadata": {"name": "upd"}, "image": {"image": "$IMG"}, "command": ["/bin/sleep", "1000"]}
+JSON
+UID_=$($CRICTL create "$POD" "$work/upd.json" "$work/pod.json") || fail "create upd"
+$CRICTL update --memory 50331648 "$UID_" >/dev/null || fail "update of a created container"
+$CTR containers info "$UID_" | grep -q '"limit": 50331648' || fail "update (created): the record's spec"
+$CRICTL start "$UID_" >/dev/null || fail "start upd"
+cgu=/sys/fs/cgroup/memory/k8s.io/$UID_/memory.limit_in_bytes
+[ -f "$cgu" ] || cgu=/sys/fs/cgroup/k8s.io/$UID_/memory.max
+[ "$(cat "$cgu")" = 50331648 ] || fail "the started container's limit: $cgu is $(cat "$cgu" 2>&1)"
+# all of it after a berthd restart: the status (the CRI config), the verbose config and spec
+kill "$PID"
+wait "$PID" || fail "berthd exited with $? on SIGTERM"
+PID=""
+start
+st=$($CRICTL inspect "$CID")
+echo "$st" | grep -q '"memoryLimitInBytes": "100663296"' || fail "after a restart: the status's memory: $st"
+echo "$st" | grep -q '"cpuShares": "256"' || fail "after a restart: the status's cpu shares: $st"
+echo "$st" | grep -q '"memory_limit_in_bytes": 100663296' || fail "after a restart: info config: $st"
+echo "$st" | grep -q '"limit": 100663296' || fail "after a restart: info runtimeSpec: $st"
+$CRICTL inspect "$UID_" | grep -q '"memoryLimitInBytes": "50331648"' ||
+    fail "after a restart: the created-then-updated container's status: $($CRICTL inspect "$UID_")"
+$CRICTL rm -f "$UID_" >/dev/null || fail "rm -f upd"
 
 # --- ReopenContainerLog: kubelet renamed the log; the new file is there when the call answers, and the
 # process's next output goes to it ----------------------------------------------------------------------------
@@ -228,11 +297,11 @@ done
 grep -q after-reopen "$LOG.old" && fail "the renamed log still grew"
 
 t0=$(date +%s)
-out=$($CRICTL exec -s --timeout 1 "$CID" sleep 30 2>&1) && fail "exec past its timeout succeeded: $out"
+out=$($CRICTL exec -s --timeout 1 "$CID" sleep 37 2>&1) && fail "exec past its timeout succeeded: $out"
 t1=$(date +%s)
 [ $((t1 - t0)) -lt 10 ] || fail "the exec timeout took $((t1 - t0)) s"
 echo "$out" | grep -qi "timeout\|deadline" || fail "exec timeout: $out"
-pgrep -f "sleep 30" >/dev/null && fail "the timed-out exec still runs"
+pgrep -xf "sleep 37" >/dev/null && fail "the timed-out exec still runs"
 
 # --- a container that ends by itself: its exit code and reason --------------------------------------------
 # created by the image's id, as kubelet does (the image_ref PullImage / ImageStatus answered)
@@ -252,7 +321,34 @@ done
 st=$($CRICTL inspect "$QID")
 [ "$(echo "$st" | jget exitCode)" = 7 ] || fail "exit code: $st"
 [ "$(echo "$st" | jget reason)" = Error ] || fail "reason: $st"
-echo "$st" | grep -q "\"imageRef\": \"$IMGID\"" || fail "imageRef: $st"
+# containerd: image = the image's repo tag (the container was made by id), image_ref = its repo digest,
+# image_id = its id
+echo "$st" | grep -q "\"imageRef\": \"$REPODIGEST\"" || fail "imageRef (want $REPODIGEST): $st"
+echo "$st" | grep -q "\"imageId\": \"$IMGID\"" || fail "imageId: $st"
+echo "$st" | grep -q "\"image\": \"$IMG\"" || fail "image: $st"
+ctr_json done 'exit 0' "$work/done.json"
+DID=$($CRICTL create "$POD" "$work/done.json" "$work/pod.json") || fail "create done"
+# the OOM killer: 100 MB in a shell variable under a 16 MiB limit
+cat >"$work/oom.json" <<JSON
+{"metadata": {"name": "oom"}, "image": {"image": "$IMG"},
+ "command": ["/bin/sh", "-c", "a=\$(head -c 100000000 /dev/zero | tr '\\\\0' x); echo survived"],
+ "linux": {"resources": {"memory_limit_in_bytes": 16777216}}}
+JSON
+OID=$($CRICTL create "$POD" "$work/oom.json" "$work/pod.json") || fail "create oom"
+$CRICTL start "$DID" "$OID" >/dev/null || fail "start done, oom"
+for c in "$DID" "$OID"; do
+    i=0
+    until [ "$($CRICTL inspect "$c" | jget state)" = CONTAINER_EXITED ]; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || fail "$c did not exit: $($CRICTL inspect "$c")"
+        sleep 0.05
+    done
+done
+st=$($CRICTL inspect "$DID")
+[ "$(echo "$st" | jget exitCode)" = 0 ] && [ "$(echo "$st" | jget reason)" = Completed ] || fail "Completed: $st"
+st=$($CRICTL inspect "$OID")
+[ "$(echo "$st" | jget exitCode)" = 137 ] && [ "$(echo "$st" | jget reason)" = OOMKilled ] || fail "OOMKilled: $st"
+$CRICTL rm "$DID" "$OID" >/dev/null || fail "rm done, oom"
 $CRICTL ps -q --state exited | grep -qx "$QID" || fail "ps --state exited"
 out=$($CRICTL exec -s "$QID" true 2>&1) && fail "exec in an exited container: $out"
 
