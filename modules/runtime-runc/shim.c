@@ -861,12 +861,13 @@ fifo_start(pid_t pid, char *err, size_t len)
     if (fd < 0)
         return 1;
     size_t got = 0;
-    int rc = -1;
-    for (int idle = 0; rc < 0;) {
+    for (int idle = 0;;) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int r = poll(&pf, 1, 100);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0)
+            break;
         if (r > 0) {
             char buf[64];
             ssize_t n = read(fd, buf, sizeof(buf));
@@ -882,8 +883,13 @@ fifo_start(pid_t pid, char *err, size_t len)
         siginfo_t si = {0};
         if (kill(pid, 0) < 0 ||
             (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) ||
-            ++idle > 600)
+            ++idle > 600) {
+            /* a process that ran and ended since the poll wrote its "0" first: that still counts */
+            char buf[64];
+            for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+                got += (size_t)n;
             break;
+        }
     }
     close(fd);
     if (got > 0) {
