@@ -23,6 +23,7 @@
 
 #include "container.h"
 #include "mountopts.h"
+#include "userfiles.h"
 
 #define SPEC_PROCESS_URL "types.containerd.io/opencontainers/runtime-spec/1/Process"
 #define SPEC_RESOURCES_URL "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
@@ -291,6 +292,17 @@ copy_beneath(cri_t *c, int rootfd, const char *rel, const char *to)
     close(in);
 }
 
+/* etc/passwd and etc/group of the snapshot into dir, read from its layers (userfiles.c); -1: mount it. */
+static int
+copy_user_files_direct(const char *dir, Containerd__Types__Mount **mounts, size_t n)
+{
+    if (n != 1)
+        return -1;
+    return cri_user_files_from_layers(mounts[0]->type, mounts[0]->source,
+                                      (const char *const *)mounts[0]->options, mounts[0]->n_options,
+                                      dir);
+}
+
 /* Mounts the snapshot's mounts read-only on dir/rootfs and copies etc/passwd and etc/group next to it.
  * A failure leaves them out: numeric users still work, names then fail as unknown. */
 static void
@@ -298,6 +310,8 @@ copy_user_files(cri_t *c, const char *dir, Containerd__Types__Mount **mounts, si
 {
     if (n != 1)
         return; /* containerd's snapshotters give one mount (overlay or bind) */
+    if (copy_user_files_direct(dir, mounts, n) == 0)
+        return;
     char root[4200], pw[4200], gr[4200];
     snprintf(root, sizeof(root), "%s/rootfs", dir);
     snprintf(pw, sizeof(pw), "%s/passwd", dir);
@@ -571,7 +585,9 @@ create(cri_t *c, const Runtime__V1__CreateContainerRequest *r, cri_sandbox_t *s,
         goto out;
     }
     cs->record = 1;
-    if (cri_container_status_save(c, k, err) < 0 || cri_store_container_add(c, k, err) < 0) {
+    /* no status record yet: a container without one is CREATED when berthd restarts (store.c's
+     * container_restore), so CreateContainer spends no transaction (two disk flushes) saying so */
+    if (cri_store_container_add(c, k, err) < 0) {
         cri_container_unref(k);
         goto out;
     }

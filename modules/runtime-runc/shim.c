@@ -847,6 +847,67 @@ do_exec(int fd, char **f, int n)
     reply_error(fd, E_PRECONDITION, "too many exec processes");
 }
 
+/* `runc start` without a second runc: what runc 1.1 does for a created container (libcontainer's exec()).
+ * runc init waits to open <runc root>/<id>/exec.fifo for writing; opening it for reading lets init write
+ * "0" and exec the process (closing it); removing the FIFO is what makes runc call the container running.
+ * A runc start is a Go program's start, the largest part of StartContainer after runc create. Returns 1
+ * where this does not apply (another runtime, no FIFO, a NOTIFY_SOCKET runc start would serve): run runc
+ * start then; 0 started; -1 failed (err says why). */
+static int
+fifo_start(pid_t pid, char *err, size_t len)
+{
+    const char *base = strrchr(runc, '/');
+    if (strcmp(base ? base + 1 : runc, "runc") != 0 || getenv("NOTIFY_SOCKET") != NULL)
+        return 1;
+    char path[4400];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s/exec.fifo", runc_root, id);
+    if (lstat(path, &st) < 0 || !S_ISFIFO(st.st_mode))
+        return 1;
+    /* non-blocking: Linux suppresses POLLHUP until a writer came, so poll waits for init's "0" */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    size_t got = 0;
+    for (int idle = 0;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, 100);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        if (r > 0) {
+            char buf[64];
+            ssize_t n = read(fd, buf, sizeof(buf));
+            if (n > 0)
+                got += (size_t)n;
+            else if (n == 0) /* init closed it: exec'd (after its "0") or died */
+                break;
+            else if (errno != EAGAIN && errno != EINTR)
+                break;
+            continue;
+        }
+        /* as runc: every 100 ms, whether init is still there (a zombie is not: WNOWAIT leaves it to reap) */
+        siginfo_t si = {0};
+        if (kill(pid, 0) < 0 ||
+            (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid) ||
+            ++idle > 600) {
+            /* a process that ran and ended since the poll wrote its "0" first: that still counts */
+            char buf[64];
+            for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;)
+                got += (size_t)n;
+            break;
+        }
+    }
+    close(fd);
+    if (got > 0) {
+        unlink(path);
+        return 0;
+    }
+    snprintf(err, len, "runc: container process is already dead");
+    return -1;
+}
+
 static void
 do_start(int fd, char **f, int n)
 {
@@ -861,8 +922,10 @@ do_start(int fd, char **f, int n)
             return reply_error(fd, E_INTERNAL, err);
     } else {
         const char *args[] = {"start", id, NULL};
-        if (run_runc(args, -1, -1, -1) != 0) {
-            runc_error(err, sizeof(err));
+        int fr = fifo_start(p->pid, err, sizeof(err));
+        if (fr < 0 || (fr > 0 && run_runc(args, -1, -1, -1) != 0)) {
+            if (fr > 0)
+                runc_error(err, sizeof(err));
             return reply_error(fd, E_INTERNAL, err);
         }
         if (p->state == ST_CREATED)
