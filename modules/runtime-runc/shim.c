@@ -853,11 +853,36 @@ do_exec(int fd, char **f, int n)
  * A runc start is a Go program's start, the largest part of StartContainer after runc create. Returns 1
  * where this does not apply (another runtime, no FIFO, a NOTIFY_SOCKET runc start would serve): run runc
  * start then; 0 started; -1 failed (err says why). */
+/* Whether the bundle's spec may have poststart hooks: runc 1.2 and later run them in `runc start`, after
+ * the FIFO (1.1 ran them at create). A mention of "poststart" anywhere is enough to leave start to runc. */
+static int
+spec_mentions_poststart(void)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/config.json", bundle);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 1;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    char buf[8192];
+    for (size_t n; mem && (n = fread(buf, 1, sizeof(buf), f)) > 0;)
+        fwrite(buf, 1, n, mem);
+    fclose(f);
+    int found = 1;
+    if (mem && fclose(mem) == 0)
+        found = strstr(text, "\"poststart\"") != NULL;
+    free(text);
+    return found;
+}
+
 static int
 fifo_start(pid_t pid, char *err, size_t len)
 {
     const char *base = strrchr(runc, '/');
-    if (strcmp(base ? base + 1 : runc, "runc") != 0 || getenv("NOTIFY_SOCKET") != NULL)
+    if (strcmp(base ? base + 1 : runc, "runc") != 0 || getenv("NOTIFY_SOCKET") != NULL ||
+        spec_mentions_poststart())
         return 1;
     char path[4400];
     struct stat st;
