@@ -35,8 +35,8 @@ extern "C" {
 
 #define BERTH_ABI_MAJOR 1
 /* 2: berth_grpc_stream_api_t.set_part_handler; 3: network.h, volume.h, metadata records, the endpoint
- * and volume hook payloads */
-#define BERTH_ABI_MINOR 3
+ * and volume hook payloads; 4: berth_network_v1_ops_t.define */
+#define BERTH_ABI_MINOR 4
 #define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
 
 /* ---- build signature: everything a version number cannot catch ---------------------------------- */

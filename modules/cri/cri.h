@@ -82,7 +82,7 @@ typedef struct cri_config {
     int64_t max_log_line;         /* CRI log lines are cut into P pieces beyond this: 16384 */
     char *root;                   /* <daemon root>/io.berth.cri.v1.cri */
     char *state;                  /* <daemon state>/io.berth.cri.v1.cri */
-    char *conf_template; /* cri-gaps: a CNI conflist template for the pod CIDR; "" none */
+    char *conf_template;          /* cri-gaps: a CNI conflist template for the pod CIDR; "" none */
 } cri_config_t;
 
 /* ---- the store: pods and containers, in memory, rebuilt at start from the containerd records ---------- */
