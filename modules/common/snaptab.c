@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The snapshot directories every snapshotter module shares; see snaptab.h. */
 #include "snaptab.h"
+#include "fsutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,18 +19,10 @@ snaptab_dir(snaptab_t *t, uint64_t id, const char *sub, char *out, size_t len)
     snprintf(out, len, "%s/snapshots/%" PRIu64 "%s%s", t->root, id, sub ? "/" : "", sub ? sub : "");
 }
 
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 int
 snaptab_rm_rf(const char *path)
 {
-    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return fs_remove_tree(path);
 }
 
 void

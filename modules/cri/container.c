@@ -24,6 +24,7 @@
 #include "container.h"
 #include "mountopts.h"
 #include "userfiles.h"
+#include "fsutil.h"
 
 #define SPEC_PROCESS_URL "types.containerd.io/opencontainers/runtime-spec/1/Process"
 #define SPEC_RESOURCES_URL "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
@@ -37,28 +38,6 @@ ctr_state_dir(cri_t *c, const char *id, char *out, size_t len)
 {
     snprintf(out, len, "%s/containers/%s", c->cfg.state, id);
     return out;
-}
-
-static void
-rm_rf(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[4096];
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_rf(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
 }
 
 static void
@@ -402,7 +381,7 @@ create_undo(cri_t *c, create_state_t *cs)
     if (cs->leased)
         lease_delete(c, cs->lease);
     if (cs->dir)
-        rm_rf(cs->dir_path);
+        fs_remove_tree(cs->dir_path);
     if (cs->reserved)
         cri_store_release_name(c, cs->name);
 }
@@ -1058,7 +1037,7 @@ cri_rpc_RemoveContainer(void *user, const char *namespace_, const uint8_t *req, 
         drop_err(c, &e);
     }
     char dir[4096];
-    rm_rf(ctr_state_dir(c, k->id, dir, sizeof(dir)));
+    fs_remove_tree(ctr_state_dir(c, k->id, dir, sizeof(dir)));
     cri_events_announce(c, RUNTIME__V1__CONTAINER_EVENT_TYPE__CONTAINER_DELETED_EVENT, k->id,
                         k->sandbox_id);
 reply:;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "fsutil.h"
 
 #define CREATE_LEASE_PREFIX "cri-create-"
 
@@ -29,27 +30,6 @@ container_known(cri_t *c, const char *id)
     return hit;
 }
 
-static void
-rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[PATH_MAX];
-            snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-            if (e->d_type == DT_DIR)
-                rm_tree(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(path);
-}
-
 /* <state>/containers/<id>: its rootfs mount point first (CreateContainer mounts the snapshot there a
  * moment, read-only, to copy /etc/passwd and /etc/group), so nothing below a mount is touched. */
 static void
@@ -60,7 +40,7 @@ remove_ctr_dir(cri_t *c, const char *id)
     snprintf(root, sizeof(root), "%s/rootfs", dir);
     while (umount2(root, MNT_DETACH) == 0)
         ;
-    rm_tree(dir);
+    fs_remove_tree(dir);
 }
 
 static void

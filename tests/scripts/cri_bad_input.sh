@@ -26,17 +26,7 @@ SOCK=$work/state/berthd.sock
 
 cleanup() {
     status=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for p in $($CRICTL pods -q 2>/dev/null); do
-            $CRICTL stopp "$p" >/dev/null 2>&1 || true
-            $CRICTL rmp "$p" >/dev/null 2>&1 || true
-        done
-    fi
-    stop_test_processes
-    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    cri_teardown
     umount_under "$work"
     rm -rf "$work"
     exit $status
@@ -51,16 +41,7 @@ image-endpoint: unix://$SOCK
 timeout: 20
 YAML
 CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
-"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-    2>>"$work/log" &
-PID=$!
-i=0
-until $CRICTL version >/dev/null 2>&1; do
-    i=$((i + 1))
-    [ $i -lt 200 ] || fail "berthd did not start"
-    kill -0 "$PID" 2>/dev/null || fail "berthd exited"
-    sleep 0.05
-done
+cri_start
 
 # --- what is stored first: a running pod and a running container -----------------------------------------
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null

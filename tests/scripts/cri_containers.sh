@@ -31,17 +31,7 @@ CTR="ctr --address $work/state/berthd.sock -n k8s.io"
 
 cleanup() {
     status=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for p in $($CRICTL pods -q 2>/dev/null); do
-            $CRICTL stopp "$p" >/dev/null 2>&1 || true
-            $CRICTL rmp "$p" >/dev/null 2>&1 || true
-        done
-    fi
-    stop_test_processes
-    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    cri_teardown
     umount_under "$work"
     rm -rf "$work"
     exit $status
@@ -52,24 +42,8 @@ trap cleanup EXIT
 cat >"$work/berthd.yaml" <<YAML
 version: 1
 YAML
-cat >"$work/crictl.yaml" <<YAML
-runtime-endpoint: unix://$work/state/berthd.sock
-image-endpoint: unix://$work/state/berthd.sock
-timeout: 20
-YAML
-CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
-start() {
-    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-        --set "module_dirs=[\"$FX\"]" 2>>"$work/log" &
-    PID=$!
-    i=0
-    until $CRICTL version >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 200 ] || fail "berthd did not start"
-        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
-        sleep 0.05
-    done
-}
+crictl_config
+start() { cri_start --set "module_dirs=[\"$FX\"]"; }
 start
 # reopen ID: ReopenContainerLog; prints the call's grpc-status
 reopen() {

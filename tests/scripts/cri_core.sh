@@ -33,21 +33,8 @@ keep_log() {
 }
 cleanup() {
     status=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for p in $($CRICTL pods -q 2>/dev/null); do
-            $CRICTL stopp "$p" >/dev/null 2>&1 || true
-            $CRICTL rmp "$p" >/dev/null 2>&1 || true
-        done
-    fi
-    stop_test_processes
-    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    iptables-save -t nat 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
-        while read -r rule; do eval "iptables -t nat $rule" 2>/dev/null || true; done
-    iptables-save -t filter 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
-        while read -r rule; do eval "iptables -t filter $rule" 2>/dev/null || true; done
+    cri_teardown
+    drop_rules "$NET."
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     keep_log
@@ -67,30 +54,9 @@ plugins:
     conf_dir: $work/net.d
     default_network: {name: berth, bridge: $BR, subnet: $NET.0/24, firewall: false}
 YAML
-cat >"$work/crictl.yaml" <<YAML
-runtime-endpoint: unix://$work/state/berthd.sock
-image-endpoint: unix://$work/state/berthd.sock
-timeout: 20
-YAML
-CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
-start() {
-    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-        2>>"$work/log" &
-    PID=$!
-    i=0
-    until $CRICTL version >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 200 ] || fail "berthd did not start"
-        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
-        sleep 0.05
-    done
-}
-restart() {
-    kill "$PID"
-    wait "$PID" || fail "berthd exited with $? on SIGTERM"
-    PID=""
-    start
-}
+crictl_config
+start() { cri_start; }
+restart() { cri_restart; }
 # pod NAME UID HOSTNET(true|false) FILE: a PodSandboxConfig for crictl runp
 pod() {
     # kubelet's defaults: a PID namespace per container (1: CONTAINER), so killing pause kills no container

@@ -40,21 +40,8 @@ keep_log() {
 cleanup() {
     status=$?
     [ -z "$PF_PID" ] || kill "$PF_PID" 2>/dev/null || true
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for p in $(crictl pods -q 2>/dev/null); do
-            crictl stopp "$p" >/dev/null 2>&1 || true
-            crictl rmp -f "$p" >/dev/null 2>&1 || true
-        done
-    fi
-    stop_test_processes
-    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    for t in nat filter; do
-        iptables-save -t $t 2>/dev/null | grep -F -- "$NET." | sed -n 's/^-A /-D /p' |
-            while read -r rule; do eval "iptables -t $t $rule" 2>/dev/null || true; done
-    done
+    cri_teardown
+    drop_rules "$NET."
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     keep_log

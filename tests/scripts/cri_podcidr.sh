@@ -26,21 +26,8 @@ NET2=10.233.$((X + 60))
 
 cleanup() {
     status=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for p in $($CRICTL pods -q 2>/dev/null); do
-            $CRICTL stopp "$p" >/dev/null 2>&1 || true
-            $CRICTL rmp "$p" >/dev/null 2>&1 || true
-        done
-    fi
-    stop_test_processes
-    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
-        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
-    for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    for n in "$NET." "$NET2."; do
-        iptables-save -t nat 2>/dev/null | grep -F -- "$n" | sed -n 's/^-A /-D /p' |
-            while read -r rule; do eval "iptables -t nat $rule" 2>/dev/null || true; done
-    done
+    cri_teardown
+    drop_rules "$NET." "$NET2."
     umount_under "$work"
     ip link del "$BR" 2>/dev/null || true
     ip link del "$BR0" 2>/dev/null || true
@@ -76,29 +63,9 @@ plugins:
     network: podnet
     conf_template: $work/template.json
 YAML
-cat >"$work/crictl.yaml" <<YAML
-runtime-endpoint: unix://$work/state/berthd.sock
-image-endpoint: unix://$work/state/berthd.sock
-timeout: 20
-YAML
-CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
-start() {
-    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-        2>>"$work/log" &
-    PID=$!
-    i=0
-    until $CRICTL version >/dev/null 2>&1; do
-        i=$((i + 1))
-        [ $i -lt 200 ] || fail "berthd did not start"
-        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
-        sleep 0.05
-    done
-}
-restart() {
-    kill "$PID"
-    wait "$PID" || fail "berthd exited with $? on SIGTERM"
-    start
-}
+crictl_config
+start() { cri_start; }
+restart() { cri_restart; }
 # cidr CIDR: UpdateRuntimeConfig; prints the call's grpc-status
 cidr() {
     printf 'runtime_config { network_config { pod_cidr: "%s" } }\n' "$1" |

@@ -37,6 +37,56 @@ kill_test_shims() {
     for p in $(pgrep -f "berth-shim .* $work/" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
 }
 
+# cri_teardown: the first part of a CRI test's EXIT trap: while berthd runs, its pods stopped and removed
+# through crictl ($CRICTL_BIN with $work/crictl.yaml); its processes stopped; containers' inits and the
+# shims of $work killed
+cri_teardown() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        for p in $("$CRICTL_BIN" --config "$work/crictl.yaml" pods -q 2>/dev/null); do
+            "$CRICTL_BIN" --config "$work/crictl.yaml" stopp "$p" >/dev/null 2>&1 || true
+            "$CRICTL_BIN" --config "$work/crictl.yaml" rmp -f "$p" >/dev/null 2>&1 || true
+        done
+    fi
+    stop_test_processes
+    for f in "$work"/state/io.containerd.runtime.v2.task/*/*/init.pid; do
+        [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null || true
+    done
+    kill_test_shims
+}
+
+# crictl_config: $work/crictl.yaml for berthd's socket, and $CRICTL the crictl command that reads it
+crictl_config() {
+    cat >"$work/crictl.yaml" <<YAML
+runtime-endpoint: unix://$work/state/berthd.sock
+image-endpoint: unix://$work/state/berthd.sock
+timeout: 20
+YAML
+    CRICTL="$CRICTL_BIN --config $work/crictl.yaml"
+}
+
+# cri_start [ARG...]: berthd with $work/berthd.yaml on $work/root and $work/state (log level info, to
+# $work/log) and the ARGs, its PID in $PID; waits until crictl gets an answer (fails when berthd exits first)
+cri_start() {
+    "$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info "$@" \
+        2>>"$work/log" &
+    PID=$!
+    i=0
+    until $CRICTL version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || fail "berthd did not start"
+        kill -0 "$PID" 2>/dev/null || fail "berthd exited"
+        sleep 0.05
+    done
+}
+
+# cri_restart [ARG...]: berthd stopped (it must exit 0 on SIGTERM) and started again (cri_start ARG...)
+cri_restart() {
+    kill "$PID"
+    wait "$PID" || fail "berthd exited with $? on SIGTERM"
+    PID=""
+    cri_start "$@"
+}
+
 # start_berthd_cli CONFIG: berthd on $work/root and $work/state with CONFIG, logging to $work/log, its PID in
 # $PID; waits until `$B version` answers
 start_berthd_cli() {
