@@ -125,6 +125,7 @@ const berth_core_api_t berth__core_api = {
     .call_on_loop = berth__call_on_loop,
     .call_set_lease = api_call_set_lease,
     .call_lease = api_call_lease,
+    .reload = berth__reload_request,
 };
 
 /* ---- the live registry, for plugins_list ---------------------------------------------------------- */

@@ -123,6 +123,10 @@ int berth__call_on_loop_setup(uv_loop_t *loop);
 void berth__call_on_loop_close(void);
 int berth__call_on_loop(void (*fn)(void *arg), void *arg);
 
+/* reload.c: api->reload (module.h); SIGHUP asks through it with done = NULL. */
+int berth__reload_request(void (*done)(void *user, const berth_reload_result_t *result), void *user,
+                          berth_error_t **err);
+
 /* hooks.c */
 int berth__hook_register(berth_init_ctx_t *ic, berth_hook_point_t point, int priority,
                          berth_hook_fn fn, void *user, berth_error_t **err);

@@ -35,8 +35,9 @@ extern "C" {
 
 #define BERTH_ABI_MAJOR 1
 /* 2: berth_grpc_stream_api_t.set_part_handler; 3: network.h, volume.h, metadata records, the endpoint
- * and volume hook payloads; 4: berth_network_v1_ops_t.define */
-#define BERTH_ABI_MINOR 4
+ * and volume hook payloads; 4: berth_network_v1_ops_t.define; 5: reload (berth_plugin_reg_t.on_change,
+ * api->reload) */
+#define BERTH_ABI_MINOR 5
 #define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
 
 /* ---- build signature: everything a version number cannot catch ---------------------------------- */
@@ -77,9 +78,26 @@ extern "C" {
 typedef struct berth_init_ctx_s berth_init_ctx_t;
 typedef struct berth_core_api_s berth_core_api_t;
 typedef struct berth_ready_token_s berth_ready_token_t;
+typedef struct berth_change_s berth_change_t;
 
 /* Registration flags. */
 #define BERTH_PLUGIN_NO_RELOAD 0x1u /* never toggled at runtime (e.g. the metadata store) */
+
+/*
+ * Reload (ABI minor 5). On SIGHUP or `berthd reload` the core re-reads the config, validates all of it, and
+ * applies the difference while the daemon runs: plugins newly disabled are finished (after their
+ * dependents), newly enabled ones are initialised, and a plugin whose section changed, or whose module file
+ * was replaced on disk, is finished and initialised again. So is every plugin that requires a type (or names
+ * a URI in `after`) of a plugin being finished, unless it sets `on_change`. A plugin flagged
+ * BERTH_PLUGIN_NO_RELOAD is never finished by a reload: a change that needs that is reported as needing a
+ * restart and not applied.
+ *
+ * To be reloadable a module must keep every piece of state in its instance: fini closes every handle and
+ * file it opened, frees what init made and leaves nothing in static storage that a second init would
+ * trip on (a "once" flag, a cached pointer to a provider). Init may run again in the same process, from the
+ * same mapping or from a new copy of the file, while running containers and stored data stay where they
+ * are. Its InitContext's config, root and state are those of the new init.
+ */
 
 /* One plugin. A module carries one or more. Filled by the module; the core reads min(struct_size, known). */
 typedef struct berth_plugin_reg_s {
@@ -99,7 +117,10 @@ typedef struct berth_plugin_reg_s {
     void (*fini)(void *instance);
     const void *ops; /* the type's vtable (e.g. const berth_events_v1_ops_t *) */
     uint32_t flags;  /* BERTH_PLUGIN_* */
-    void *reserved[5];
+    /* ABI minor 5, optional: follow changes at runtime instead of being finished and initialised again
+     * with the providers of a type it requires (see berth_change_t). Loop thread. */
+    void (*on_change)(void *instance, const berth_change_t *change);
+    void *reserved[4];
 } berth_plugin_reg_t;
 
 /* What the entry function returns. Static data: the loader may call the entry more than once. */
@@ -148,6 +169,35 @@ typedef struct berth_instance_s {
     void *instance;
     const void *ops;
 } berth_instance_t;
+
+/* What a reload did (api->reload, BERTH_CHANGE_RELOADED). Every list is NULL-terminated, of URIs or of
+ * "<uri>: <reason>" strings; all borrowed for the callback only. */
+typedef struct berth_reload_result_s {
+    uint32_t struct_size;
+    int code;            /* 0, or the BERTH_E* of a refused config (then nothing changed) */
+    const char *message; /* a one-line summary, or the error `berthd config check` gives */
+    const char *const *enabled;        /* newly initialised */
+    const char *const *disabled;       /* finished: disabled now, or no longer provided by a file */
+    const char *const *reloaded;       /* finished and initialised again */
+    const char *const *failed;         /* "<uri>: <reason>": its (re)init failed */
+    const char *const *restart_needed; /* "<uri>: <why>": changed, but needs a restart */
+} berth_reload_result_t;
+
+/* What on_change hears, on the loop thread:
+ *   BERTH_CHANGE_REMOVING  `provider` (of a type this plugin requires) is about to be finished: stop using
+ *                          it before returning; its fini follows.
+ *   BERTH_CHANGE_ADDED     `provider` was just initialised by a reload.
+ *   BERTH_CHANGE_RELOADED  a reload is over; `result` says what it did (every healthy plugin with on_change
+ *                          hears it, whatever it requires). */
+#define BERTH_CHANGE_REMOVING 1
+#define BERTH_CHANGE_ADDED 2
+#define BERTH_CHANGE_RELOADED 3
+struct berth_change_s {
+    uint32_t struct_size;
+    int what;
+    const struct berth_instance_s *provider; /* REMOVING, ADDED */
+    const berth_reload_result_t *result;     /* RELOADED */
+};
 
 /* One row of the plugin table (introspection, `berthd modules`). Borrowed for the callback only. */
 typedef struct berth_plugin_info_s {
@@ -263,6 +313,12 @@ struct berth_core_api_s {
      * the call names no lease), so what the call creates can join that lease. */
     void (*call_set_lease)(const char *lease);
     const char *(*call_lease)(void);
+
+    /* ABI minor 5. Asks for a reload (as SIGHUP does). It runs on the loop soon after, never inside this
+     * call; requests made while one runs are served by one more reload after it. `done` (may be NULL)
+     * is called once, on the loop thread, with what it did. Loop thread only. */
+    int (*reload)(void (*done)(void *user, const berth_reload_result_t *result), void *user,
+                  berth_error_t **err);
 };
 
 #define BERTH_API_HAS(api, fn)                                                              \
