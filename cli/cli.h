@@ -165,6 +165,7 @@ int cmd_events(struct ctx *x);
 int cmd_version(struct ctx *x);
 int cmd_info(struct ctx *x);
 int cmd_modules(struct ctx *x);
+int cmd_reload(struct ctx *x);
 int cmd_reap(struct ctx *x);
 
 /* pulls ref with progress (used by run and create for a missing image) */

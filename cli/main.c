@@ -229,6 +229,8 @@ static const struct command commands[] = {
     {NULL, "info", "[OPTIONS]", "Show what the daemon runs", fmt_flags, cmd_info, 0, 0, 0, NULL, 0},
     {NULL, "modules", "[OPTIONS]", "List berthd's modules", modules_flags, cmd_modules, 0, 0, 0,
      NULL, 0},
+    {NULL, "reload", "[OPTIONS]", "Make berthd re-read its config and apply the difference",
+     no_flags, cmd_reload, 0, 0, 0, NULL, 0},
     {NULL, "__gen", "man|bash-completion|commands", "Generate the man page or the completion",
      no_flags, cmd_gen, 1, 1, 0, NULL, 1},
     {NULL, "__reap", "CONTAINER", "Wait for a run -d --rm container and remove it", no_flags,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berth volume, network, events, version, info, modules */
+/* berth volume, network, events, version, info, modules, reload */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -508,4 +508,31 @@ cmd_modules(struct ctx *x)
         table_print(&t, stdout);
     berth_modules_free(m, n);
     return 0;
+}
+
+static void
+print_changes(const char *what, char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        printf("%s %s\n", what, v[i]);
+}
+
+/* berth reload: Modules.Reload, one line per change (as `berthd reload` prints them) */
+int
+cmd_reload(struct ctx *x)
+{
+    berth_modules_reload_t r;
+    berth_error_t *e = NULL;
+    if (berth_modules_reload(cli_client(x), cli_call_forever(x), &r, &e) < 0)
+        die_err(x, e);
+    print_changes("enabled", r.enabled, r.n_enabled);
+    print_changes("disabled", r.disabled, r.n_disabled);
+    print_changes("reloaded", r.reloaded, r.n_reloaded);
+    print_changes("failed", r.failed, r.n_failed);
+    print_changes("restart-needed", r.restart_needed, r.n_restart_needed);
+    if (r.message[0] != '\0')
+        printf("%s\n", r.message);
+    int rc = r.n_failed > 0 ? 1 : 0;
+    berth_modules_reload_free(&r);
+    return rc;
 }

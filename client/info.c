@@ -274,3 +274,50 @@ berth_modules(berth_client_t *c, const berth_call_t *call, berth_module_t **out,
     *n = count;
     return 0;
 }
+
+BC_EXPORT void
+berth_modules_reload_free(berth_modules_reload_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->message);
+    strv_free(r->enabled, r->n_enabled);
+    strv_free(r->disabled, r->n_disabled);
+    strv_free(r->reloaded, r->n_reloaded);
+    strv_free(r->failed, r->n_failed);
+    strv_free(r->restart_needed, r->n_restart_needed);
+    memset(r, 0, sizeof(*r));
+}
+
+BC_EXPORT int
+berth_modules_reload(berth_client_t *c, const berth_call_t *call, berth_modules_reload_t *out,
+                     berth_error_t **err)
+{
+    memset(out, 0, sizeof(*out));
+    Berth__Services__Modules__V1__ReloadRequest req =
+        BERTH__SERVICES__MODULES__V1__RELOAD_REQUEST__INIT;
+    ProtobufCMessage *resp;
+    int r = bc_unary(c, call, "/berth.services.modules.v1.Modules/Reload", &req.base,
+                     &berth__services__modules__v1__reload_response__descriptor, &resp, err);
+    if (r < 0)
+        return r;
+    Berth__Services__Modules__V1__ReloadResponse *pb = (void *)resp;
+    out->message = bc_strdup(pb->message);
+    out->enabled = strv_dup(pb->enabled, pb->n_enabled);
+    out->n_enabled = pb->n_enabled;
+    out->disabled = strv_dup(pb->disabled, pb->n_disabled);
+    out->n_disabled = pb->n_disabled;
+    out->reloaded = strv_dup(pb->reloaded, pb->n_reloaded);
+    out->n_reloaded = pb->n_reloaded;
+    out->failed = strv_dup(pb->failed, pb->n_failed);
+    out->n_failed = pb->n_failed;
+    out->restart_needed = strv_dup(pb->restart_needed, pb->n_restart_needed);
+    out->n_restart_needed = pb->n_restart_needed;
+    protobuf_c_message_free_unpacked(resp, NULL);
+    if (out->message == NULL || out->enabled == NULL || out->disabled == NULL ||
+        out->reloaded == NULL || out->failed == NULL || out->restart_needed == NULL) {
+        berth_modules_reload_free(out);
+        return bc_error(err, BERTH_ENOMEM, "out of memory");
+    }
+    return 0;
+}

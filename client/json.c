@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "berth/services/modules/v1/modules.pb-c.h"
 #include "events/container.pb-c.h"
 #include "events/content.pb-c.h"
 #include "events/image.pb-c.h"
@@ -73,6 +74,7 @@ static const ProtobufCMessageDescriptor *const known[] = {
     &containerd__types__transfer__write_stream__descriptor,
     &google__protobuf__empty__descriptor,
     &google__protobuf__timestamp__descriptor,
+    &berth__services__modules__v1__reloaded__descriptor, /* /berth/reload */
 };
 
 const ProtobufCMessageDescriptor *

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* berthd's command line. Flags follow containerd's names; commands: run (default), modules, config. */
+/* berthd's command line. Flags follow containerd's names; commands: run (default), modules, config,
+ * reload. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
+#include "reload_cmd.h"
 #include "util.h"
 
 static void
@@ -14,6 +16,8 @@ usage(FILE *out)
     fputs(
         "usage: berthd [flags]                      run the daemon\n"
         "       berthd modules [--probe] [--init]   resolve and list every plugin\n"
+        "       berthd modules --running            list the running daemon's plugin table\n"
+        "       berthd reload                       make the running daemon re-read its config\n"
         "       berthd config default|dump|check    print the default or effective config, or "
         "check it\n"
         "flags:\n"
@@ -25,13 +29,29 @@ usage(FILE *out)
         "      --ready-fd N        write READY=1 and a newline to fd N once ready, then close it\n"
         "      --probe             (modules) load each module in a child process first\n"
         "      --init              (modules) also run every plugin's init and fini\n"
+        "      --running           (modules) ask the running daemon (implied by --address)\n"
+        "      --address SOCK      (reload, modules) the running daemon's socket (default: the\n"
+        "                          transport's address in the config, else <state>/berthd.sock)\n"
         "  -v, --version           print the version\n"
         "environment: BERTH_MODULE_DIR replaces the built-in module directory;\n"
         "             NOTIFY_SOCKET receives READY=1 (sd_notify)\n",
         out);
 }
 
-enum { OPT_ROOT = 256, OPT_STATE, OPT_SET, OPT_READY_FD, OPT_PROBE, OPT_INIT };
+enum {
+    OPT_ROOT = 256,
+    OPT_STATE,
+    OPT_SET,
+    OPT_READY_FD,
+    OPT_PROBE,
+    OPT_INIT,
+    OPT_ADDRESS,
+    OPT_RUNNING
+};
+
+/* reload and modules --running: the running daemon's socket, and whether to ask it */
+static const char *address_flag;
+static int running_flag;
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -42,6 +62,8 @@ static const struct option long_opts[] = {
     {"ready-fd", required_argument, NULL, OPT_READY_FD},
     {"probe", no_argument, NULL, OPT_PROBE},
     {"init", no_argument, NULL, OPT_INIT},
+    {"address", required_argument, NULL, OPT_ADDRESS},
+    {"running", no_argument, NULL, OPT_RUNNING},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -85,6 +107,13 @@ parse_flags(int argc, char **argv, berth__opts_t *o)
         case OPT_INIT:
             o->init = 1;
             break;
+        case OPT_ADDRESS:
+            address_flag = optarg;
+            running_flag = 1;
+            break;
+        case OPT_RUNNING:
+            running_flag = 1;
+            break;
         case OPT_READY_FD:
             if (parse_fd(optarg, &o->ready_fd) < 0) {
                 fprintf(stderr, "berthd: --ready-fd: `%s` is not a file descriptor number\n",
@@ -114,10 +143,18 @@ main(int argc, char **argv)
     int rc = parse_flags(argc, argv, &o);
     if (rc < 0) {
         const char *cmd = optind < argc ? argv[optind] : NULL;
+        berth__remote_opts_t remote = {.config_path = o.config_path,
+                                       .sets = o.sets,
+                                       .state = o.state,
+                                       .address = address_flag};
         if (cmd == NULL) {
             rc = berth__daemon_run(&o);
+        } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc && running_flag) {
+            rc = berth__cmd_modules_running(&remote);
         } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc) {
             rc = berth__cmd_modules(&o);
+        } else if (strcmp(cmd, "reload") == 0 && optind + 1 == argc) {
+            rc = berth__cmd_reload(&remote);
         } else if (strcmp(cmd, "config") == 0 && optind + 2 == argc) {
             rc = berth__cmd_config(&o, argv[optind + 1]);
         } else {

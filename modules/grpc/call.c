@@ -27,6 +27,23 @@ routes_find(const server_t *srv, const char *path)
     return bsearch(path, srv->routes, srv->nroutes, sizeof(route_t), route_cmp);
 }
 
+void
+service_unref(service_t *svc)
+{
+    if (--svc->refs > 0)
+        return;
+    free(svc->name);
+    free(svc);
+}
+
+static void
+finish_reloading(stream_t *st, const service_t *svc)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "service %.400s is being reloaded", svc->name);
+    call_finish(st, BERTH_EUNAVAILABLE, msg);
+}
+
 /* ---- responses ------------------------------------------------------------------------------------ */
 
 static void
@@ -209,6 +226,7 @@ const berth_grpc_stream_api_t grpc_stream_api = {
 typedef struct unary_work {
     uv_work_t req;
     stream_t *st;
+    service_t *svc; /* kept alive by the stream's reference */
     berth_rpc_handler_t handler;
     char namespace_[80];
     char lease[256];
@@ -243,8 +261,10 @@ run_unary(uv_work_t *req)
                           &w->resp_len, &w->err);
     srv->api->call_set_lease(NULL);
     pthread_mutex_lock(&srv->work_lock);
-    if (--srv->working == 0)
-        pthread_cond_broadcast(&srv->work_done);
+    srv->working--;
+    w->svc->working--;
+    /* server_stop waits for the server's count, a reload for one service's */
+    pthread_cond_broadcast(&srv->work_done);
     pthread_mutex_unlock(&srv->work_lock);
 }
 
@@ -257,6 +277,8 @@ stream_free(stream_t *st)
     buf_free(&st->out);
     free(st->status_message);
     free(st->path);
+    if (st->route != NULL)
+        service_unref(st->routed.svc);
     free(st);
 }
 
@@ -285,7 +307,16 @@ after_unary(uv_work_t *req, int status)
 static void
 dispatch_unary(stream_t *st)
 {
-    const berth_rpc_handler_t *h = &st->route->unary;
+    /* the handler as the table has it now: a reload may have re-run api.handler-update since the
+     * headers came, and a wrapper from then may belong to a plugin that is gone */
+    server_t *srv = st->conn->srv;
+    const route_t *now = routes_find(srv, st->path);
+    service_t *svc = st->routed.svc;
+    if (now == NULL || now->svc != svc || svc->removing) {
+        finish_reloading(st, svc);
+        return;
+    }
+    const berth_rpc_handler_t *h = &now->unary;
     if (h->flags & BERTH_RPC_INLINE) {
         uint8_t *resp = NULL;
         size_t len = 0;
@@ -305,9 +336,10 @@ dispatch_unary(stream_t *st)
     memcpy(w->lease, st->lease, sizeof(w->lease));
     w->request = st->unary_req;
     memset(&st->unary_req, 0, sizeof(st->unary_req));
-    server_t *srv = st->conn->srv;
+    w->svc = svc;
     pthread_mutex_lock(&srv->work_lock);
     srv->working++;
+    svc->working++;
     pthread_mutex_unlock(&srv->work_lock);
     st->in_work = 1;
     st->conn->refs++;
@@ -399,11 +431,20 @@ call_headers_done(stream_t *st)
         call_finish(st, BERTH_EUNAVAILABLE, "server shutting down");
         return;
     }
-    st->route = st->path ? routes_find(srv, st->path) : NULL;
-    if (st->route == NULL) {
+    const route_t *r = st->path ? routes_find(srv, st->path) : NULL;
+    if (r == NULL) {
         unknown_method(st);
         return;
     }
+    if (r->svc->removing) {
+        finish_reloading(st, r->svc);
+        return;
+    }
+    /* a copy: the table changes when a reload adds or drops services */
+    st->routed = *r;
+    st->routed.path = NULL;
+    st->routed.svc->refs++;
+    st->route = &st->routed;
     if ((st->route->method->flags & BERTH_RPC_NAMESPACED) && check_namespace(st) < 0)
         return;
     if (st->timeout_ms >= 0) {
@@ -533,4 +574,41 @@ call_stream_gone(stream_t *st)
     }
     if (!st->in_work)
         stream_free(st);
+}
+
+void
+calls_end_service(server_t *srv, service_t *svc)
+{
+    svc->removing = 1;
+    for (conn_t *c = srv->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        /* no flushing while walking the streams: a flush may close (and free) them */
+        c->in_nghttp2 = 1;
+        for (stream_t *st = c->streams; st; st = st->next) {
+            if (st->route == NULL || st->routed.svc != svc)
+                continue;
+            if (!st->finished && !st->in_work)
+                finish_reloading(st, svc);
+            /* `closed` now, while the instance lives; the stream itself goes when its trailers are out */
+            if (st->opened) {
+                st->opened = 0;
+                if (st->route->method->closed)
+                    st->route->method->closed(st->route->instance, &grpc_stream_api, st);
+            }
+        }
+        c->in_nghttp2 = 0;
+    }
+    for (conn_t *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        c->refs++;
+        conn_flush(c);
+        next = c->next;
+        conn_unref(c);
+    }
+    /* its handlers on pool threads may use the instance, which is finished right after us */
+    pthread_mutex_lock(&srv->work_lock);
+    while (svc->working > 0)
+        pthread_cond_wait(&srv->work_done, &srv->work_lock);
+    pthread_mutex_unlock(&srv->work_lock);
 }

@@ -2,7 +2,11 @@
 /*
  * The transport plugin (io.berth.transport.v1.grpc): collects every healthy io.containerd.grpc.v1 service
  * into a routing table, lets hook handlers wrap or replace unary handlers (api.handler-update), and
- * listens on the configured unix socket.
+ * listens on the configured unix socket. It follows reloads (on_change) instead of being finished with a
+ * service: a service being finished answers Unavailable and has its calls ended; one that comes back is
+ * routed to its new instance; one that stays away is dropped from the table, so it answers Unimplemented
+ * ("unknown service"), as it would had berthd started with that config; and api.handler-update runs
+ * again over fresh routes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,35 +21,95 @@ typedef struct collect {
 } collect_t;
 
 static int
+route_order(const void *a, const void *b)
+{
+    return strcmp(((const route_t *)a)->path, ((const route_t *)b)->path);
+}
+
+/* Drops every route of `svc` from the table (calls routed to it keep their own copies). */
+static void
+routes_drop(server_t *srv, const service_t *svc)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        if (srv->routes[i].svc == svc)
+            free(srv->routes[i].path);
+        else
+            srv->routes[w++] = srv->routes[i];
+    }
+    srv->nroutes = w;
+}
+
+/* By instance and table: two services may share an instance pointer (the core api, say). */
+static service_t *
+service_of(const server_t *srv, const berth_instance_t *inst)
+{
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        service_t *svc = srv->routes[i].svc;
+        if (svc->instance == inst->instance && (const void *)svc->ops == inst->ops)
+            return svc;
+    }
+    return NULL;
+}
+
+static service_t *
+service_named(const server_t *srv, const char *name)
+{
+    for (size_t i = 0; i < srv->nroutes; i++)
+        if (strcmp(srv->routes[i].svc->name, name) == 0)
+            return srv->routes[i].svc;
+    return NULL;
+}
+
+/* Retires a service: out of the table, the table's reference dropped. */
+static void
+service_retire(server_t *srv, service_t *svc)
+{
+    routes_drop(srv, svc);
+    service_unref(svc);
+}
+
+static int
 add_service(void *user, const berth_instance_t *inst)
 {
     collect_t *c = user;
     server_t *srv = c->srv;
-    const berth_grpc_service_v1_t *svc = inst->ops;
-    if (svc == NULL || svc->struct_size < sizeof(*svc) || svc->name == NULL) {
+    const berth_grpc_service_v1_t *ops = inst->ops;
+    if (ops == NULL || ops->struct_size < sizeof(*ops) || ops->name == NULL) {
         srv->api->log(srv->log, BERTH_LOG_WARN,
                       "service plugin %s.%s has no service table; not served", inst->type,
                       inst->id);
         return 0;
     }
-    srv->routes = realloc(srv->routes, (srv->nroutes + svc->n_methods) * sizeof(route_t));
-    for (size_t i = 0; i < svc->n_methods; i++) {
+    /* a service that comes back (a reload) replaces its old, finished record */
+    service_t *old = service_named(srv, ops->name);
+    if (old != NULL) {
+        if (!old->removing)
+            srv->api->log(srv->log, BERTH_LOG_WARN,
+                          "service %s served by two plugins; %s.%s replaces the other", ops->name,
+                          inst->type, inst->id);
+        service_retire(srv, old);
+    }
+    if (ops->n_methods == 0)
+        return 0;
+    service_t *svc = calloc(1, sizeof(*svc));
+    svc->name = strdup(ops->name);
+    svc->instance = inst->instance;
+    svc->ops = ops;
+    svc->refs = 1;
+    srv->routes = realloc(srv->routes, (srv->nroutes + ops->n_methods) * sizeof(route_t));
+    for (size_t i = 0; i < ops->n_methods; i++) {
         route_t *r = &srv->routes[srv->nroutes++];
-        const berth_grpc_method_t *m = &svc->methods[i];
-        size_t n = strlen(svc->name) + strlen(m->name) + 3;
+        const berth_grpc_method_t *m = &ops->methods[i];
+        size_t n = strlen(ops->name) + strlen(m->name) + 3;
         r->path = malloc(n);
-        snprintf(r->path, n, "/%s/%s", svc->name, m->name);
+        snprintf(r->path, n, "/%s/%s", ops->name, m->name);
         r->method = m;
+        r->svc = svc;
         r->instance = inst->instance;
         r->unary = (berth_rpc_handler_t){m->unary, inst->instance, m->flags};
     }
     return 0;
-}
-
-static int
-route_order(const void *a, const void *b)
-{
-    return strcmp(((const route_t *)a)->path, ((const route_t *)b)->path);
 }
 
 /* ---- api.handler-update --------------------------------------------------------------------------- */
@@ -73,6 +137,7 @@ handlers_replace(berth_hook_api_handlers_t *self, const char *path, const berth_
 static int
 run_handler_hooks(server_t *srv, berth_error_t **err)
 {
+    srv->hooks_run = 1;
     berth_hook_api_handlers_t payload = {
         .struct_size = sizeof(payload),
         .transport = srv->uri,
@@ -102,6 +167,93 @@ start_serving(void *arg)
     }
     srv->api->readiness_done(srv->ready); /* also frees the token when we stopped before serving */
     server_unref(srv);
+}
+
+/* ---- reloads ------------------------------------------------------------------------------------- */
+
+static void
+service_removing(server_t *srv, const berth_instance_t *inst)
+{
+    service_t *svc = service_of(srv, inst);
+    if (svc == NULL || svc->removing)
+        return;
+    srv->api->log(srv->log, BERTH_LOG_INFO, "service %s: being reloaded, calls ended", svc->name);
+    calls_end_service(srv, svc);
+}
+
+static void
+service_added(server_t *srv, const berth_instance_t *inst)
+{
+    collect_t collect = {srv, 0};
+    add_service(&collect, inst);
+    qsort(srv->routes, srv->nroutes, sizeof(route_t), route_order);
+    const berth_grpc_service_v1_t *ops = inst->ops;
+    if (ops != NULL && ops->name != NULL)
+        srv->api->log(srv->log, BERTH_LOG_INFO, "service %s: served by %s.%s", ops->name,
+                      inst->type, inst->id);
+}
+
+static int
+strv_empty(const char *const *v)
+{
+    return v == NULL || v[0] == NULL;
+}
+
+static void
+reload_over(server_t *srv, const berth_reload_result_t *result)
+{
+    /* services finished and not initialised again (disabled, or their init failed) leave the table */
+    for (size_t i = 0; i < srv->nroutes;) {
+        service_t *svc = srv->routes[i].svc;
+        if (svc->removing) {
+            srv->api->log(srv->log, BERTH_LOG_INFO, "service %s: no longer served", svc->name);
+            service_retire(srv, svc);
+            i = 0;
+        } else {
+            i++;
+        }
+    }
+    if (result != NULL && result->code == 0 && strv_empty(result->enabled) &&
+        strv_empty(result->disabled) && strv_empty(result->reloaded) && strv_empty(result->failed))
+        return; /* nothing was finished or initialised: the handlers stand */
+    if (!srv->hooks_run)
+        return; /* serving has not started: start_serving runs the hooks */
+    /* the wrappers of plugins finished by the reload are gone with them: every route back to its own
+     * handler, then every api.handler-update handler registered now wraps afresh */
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        route_t *r = &srv->routes[i];
+        r->unary = (berth_rpc_handler_t){r->method->unary, r->instance, r->method->flags};
+    }
+    berth_error_t *err = NULL;
+    if (run_handler_hooks(srv, &err) < 0) {
+        srv->api->log(srv->log, BERTH_LOG_ERROR, "api.handler-update after the reload: %s",
+                      err ? err->message : "");
+        srv->api->error_free(err);
+    }
+}
+
+static void
+transport_on_change(void *instance, const berth_change_t *change)
+{
+    server_t *srv = instance;
+    if (srv->closing)
+        return;
+    const berth_instance_t *p = change->provider;
+    switch (change->what) {
+    case BERTH_CHANGE_REMOVING:
+        if (p != NULL && strcmp(p->type, BERTH_GRPC_SERVICE_TYPE) == 0)
+            service_removing(srv, p);
+        break;
+    case BERTH_CHANGE_ADDED:
+        if (p != NULL && strcmp(p->type, BERTH_GRPC_SERVICE_TYPE) == 0)
+            service_added(srv, p);
+        break;
+    case BERTH_CHANGE_RELOADED:
+        reload_over(srv, change->result);
+        break;
+    default:
+        break;
+    }
 }
 
 /* ---- init / fini ---------------------------------------------------------------------------------- */
@@ -202,9 +354,8 @@ transport_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
     *instance = srv;
     return 0;
 fail:
-    for (size_t i = 0; i < srv->nroutes; i++)
-        free(srv->routes[i].path);
-    srv->nroutes = 0;
+    while (srv->nroutes > 0)
+        service_retire(srv, srv->routes[0].svc);
     server_stop(srv);
     return -1;
 }
@@ -213,10 +364,9 @@ static void
 transport_fini(void *instance)
 {
     server_t *srv = instance;
-    for (size_t i = 0; i < srv->nroutes; i++)
-        free(srv->routes[i].path);
-    /* paths are gone; no new call can route, and server_stop ends the open ones */
-    srv->nroutes = 0;
+    /* routes are gone; no new call can route, and server_stop ends the open ones */
+    while (srv->nroutes > 0)
+        service_retire(srv, srv->routes[0].svc);
     server_stop(srv);
 }
 
@@ -230,4 +380,5 @@ const berth_plugin_reg_t grpc_transport_plugin = {
     .config = transport_config,
     .init = transport_init,
     .fini = transport_fini,
+    .on_change = transport_on_change,
 };

@@ -16,10 +16,23 @@
 #include <berth/grpc.h>
 #include <berth/module.h>
 
+/* One io.containerd.grpc.v1 instance being served. A reload may finish it while calls are open
+ * (BERTH_CHANGE_REMOVING): it then answers Unavailable until the reload either brings the service back as
+ * a new record or drops its routes. Loop thread, except `working`. */
+typedef struct service {
+    char *name; /* "containerd.services.version.v1.Version" */
+    void *instance;
+    const berth_grpc_service_v1_t *ops;
+    int removing; /* its plugin is being finished: routes answer Unavailable, calls are ended */
+    int refs;     /* the routing table's (while routed), one per stream routed to it */
+    int working;  /* unary calls on pool threads (under server.work_lock) */
+} service_t;
+
 typedef struct route {
-    char *path; /* "/pkg.Service/Method" */
+    char *path; /* "/pkg.Service/Method"; NULL in a stream's copy */
     const berth_grpc_method_t *method;
-    void *instance;            /* the service plugin's instance */
+    service_t *svc;
+    void *instance;            /* svc->instance */
     berth_rpc_handler_t unary; /* after the api.handler-update hook */
 } route_t;
 
@@ -43,7 +56,9 @@ struct berth_grpc_stream_s {
     int grpc_content_type;  /* content-type starts with application/grpc */
     int compressed_allowed; /* a grpc-encoding was sent (we still refuse compressed bodies) */
     int64_t timeout_ms;     /* from grpc-timeout, -1 = none */
-    const route_t *route;
+    const route_t
+        *route; /* NULL, or &routed: a copy taken at dispatch, holding a ref on its service */
+    route_t routed;
     buf_t in;        /* request bytes not yet framed into messages */
     int messages_in; /* complete request messages seen */
     buf_t unary_req; /* the unary request message */
@@ -94,6 +109,7 @@ struct server {
     pthread_mutex_t work_lock;  /* counts handlers running on pool threads */
     pthread_cond_t work_done;
     int working;
+    int hooks_run; /* api.handler-update ran: a reload re-runs it over fresh routes */
     /* extra_addresses: more sockets serving the same routes (the CRI's for kubelet, say) */
     struct extra_listener **extra;
     size_t n_extra;
@@ -123,6 +139,10 @@ void call_stream_gone(stream_t *st);
 void call_finish(stream_t *st, int code, const char *message);
 extern const berth_grpc_stream_api_t grpc_stream_api;
 const route_t *routes_find(const server_t *srv, const char *path);
+void service_unref(service_t *svc);
+/* BERTH_CHANGE_REMOVING for one service: Unavailable from now on, its open streams ended (their `closed`
+ * run now), its unary calls on the pool waited for. */
+void calls_end_service(server_t *srv, service_t *svc);
 
 /* transport.c */
 /* Binds the socket (mode, owner); server_accept starts taking connections; server_stop ends it all. */

@@ -124,6 +124,28 @@ int berth_modules(berth_client_t *c, const berth_call_t *call, berth_module_t **
                   berth_error_t **err);
 void berth_modules_free(berth_module_t *m, size_t n);
 
+/* What berthd's reload did. Lists hold plugin URIs, or "<uri>: <reason>" for failed and restart_needed. */
+typedef struct berth_modules_reload {
+    char *message;  /* a one-line summary */
+    char **enabled; /* newly initialised */
+    size_t n_enabled;
+    char **disabled; /* finished: disabled now, or no longer provided by a module file */
+    size_t n_disabled;
+    char **reloaded; /* finished and initialised again */
+    size_t n_reloaded;
+    char **failed; /* its (re)init failed */
+    size_t n_failed;
+    char **restart_needed; /* changed, but needs a restart */
+    size_t n_restart_needed;
+} berth_modules_reload_t;
+/* berth.services.modules.v1.Modules/Reload (berthd only): berthd re-reads its config and applies the
+ * difference, as on SIGHUP; this returns once it is over. A config that does not validate gives
+ * BERTH_EINVAL with the error `berthd config check` prints (then nothing changed). A reload may take as
+ * long as plugins take to initialise: give `call` a timeout to match (or -1). */
+int berth_modules_reload(berth_client_t *c, const berth_call_t *call, berth_modules_reload_t *out,
+                         berth_error_t **err);
+void berth_modules_reload_free(berth_modules_reload_t *r);
+
 int berth_namespace_create(berth_client_t *c, const berth_call_t *call, const char *name,
                            const berth_kv_t *labels, size_t n_labels, berth_error_t **err);
 int berth_namespace_list(berth_client_t *c, const berth_call_t *call, char ***names, size_t *n,
