@@ -815,3 +815,24 @@ Test(core, plugins_server_modules_namespaces)
     cr_expect_eq(berth_namespace_delete(c, NULL, "made", &err), 0);
     berth_client_free(c);
 }
+
+/* Modules.Reload with the config berthd started with: applied, nothing changed, and the daemon serves on */
+Test(core, modules_reload)
+{
+    berth_client_t *c = bct_client(&d, NULL);
+    berth_error_t *err = NULL;
+    berth_modules_reload_t r;
+    berth_call_t call = {.timeout_ms = 60000};
+    for (int round = 0; round < 2; round++) {
+        int rc = berth_modules_reload(c, &call, &r, &err);
+        cr_assert_eq(rc, 0, "round %d: %s", round, err ? err->message : "");
+        cr_expect_str_neq(r.message, "", "no summary");
+        cr_expect(r.n_enabled == 0 && r.n_disabled == 0 && r.n_reloaded == 0 && r.n_failed == 0,
+                  "the same config changed something: %zu %zu %zu %zu", r.n_enabled, r.n_disabled,
+                  r.n_reloaded, r.n_failed);
+        cr_expect(r.enabled != NULL && r.enabled[r.n_enabled] == NULL, "lists end with NULL");
+        berth_modules_reload_free(&r);
+    }
+    cr_expect_eq(berth_serving(c, NULL, &err), 0, "%s", err ? err->message : "");
+    berth_client_free(c);
+}
