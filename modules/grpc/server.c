@@ -213,9 +213,10 @@ reload_over(server_t *srv, const berth_reload_result_t *result)
             i++;
         }
     }
-    if (result != NULL && result->code == 0 && strv_empty(result->enabled) &&
-        strv_empty(result->disabled) && strv_empty(result->reloaded) && strv_empty(result->failed))
-        return; /* nothing was finished or initialised: the handlers stand */
+    if (result == NULL || result->code != 0 ||
+        (strv_empty(result->enabled) && strv_empty(result->disabled) &&
+         strv_empty(result->reloaded) && strv_empty(result->failed)))
+        return; /* nothing was finished or initialised (or the config was refused): handlers stand */
     if (!srv->hooks_run)
         return; /* serving has not started: start_serving runs the hooks */
     /* the wrappers of plugins finished by the reload are gone with them: every route back to its own
