@@ -587,8 +587,10 @@ list_outcome(const plan_t *pl, result_t *res)
         }
         /* a plugin that ran and no longer does, or that was asked to start and did not; one whose
          * provider was disabled on purpose is disabled with it */
-        if (!ok && pl->act[i] == ACT_RELOAD && p->status == BERTH_ST_DEP_UNAVAILABLE &&
-            p->root_cause && strstr(p->root_cause, ": disabled: "))
+        if (!ok && pl->act[i] == ACT_RELOAD &&
+            (p->status == BERTH_ST_SKIP ||
+             (p->status == BERTH_ST_DEP_UNAVAILABLE && p->root_cause &&
+              strstr(p->root_cause, ": disabled: "))))
             berth__strv_push(&res->disabled, p->uri);
         else if (!ok && pl->act[i] == ACT_RELOAD)
             push_fmt(&res->failed, "%s: %s: %s", p->uri, berth__status_name(p->status), p->reason);
