@@ -113,6 +113,7 @@ shutdown_daemon(daemon_t *d, int sig)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     berth__notify_stopping();
+    berth__reload_shutdown();
     berth_error_t *err = NULL;
     if (berth__hook_invoke(BERTH_HOOK_DAEMON_PRE_STOP, NULL, &err) < 0) {
         LOG_WARN("%s", berth__error_msg(err));
@@ -130,8 +131,12 @@ on_signal(uv_signal_t *h, int sig)
 {
     daemon_t *d = h->data;
     if (sig == SIGHUP) {
-        /* containerd exits on SIGHUP (#13285); berthd never does. Reload is a later feature. */
-        LOG_INFO("SIGHUP received; config reload is not supported yet, ignoring");
+        /* containerd exits on SIGHUP (#13285); berthd reloads its config */
+        berth_error_t *err = NULL;
+        if (!d->stopping && berth__reload_request(NULL, NULL, &err) < 0) {
+            LOG_WARN("SIGHUP: %s", berth__error_msg(err));
+            berth__error_free(err);
+        }
         return;
     }
     if (!d->stopping)
@@ -205,7 +210,9 @@ run_daemon(daemon_t *d, const berth__opts_t *o)
         return fail(d, err, "not starting");
     }
     d->reg.on_ready = send_ready;
+    berth__reload_setup(&d->reg, o);
     if (start_plugins(d) != 0) {
+        berth__reload_shutdown();
         d->stopping = 1;
         berth__registry_fini_all(&d->reg);
         uv_close((uv_handle_t *)&d->sig_term, NULL);
@@ -251,6 +258,7 @@ berth__daemon_run(const berth__opts_t *o)
     rc = run_daemon(d, o);
     finish_loop(&d->loop);
     berth__api_set_registry(NULL);
+    berth__reload_teardown();
     berth__hooks_reset();
     berth__registry_free(&d->reg);
 out:

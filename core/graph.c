@@ -17,6 +17,7 @@ typedef struct graph {
     size_t n;
     unsigned char *edge; /* edge[a * n + b]: a must come after b */
     unsigned char *placed;
+    size_t nrunning; /* reorder: nodes[0..nrunning) run already, in init order; they keep it */
 } graph_t;
 
 static int
@@ -63,7 +64,10 @@ kahn(berth__registry_t *reg, graph_t *g)
     for (;;) {
         ssize_t best = -1;
         for (size_t a = 0; a < g->n; a++)
-            if (!g->placed[a] && ready(g, a) && (best < 0 || before(g->nodes[a], g->nodes[best])))
+            if (!g->placed[a] && ready(g, a) &&
+                (best < 0 || (a < g->nrunning && (size_t)best >= g->nrunning) ||
+                 ((a < g->nrunning) == ((size_t)best < g->nrunning) &&
+                  (a < g->nrunning ? a < (size_t)best : before(g->nodes[a], g->nodes[best])))))
                 best = (ssize_t)a;
         if (best < 0)
             return;
@@ -117,11 +121,16 @@ all_placed(const graph_t *g)
     return 1;
 }
 
-void
-berth__graph_resolve(berth__registry_t *reg)
+static void
+order(berth__registry_t *reg, int with_running)
 {
     graph_t g = {0};
     g.nodes = berth__xcalloc(reg->nplugins + 1, sizeof(*g.nodes));
+    /* running plugins first, in their order, so ties keep them where they were */
+    for (size_t i = 0; with_running && i < reg->norder; i++)
+        if (reg->order[i]->status == BERTH_ST_OK)
+            g.nodes[g.n++] = reg->order[i];
+    g.nrunning = g.n;
     for (size_t i = 0; i < reg->nplugins; i++)
         if (reg->plugins[i]->status == BERTH_ST_PENDING)
             g.nodes[g.n++] = reg->plugins[i];
@@ -145,6 +154,18 @@ berth__graph_resolve(berth__registry_t *reg)
     free(g.nodes);
     free(g.edge);
     free(g.placed);
+}
+
+void
+berth__graph_resolve(berth__registry_t *reg)
+{
+    order(reg, 0);
+}
+
+void
+berth__graph_reorder(berth__registry_t *reg)
+{
+    order(reg, 1);
 }
 
 static int

@@ -220,8 +220,8 @@ prepare_dirs(berth__registry_t *reg, berth__plugin_t *p, berth_error_t **err)
     return 0;
 }
 
-static void
-init_one(berth__registry_t *reg, berth__plugin_t *p)
+void
+berth__init_one(berth__registry_t *reg, berth__plugin_t *p)
 {
     berth_error_t *err = NULL;
     berth__initctx_t *c = &p->ic;
@@ -277,7 +277,7 @@ berth__registry_init_all(berth__registry_t *reg)
             LOG_WARN("not loading plugin %s: %s", p->uri, p->reason);
             continue;
         }
-        init_one(reg, p);
+        berth__init_one(reg, p);
     }
     return reg->fatal ? -1 : 0;
 }

@@ -357,14 +357,84 @@ all_disabled(const berth__registry_t *reg, char **uris)
     return 1;
 }
 
-static void
-load_file(berth__registry_t *reg, const char *path, const berth__load_opts_t *opts)
+static int
+same_file(const berth__module_t *m, const struct stat *st)
 {
+    return m->dev == st->st_dev && m->ino == st->st_ino && m->size == st->st_size &&
+           m->mtime.tv_sec == st->st_mtim.tv_sec && m->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static void
+add_module(berth__registry_t *reg, berth__module_t *mod)
+{
+    reg->modules = berth__xrealloc(reg->modules, (reg->nmodules + 1) * sizeof(*reg->modules));
+    reg->modules[reg->nmodules++] = mod;
+}
+
+static void
+add_registrations(berth__registry_t *reg, berth__module_t *mod)
+{
+    size_t i = 0;
+    for (; i < MAX_PLUGINS_PER_MODULE && mod->desc->plugins[i]; i++)
+        add_registration(reg, mod, mod->desc->plugins[i], i);
+    if (i == 0)
+        module_row(reg, mod, BERTH_ST_ABI_ERROR, "descriptor lists no plugins");
+}
+
+/* The reused registry's record of this path: shared when the file did not change (*changed = 0). */
+static berth__module_t *
+reusable(const berth__load_opts_t *opts, const char *path, const struct stat *st, int *changed)
+{
+    *changed = 0;
+    for (size_t i = 0; opts->reuse && i < opts->reuse->nmodules; i++) {
+        berth__module_t *m = opts->reuse->modules[i];
+        if (m->handle == NULL || strcmp(m->path, path) != 0)
+            continue;
+        if (same_file(m, st))
+            return m;
+        *changed = 1;
+    }
+    return NULL;
+}
+
+/* dlopen matches an open object by the name it was opened with: a copy under a new name loads anew. */
+static void *
+open_copy(const char *path, const char *name, const char *copy_dir,
+          const berth_module_desc_t **desc, char *reason, size_t len)
+{
+    static unsigned copies;
+    cleanup_free char *copy =
+        berth__xasprintf("%s/%s.%ld.%u.so", copy_dir, name, (long)getpid(), ++copies);
+    berth_error_t *err = NULL;
+    if (berth__mkdir_all(copy_dir, 0700, &err) < 0 || berth__copy_file(path, copy, &err) < 0) {
+        snprintf(reason, len, "copy for loading: %s", berth__error_msg(err));
+        berth__error_free(err);
+        return NULL;
+    }
+    void *h = open_module(copy, name, desc, reason, len);
+    unlink(copy); /* the mapping stays */
+    return h;
+}
+
+static void
+load_file(berth__registry_t *reg, const char *path, const struct stat *st,
+          const berth__load_opts_t *opts)
+{
+    int changed = 0;
+    berth__module_t *shared = reusable(opts, path, st, &changed);
+    if (shared != NULL) {
+        add_module(reg, shared);
+        add_registrations(reg, shared);
+        return;
+    }
     berth__module_t *mod = berth__xcalloc(1, sizeof(*mod));
     mod->path = berth__xstrdup(path);
     mod->name = module_name_of(path);
-    reg->modules = berth__xrealloc(reg->modules, (reg->nmodules + 1) * sizeof(*reg->modules));
-    reg->modules[reg->nmodules++] = mod;
+    mod->dev = st->st_dev;
+    mod->ino = st->st_ino;
+    mod->size = st->st_size;
+    mod->mtime = st->st_mtim;
+    add_module(reg, mod);
 
     if (opts->probe || (reg->cfg->disabled && reg->cfg->disabled[0])) {
         probe_result_t res;
@@ -387,16 +457,15 @@ load_file(berth__registry_t *reg, const char *path, const berth__load_opts_t *op
             return;
     }
     char reason[MAX_REASON];
-    mod->handle = open_module(path, mod->name, &mod->desc, reason, sizeof(reason));
+    mod->handle =
+        changed && opts->copy_dir
+            ? open_copy(path, mod->name, opts->copy_dir, &mod->desc, reason, sizeof(reason))
+            : open_module(path, mod->name, &mod->desc, reason, sizeof(reason));
     if (mod->handle == NULL) {
         module_row(reg, mod, BERTH_ST_ABI_ERROR, reason);
         return;
     }
-    size_t i = 0;
-    for (; i < MAX_PLUGINS_PER_MODULE && mod->desc->plugins[i]; i++)
-        add_registration(reg, mod, mod->desc->plugins[i], i);
-    if (i == 0)
-        module_row(reg, mod, BERTH_ST_ABI_ERROR, "descriptor lists no plugins");
+    add_registrations(reg, mod);
 }
 
 static int
@@ -421,7 +490,7 @@ scan_dir(berth__registry_t *reg, const char *dir, const berth__load_opts_t *opts
         free(ents[i]);
         struct stat st;
         if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
-            load_file(reg, path, opts);
+            load_file(reg, path, &st, opts);
     }
     free(ents);
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -85,4 +86,31 @@ berth__exe_dir(void)
         return NULL;
     *slash = '\0';
     return berth__xstrdup(buf[0] ? buf : "/");
+}
+
+int
+berth__copy_file(const char *from, const char *to, berth_error_t **err)
+{
+    cleanup_close int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return berth__error_make(err, berth__error_from_errno(errno), "open %s: %s", from,
+                                 strerror(errno));
+    struct stat st;
+    if (fstat(in, &st) < 0)
+        return berth__error_make(err, BERTH_EIO, "stat %s: %s", from, strerror(errno));
+    cleanup_close int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
+    if (out < 0)
+        return berth__error_make(err, berth__error_from_errno(errno), "create %s: %s", to,
+                                 strerror(errno));
+    off_t left = st.st_size;
+    while (left > 0) {
+        ssize_t n = sendfile(out, in, NULL, (size_t)left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return berth__error_make(err, BERTH_EIO, "copy %s to %s: %s", from, to,
+                                     n < 0 ? strerror(errno) : "file shrank");
+        left -= n;
+    }
+    return 0;
 }

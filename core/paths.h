@@ -11,5 +11,7 @@ int berth__mkdir_all(const char *path, unsigned mode, berth_error_t **err);
 int berth__open_beneath(int dirfd, const char *rel, int flags, unsigned mode, berth_error_t **err);
 /* Directory of the running executable (from /proc/self/exe); caller frees. */
 char *berth__exe_dir(void);
+/* Copies a regular file (mode 0700), replacing `to`. */
+int berth__copy_file(const char *from, const char *to, berth_error_t **err);
 
 #endif

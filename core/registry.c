@@ -33,8 +33,8 @@ berth__registry_init(berth__registry_t *reg, berth__config_t *cfg, uv_loop_t *lo
     reg->loop = loop;
 }
 
-static void
-plugin_free(berth__plugin_t *p)
+void
+berth__plugin_free(berth__plugin_t *p)
 {
     free(p->type);
     free(p->id);
@@ -51,7 +51,7 @@ void
 berth__registry_free(berth__registry_t *reg)
 {
     for (size_t i = 0; i < reg->nplugins; i++)
-        plugin_free(reg->plugins[i]);
+        berth__plugin_free(reg->plugins[i]);
     free(reg->plugins);
     free(reg->order);
     /* Module handles stay mapped: code of theirs may still be referenced by pending atexit or TLS

@@ -7,6 +7,8 @@
 #define BERTH_CORE_REGISTRY_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include <uv.h>
 
@@ -33,6 +35,11 @@ typedef struct berth__module {
     char *name;   /* basename without ".so" */
     void *handle; /* dlopen handle; NULL when never opened or closed after failure */
     const berth_module_desc_t *desc; /* valid while handle is open */
+    /* the file as it was when scanned: a reload loads a file whose identity changed again */
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
 } berth__module_t;
 
 typedef struct berth__plugin berth__plugin_t;
@@ -86,6 +93,7 @@ void berth__registry_init(berth__registry_t *reg, berth__config_t *cfg, uv_loop_
 void berth__registry_free(berth__registry_t *reg);
 berth__plugin_t *berth__registry_add(berth__registry_t *reg, berth__module_t *mod, const char *type,
                                      const char *id);
+void berth__plugin_free(berth__plugin_t *p);
 berth__plugin_t *berth__registry_find(const berth__registry_t *reg, const char *uri);
 void berth__plugin_set_status(berth__plugin_t *p, berth__status_t st, int code, const char *fmt,
                               ...) __attribute__((format(printf, 4, 5)));
@@ -97,6 +105,11 @@ void berth__registry_info(const berth__plugin_t *p, berth_plugin_info_t *info);
 typedef struct berth__load_opts {
     const char *builtin_dir; /* NULL: <dir of berthd>/../lib/berth/modules */
     int probe;
+    /* reload: module files this registry already opened and that did not change are shared from it (the
+     * new registry's modules array then holds the very same records); a changed file that it opened is
+     * loaded from a copy in copy_dir, since dlopen would hand back the old mapping for the same path */
+    const struct berth__registry *reuse;
+    const char *copy_dir;
 } berth__load_opts_t;
 int berth__loader_scan(berth__registry_t *reg, const berth__load_opts_t *opts);
 /* The default built-in module directory for this executable; caller frees. */
@@ -104,6 +117,8 @@ char *berth__loader_builtin_dir(void);
 
 /* graph.c: orders pending plugins, marks cycles and static dependency failures. */
 void berth__graph_resolve(berth__registry_t *reg);
+/* Reload: orders every ok and pending plugin together (running ones keep their relative order). */
+void berth__graph_reorder(berth__registry_t *reg);
 /* Before init: 0 if every requirement of p has an ok (or, statically, pending) provider; else marks p
  * dep-unavailable and returns -1. */
 int berth__graph_check_deps(berth__registry_t *reg, berth__plugin_t *p, int at_init);
@@ -112,6 +127,8 @@ int berth__graph_check_deps(berth__registry_t *reg, berth__plugin_t *p, int at_i
 int berth__registry_validate_config(berth__registry_t *reg, berth_error_t **err);
 /* Initialises every plugin in order. Returns 0, or -1 when a plugin holding readiness tokens failed. */
 int berth__registry_init_all(berth__registry_t *reg);
+/* Initialises one plugin whose dependencies are up (reload uses it too). */
+void berth__init_one(berth__registry_t *reg, berth__plugin_t *p);
 void berth__registry_fini_all(berth__registry_t *reg);
 /* Required plugins that are not ok: 0 if all fine, else fills *err with the reasons. */
 int berth__registry_check_required(berth__registry_t *reg, berth_error_t **err);
@@ -126,6 +143,13 @@ int berth__call_on_loop(void (*fn)(void *arg), void *arg);
 /* reload.c: api->reload (module.h); SIGHUP asks through it with done = NULL. */
 int berth__reload_request(void (*done)(void *user, const berth_reload_result_t *result), void *user,
                           berth_error_t **err);
+struct berth__opts;
+/* The daemon's registry and the options it started with (a reload reads the config the same way). */
+void berth__reload_setup(berth__registry_t *reg, const struct berth__opts *opts);
+/* At shutdown, before any fini: requests still waiting are answered Unavailable; no reload runs after. */
+void berth__reload_shutdown(void);
+/* After the last fini: frees the configs earlier reloads replaced. */
+void berth__reload_teardown(void);
 
 /* hooks.c */
 int berth__hook_register(berth_init_ctx_t *ic, berth_hook_point_t point, int priority,

@@ -174,12 +174,12 @@ typedef struct berth_instance_s {
  * "<uri>: <reason>" strings; all borrowed for the callback only. */
 typedef struct berth_reload_result_s {
     uint32_t struct_size;
-    int code;            /* 0, or the BERTH_E* of a refused config (then nothing changed) */
-    const char *message; /* a one-line summary, or the error `berthd config check` gives */
-    const char *const *enabled;        /* newly initialised */
-    const char *const *disabled;       /* finished: disabled now, or no longer provided by a file */
-    const char *const *reloaded;       /* finished and initialised again */
-    const char *const *failed;         /* "<uri>: <reason>": its (re)init failed */
+    int code;                    /* 0, or the BERTH_E* of a refused config (then nothing changed) */
+    const char *message;         /* a one-line summary, or the error `berthd config check` gives */
+    const char *const *enabled;  /* newly initialised */
+    const char *const *disabled; /* finished: disabled now, or no longer provided by a file */
+    const char *const *reloaded; /* finished and initialised again */
+    const char *const *failed;   /* "<uri>: <reason>": its (re)init failed */
     const char *const *restart_needed; /* "<uri>: <why>": changed, but needs a restart */
 } berth_reload_result_t;
 
