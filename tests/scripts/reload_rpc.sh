@@ -23,6 +23,7 @@ EVENTS_PID=""
 CTR_PID=""
 cleanup() {
     st=$?
+    set +e # (exit $st) below must not end the trap before cleanup_work ran
     for p in $EVENTS_PID $CTR_PID; do kill "$p" 2>/dev/null || true; done
     for p in $EVENTS_PID $CTR_PID; do wait "$p" 2>/dev/null || true; done
     (exit $st)
