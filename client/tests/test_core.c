@@ -827,10 +827,16 @@ Test(core, modules_reload)
         int rc = berth_modules_reload(c, &call, &r, &err);
         cr_assert_eq(rc, 0, "round %d: %s", round, err ? err->message : "");
         cr_expect_str_neq(r.message, "", "no summary");
-        cr_expect(r.n_enabled == 0 && r.n_disabled == 0 && r.n_reloaded == 0 && r.n_failed == 0,
-                  "the same config changed something: %zu %zu %zu %zu", r.n_enabled, r.n_disabled,
-                  r.n_reloaded, r.n_failed);
-        cr_expect(r.enabled != NULL && r.enabled[r.n_enabled] == NULL, "lists end with NULL");
+        /* a plugin that skipped (btrfs here) is tried again, and its dependents with it: only
+         * "reloaded" may be non-empty */
+        cr_expect(r.n_enabled == 0 && r.n_disabled == 0 && r.n_failed == 0,
+                  "the same config enabled, disabled or failed something: %zu %zu %zu", r.n_enabled,
+                  r.n_disabled, r.n_failed);
+        for (size_t i = 0; i < r.n_reloaded; i++)
+            cr_expect(strchr(r.reloaded[i], '.') != NULL, "reloaded: \"%s\"", r.reloaded[i]);
+        cr_expect(r.enabled != NULL && r.enabled[r.n_enabled] == NULL &&
+                      r.reloaded[r.n_reloaded] == NULL,
+                  "lists end with NULL");
         berth_modules_reload_free(&r);
     }
     cr_expect_eq(berth_serving(c, NULL, &err), 0, "%s", err ? err->message : "");
