@@ -159,17 +159,17 @@ connect_daemon(const berth__remote_opts_t *o, client_lib_t *lib)
     if (lib->client_new(address, NULL, &c, &err) < 0) {
         fprintf(stderr, "berthd: %s: %s\n", address, err ? err->message : "");
         lib->error_free(err);
-        dlclose(lib->handle);
         return NULL;
     }
     return c;
 }
 
+/* The library stays mapped: its once-made statics (nghttp2 callbacks) live until exit, where they would
+ * read as leaks once unmapped, and the command ends right after. */
 static void
 client_lib_close(client_lib_t *lib, berth_client_t *c)
 {
     lib->client_free(c);
-    dlclose(lib->handle);
 }
 
 /* ---- berthd reload -------------------------------------------------------------------------------- */
