@@ -26,10 +26,18 @@ function(berth_proto_library target)
     string(REGEX REPLACE "\\.proto$" "" stem ${proto})
     list(APPEND sources ${out}/${stem}.pb-c.c)
   endforeach()
+  # berth's own protos change with the tree: an edit regenerates (the vendored ones never change)
+  set(depends)
+  foreach(proto ${P_COMPILE} ${P_HEADERS_ONLY})
+    if(EXISTS ${PROJECT_SOURCE_DIR}/abi/proto/${proto})
+      list(APPEND depends ${PROJECT_SOURCE_DIR}/abi/proto/${proto})
+    endif()
+  endforeach()
   add_custom_command(
     OUTPUT ${outputs}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${out}
     COMMAND ${PROTOC_C} --c_out=${out} ${BERTH_PROTO_INCLUDES} ${P_COMPILE} ${P_HEADERS_ONLY}
+    DEPENDS ${depends}
     COMMENT "protoc-c: ${target}"
     VERBATIM)
   add_library(${target} STATIC ${sources})
