@@ -213,6 +213,8 @@ prepare_dirs(berth__registry_t *reg, berth__plugin_t *p, berth_error_t **err)
 {
     char *root = berth__xasprintf("%s/%s", reg->cfg->root, p->uri);
     char *state = berth__xasprintf("%s/%s", reg->cfg->state, p->uri);
+    free((char *)p->ic.pub.root); /* a reload's second try of a plugin that did not start */
+    free((char *)p->ic.pub.state);
     p->ic.pub.root = root;
     p->ic.pub.state = state;
     if (berth__mkdir_all(root, 0700, err) < 0 || berth__mkdir_all(state, 0700, err) < 0)

@@ -12,10 +12,12 @@
  *   4. report what changed to the requester and to every on_change plugin.
  * BERTH_PLUGIN_NO_RELOAD plugins are never finished: a change that needs it is reported as needing a restart.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "daemon.h"
@@ -742,11 +744,28 @@ berth__reload_request(void (*done)(void *user, const berth_reload_result_t *resu
     return 0;
 }
 
+/* Copies of replaced module files are unlinked once opened; a kill -9 in between leaves one behind. */
+static void
+remove_stale_copies(const char *state)
+{
+    cleanup_free char *dir = berth__xasprintf("%s/berthd-modules", state);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    rmdir(dir);
+}
+
 void
 berth__reload_setup(berth__registry_t *reg, const berth__opts_t *opts)
 {
     R.reg = reg;
     R.opts = opts;
+    remove_stale_copies(reg->cfg->state);
 }
 
 void
