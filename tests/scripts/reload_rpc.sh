@@ -6,8 +6,10 @@
 # while Version and the streams go on, the streams saw /berth/reload, and `berthd modules --address` shows
 # the plugin disabled. Enabled again, it answers again (`berth reload` this time). A config with an unknown
 # key makes `berthd reload` exit 1 with the line `berthd config check` prints, and changes nothing (the
-# event still reports the refusal).
-# usage: reload_rpc.sh BERTHD MODULE_DIR SOURCE_DIR GRPCC BERTH_CLI CTR
+# event still reports the refusal). Throughout, the fixture fx_wrap's api.handler-update wrapper of Version
+# (PermissionDenied in the namespace "forbidden") holds over the services each reload swaps, and goes
+# when its plugin is disabled.
+# usage: reload_rpc.sh BERTHD MODULE_DIR SOURCE_DIR GRPCC BERTH_CLI CTR FIXTURE_DIR
 set -eu
 . "$(dirname "$0")/lib.sh"
 BERTHD=$1
@@ -16,6 +18,7 @@ export BERTH_SRC=$3
 GRPCC=$4
 CLI=$5
 CTR=$6
+FX=$7
 work=$(mktemp -d /tmp/berth-reload-XXXXXX)
 SOCK=$work/state/berthd.sock
 B="$CLI --address $SOCK"
@@ -33,21 +36,30 @@ trap cleanup EXIT
 
 INTRO=io.containerd.grpc.v1.introspection
 PLUGINS=/containerd.services.introspection.v1.Introspection/Plugins
+WRAP=test.wrap.v1.version-guard
+VERSION=/containerd.services.version.v1.Version/Version
 config() { # DISABLED_LIST [EXTRA_LINE]
     {
         echo "version: 1"
+        echo "module_dirs: [$FX/wrap]"
         echo "disabled: [$1]"
         [ $# -lt 2 ] || echo "$2"
     } >"$work/berthd.yaml"
 }
 # status of one call: the grpc-status grpcc saw, then its message
-call() { "$GRPCC" "$SOCK" "$1" --expect "${2:-0}" | sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .* grpc-message \(.*\)/\1 \2/p'; }
+call() { "$GRPCC" "$SOCK" "$1" --expect "${2:-0}" ${3:+--ns "$3"} | sed -n 's/^stream [0-9]* grpc-status \([0-9-]*\) .* grpc-message \(.*\)/\1 \2/p'; }
 running() { "$BERTHD" modules --address "$SOCK" | awk -v u="$1" '$2 == u { print $3 }'; }
 
 config ""
 start_berthd_cli "$work/berthd.yaml"
 [ "$(call $PLUGINS)" = "0 " ] || fail "Introspection before: $(call $PLUGINS)"
 [ "$(running $INTRO)" = ok ] || fail "modules --address before: $("$BERTHD" modules --address "$SOCK")"
+guarded() { # WHEN: Version is wrapped (PermissionDenied in "forbidden", served elsewhere)
+    r=$(call $VERSION 7 forbidden)
+    case $r in "7 namespace forbidden may not ask for the version"*) ;; *) fail "Version in forbidden $1: $r" ;; esac
+    [ "$(call $VERSION)" = "0 " ] || fail "Version $1: $(call $VERSION 0)"
+}
+guarded "at the start"
 
 # two Events.Subscribe streams, berth's client and containerd's
 $B events --format json >"$work/events" 2>"$work/events.err" &
@@ -76,6 +88,7 @@ kill -0 $CTR_PID 2>/dev/null || fail "ctr events ended with the reload: $(cat "$
 grep '"Topic":"/berth/reload"' "$work/events" | grep -q "$INTRO" ||
     fail "no /berth/reload event naming $INTRO: $(cat "$work/events")"
 grep -q '"Namespace":"berth"' "$work/events" || fail "the event is not in namespace berth: $(cat "$work/events")"
+guarded "after the reload"
 
 # --- enable it again, through the CLI -----------------------------------------------------------------------
 config ""
@@ -103,6 +116,17 @@ cmp -s "$work/table-before" "$work/table-after" ||
 sleep 0.3
 grep '"Topic":"/berth/reload"' "$work/events" | grep -q "log_levle" ||
     fail "no /berth/reload event with the refusal: $(cat "$work/events")"
+
+guarded "after the refused reload"
+
+# --- the wrapper's plugin disabled: Version unwrapped; enabled again: wrapped again ----------------------------
+config "$WRAP"
+"$BERTHD" --address "$SOCK" reload >"$work/out" 2>"$work/err" || fail "reload (wrap off): $(cat "$work/err")"
+grep -qx "disabled $WRAP" "$work/out" || fail "berthd reload printed: $(cat "$work/out")"
+[ "$(call $VERSION 0 forbidden)" = "0 " ] || fail "Version still wrapped: $(call $VERSION 7 forbidden)"
+config ""
+"$BERTHD" --address "$SOCK" reload >"$work/out" 2>"$work/err" || fail "reload (wrap on): $(cat "$work/err")"
+guarded "with the wrapper enabled again"
 
 kill -0 $EVENTS_PID 2>/dev/null || fail "berth events ended: $(cat "$work/events.err")"
 kill -0 $CTR_PID 2>/dev/null || fail "ctr events ended: $(cat "$work/ctr-events.err")"
