@@ -268,7 +268,12 @@ decide_one(plan_t *pl, size_t i, result_t *res)
         return;
     }
     if (p->status != BERTH_ST_OK) {
-        pl->act[i] = q && q->status == BERTH_ST_PENDING ? ACT_ENABLE : ACT_NONE;
+        /* disabled before, failed (its cause may be fixed), or changed: try it; a skip that nothing
+         * changed would skip again, and trying it would take its dependents down for nothing; one
+         * without a dependency waits for a provider to change (wake_waiting) */
+        int changed = q && (!node_equal(p->ic.pub.config, q->ic.pub.config) || q->module != p->module);
+        int worth = p->status == BERTH_ST_DISABLED || p->status == BERTH_ST_ERROR || changed;
+        pl->act[i] = q && q->status == BERTH_ST_PENDING && worth ? ACT_ENABLE : ACT_NONE;
         return;
     }
     const berth__plugin_t *broken =
@@ -287,6 +292,26 @@ decide_one(plan_t *pl, size_t i, result_t *res)
         push_fmt(&res->failed, "%s: %s (still running the code loaded before)", p->uri, q->reason);
     } else if (!node_equal(p->ic.pub.config, q->ic.pub.config) || q->module != p->module) {
         pl->act[i] = ACT_RELOAD;
+    }
+}
+
+/* A plugin that lacked a dependency is tried again when a provider it needs is enabled or reinitialised. */
+static void
+wake_waiting(plan_t *pl)
+{
+    for (int grew = 1; grew;) {
+        grew = 0;
+        for (size_t i = 0; i < pl->n; i++) {
+            berth__plugin_t *p = pl->row[i], *q = pl->counter[i];
+            if (pl->act[i] != ACT_NONE || p == NULL || p->status != BERTH_ST_DEP_UNAVAILABLE ||
+                q == NULL || q->status != BERTH_ST_PENDING)
+                continue;
+            for (size_t j = 0; j < pl->n && pl->act[i] == ACT_NONE; j++)
+                if ((pl->act[j] == ACT_ENABLE || pl->act[j] == ACT_RELOAD) &&
+                    depends(p, subject(pl, j)))
+                    pl->act[i] = ACT_ENABLE;
+            grew |= pl->act[i] != ACT_NONE;
+        }
     }
 }
 
@@ -374,6 +399,7 @@ plan_build(plan_t *pl, berth__registry_t *next, result_t *res)
     }
     for (size_t i = 0; i < pl->n; i++)
         decide_one(pl, i, res);
+    wake_waiting(pl);
     keep_no_reload_running(pl, res);
 }
 

@@ -68,8 +68,9 @@ typedef enum berth_hook_point {
     BERTH_HOOK_ENDPOINT_PRE_CREATE = 8,
     /* MUTATING. CRI CreateContainer, before the container is created. Payload: berth_hook_container_create_t. */
     BERTH_HOOK_CRI_PRE_CREATE_CONTAINER = 9,
-    /* MUTATING. Fired once by a transport after it built its handler table and before it serves: handlers
-     * may wrap or replace any method's handler. Payload: berth_hook_api_handlers_t. */
+    /* MUTATING. Fired by a transport after it built its handler table and before it serves, and again over
+     * fresh handlers after a reload that finished or initialised a plugin: handlers may wrap or replace any
+     * method's handler. Payload: berth_hook_api_handlers_t. */
     BERTH_HOOK_API_HANDLER_UPDATE = 10,
     BERTH_HOOK_POINT_COUNT = 11
 } berth_hook_point_t;
