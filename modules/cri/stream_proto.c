@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
+#include "lib_crypto.h" /* opened on first use: the WebSocket handshake and base64 */
 #include "stream_proto.h"
 
 /* ---- sbuf --------------------------------------------------------------------------------------- */
@@ -683,15 +683,18 @@ int
 ws_accept_key(const char *key, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    if (libcrypto_load(NULL, NULL) < 0)
+        return -1;
     char in[128];
     int n = snprintf(in, sizeof(in), "%s%s", key, guid);
     if (n < 0 || (size_t)n >= sizeof(in))
         return -1;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+    if (libcrypto.EVP_Digest(in, (size_t)n, md, &mdlen, libcrypto.EVP_sha1(), NULL) != 1 ||
+        mdlen != 20)
         return -1;
-    return EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : -1;
+    return libcrypto.EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : -1;
 }
 
 static const struct {
@@ -731,9 +734,13 @@ ws_channel_encode(const ws_proto_t *p, int channel, const void *data, size_t n, 
         *out_len = n + 1;
         return m;
     }
+    if (libcrypto_load(NULL, NULL) < 0) { /* (a WebSocket accepted: ws_accept_key opened it) */
+        *out_len = 0;
+        return NULL;
+    }
     uint8_t *m = malloc(1 + 4 * ((n + 2) / 3) + 1);
     m[0] = (uint8_t)('0' + channel);
-    int l = EVP_EncodeBlock(m + 1, data, (int)n);
+    int l = libcrypto.EVP_EncodeBlock(m + 1, data, (int)n);
     *out_len = 1 + (size_t)l;
     return m;
 }
@@ -751,11 +758,11 @@ ws_channel_decode(const ws_proto_t *p, const uint8_t *msg, size_t n, int *channe
         memcpy(*data, msg + 1, n - 1);
         return 0;
     }
-    if (msg[0] < '0' || msg[0] > '9' || (n - 1) % 4 != 0)
+    if (msg[0] < '0' || msg[0] > '9' || (n - 1) % 4 != 0 || libcrypto_load(NULL, NULL) < 0)
         return -1;
     *channel = msg[0] - '0';
     *data = malloc(3 * ((n - 1) / 4) + 1);
-    int l = n > 1 ? EVP_DecodeBlock(*data, msg + 1, (int)(n - 1)) : 0;
+    int l = n > 1 ? libcrypto.EVP_DecodeBlock(*data, msg + 1, (int)(n - 1)) : 0;
     if (l < 0) {
         free(*data);
         return -1;
