@@ -3,6 +3,8 @@
  * bench/startup: how long berthd takes from exec to READY=1, and its resident memory once idle, with the
  * default module set; then the same for containerd beside it. Prints the median of N runs (default 21).
  *   usage: bench-startup [N] [berthd path] [--containerd PATH | --no-containerd] [--unmapped LIB,LIB...]
+ *                        [-- berthd flags...]
+ * Flags after -- are berthd's (e.g. --set 'disabled=[io.berth.cri.v1.cri]' to see what a plugin costs).
  * containerd (default /usr/bin/containerd; skipped with a note when absent) runs with its built-in defaults
  * (every plugin, CRI included, as Debian's package and `containerd config default` enable it) except its
  * root, state and two sockets, which are in a temp dir; it is ready when its gRPC socket accepts a
@@ -106,6 +108,9 @@ stop(pid_t pid)
 }
 
 /* One berthd run: start, wait for READY=1, let it idle, read RSS, stop. Returns 0 on success. */
+static char **extra_args; /* berthd's flags after -- */
+static int n_extra;
+
 static int
 berthd_run(const char *berthd, const char *tmp, const char *unmapped, double *ready_ms, long *rss)
 {
@@ -116,7 +121,9 @@ berthd_run(const char *berthd, const char *tmp, const char *unmapped, double *re
     snprintf(root, sizeof(root), "%s/root", tmp);
     snprintf(state, sizeof(state), "%s/state", tmp);
     snprintf(fd, sizeof(fd), "%d", p[1]);
-    char *argv[] = {(char *)berthd, "--root", root, "--state", state, "--ready-fd", fd, NULL};
+    char *argv[64] = {(char *)berthd, "--root", root, "--state", state, "--ready-fd", fd};
+    for (int i = 0; i < n_extra && 7 + i < 63; i++)
+        argv[7 + i] = extra_args[i];
     double t0 = now_ms();
     pid_t pid = spawn(argv, p[0]);
     close(p[1]);
@@ -222,7 +229,11 @@ main(int argc, char **argv)
     const char *unmapped = NULL;
     int positional = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--no-containerd") == 0)
+        if (strcmp(argv[i], "--") == 0) {
+            extra_args = argv + i + 1;
+            n_extra = argc - i - 1;
+            break;
+        } else if (strcmp(argv[i], "--no-containerd") == 0)
             containerd = NULL;
         else if (strcmp(argv[i], "--containerd") == 0 && i + 1 < argc)
             containerd = argv[++i];
@@ -235,7 +246,7 @@ main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: bench-startup [N] [berthd] [--containerd PATH | --no-containerd] "
-                    "[--unmapped LIB,...]\n");
+                    "[--unmapped LIB,...] [-- berthd flags]\n");
             return 2;
         }
     }

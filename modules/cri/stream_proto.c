@@ -292,15 +292,17 @@ int
 spdy_zlib_init(spdy_zlib_t *z)
 {
     *z = (spdy_zlib_t){0};
+    if (libz_load(NULL, NULL) < 0)
+        return -1;
     size_t dl;
     const uint8_t *d = spdy_dictionary(&dl);
-    if (inflateInit(&z->in) != Z_OK)
+    if (libz.inflateInit_(&z->in, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return -1;
     z->in_ok = 1;
-    if (deflateInit(&z->out, Z_BEST_COMPRESSION) != Z_OK)
+    if (libz.deflateInit_(&z->out, Z_BEST_COMPRESSION, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return -1;
     z->out_ok = 1;
-    if (deflateSetDictionary(&z->out, d, (uInt)dl) != Z_OK)
+    if (libz.deflateSetDictionary(&z->out, d, (uInt)dl) != Z_OK)
         return -1;
     return 0;
 }
@@ -309,9 +311,9 @@ void
 spdy_zlib_free(spdy_zlib_t *z)
 {
     if (z->in_ok)
-        inflateEnd(&z->in);
+        libz.inflateEnd(&z->in);
     if (z->out_ok)
-        deflateEnd(&z->out);
+        libz.deflateEnd(&z->out);
     z->in_ok = z->out_ok = 0;
 }
 
@@ -324,11 +326,11 @@ inflate_block(spdy_zlib_t *z, const uint8_t *block, size_t len, sbuf_t *plain)
         uint8_t tmp[4096];
         z->in.next_out = tmp;
         z->in.avail_out = sizeof(tmp);
-        int rc = inflate(&z->in, Z_SYNC_FLUSH);
+        int rc = libz.inflate(&z->in, Z_SYNC_FLUSH);
         if (rc == Z_NEED_DICT) {
             size_t dl;
             const uint8_t *d = spdy_dictionary(&dl);
-            if (inflateSetDictionary(&z->in, d, (uInt)dl) != Z_OK)
+            if (libz.inflateSetDictionary(&z->in, d, (uInt)dl) != Z_OK)
                 return -1;
             rc = Z_OK;
         }
@@ -436,7 +438,7 @@ deflate_block(spdy_zlib_t *z, const char *const *names, const char *const *value
         uint8_t tmp[4096];
         z->out.next_out = tmp;
         z->out.avail_out = sizeof(tmp);
-        rc = deflate(&z->out, Z_SYNC_FLUSH);
+        rc = libz.deflate(&z->out, Z_SYNC_FLUSH);
         if (rc != Z_OK && rc != Z_BUF_ERROR)
             break;
         sbuf_put(out, tmp, sizeof(tmp) - z->out.avail_out);

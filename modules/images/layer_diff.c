@@ -20,7 +20,7 @@
 
 #include "lib_archive.h" /* libarchive and libcrypto: opened on first use */
 #include "lib_crypto.h"
-#include <zlib.h>
+#include "lib_z.h"
 
 #include "images.h"
 
@@ -57,7 +57,7 @@ sink_deflate(sink_t *s, const void *buf, size_t len, int flush)
     do {
         s->z.next_out = out;
         s->z.avail_out = sizeof(out);
-        if (deflate(&s->z, flush) == Z_STREAM_ERROR)
+        if (libz.deflate(&s->z, flush) == Z_STREAM_ERROR)
             return s->rc = s->d->api->error_make(&s->err, BERTH_EINTERNAL, "gzip failed");
         if (sink_put(s, out, sizeof(out) - s->z.avail_out) != 0)
             return s->rc;
@@ -475,6 +475,8 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     int rc = libarchive_load(d->api, err);
     if (rc == 0)
         rc = libcrypto_load(d->api, err);
+    if (rc == 0)
+        rc = libz_load(d->api, err);
     if (rc < 0)
         return rc;
     mounted_t lo, up;
@@ -492,8 +494,8 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     sink_t s = {.d = d, .gzip = strcmp(media_type, OCI_TAR_GZIP) == 0};
     libcrypto.SHA256_Init(&s.sha);
     if (s.gzip)
-        deflateInit2(&s.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                     Z_DEFAULT_STRATEGY);
+        libz.deflateInit2_(&s.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                           Z_DEFAULT_STRATEGY, ZLIB_VERSION, (int)sizeof(z_stream));
     rc = d->cso->writer_open(d->cs, ref, 0, "", &s.w, err);
     if (rc == 0 && (rc = write_layer(&w, &s)) == 0)
         rc = publish_blob(d, ns, &s, labels, out, err);
@@ -502,7 +504,7 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     if (s.w)
         d->cso->writer_close(s.w);
     if (s.gzip)
-        deflateEnd(&s.z);
+        libz.deflateEnd(&s.z);
     if (s.err)
         d->api->error_free(s.err);
     if (w.lower_root >= 0)

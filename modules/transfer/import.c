@@ -6,9 +6,9 @@
  * Then the index (index.json, or one built from manifest.json) is walked: its children labelled for the
  * collector, filtered by the store's platforms, unpacked when the store asks, and named by the store.
  */
-#include "lib_archive.h" /* opened on first use */
+#include "lib_archive.h" /* libarchive and zlib: opened on first use */
+#include "lib_z.h"
 #include <json-c/json.h>
-#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,10 +329,13 @@ static int
 deflate_into(imp_t *im, const blob_t *b, berth_content_writer_t *w, berth_error_t **err)
 {
     xfer_t *x = im->x;
+    int lrc = libz_load(x->api, err);
+    if (lrc < 0)
+        return lrc;
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (libz.deflateInit2_(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+                           ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return x->api->error_make(err, BERTH_ENOMEM, "gzip: cannot start");
     uint8_t *in = malloc(CHUNK), *out = malloc(CHUNK);
     int rc = 0, zrc = Z_OK;
@@ -349,13 +352,13 @@ deflate_into(imp_t *im, const blob_t *b, berth_content_writer_t *w, berth_error_
         do {
             zs.next_out = out;
             zs.avail_out = CHUNK;
-            zrc = deflate(&zs, flush);
+            zrc = libz.deflate(&zs, flush);
             size_t n = CHUNK - zs.avail_out;
             if (n > 0 && (rc = x->cso->writer_write(w, out, n, err)) < 0)
                 break;
         } while (rc == 0 && zs.avail_out == 0);
     }
-    deflateEnd(&zs);
+    libz.deflateEnd(&zs);
     free(in);
     free(out);
     return rc;
