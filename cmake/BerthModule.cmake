@@ -14,6 +14,7 @@ function(berth_add_module name)
     C_VISIBILITY_PRESET hidden)
   target_include_directories(${target} PRIVATE ${PROJECT_SOURCE_DIR}/abi)
   target_link_libraries(${target} PRIVATE PkgConfig::UV ${M_LIBS})
+  target_link_options(${target} PRIVATE -Wl,--gc-sections) # (docs/footprint.md)
   if(NOT BERTH_SANITIZE)
     # every symbol must resolve without berthd: modules talk to the core through the api table only
     target_link_options(${target} PRIVATE -Wl,-z,defs)

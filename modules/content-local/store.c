@@ -16,7 +16,6 @@
  * until the disk has the bytes it covers before it is saved, so a saved state never claims more than the
  * data file holds.
  */
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX is the one whose state can be saved and resumed */
 #include "store.h"
 
 #include <dirent.h>
@@ -30,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
 #include "clock.h"
+#include "lib_crypto.h" /* SHA256_CTX: the digest whose state can be saved and resumed */
 
 #define SAVE_EVERY (16 << 20)
 #define WRITEBACK_EVERY (8 << 20) /* bytes after which the disk is told to start writing them */
@@ -110,9 +109,9 @@ ingest_dir(cs_t *cs, const char *ref, char *out, size_t len)
     unsigned char d[SHA256_DIGEST_LENGTH];
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
     SHA256_CTX ctx; /* not SHA256(): its EVP path leaves per-thread state on pool threads */
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, ref, strlen(ref));
-    SHA256_Final(d, &ctx);
+    libcrypto.SHA256_Init(&ctx);
+    libcrypto.SHA256_Update(&ctx, ref, strlen(ref));
+    libcrypto.SHA256_Final(d, &ctx);
     hex_of(d, sizeof(d), hex);
     snprintf(out, len, "%s/ingest/%s", cs->root, hex);
 }
@@ -340,7 +339,7 @@ restore_hash(berth_content_writer_t *w, int64_t size)
     snprintf(path, sizeof(path), "%s/hash", w->dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     int64_t from = 0;
-    SHA256_Init(&w->sha);
+    libcrypto.SHA256_Init(&w->sha);
     if (fd >= 0) {
         if (read(fd, &hs, sizeof(hs)) == (ssize_t)sizeof(hs) && hs.magic == HASH_MAGIC &&
             hs.size == sizeof(SHA256_CTX) && hs.offset >= 0 && hs.offset <= size) {
@@ -357,7 +356,7 @@ restore_hash(berth_content_writer_t *w, int64_t size)
             free(buf);
             return -1;
         }
-        SHA256_Update(&w->sha, buf, (size_t)n);
+        libcrypto.SHA256_Update(&w->sha, buf, (size_t)n);
         at += n;
     }
     free(buf);
@@ -434,6 +433,9 @@ cs_writer_open(void *arg, const char *ref, int64_t total, const char *expected,
     cs_t *cs = arg;
     if (ref == NULL || ref[0] == '\0')
         return cs->api->error_make(err, BERTH_EINVAL, "ref must not be empty");
+    int rc = libcrypto_load(cs->api, err);
+    if (rc < 0)
+        return rc;
     if (expected && expected[0]) {
         berth_blob_info_t info;
         if (!cs_valid_digest(expected))
@@ -450,7 +452,7 @@ cs_writer_open(void *arg, const char *ref, int64_t total, const char *expected,
     w->ref = strdup(ref);
     pthread_mutex_init(&w->snap_lock, NULL);
     ingest_dir(cs, ref, w->dir, sizeof(w->dir));
-    int rc = open_ingest(cs, w, total, expected, err);
+    rc = open_ingest(cs, w, total, expected, err);
     if (rc < 0) {
         writer_free(w);
         return rc;
@@ -475,7 +477,7 @@ cs_writer_status(berth_content_writer_t *w, berth_ingest_status_t *out)
 static void
 cs_writer_hash(berth_content_writer_t *w, const void *data, size_t len)
 {
-    SHA256_Update(&w->sha, data, len);
+    libcrypto.SHA256_Update(&w->sha, data, len);
     w->hashed += (int64_t)len;
     w->updated_ns = clock_now_ns();
     if (w->hashed - w->snapped_at >= SAVE_EVERY) {
@@ -589,7 +591,7 @@ cs_writer_truncate(berth_content_writer_t *w, int64_t size, berth_error_t **err)
                                       (long long)size);
     if (ftruncate(w->fd, 0) < 0)
         return fail_errno(w->cs, err, "truncate", w->ref);
-    SHA256_Init(&w->sha);
+    libcrypto.SHA256_Init(&w->sha);
     w->offset = w->hashed = w->snapped_at = w->written_back = w->synced_ahead = 0;
     w->has_snap = 0;
     w->updated_ns = clock_now_ns();
@@ -614,7 +616,7 @@ cs_writer_digest(berth_content_writer_t *w, char digest[BERTH_DIGEST_MAX])
 {
     SHA256_CTX copy = w->sha;
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256_Final(d, &copy);
+    libcrypto.SHA256_Final(d, &copy);
     memcpy(digest, "sha256:", 7);
     hex_of(d, sizeof(d), digest + 7);
 }
@@ -703,6 +705,9 @@ cs_ingest_status(void *arg, const char *ref, berth_ingest_status_t *out, berth_e
 {
     cs_t *cs = arg;
     char dir[4096];
+    int rc = libcrypto_load(cs->api, err); /* ingests are found by the SHA-256 of their ref */
+    if (rc < 0)
+        return rc;
     ingest_dir(cs, ref, dir, sizeof(dir));
     if (status_of_dir(dir, out) < 0 || strcmp(out->ref, ref) != 0)
         return cs->api->error_make(err, BERTH_ENOTFOUND, "ref %s: not found", ref);
@@ -740,8 +745,9 @@ cs_ingest_abort(void *arg, const char *ref, berth_error_t **err)
     cs_t *cs = arg;
     char dir[4096];
     berth_ingest_status_t st;
-    if (cs_ingest_status(cs, ref, &st, err) < 0)
-        return BERTH_ENOTFOUND;
+    int rc = cs_ingest_status(cs, ref, &st, err);
+    if (rc < 0)
+        return rc;
     if (is_locked(cs, ref))
         return cs->api->error_make(err, BERTH_EUNAVAILABLE, "ref %s locked: a writer is using it",
                                    ref);

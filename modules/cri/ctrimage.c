@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "container.h"
+#include "lib_crypto.h" /* opened on first use */
 
 #define BLOB_MAX (4 << 20)
 
@@ -158,7 +158,7 @@ chain_id(json_object *diff_ids)
                            json_object_get_string(json_object_array_get_idx(diff_ids, i)));
         unsigned char md[32];
         unsigned int mdlen = 0;
-        EVP_Digest(buf, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
+        libcrypto.EVP_Digest(buf, (size_t)len, md, &mdlen, libcrypto.EVP_sha256(), NULL);
         char *p = cur + snprintf(cur, sizeof(cur), "sha256:");
         for (unsigned j = 0; j < mdlen; j++)
             p += sprintf(p, "%02x", md[j]);
@@ -259,6 +259,9 @@ ctr_image_resolve(cri_t *c, const char *ref, ctr_image_t *out, berth_error_t **e
     memset(out, 0, sizeof(*out));
     if (ref == NULL || *ref == '\0')
         return c->api->error_make(err, BERTH_EINVAL, "image: no reference given");
+    int lrc = libcrypto_load(c->api, err); /* chain ids */
+    if (lrc < 0)
+        return lrc;
     Containerd__Services__Images__V1__GetImageResponse *g = NULL;
     char norm[1024];
     ctr_image_normalize(ref, norm, sizeof(norm));

@@ -6,7 +6,6 @@
  * a pull writes all three records, labelled io.cri-containerd.image=managed. Manifests and configs are
  * read from the content store's blobs (Content.Read is a stream, not callable in process).
  */
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP keeps per-thread state on pool threads */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -19,9 +18,9 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/sha.h>
 
 #include "cri.h"
+#include "lib_crypto.h" /* opened on first use; SHA256_CTX: EVP keeps per-thread state on pool threads */
 #include "services/images/v1/images.pb-c.h"
 #include "services/transfer/v1/transfer.pb-c.h"
 #include "types/transfer/imagestore.pb-c.h"
@@ -121,9 +120,9 @@ chain_next(const char *parent, const char *diff, char out[72])
     char buf[160];
     int n = snprintf(buf, sizeof buf, "%s %s", parent, diff);
     SHA256_CTX h;
-    SHA256_Init(&h);
-    SHA256_Update(&h, buf, (size_t)n);
-    SHA256_Final(md, &h);
+    libcrypto.SHA256_Init(&h);
+    libcrypto.SHA256_Update(&h, buf, (size_t)n);
+    libcrypto.SHA256_Final(md, &h);
     strcpy(out, "sha256:");
     for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
         sprintf(out + 7 + 2 * i, "%02x", md[i]);
@@ -133,6 +132,8 @@ chain_next(const char *parent, const char *diff, char out[72])
 static cri_image_t *
 resolve(cri_t *c, const char *target_digest, const char *media_type, int64_t target_size)
 {
+    if (libcrypto_load(c->api, NULL) < 0) /* chain ids (the callers reported why) */
+        return NULL;
     char manifest[80];
     snprintf(manifest, sizeof(manifest), "%s", target_digest);
     uint64_t size = 0;
@@ -269,6 +270,8 @@ static int
 load_images(cri_t *c, image_set_t *set, berth_error_t **err)
 {
     memset(set, 0, sizeof(*set));
+    if (libcrypto_load(c->api, err) < 0) /* chain ids */
+        return -1;
     Containerd__Services__Images__V1__ListImagesRequest req =
         CONTAINERD__SERVICES__IMAGES__V1__LIST_IMAGES_REQUEST__INIT;
     ProtobufCMessage *out = NULL;
@@ -650,6 +653,10 @@ cri_image_pull(cri_t *c, const char *ref, const Runtime__V1__AuthConfig *auth, c
     int rc;
     if (norm == NULL)
         return c->api->error_make(err, BERTH_EINVAL, "PullImage: an image name is required");
+    if ((rc = libcrypto_load(c->api, err)) < 0) { /* chain ids */
+        free(norm);
+        return rc;
+    }
     char why[600];
     if (cri_validate_image_ref(ref, why, sizeof(why)) < 0) {
         free(norm);

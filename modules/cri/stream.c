@@ -282,7 +282,7 @@ sconn_free(sconn_t *k)
     if (k->z_ok)
         spdy_zlib_free(&k->z);
     if (k->ws)
-        wslay_event_context_free(k->ws);
+        libwslay.wslay_event_context_free(k->ws);
     if (k->rcs)
         rcs_free(k->rcs);
     if (k->pfs)
@@ -329,7 +329,7 @@ sconn_write_buf(sconn_t *k, sbuf_t *b)
 {
     if (k->tunnel && b->len && !k->closing) {
         struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, b->p, b->len};
-        wslay_event_queue_msg(k->ws, &msg); /* wslay copies */
+        libwslay.wslay_event_queue_msg(k->ws, &msg); /* wslay copies */
         ws_flush(k);
     } else {
         sconn_write(k, b->p, b->len);
@@ -437,7 +437,7 @@ static void
 ws_flush(sconn_t *k)
 {
     if (k->ws && !k->closing)
-        wslay_event_send(k->ws);
+        libwslay.wslay_event_send(k->ws);
 }
 
 void
@@ -462,7 +462,7 @@ rc_send(sconn_t *k, int ch, const void *p, size_t n)
         uint8_t *m = ws_channel_encode(&k->wsp, ch, p, n, &len);
         struct wslay_event_msg msg = {k->wsp.base64 ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, m,
                                       len};
-        wslay_event_queue_msg(k->ws, &msg); /* wslay copies */
+        libwslay.wslay_event_queue_msg(k->ws, &msg); /* wslay copies */
         free(m);
         ws_flush(k);
     }
@@ -491,7 +491,7 @@ rc_end(sconn_t *k, int exit_code, const char *msg)
     } else if (k->mode == MODE_WS) {
         if (*status)
             rc_send(k, CH_ERROR, status, strlen(status));
-        wslay_event_queue_close(k->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+        libwslay.wslay_event_queue_close(k->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
         ws_flush(k);
     }
     free(status);
@@ -677,7 +677,7 @@ ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, voi
     (void)flags;
     sconn_t *k = user;
     if (k->in.len == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        libwslay.wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
     size_t n = len < k->in.len ? len : k->in.len;
@@ -736,12 +736,12 @@ ws_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg 
 static void
 ws_input(sconn_t *k)
 {
-    if (wslay_event_recv(k->ws) != 0) {
+    if (libwslay.wslay_event_recv(k->ws) != 0) {
         sconn_close(k);
         return;
     }
     ws_flush(k); /* pongs, close replies */
-    if (!wslay_event_want_read(k->ws) && !wslay_event_want_write(k->ws))
+    if (!libwslay.wslay_event_want_read(k->ws) && !libwslay.wslay_event_want_write(k->ws))
         sconn_end(k);
 }
 
@@ -827,9 +827,13 @@ upgrade_ws(sconn_t *k, const http_req_t *r)
         return;
     }
     k->proto = k->wsp.version;
+    if (libwslay_load(NULL, NULL) < 0) {
+        http_error(k, 500, "Internal Server Error", NULL, "libwslay.so: cannot open\n");
+        return;
+    }
     static const struct wslay_event_callbacks cb = {ws_recv_cb, ws_send_cb, NULL,     NULL,
                                                     NULL,       NULL,       ws_msg_cb};
-    wslay_event_context_server_init(&k->ws, &cb, k);
+    libwslay.wslay_event_context_server_init(&k->ws, &cb, k);
     char buf[512], proto[128] = "";
     if (*k->wsp.name)
         snprintf(proto, sizeof(proto), "Sec-WebSocket-Protocol: %s\r\n", k->wsp.name);

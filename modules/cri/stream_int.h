@@ -7,7 +7,7 @@
 #define BERTH_CRI_STREAM_INT_H
 
 #include <uv.h>
-#include <wslay/wslay.h>
+#include "lib_wslay.h" /* opened on first use, by a WebSocket upgrade */
 
 #include "cri.h"
 #include "stream_proto.h"

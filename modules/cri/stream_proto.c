@@ -11,8 +11,8 @@
 #include <strings.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
+#include "lib_crypto.h" /* opened on first use: the WebSocket handshake and base64 */
 #include "stream_proto.h"
 
 /* ---- sbuf --------------------------------------------------------------------------------------- */
@@ -292,15 +292,17 @@ int
 spdy_zlib_init(spdy_zlib_t *z)
 {
     *z = (spdy_zlib_t){0};
+    if (libz_load(NULL, NULL) < 0)
+        return -1;
     size_t dl;
     const uint8_t *d = spdy_dictionary(&dl);
-    if (inflateInit(&z->in) != Z_OK)
+    if (libz.inflateInit_(&z->in, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return -1;
     z->in_ok = 1;
-    if (deflateInit(&z->out, Z_BEST_COMPRESSION) != Z_OK)
+    if (libz.deflateInit_(&z->out, Z_BEST_COMPRESSION, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return -1;
     z->out_ok = 1;
-    if (deflateSetDictionary(&z->out, d, (uInt)dl) != Z_OK)
+    if (libz.deflateSetDictionary(&z->out, d, (uInt)dl) != Z_OK)
         return -1;
     return 0;
 }
@@ -309,9 +311,9 @@ void
 spdy_zlib_free(spdy_zlib_t *z)
 {
     if (z->in_ok)
-        inflateEnd(&z->in);
+        libz.inflateEnd(&z->in);
     if (z->out_ok)
-        deflateEnd(&z->out);
+        libz.deflateEnd(&z->out);
     z->in_ok = z->out_ok = 0;
 }
 
@@ -324,11 +326,11 @@ inflate_block(spdy_zlib_t *z, const uint8_t *block, size_t len, sbuf_t *plain)
         uint8_t tmp[4096];
         z->in.next_out = tmp;
         z->in.avail_out = sizeof(tmp);
-        int rc = inflate(&z->in, Z_SYNC_FLUSH);
+        int rc = libz.inflate(&z->in, Z_SYNC_FLUSH);
         if (rc == Z_NEED_DICT) {
             size_t dl;
             const uint8_t *d = spdy_dictionary(&dl);
-            if (inflateSetDictionary(&z->in, d, (uInt)dl) != Z_OK)
+            if (libz.inflateSetDictionary(&z->in, d, (uInt)dl) != Z_OK)
                 return -1;
             rc = Z_OK;
         }
@@ -436,7 +438,7 @@ deflate_block(spdy_zlib_t *z, const char *const *names, const char *const *value
         uint8_t tmp[4096];
         z->out.next_out = tmp;
         z->out.avail_out = sizeof(tmp);
-        rc = deflate(&z->out, Z_SYNC_FLUSH);
+        rc = libz.deflate(&z->out, Z_SYNC_FLUSH);
         if (rc != Z_OK && rc != Z_BUF_ERROR)
             break;
         sbuf_put(out, tmp, sizeof(tmp) - z->out.avail_out);
@@ -683,15 +685,18 @@ int
 ws_accept_key(const char *key, char out[29])
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    if (libcrypto_load(NULL, NULL) < 0)
+        return -1;
     char in[128];
     int n = snprintf(in, sizeof(in), "%s%s", key, guid);
     if (n < 0 || (size_t)n >= sizeof(in))
         return -1;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+    if (libcrypto.EVP_Digest(in, (size_t)n, md, &mdlen, libcrypto.EVP_sha1(), NULL) != 1 ||
+        mdlen != 20)
         return -1;
-    return EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : -1;
+    return libcrypto.EVP_EncodeBlock((unsigned char *)out, md, 20) == 28 ? 0 : -1;
 }
 
 static const struct {
@@ -731,9 +736,13 @@ ws_channel_encode(const ws_proto_t *p, int channel, const void *data, size_t n, 
         *out_len = n + 1;
         return m;
     }
+    if (libcrypto_load(NULL, NULL) < 0) { /* (a WebSocket accepted: ws_accept_key opened it) */
+        *out_len = 0;
+        return NULL;
+    }
     uint8_t *m = malloc(1 + 4 * ((n + 2) / 3) + 1);
     m[0] = (uint8_t)('0' + channel);
-    int l = EVP_EncodeBlock(m + 1, data, (int)n);
+    int l = libcrypto.EVP_EncodeBlock(m + 1, data, (int)n);
     *out_len = 1 + (size_t)l;
     return m;
 }
@@ -751,11 +760,11 @@ ws_channel_decode(const ws_proto_t *p, const uint8_t *msg, size_t n, int *channe
         memcpy(*data, msg + 1, n - 1);
         return 0;
     }
-    if (msg[0] < '0' || msg[0] > '9' || (n - 1) % 4 != 0)
+    if (msg[0] < '0' || msg[0] > '9' || (n - 1) % 4 != 0 || libcrypto_load(NULL, NULL) < 0)
         return -1;
     *channel = msg[0] - '0';
     *data = malloc(3 * ((n - 1) / 4) + 1);
-    int l = n > 1 ? EVP_DecodeBlock(*data, msg + 1, (int)(n - 1)) : 0;
+    int l = n > 1 ? libcrypto.EVP_DecodeBlock(*data, msg + 1, (int)(n - 1)) : 0;
     if (l < 0) {
         free(*data);
         return -1;

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <zlib.h>
+#include "lib_z.h" /* opened on first use, by spdy_zlib_init */
 
 /* ---- a growable byte buffer ---------------------------------------------------------------------- */
 

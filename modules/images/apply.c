@@ -20,9 +20,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-#include <openssl/sha.h>
+#include "lib_archive.h" /* libarchive and libcrypto: opened on first use */
+#include "lib_crypto.h"
 
 #define RATIO_GRACE (1u << 20) /* tiny layers compress absurdly well; judge ratios after 1 MiB */
 #define IN_BUF (1u << 20)
@@ -259,8 +258,8 @@ set_xattrs(applier_t *a, int fd, struct archive_entry *e, const char *name)
     const char *key;
     const void *value;
     size_t size;
-    archive_entry_xattr_reset(e);
-    while (archive_entry_xattr_next(e, &key, &value, &size) == ARCHIVE_OK) {
+    libarchive.archive_entry_xattr_reset(e);
+    while (libarchive.archive_entry_xattr_next(e, &key, &value, &size) == ARCHIVE_OK) {
         if (fsetxattr(fd, key, value, size, 0) == 0 || errno == EOPNOTSUPP)
             continue;
         return fail_errno(a, name, key);
@@ -271,9 +270,11 @@ set_xattrs(applier_t *a, int fd, struct archive_entry *e, const char *name)
 static void
 entry_times(struct archive_entry *e, struct timespec ts[2])
 {
-    ts[1] = (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
-    ts[0] = archive_entry_atime_is_set(e)
-                ? (struct timespec){archive_entry_atime(e), archive_entry_atime_nsec(e)}
+    ts[1] = (struct timespec){libarchive.archive_entry_mtime(e),
+                              libarchive.archive_entry_mtime_nsec(e)};
+    ts[0] = libarchive.archive_entry_atime_is_set(e)
+                ? (struct timespec){libarchive.archive_entry_atime(e),
+                                    libarchive.archive_entry_atime_nsec(e)}
                 : ts[1];
 }
 
@@ -283,9 +284,10 @@ set_meta_fd(applier_t *a, int fd, struct archive_entry *e, const char *name, int
 {
     struct timespec ts[2];
     entry_times(e, ts);
-    if (fchown(fd, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0)
+    if (fchown(fd, (uid_t)libarchive.archive_entry_uid(e), (gid_t)libarchive.archive_entry_gid(e)) <
+        0)
         return fail_errno(a, name, "chown");
-    if (fchmod(fd, archive_entry_perm(e)) < 0)
+    if (fchmod(fd, libarchive.archive_entry_perm(e)) < 0)
         return fail_errno(a, name, "chmod");
     if (set_xattrs(a, fd, e, name) != 0)
         return BERTH_EIO;
@@ -307,8 +309,9 @@ set_meta_path_fd(applier_t *a, int pfd, const char *base, struct archive_entry *
     struct timespec ts[2];
     entry_times(e, ts);
     int rc = 0;
-    if (chown(proc, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e)) < 0 ||
-        chmod(proc, archive_entry_perm(e)) < 0 || utimensat(AT_FDCWD, proc, ts, 0) < 0)
+    if (chown(proc, (uid_t)libarchive.archive_entry_uid(e),
+              (gid_t)libarchive.archive_entry_gid(e)) < 0 ||
+        chmod(proc, libarchive.archive_entry_perm(e)) < 0 || utimensat(AT_FDCWD, proc, ts, 0) < 0)
         rc = fail_errno(a, name, "metadata");
     close(fd);
     return rc;
@@ -352,7 +355,7 @@ copy_data(applier_t *a, int fd, const char *name)
 {
     static __thread char buf[256 * 1024];
     la_ssize_t n;
-    while ((n = archive_read_data(a->tar, buf, sizeof(buf))) > 0)
+    while ((n = libarchive.archive_read_data(a->tar, buf, sizeof(buf))) > 0)
         for (la_ssize_t off = 0; off < n;) {
             ssize_t w = write(fd, buf + off, (size_t)(n - off));
             if (w < 0)
@@ -384,13 +387,13 @@ write_symlink(applier_t *a, int pfd, const char *base, const char *name, struct 
     int rc = replace_existing(a, pfd, base, name, 0);
     if (rc < 0)
         return rc;
-    const char *target = archive_entry_symlink(e);
+    const char *target = libarchive.archive_entry_symlink(e);
     if (target == NULL || symlinkat(target, pfd, base) < 0)
         return fail_errno(a, name, "symlink");
     struct timespec ts[2];
     entry_times(e, ts);
-    if (fchownat(pfd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
-                 AT_SYMLINK_NOFOLLOW) < 0 ||
+    if (fchownat(pfd, base, (uid_t)libarchive.archive_entry_uid(e),
+                 (gid_t)libarchive.archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0 ||
         utimensat(pfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return fail_errno(a, name, "symlink metadata");
     return 0;
@@ -422,13 +425,14 @@ write_hardlink(applier_t *a, int pfd, const char *base, const char *name, const 
 static int
 write_node(applier_t *a, int pfd, const char *base, const char *name, struct archive_entry *e)
 {
-    mode_t type = archive_entry_filetype(e);
+    mode_t type = libarchive.archive_entry_filetype(e);
     if ((type == AE_IFCHR || type == AE_IFBLK) && !a->opts->allow_devices)
         return fail(a, BERTH_EINVAL, name, "device nodes are not allowed (allow_device_nodes)");
     int rc = replace_existing(a, pfd, base, name, 0);
     if (rc < 0)
         return rc;
-    dev_t dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
+    dev_t dev =
+        makedev(libarchive.archive_entry_rdevmajor(e), libarchive.archive_entry_rdevminor(e));
     if (mknodat(pfd, base, type | 0600, type == AE_IFIFO ? 0 : dev) < 0)
         return fail_errno(a, name, "mknod");
     return set_meta_path_fd(a, pfd, base, e, name);
@@ -442,8 +446,8 @@ whiteout_char_device(applier_t *a, int pfd, const char *base, const char *name,
 {
     if (remove_all(pfd, base) < 0 || mknodat(pfd, base, S_IFCHR | 0, makedev(0, 0)) < 0)
         return fail_errno(a, name, "overlay whiteout");
-    if (fchownat(pfd, base, (uid_t)archive_entry_uid(e), (gid_t)archive_entry_gid(e),
-                 AT_SYMLINK_NOFOLLOW) < 0)
+    if (fchownat(pfd, base, (uid_t)libarchive.archive_entry_uid(e),
+                 (gid_t)libarchive.archive_entry_gid(e), AT_SYMLINK_NOFOLLOW) < 0)
         return fail_errno(a, name, "overlay whiteout owner");
     return 0;
 }
@@ -519,12 +523,12 @@ apply_whiteout(applier_t *a, const char *parent, const char *base, const char *n
 static int
 apply_entry(applier_t *a, struct archive_entry *e)
 {
-    const char *raw = archive_entry_pathname(e);
+    const char *raw = libarchive.archive_entry_pathname(e);
     char name[4096];
     if (raw == NULL || clean_name(raw, name, sizeof(name)) < 0)
         return fail(a, BERTH_EINVAL, raw ? raw : "(unnamed)", "path leaves the root");
-    mode_t type = archive_entry_filetype(e);
-    const char *link = archive_entry_hardlink(e);
+    mode_t type = libarchive.archive_entry_filetype(e);
+    const char *link = libarchive.archive_entry_hardlink(e);
     if (name[0] == '\0')
         return type == AE_IFDIR && link == NULL
                    ? 0
@@ -605,16 +609,16 @@ read_tar(struct archive *ar, void *user, const void **buf)
     static __thread unsigned char out[256 * 1024];
     if (a->input_rc)
         return -1;
-    la_ssize_t n = archive_read_data(a->raw, out, sizeof(out));
+    la_ssize_t n = libarchive.archive_read_data(a->raw, out, sizeof(out));
     if (n < 0) {
         if (!a->input_rc)
             a->input_rc =
                 a->api->error_make(a->err, BERTH_EINVAL, "layer is truncated or corrupt: %s",
-                                   archive_error_string(a->raw));
+                                   libarchive.archive_error_string(a->raw));
         return -1;
     }
     a->decompressed += (uint64_t)n;
-    SHA256_Update(&a->sha, out, (size_t)n);
+    libcrypto.SHA256_Update(&a->sha, out, (size_t)n);
     if ((a->input_rc = over_bounds(a)) != 0)
         return -1;
     *buf = out;
@@ -625,21 +629,21 @@ static int
 open_stream(applier_t *a)
 {
     struct archive_entry *raw_entry;
-    a->raw = archive_read_new();
-    archive_read_support_filter_all(a->raw);
-    archive_read_support_format_raw(a->raw);
-    if (archive_read_open(a->raw, a, NULL, read_compressed, NULL) != ARCHIVE_OK ||
-        archive_read_next_header(a->raw, &raw_entry) != ARCHIVE_OK)
+    a->raw = libarchive.archive_read_new();
+    libarchive.archive_read_support_filter_all(a->raw);
+    libarchive.archive_read_support_format_raw(a->raw);
+    if (libarchive.archive_read_open(a->raw, a, NULL, read_compressed, NULL) != ARCHIVE_OK ||
+        libarchive.archive_read_next_header(a->raw, &raw_entry) != ARCHIVE_OK)
         return a->input_rc ? a->input_rc
                            : a->api->error_make(a->err, BERTH_EINVAL, "layer is not readable: %s",
-                                                archive_error_string(a->raw));
-    a->tar = archive_read_new();
-    archive_read_support_format_tar(a->tar);
-    archive_read_support_format_gnutar(a->tar);
-    if (archive_read_open(a->tar, a, NULL, read_tar, NULL) != ARCHIVE_OK)
+                                                libarchive.archive_error_string(a->raw));
+    a->tar = libarchive.archive_read_new();
+    libarchive.archive_read_support_format_tar(a->tar);
+    libarchive.archive_read_support_format_gnutar(a->tar);
+    if (libarchive.archive_read_open(a->tar, a, NULL, read_tar, NULL) != ARCHIVE_OK)
         return a->input_rc ? a->input_rc
                            : a->api->error_make(a->err, BERTH_EINVAL, "layer is not a tar: %s",
-                                                archive_error_string(a->tar));
+                                                libarchive.archive_error_string(a->tar));
     return 0;
 }
 
@@ -662,7 +666,8 @@ stream_error(applier_t *a, const char *what)
     if (a->err && *a->err)
         return (*a->err)->code;
     return a->api->error_make(a->err, BERTH_EINVAL, "layer is truncated or corrupt%s%s: %s",
-                              what ? " at " : "", what ? what : "", archive_error_string(a->tar));
+                              what ? " at " : "", what ? what : "",
+                              libarchive.archive_error_string(a->tar));
 }
 
 static int
@@ -670,9 +675,10 @@ apply_entries(applier_t *a, layer_apply_result_t *res)
 {
     struct archive_entry *e;
     int r;
-    while ((r = archive_read_next_header(a->tar, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+    while ((r = libarchive.archive_read_next_header(a->tar, &e)) == ARCHIVE_OK ||
+           r == ARCHIVE_WARN) {
         res->entries++;
-        const char *name = archive_entry_pathname(e);
+        const char *name = libarchive.archive_entry_pathname(e);
         if (apply_entry(a, e) != 0)
             return a->err && *a->err ? (*a->err)->code : stream_error(a, name);
     }
@@ -699,7 +705,7 @@ static void
 finish_digest(applier_t *a, layer_apply_result_t *res)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_Final(md, &a->sha);
+    libcrypto.SHA256_Final(md, &a->sha);
     strcpy(res->diff_id, "sha256:");
     for (unsigned i = 0; i < sizeof(md); i++)
         snprintf(res->diff_id + 7 + 2 * i, 3, "%02x", md[i]);
@@ -718,9 +724,14 @@ layer_apply(const berth_core_api_t *api, int root_fd, layer_read_fn read, void *
                    .user = user,
                    .parent_fd = -1};
     *res = (layer_apply_result_t){0};
+    int rc = libarchive_load(api, err);
+    if (rc == 0)
+        rc = libcrypto_load(api, err);
+    if (rc < 0)
+        return rc;
     a.in = malloc(IN_BUF);
-    SHA256_Init(&a.sha);
-    int rc = open_stream(&a);
+    libcrypto.SHA256_Init(&a.sha);
+    rc = open_stream(&a);
     if (rc == 0)
         rc = apply_entries(&a, res);
     set_dir_times(&a);
@@ -729,9 +740,9 @@ layer_apply(const berth_core_api_t *api, int root_fd, layer_read_fn read, void *
     forget_parent(&a);
     pathset_free(&a.written);
     if (a.tar)
-        archive_read_free(a.tar);
+        libarchive.archive_read_free(a.tar);
     if (a.raw)
-        archive_read_free(a.raw);
+        libarchive.archive_read_free(a.raw);
     free(a.in);
     return rc;
 }

@@ -18,10 +18,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-#include <openssl/sha.h>
-#include <zlib.h>
+#include "lib_archive.h" /* libarchive and libcrypto: opened on first use */
+#include "lib_crypto.h"
+#include "lib_z.h"
 
 #include "images.h"
 
@@ -58,7 +57,7 @@ sink_deflate(sink_t *s, const void *buf, size_t len, int flush)
     do {
         s->z.next_out = out;
         s->z.avail_out = sizeof(out);
-        if (deflate(&s->z, flush) == Z_STREAM_ERROR)
+        if (libz.deflate(&s->z, flush) == Z_STREAM_ERROR)
             return s->rc = s->d->api->error_make(&s->err, BERTH_EINTERNAL, "gzip failed");
         if (sink_put(s, out, sizeof(out) - s->z.avail_out) != 0)
             return s->rc;
@@ -71,7 +70,7 @@ sink_write(struct archive *a, void *user, const void *buf, size_t len)
 {
     (void)a;
     sink_t *s = user;
-    SHA256_Update(&s->sha, buf, len);
+    libcrypto.SHA256_Update(&s->sha, buf, len);
     s->size += len;
     int rc = s->gzip ? sink_deflate(s, buf, len, Z_NO_FLUSH) : sink_put(s, buf, len);
     return rc == 0 ? (la_ssize_t)len : -1;
@@ -206,7 +205,7 @@ copy_xattrs(int root, const char *rel, const struct stat *st, struct archive_ent
     for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(list + i) + 1) {
         ssize_t vn = getxattr(proc, list + i, value, sizeof(value));
         if (vn >= 0 && strncmp(list + i, "trusted.overlay.", 16) != 0)
-            archive_entry_xattr_add_entry(e, list + i, value, (size_t)vn);
+            libarchive.archive_entry_xattr_add_entry(e, list + i, value, (size_t)vn);
     }
     close(fd);
 }
@@ -220,7 +219,7 @@ write_data(walker_t *w, const char *rel)
     char buf[128 * 1024];
     ssize_t n;
     while ((n = read(fd, buf, sizeof(buf))) > 0)
-        if (archive_write_data(w->tar, buf, (size_t)n) != n)
+        if (libarchive.archive_write_data(w->tar, buf, (size_t)n) != n)
             break;
     close(fd);
     return n == 0 ? 0 : fail(w, BERTH_EIO, "read", rel);
@@ -250,28 +249,29 @@ emit(walker_t *w, const char *rel)
         return fail(w, BERTH_EIO, "stat", rel);
     if (S_ISSOCK(st.st_mode))
         return 0; /* containerd leaves sockets out */
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_copy_stat(e, &st);
-    archive_entry_set_pathname(e, rel);
-    archive_entry_set_uname(e, "");
-    archive_entry_set_gname(e, "");
+    struct archive_entry *e = libarchive.archive_entry_new();
+    libarchive.archive_entry_copy_stat(e, &st);
+    libarchive.archive_entry_set_pathname(e, rel);
+    libarchive.archive_entry_set_uname(e, "");
+    libarchive.archive_entry_set_gname(e, "");
     const char *target = link_target(w, rel, &st);
     char lnk[4096];
     ssize_t n;
     if (target) {
-        archive_entry_set_hardlink(e, target);
-        archive_entry_set_size(e, 0);
+        libarchive.archive_entry_set_hardlink(e, target);
+        libarchive.archive_entry_set_size(e, 0);
     } else if (S_ISLNK(st.st_mode) &&
                (n = readlinkat(w->upper_root, rel, lnk, sizeof(lnk) - 1)) >= 0) {
         lnk[n] = '\0';
-        archive_entry_set_symlink(e, lnk);
+        libarchive.archive_entry_set_symlink(e, lnk);
     }
     copy_xattrs(w->upper_root, rel, &st, e);
-    int rc =
-        archive_write_header(w->tar, e) == ARCHIVE_OK ? 0 : fail(w, BERTH_EINTERNAL, "tar", rel);
+    int rc = libarchive.archive_write_header(w->tar, e) == ARCHIVE_OK
+                 ? 0
+                 : fail(w, BERTH_EINTERNAL, "tar", rel);
     if (rc == 0 && target == NULL && S_ISREG(st.st_mode) && st.st_size > 0)
         rc = write_data(w, rel);
-    archive_entry_free(e);
+    libarchive.archive_entry_free(e);
     return rc;
 }
 
@@ -300,14 +300,14 @@ whiteout(walker_t *w, const char *name)
         return w->rc;
     char wh[4200];
     snprintf(wh, sizeof(wh), "%s%s.wh.%s", w->path, w->path[0] ? "/" : "", name);
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, wh);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0);
-    archive_entry_set_size(e, 0);
-    if (archive_write_header(w->tar, e) != ARCHIVE_OK)
+    struct archive_entry *e = libarchive.archive_entry_new();
+    libarchive.archive_entry_set_pathname(e, wh);
+    libarchive.archive_entry_set_filetype(e, AE_IFREG);
+    libarchive.archive_entry_set_perm(e, 0);
+    libarchive.archive_entry_set_size(e, 0);
+    if (libarchive.archive_write_header(w->tar, e) != ARCHIVE_OK)
         fail(w, BERTH_EINTERNAL, "tar", wh);
-    archive_entry_free(e);
+    libarchive.archive_entry_free(e);
     return w->rc;
 }
 
@@ -400,19 +400,19 @@ default_ref(char *out, size_t len)
 static int
 write_layer(walker_t *w, sink_t *s)
 {
-    w->tar = archive_write_new();
-    archive_write_set_format_pax_restricted(w->tar);
-    archive_write_set_bytes_per_block(w->tar, 0);
-    if (archive_write_open2(w->tar, s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK)
-        w->rc =
-            w->d->api->error_make(w->err, BERTH_EINTERNAL, "tar: %s", archive_error_string(w->tar));
+    w->tar = libarchive.archive_write_new();
+    libarchive.archive_write_set_format_pax_restricted(w->tar);
+    libarchive.archive_write_set_bytes_per_block(w->tar, 0);
+    if (libarchive.archive_write_open2(w->tar, s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK)
+        w->rc = w->d->api->error_make(w->err, BERTH_EINTERNAL, "tar: %s",
+                                      libarchive.archive_error_string(w->tar));
     if (w->rc == 0)
         walk_dir(w, w->lower_root >= 0);
-    if (archive_write_close(w->tar) != ARCHIVE_OK && w->rc == 0)
+    if (libarchive.archive_write_close(w->tar) != ARCHIVE_OK && w->rc == 0)
         w->rc = s->rc ? s->rc
                       : w->d->api->error_make(w->err, BERTH_EINTERNAL, "tar: %s",
-                                              archive_error_string(w->tar));
-    archive_write_free(w->tar);
+                                              libarchive.archive_error_string(w->tar));
+    libarchive.archive_write_free(w->tar);
     if (w->rc == 0 && s->gzip)
         sink_deflate(s, NULL, 0, Z_FINISH);
     for (size_t i = 0; i < w->n_links; i++)
@@ -432,7 +432,7 @@ publish_blob(differ_t *d, const char *ns, sink_t *s, const berth_kv_t *labels,
              berth_descriptor_t *out, berth_error_t **err)
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_Final(md, &s->sha);
+    libcrypto.SHA256_Final(md, &s->sha);
     char diff_id[BERTH_DIGEST_MAX] = "sha256:";
     for (unsigned i = 0; i < sizeof(md); i++)
         snprintf(diff_id + 7 + 2 * i, 3, "%02x", md[i]);
@@ -472,9 +472,16 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
                                   media_type);
     if (n_upper == 0)
         return d->api->error_make(err, BERTH_EINVAL, "diff needs the upper mounts");
+    int rc = libarchive_load(d->api, err);
+    if (rc == 0)
+        rc = libcrypto_load(d->api, err);
+    if (rc == 0)
+        rc = libz_load(d->api, err);
+    if (rc < 0)
+        return rc;
     mounted_t lo, up;
     walker_t w = {.d = d, .err = err};
-    int rc = open_root(d, lower, n_lower, &lo, &w.lower_root, err);
+    rc = open_root(d, lower, n_lower, &lo, &w.lower_root, err);
     if (rc == 0 && (rc = open_root(d, upper, n_upper, &up, &w.upper_root, err)) != 0) {
         close(w.lower_root);
         mounts_release(&lo);
@@ -485,10 +492,10 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     if (ref == NULL || ref[0] == '\0')
         default_ref(gen, sizeof(gen)), ref = gen;
     sink_t s = {.d = d, .gzip = strcmp(media_type, OCI_TAR_GZIP) == 0};
-    SHA256_Init(&s.sha);
+    libcrypto.SHA256_Init(&s.sha);
     if (s.gzip)
-        deflateInit2(&s.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                     Z_DEFAULT_STRATEGY);
+        libz.deflateInit2_(&s.z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                           Z_DEFAULT_STRATEGY, ZLIB_VERSION, (int)sizeof(z_stream));
     rc = d->cso->writer_open(d->cs, ref, 0, "", &s.w, err);
     if (rc == 0 && (rc = write_layer(&w, &s)) == 0)
         rc = publish_blob(d, ns, &s, labels, out, err);
@@ -497,7 +504,7 @@ differ_diff(void *arg, const char *ns, const berth_mount_t *lower, size_t n_lowe
     if (s.w)
         d->cso->writer_close(s.w);
     if (s.gzip)
-        deflateEnd(&s.z);
+        libz.deflateEnd(&s.z);
     if (s.err)
         d->api->error_free(s.err);
     if (w.lower_root >= 0)

@@ -6,10 +6,8 @@
  * is cut down to the manifests of the wanted platforms (the host's only, by default); each blob is hashed
  * as it is copied.
  */
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
-#include <archive.h>
-#include <archive_entry.h>
-#include <openssl/sha.h>
+#include "lib_archive.h" /* opened on first use; SHA256_CTX: EVP leaves per-thread state on pool threads */
+#include "lib_crypto.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +257,8 @@ stream_write(struct archive *a, void *user, const void *buf, size_t len)
 {
     exp_t *e = user;
     if (xstream_write(e->out, buf, len, &e->werr) < 0) {
-        archive_set_error(a, EIO, "%s", e->werr ? e->werr->message : "export stream failed");
+        libarchive.archive_set_error(a, EIO, "%s",
+                                     e->werr ? e->werr->message : "export stream failed");
         return -1;
     }
     return (la_ssize_t)len;
@@ -276,7 +275,8 @@ write_fail(exp_t *e, struct archive *a, const char *what, berth_error_t **err)
 {
     if (e->werr)
         return e->x->api->error_make(err, e->werr->code, "%s: %s", what, e->werr->message);
-    return e->x->api->error_make(err, BERTH_EIO, "%s: %s", what, archive_error_string(a));
+    return e->x->api->error_make(err, BERTH_EIO, "%s: %s", what,
+                                 libarchive.archive_error_string(a));
 }
 
 /* A blob into the archive, hashed on the way (containerd: "unexpected digest copied"). */
@@ -289,7 +289,7 @@ copy_blob(exp_t *e, struct archive *a, const record_t *r, berth_error_t **err)
         return (*err)->code;
     uint8_t *buf = malloc(CHUNK);
     SHA256_CTX h;
-    SHA256_Init(&h);
+    libcrypto.SHA256_Init(&h);
     int rc = 0;
     for (int64_t at = 0; rc == 0 && at < r->size;) {
         size_t want = r->size - at < CHUNK ? (size_t)(r->size - at) : CHUNK, got = 0;
@@ -297,15 +297,15 @@ copy_blob(exp_t *e, struct archive *a, const record_t *r, berth_error_t **err)
         if (rc == 0 && got == 0)
             rc = x->api->error_make(err, BERTH_EDATALOSS, "content %s: shorter than %lld",
                                     r->digest, (long long)r->size);
-        if (rc == 0 && archive_write_data(a, buf, got) != (la_ssize_t)got)
+        if (rc == 0 && libarchive.archive_write_data(a, buf, got) != (la_ssize_t)got)
             rc = write_fail(e, a, r->name, err);
-        SHA256_Update(&h, buf, got);
+        libcrypto.SHA256_Update(&h, buf, got);
         at += (int64_t)got;
     }
     if (rc == 0) {
         unsigned char md[32];
         char hex[65];
-        SHA256_Final(md, &h);
+        libcrypto.SHA256_Final(md, &h);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", md[i]);
         if (strcmp(hex, r->digest + 7) != 0)
@@ -320,37 +320,39 @@ static int
 write_archive(exp_t *e, berth_error_t **err)
 {
     qsort(e->recs, e->n_recs, sizeof(*e->recs), cmp_rec);
-    struct archive *a = archive_write_new();
-    archive_write_set_format_pax_restricted(a);
-    archive_write_set_bytes_in_last_block(a, 1);
+    struct archive *a = libarchive.archive_write_new();
+    libarchive.archive_write_set_format_pax_restricted(a);
+    libarchive.archive_write_set_bytes_in_last_block(a, 1);
     int rc = 0;
-    if (archive_write_open(a, e, NULL, stream_write, NULL) != ARCHIVE_OK)
+    if (libarchive.archive_write_open(a, e, NULL, stream_write, NULL) != ARCHIVE_OK)
         rc = write_fail(e, a, "export", err);
-    struct archive_entry *ent = archive_entry_new();
+    struct archive_entry *ent = libarchive.archive_entry_new();
     for (size_t i = 0; rc == 0 && i < e->n_recs; i++) {
         const record_t *r = &e->recs[i];
         if (i > 0 && strcmp(r->name, e->recs[i - 1].name) == 0)
             continue;
-        archive_entry_clear(ent);
-        archive_entry_set_pathname(ent, r->name);
-        archive_entry_set_filetype(ent, r->dir ? AE_IFDIR : AE_IFREG);
-        archive_entry_set_perm(ent, r->dir                                             ? 0755
-                                    : (r->digest[0] || !strcmp(r->name, "oci-layout")) ? 0444
-                                                                                       : 0644);
-        archive_entry_set_size(ent, r->dir ? 0 : r->size);
-        if (archive_write_header(a, ent) != ARCHIVE_OK) {
+        libarchive.archive_entry_clear(ent);
+        libarchive.archive_entry_set_pathname(ent, r->name);
+        libarchive.archive_entry_set_filetype(ent, r->dir ? AE_IFDIR : AE_IFREG);
+        libarchive.archive_entry_set_perm(ent, r->dir ? 0755
+                                               : (r->digest[0] || !strcmp(r->name, "oci-layout"))
+                                                   ? 0444
+                                                   : 0644);
+        libarchive.archive_entry_set_size(ent, r->dir ? 0 : r->size);
+        if (libarchive.archive_write_header(a, ent) != ARCHIVE_OK) {
             rc = write_fail(e, a, r->name, err);
             break;
         }
-        if (r->data && r->size > 0 && archive_write_data(a, r->data, (size_t)r->size) != r->size)
+        if (r->data && r->size > 0 &&
+            libarchive.archive_write_data(a, r->data, (size_t)r->size) != r->size)
             rc = write_fail(e, a, r->name, err);
         else if (r->digest[0])
             rc = copy_blob(e, a, r, err);
     }
-    archive_entry_free(ent);
-    if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
+    libarchive.archive_entry_free(ent);
+    if (rc == 0 && libarchive.archive_write_close(a) != ARCHIVE_OK)
         rc = write_fail(e, a, "export", err);
-    archive_write_free(a);
+    libarchive.archive_write_free(a);
     return rc;
 }
 

@@ -6,10 +6,9 @@
  * Then the index (index.json, or one built from manifest.json) is walked: its children labelled for the
  * collector, filtered by the store's platforms, unpacked when the store asks, and named by the store.
  */
-#include <archive.h>
-#include <archive_entry.h>
+#include "lib_archive.h" /* libarchive and zlib: opened on first use */
+#include "lib_z.h"
 #include <json-c/json.h>
-#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +55,8 @@ stream_read(struct archive *a, void *user, const void **out)
     imp_t *im = user;
     size_t got = 0;
     if (xstream_read(im->in, im->buf, CHUNK, &got, &im->rerr) < 0) {
-        archive_set_error(a, EIO, "%s", im->rerr ? im->rerr->message : "import stream failed");
+        libarchive.archive_set_error(a, EIO, "%s",
+                                     im->rerr ? im->rerr->message : "import stream failed");
         return -1;
     }
     *out = im->buf;
@@ -106,11 +106,11 @@ read_small(imp_t *im, struct archive *a, int64_t size, const char *name, char **
                                       "untar %s: %lld bytes, over the %d MiB limit", name,
                                       (long long)size, JSON_LIMIT >> 20);
     char *p = malloc((size_t)size + 1);
-    la_ssize_t n = size > 0 ? archive_read_data(a, p, (size_t)size) : 0;
+    la_ssize_t n = size > 0 ? libarchive.archive_read_data(a, p, (size_t)size) : 0;
     if (n != size) {
         free(p);
         return im->x->api->error_make(err, BERTH_EINVAL, "untar %s: %s", name,
-                                      n < 0 ? archive_error_string(a) : "short read");
+                                      n < 0 ? libarchive.archive_error_string(a) : "short read");
     }
     p[size] = '\0';
     free(*out);
@@ -139,12 +139,12 @@ copy_entry(imp_t *im, struct archive *a, berth_content_writer_t *w, const char *
     uint8_t *buf = malloc(CHUNK);
     int rc = 0;
     for (;;) {
-        la_ssize_t n = archive_read_data(a, buf, CHUNK);
+        la_ssize_t n = libarchive.archive_read_data(a, buf, CHUNK);
         if (n < 0) {
             rc = im->rerr
                      ? api->error_make(err, im->rerr->code, "untar %s: %s", name, im->rerr->message)
                      : api->error_make(err, BERTH_EINVAL, "untar %s: %s", name,
-                                       archive_error_string(a));
+                                       libarchive.archive_error_string(a));
             break;
         }
         if (n == 0)
@@ -222,8 +222,8 @@ static int
 read_entry(imp_t *im, struct archive *a, struct archive_entry *e, berth_error_t **err)
 {
     char name[4096];
-    clean_name(archive_entry_pathname(e), name, sizeof(name));
-    mode_t type = archive_entry_filetype(e);
+    clean_name(libarchive.archive_entry_pathname(e), name, sizeof(name));
+    mode_t type = libarchive.archive_entry_filetype(e);
     if (type == AE_IFLNK) {
         char dir[4096], target[8192], joined[8192];
         snprintf(dir, sizeof(dir), "%s", name);
@@ -232,7 +232,7 @@ read_entry(imp_t *im, struct archive *a, struct archive_entry *e, berth_error_t 
             *slash = '\0';
         else
             dir[0] = '\0';
-        snprintf(target, sizeof(target), "%s/%s", dir, archive_entry_symlink(e));
+        snprintf(target, sizeof(target), "%s/%s", dir, libarchive.archive_entry_symlink(e));
         clean_name(target, joined, sizeof(joined));
         im->links = realloc(im->links, (im->n_links + 2) * sizeof(char *));
         im->links[im->n_links++] = strdup(name);
@@ -241,7 +241,7 @@ read_entry(imp_t *im, struct archive *a, struct archive_entry *e, berth_error_t 
     }
     if (type != AE_IFREG)
         return 0;
-    int64_t size = archive_entry_size(e);
+    int64_t size = libarchive.archive_entry_size(e);
     if (strcmp(name, "oci-layout") == 0)
         return read_small(im, a, size, name, &im->layout, err);
     if (strcmp(name, "manifest.json") == 0)
@@ -261,30 +261,30 @@ read_entry(imp_t *im, struct archive *a, struct archive_entry *e, berth_error_t 
 static int
 read_archive(imp_t *im, berth_error_t **err)
 {
-    struct archive *a = archive_read_new();
-    archive_read_support_format_tar(a);
-    archive_read_support_filter_all(a); /* a compressed archive works too */
+    struct archive *a = libarchive.archive_read_new();
+    libarchive.archive_read_support_format_tar(a);
+    libarchive.archive_read_support_filter_all(a); /* a compressed archive works too */
     int rc = 0;
-    if (archive_read_open(a, im, NULL, stream_read, NULL) != ARCHIVE_OK) {
-        rc =
-            im->x->api->error_make(err, BERTH_EINVAL, "import stream: %s", archive_error_string(a));
+    if (libarchive.archive_read_open(a, im, NULL, stream_read, NULL) != ARCHIVE_OK) {
+        rc = im->x->api->error_make(err, BERTH_EINVAL, "import stream: %s",
+                                    libarchive.archive_error_string(a));
     } else {
         for (;;) {
             struct archive_entry *e;
-            int r = archive_read_next_header(a, &e);
+            int r = libarchive.archive_read_next_header(a, &e);
             if (r == ARCHIVE_EOF)
                 break;
             if (r < ARCHIVE_WARN) {
                 rc = im->rerr ? im->x->api->error_make(err, im->rerr->code, "%s", im->rerr->message)
                               : im->x->api->error_make(err, BERTH_EINVAL, "import: %s",
-                                                       archive_error_string(a));
+                                                       libarchive.archive_error_string(a));
                 break;
             }
             if ((rc = read_entry(im, a, e, err)) < 0)
                 break;
         }
     }
-    archive_read_free(a);
+    libarchive.archive_read_free(a);
     return rc;
 }
 
@@ -329,10 +329,13 @@ static int
 deflate_into(imp_t *im, const blob_t *b, berth_content_writer_t *w, berth_error_t **err)
 {
     xfer_t *x = im->x;
+    int lrc = libz_load(x->api, err);
+    if (lrc < 0)
+        return lrc;
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    if (libz.deflateInit2_(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY,
+                           ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
         return x->api->error_make(err, BERTH_ENOMEM, "gzip: cannot start");
     uint8_t *in = malloc(CHUNK), *out = malloc(CHUNK);
     int rc = 0, zrc = Z_OK;
@@ -349,13 +352,13 @@ deflate_into(imp_t *im, const blob_t *b, berth_content_writer_t *w, berth_error_
         do {
             zs.next_out = out;
             zs.avail_out = CHUNK;
-            zrc = deflate(&zs, flush);
+            zrc = libz.deflate(&zs, flush);
             size_t n = CHUNK - zs.avail_out;
             if (n > 0 && (rc = x->cso->writer_write(w, out, n, err)) < 0)
                 break;
         } while (rc == 0 && zs.avail_out == 0);
     }
-    deflateEnd(&zs);
+    libz.deflateEnd(&zs);
     free(in);
     free(out);
     return rc;

@@ -8,7 +8,6 @@
  * wait for itself), so the worker names the two services it calls by URI in `after`, and the gRPC plugins
  * require io.containerd.transfer.v1.
  */
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,8 +53,6 @@ local_fini(void *instance)
         return;
     streams_free(x->streams);
     reg_config_free(&x->reg);
-    if (x->curl_ready)
-        curl_global_cleanup();
     free(x);
 }
 
@@ -83,14 +80,10 @@ local_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
         api->get_single(ic, BERTH_CONTENT_TYPE, &cs, err) < 0 ||
         api->get(ic, BERTH_DIFFER_TYPE, "walking", &df, err) < 0)
         return code_of(err);
+    /* libcurl, libarchive and libcrypto are opened (and curl_global_init run) by the first transfer that
+     * needs them (lazylib.h), on its pool thread: the transfer's end lets go of OpenSSL's per-thread state
+     * there (OPENSSL_thread_stop) */
     xfer_t *x = calloc(1, sizeof(*x));
-    /* libcurl (and OpenSSL under it) initialised here, on the loop thread: done first on a pool thread,
-     * OpenSSL keeps per-thread state there that nothing frees */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        free(x);
-        return api->error_make(err, BERTH_EINTERNAL, "libcurl: global initialisation failed");
-    }
-    x->curl_ready = 1;
     x->api = api;
     x->log = ic->log;
     x->md = md.instance;

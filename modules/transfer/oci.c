@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* OCI and Docker image JSON for import and export (oci.h). */
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
-#include <openssl/sha.h>
+#include "lib_crypto.h" /* opened on first use; SHA256_CTX: EVP leaves per-thread state on pool threads */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +49,10 @@ static void
 sha256_of(const void *data, size_t len, char out[BERTH_DIGEST_MAX])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_CTX c; /* not SHA256(): OpenSSL 3 runs it through EVP */
-    SHA256_Init(&c);
-    SHA256_Update(&c, data, len);
-    SHA256_Final(md, &c);
+    SHA256_CTX c; /* not libcrypto.SHA256(): OpenSSL 3 runs it through EVP */
+    libcrypto.SHA256_Init(&c);
+    libcrypto.SHA256_Update(&c, data, len);
+    libcrypto.SHA256_Final(md, &c);
     int at = snprintf(out, BERTH_DIGEST_MAX, "sha256:");
     for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
         at += snprintf(out + at, (size_t)(BERTH_DIGEST_MAX - at), "%02x", md[i]);

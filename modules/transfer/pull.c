@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-
+#include "lib_crypto.h"
 #include "transfer.h"
 
 #include "types/transfer/imagestore.pb-c.h"
@@ -685,6 +684,7 @@ xfer_pull(xjob_t *j, const Containerd__Types__Transfer__OCIRegistry *src,
 out:
     pull_free(&p);
     /* TLS left OpenSSL's per-thread state on this pool thread (freed only when a thread exits) */
-    OPENSSL_thread_stop();
+    if (libcrypto_loaded())
+        libcrypto.OPENSSL_thread_stop();
     return rc;
 }

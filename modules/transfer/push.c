@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-
+#include "lib_crypto.h"
 #include "transfer.h"
 
 #include "types/transfer/imagestore.pb-c.h"
@@ -252,6 +251,7 @@ out:
     free(p.done);
     remote_close(&p.remote);
     /* TLS left OpenSSL's per-thread state on this pool thread (freed only when a thread exits) */
-    OPENSSL_thread_stop();
+    if (libcrypto_loaded())
+        libcrypto.OPENSSL_thread_stop();
     return rc;
 }

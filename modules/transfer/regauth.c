@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "regclient.h"
 
@@ -134,7 +133,7 @@ basic_header(const char *user, const char *secret)
     char *h = NULL;
     if (plain && b64) {
         snprintf(plain, n + 1, "%s:%s", user, secret);
-        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
+        libcrypto.EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)plain, (int)n);
         if (asprintf(&h, "Authorization: Basic %s", b64) < 0)
             h = NULL;
     }
@@ -167,11 +166,11 @@ merge_scopes(const char *mine, const char *theirs, char *out, size_t n)
 static int
 append_param(CURL *h, char **q, const char *name, const char *value)
 {
-    char *esc = curl_easy_escape(h, value, 0), *next = NULL;
+    char *esc = libcurl.curl_easy_escape(h, value, 0), *next = NULL;
     if (esc == NULL)
         return -1;
     int rc = asprintf(&next, "%s%s%s=%s", *q ? *q : "", *q && **q ? "&" : "", name, esc);
-    curl_free(esc);
+    libcurl.curl_free(esc);
     if (rc < 0)
         return -1;
     free(*q);
@@ -230,7 +229,7 @@ token_request(reg_rq_t *orig, const reg_challenge_t *ch, const char *scopes, con
     reg_ep_t ep = *orig->ep; /* the endpoint's TLS settings and headers, towards the realm */
     ep.http_fallback = 0;
     ep.is_mirror = 0;
-    CURL *esc = curl_easy_init();
+    CURL *esc = libcurl.curl_easy_init();
     char *params = NULL, *url = NULL, *auth = NULL;
     int rc = esc ? token_params(esc, &params, ch, scopes) : -1;
     if (rc == 0 && post) {
@@ -248,7 +247,7 @@ token_request(reg_rq_t *orig, const reg_challenge_t *ch, const char *scopes, con
                                     params ? params : "") < 0))
         rc = -1;
     if (esc)
-        curl_easy_cleanup(esc);
+        libcurl.curl_easy_cleanup(esc);
     if (rc < 0) {
         free(params);
         free(url);

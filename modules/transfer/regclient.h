@@ -6,9 +6,10 @@
 #ifndef BERTH_TRANSFER_REGCLIENT_H
 #define BERTH_TRANSFER_REGCLIENT_H
 
-#include <curl/curl.h>
 #include <time.h>
 
+#include "lib_crypto.h" /* libcurl and libcrypto: opened on first use (reg_client_new) */
+#include "lib_curl.h"
 #include "registry.h"
 #include "registry_int.h"
 

@@ -117,7 +117,7 @@ start(bjob_t *b, CURLM *m)
         b->rc = b->err ? b->err->code : BERTH_EUNKNOWN;
         return -1;
     }
-    curl_multi_add_handle(m, b->h);
+    libcurl.curl_multi_add_handle(m, b->h);
     b->state = 1;
     return 0;
 }
@@ -178,7 +178,7 @@ on_transport_error(bjob_t *b, CURLcode cc, berth_error_t **first)
         requeue(b, 0);
         return;
     }
-    const char *why = b->rq.curl_err[0] ? b->rq.curl_err : curl_easy_strerror(cc);
+    const char *why = b->rq.curl_err[0] ? b->rq.curl_err : libcurl.curl_easy_strerror(cc);
     c->api->log(c->log, BERTH_LOG_DEBUG, "blob %s from %s: %s (have %lld of %lld bytes)",
                 b->job->desc.digest, ep->authority, why, (long long)b->have,
                 (long long)b->job->desc.size);
@@ -254,15 +254,15 @@ drain(CURLM *m, berth_error_t **first)
 {
     CURLMsg *msg;
     int left, done = 0;
-    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+    while ((msg = libcurl.curl_multi_info_read(m, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         done++;
         CURL *h = msg->easy_handle;
         CURLcode cc = msg->data.result;
         reg_rq_t *rq = NULL;
-        curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&rq);
-        curl_multi_remove_handle(m, h);
+        libcurl.curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&rq);
+        libcurl.curl_multi_remove_handle(m, h);
         reg_rq_log_done(rq, h, cc);
         bjob_t *b = rq->sink_user;
         if (cc != CURLE_OK)
@@ -322,7 +322,7 @@ init_jobs(reg_client_t *c, reg_blob_job_t *jobs, size_t n, bjob_t *bs, berth_err
             finish(b, 0, first); /* the caller holds every byte already */
             continue;
         }
-        if ((b->h = curl_easy_init()) == NULL) {
+        if ((b->h = libcurl.curl_easy_init()) == NULL) {
             fail(b, BERTH_ENOMEM, "blob %s: %s", "curl_easy_init failed");
             finish(b, b->rc, first);
         }
@@ -335,14 +335,14 @@ reg_fetch_blobs(reg_client_t *c, reg_blob_job_t *jobs, size_t n, berth_error_t *
 {
     berth_error_t *first = NULL;
     bjob_t *bs = calloc(n ? n : 1, sizeof *bs);
-    CURLM *m = curl_multi_init();
+    CURLM *m = libcurl.curl_multi_init();
     if (bs == NULL || m == NULL) {
         free(bs);
         if (m)
-            curl_multi_cleanup(m);
+            libcurl.curl_multi_cleanup(m);
         return c->api->error_make(err, BERTH_ENOMEM, "fetch blobs: out of memory");
     }
-    curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    libcurl.curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     init_jobs(c, jobs, n, bs, &first);
     int max = c->cfg->max_concurrent_downloads > 0 ? c->cfg->max_concurrent_downloads : 3;
     for (;;) {
@@ -359,21 +359,21 @@ reg_fetch_blobs(reg_client_t *c, reg_blob_job_t *jobs, size_t n, berth_error_t *
             continue;
         }
         int still = 0;
-        curl_multi_perform(m, &still);
+        libcurl.curl_multi_perform(m, &still);
         /* a transfer that ended may let a waiting one start, or end the fetch: no poll, which would
          * wait its whole timeout with no transfer left to wake it */
         if (drain(m, &first) > 0)
             continue;
         int timeout = (next >= 0 && next < 500) ? (int)next : 500;
-        curl_multi_poll(m, NULL, 0, timeout, NULL);
+        libcurl.curl_multi_poll(m, NULL, 0, timeout, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         if (bs[i].h)
-            curl_easy_cleanup(bs[i].h);
+            libcurl.curl_easy_cleanup(bs[i].h);
         reg_rq_free(&bs[i].rq);
     }
     free(bs);
-    curl_multi_cleanup(m);
+    libcurl.curl_multi_cleanup(m);
     if (first) {
         int code = first->code;
         if (err)

@@ -16,7 +16,6 @@
 #include <time.h>
 
 #include <json-c/json.h>
-#include <openssl/evp.h>
 
 #include "regclient.h"
 
@@ -200,18 +199,16 @@ copy_headers(reg_client_t *c, const reg_client_opts_t *opts)
     return 0;
 }
 
-static void
-curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 int
 reg_client_new(const berth_core_api_t *api, const reg_client_opts_t *opts, reg_client_t **out,
                berth_error_t **err)
 {
-    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-    pthread_once(&curl_once, curl_init_once); /* clients are made on several pool threads */
+    /* libcurl (curl_global_init with it) and libcrypto open on the first client (lazylib.h) */
+    int lrc = libcurl_load(api, err);
+    if (lrc == 0)
+        lrc = libcrypto_load(api, err);
+    if (lrc < 0)
+        return lrc;
     reg_client_t *c = calloc(1, sizeof *c);
     if (c == NULL)
         return api->error_make(err, BERTH_ENOMEM, "registry client: out of memory");
@@ -231,15 +228,15 @@ reg_client_new(const berth_core_api_t *api, const reg_client_opts_t *opts, reg_c
         reg_client_free(c);
         return rc;
     }
-    c->share = curl_share_init();
+    c->share = libcurl.curl_share_init();
     if (c->share == NULL) {
         reg_client_free(c);
         return api->error_make(err, BERTH_ENOMEM, "registry client: curl_share_init failed");
     }
     /* one thread uses the client at a time, so the share needs no lock callbacks */
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    libcurl.curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    libcurl.curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    libcurl.curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     *out = c;
     return 0;
 }
@@ -250,7 +247,7 @@ reg_client_free(reg_client_t *c)
     if (c == NULL)
         return;
     if (c->share)
-        curl_share_cleanup(c->share);
+        libcurl.curl_share_cleanup(c->share);
     for (size_t i = 0; i < c->n_eps; i++)
         free(c->eps[i].ca_pem);
     free(c->eps);
@@ -302,7 +299,7 @@ reg_rq_free(reg_rq_t *rq)
     reg_rq_reset_response(rq);
     free(rq->buf);
     free(rq->url);
-    curl_slist_free_all(rq->hdrs);
+    libcurl.curl_slist_free_all(rq->hdrs);
     if (rq->read_err)
         rq->c->api->error_free(rq->read_err);
     memset(rq, 0, sizeof *rq);
@@ -419,7 +416,7 @@ on_read(char *buf, size_t size, size_t nitems, void *user)
 static int
 append_header(struct curl_slist **l, const char *h)
 {
-    struct curl_slist *n = curl_slist_append(*l, h);
+    struct curl_slist *n = libcurl.curl_slist_append(*l, h);
     if (n == NULL)
         return -1;
     *l = n;
@@ -430,7 +427,7 @@ static int
 build_headers(reg_rq_t *rq)
 {
     reg_client_t *c = rq->c;
-    curl_slist_free_all(rq->hdrs);
+    libcurl.curl_slist_free_all(rq->hdrs);
     rq->hdrs = NULL;
     int rc = append_header(&rq->hdrs, "User-Agent: berth (containerd/v2.4.2 compatible)");
     for (size_t i = 0; rc == 0 && i < rq->ep->cfg->n_headers; i++)
@@ -455,56 +452,56 @@ reg_rq_setup(reg_rq_t *rq, CURL *h, berth_error_t **err)
     if (build_headers(rq) < 0 || reg_ep_ca_bundle(c, ep, err) < 0)
         return err && *err ? (*err)->code
                            : c->api->error_make(err, BERTH_ENOMEM, "request: out of memory");
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, rq->url);
-    curl_easy_setopt(h, CURLOPT_SHARE, c->share);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, rq->hdrs);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, rq->curl_err);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, rq);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, rq);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, rq);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)c->cfg->low_speed_limit);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)c->cfg->low_speed_time_s);
+    libcurl.curl_easy_reset(h);
+    libcurl.curl_easy_setopt(h, CURLOPT_URL, rq->url);
+    libcurl.curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+    libcurl.curl_easy_setopt(h, CURLOPT_HTTPHEADER, rq->hdrs);
+    libcurl.curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    libcurl.curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+    libcurl.curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    libcurl.curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    libcurl.curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    libcurl.curl_easy_setopt(h, CURLOPT_ERRORBUFFER, rq->curl_err);
+    libcurl.curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    libcurl.curl_easy_setopt(h, CURLOPT_HEADERDATA, rq);
+    libcurl.curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    libcurl.curl_easy_setopt(h, CURLOPT_WRITEDATA, rq);
+    libcurl.curl_easy_setopt(h, CURLOPT_PRIVATE, rq);
+    libcurl.curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->cfg->connect_timeout_ms);
+    libcurl.curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, (long)c->cfg->low_speed_limit);
+    libcurl.curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)c->cfg->low_speed_time_s);
     /* redirects to blob storage: curl sends our Authorization header to the first host only (the
      * default CURLOPT_UNRESTRICTED_AUTH=0) */
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+    libcurl.curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, rq->follow ? 1L : 0L);
+    libcurl.curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    libcurl.curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
     if (ep->skip_verify) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        libcurl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        libcurl.curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (ep->ca_pem) {
         struct curl_blob blob = {ep->ca_pem, ep->ca_len, CURL_BLOB_NOCOPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+        libcurl.curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (ep->cfg->client_cert) {
-        curl_easy_setopt(h, CURLOPT_SSLCERT, ep->cfg->client_cert);
-        curl_easy_setopt(h, CURLOPT_SSLKEY,
-                         ep->cfg->client_key ? ep->cfg->client_key : ep->cfg->client_cert);
+        libcurl.curl_easy_setopt(h, CURLOPT_SSLCERT, ep->cfg->client_cert);
+        libcurl.curl_easy_setopt(h, CURLOPT_SSLKEY,
+                                 ep->cfg->client_key ? ep->cfg->client_key : ep->cfg->client_cert);
     }
     if (strcmp(rq->method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        libcurl.curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(rq->method, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+        libcurl.curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
         if (rq->read) {
             rq->read_pos = 0;
-            curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-            curl_easy_setopt(h, CURLOPT_READDATA, rq);
-            curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->read_len);
+            libcurl.curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+            libcurl.curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+            libcurl.curl_easy_setopt(h, CURLOPT_READDATA, rq);
+            libcurl.curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->read_len);
             /* CURLOPT_UPLOAD makes it a PUT; the custom request keeps PATCH */
         } else {
-            curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
-            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+            libcurl.curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? (const char *)rq->body : "");
+            libcurl.curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         }
     }
     return 0;
@@ -516,15 +513,15 @@ reg_rq_log_done(reg_rq_t *rq, CURL *h, CURLcode cc)
     if (!rq->c->api->log_enabled(rq->c->log, BERTH_LOG_DEBUG))
         return;
     long version = 0, connects = 0;
-    curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+    libcurl.curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+    libcurl.curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
     const char *v = version == CURL_HTTP_VERSION_2_0   ? "HTTP/2"
                     : version == CURL_HTTP_VERSION_1_1 ? "HTTP/1.1"
                     : version == CURL_HTTP_VERSION_1_0 ? "HTTP/1.0"
                                                        : "-";
     rq->c->api->log(rq->c->log, BERTH_LOG_DEBUG, "%s %s: %ld %s conn=%s%s%s", rq->method, rq->url,
                     rq->status, v, connects > 0 ? "new" : "reused", cc ? " curl=" : "",
-                    cc ? curl_easy_strerror(cc) : "");
+                    cc ? libcurl.curl_easy_strerror(cc) : "");
 }
 
 int
@@ -575,7 +572,7 @@ int
 reg_rq_do(reg_rq_t *rq, berth_error_t **err)
 {
     reg_client_t *c = rq->c;
-    CURL *h = curl_easy_init();
+    CURL *h = libcurl.curl_easy_init();
     if (h == NULL)
         return c->api->error_make(err, BERTH_ENOMEM, "curl_easy_init failed");
     int authed = 0, rc = 0;
@@ -583,7 +580,7 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
         reg_rq_reset_response(rq);
         if ((rc = reg_rq_setup(rq, h, err)) < 0)
             break;
-        CURLcode cc = curl_easy_perform(h);
+        CURLcode cc = libcurl.curl_easy_perform(h);
         reg_rq_log_done(rq, h, cc);
         if (cc != CURLE_OK && rq->ep->http_fallback && strcmp(rq->ep->scheme, "https") == 0 &&
             tls_failed(cc)) {
@@ -616,14 +613,15 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
             }
             if (reg_curl_retryable(cc) && attempt < c->cfg->retries) {
                 int64_t ms = reg_backoff_ms(NULL, attempt + 1);
-                c->api->log(c->log, BERTH_LOG_DEBUG, "%s %s: %s; retry in %lld ms", rq->method,
-                            rq->url, rq->curl_err[0] ? rq->curl_err : curl_easy_strerror(cc),
-                            (long long)ms);
+                c->api->log(
+                    c->log, BERTH_LOG_DEBUG, "%s %s: %s; retry in %lld ms", rq->method, rq->url,
+                    rq->curl_err[0] ? rq->curl_err : libcurl.curl_easy_strerror(cc), (long long)ms);
                 reg_sleep_ms(ms);
                 continue;
             }
-            rc = c->api->error_make(err, BERTH_EUNAVAILABLE, "%s %s: %s", rq->method, rq->url,
-                                    rq->curl_err[0] ? rq->curl_err : curl_easy_strerror(cc));
+            rc =
+                c->api->error_make(err, BERTH_EUNAVAILABLE, "%s %s: %s", rq->method, rq->url,
+                                   rq->curl_err[0] ? rq->curl_err : libcurl.curl_easy_strerror(cc));
             break;
         }
         if (rq->status == 401 && !authed && !rq->no_auth && rq->n_challenges > 0) {
@@ -642,7 +640,7 @@ reg_rq_do(reg_rq_t *rq, berth_error_t **err)
         }
         break;
     }
-    curl_easy_cleanup(h);
+    libcurl.curl_easy_cleanup(h);
     return rc;
 }
 
@@ -696,7 +694,7 @@ sha256_digest(const uint8_t *data, size_t len, char out[BERTH_DIGEST_MAX])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    libcrypto.EVP_Digest(data, len, md, &mdlen, libcrypto.EVP_sha256(), NULL);
     strcpy(out, "sha256:");
     for (unsigned i = 0; i < mdlen; i++)
         snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
@@ -708,14 +706,14 @@ digest_matches(const char *digest, const uint8_t *data, size_t len)
 {
     const EVP_MD *md = NULL;
     if (strncmp(digest, "sha256:", 7) == 0)
-        md = EVP_sha256();
+        md = libcrypto.EVP_sha256();
     else if (strncmp(digest, "sha512:", 7) == 0)
-        md = EVP_sha512();
+        md = libcrypto.EVP_sha512();
     if (md == NULL)
         return 0;
     unsigned char out[64];
     unsigned int n = 0;
-    EVP_Digest(data, len, out, &n, md, NULL);
+    libcrypto.EVP_Digest(data, len, out, &n, md, NULL);
     char hex[129];
     for (unsigned i = 0; i < n; i++)
         snprintf(hex + 2 * i, 3, "%02x", out[i]);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include <curl/curl.h>
+#include "lib_curl.h" /* curl_getdate: a response was received, so libcurl is open */
 
 #include "registry_int.h"
 
@@ -188,7 +188,7 @@ reg_parse_retry_after(const char *value, time_t now)
             s = 86400;
         return (int64_t)s * 1000;
     }
-    time_t t = curl_getdate(p, NULL);
+    time_t t = libcurl.curl_getdate(p, NULL);
     if (t == (time_t)-1)
         return -1;
     return t > now ? (int64_t)(t - now) * 1000 : 0;

@@ -72,10 +72,10 @@ reg_blob_mount(reg_client_t *c, const berth_descriptor_t *desc, const char *from
     char scope[1400];
     snprintf(scope, sizeof scope, "repository:%s:pull,push repository:%s:pull", c->ref.repo,
              from_repo);
-    CURL *h = curl_easy_init();
-    char *from = h ? curl_easy_escape(h, from_repo, 0) : NULL;
+    CURL *h = libcurl.curl_easy_init();
+    char *from = h ? libcurl.curl_easy_escape(h, from_repo, 0) : NULL;
     if (h)
-        curl_easy_cleanup(h);
+        libcurl.curl_easy_cleanup(h);
     if (from == NULL)
         return c->api->error_make(err, BERTH_ENOMEM, "mount: out of memory");
     reg_rq_t rq;
@@ -83,7 +83,7 @@ reg_blob_mount(reg_client_t *c, const berth_descriptor_t *desc, const char *from
         &rq, c, ep, "POST",
         reg_url(c, ep, "/%s/blobs/uploads/?mount=%s&from=%s", c->ref.repo, desc->digest, from),
         scope);
-    curl_free(from);
+    libcurl.curl_free(from);
     int rc = reg_rq_do(&rq, err);
     if (rc == 0) {
         if (rq.status == 201) {

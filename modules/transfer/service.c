@@ -4,10 +4,12 @@
  * source and destination as containerd's local transferrer (core/transfer/local/transfer.go) does. The
  * call's pool thread runs the whole transfer.
  */
-#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib_archive.h"
+#include "lib_crypto.h"
+#include "lib_curl.h"
 #include "transfer.h"
 #include "google/protobuf/empty.pb-c.h"
 #include "services/transfer/v1/transfer.pb-c.h"
@@ -87,6 +89,20 @@ xfer_echo(xjob_t *j, const import_pb_t *src, const export_pb_t *dst, berth_error
     return rc;
 }
 
+/* The libraries an operation calls, opened by its first use (lazylib.h): libcrypto for digests, libarchive
+ * for tar streams, libcurl for registries */
+enum { NEEDS_ARCHIVE = 1, NEEDS_CURL = 2 };
+static int
+open_libs(const berth_core_api_t *api, int needs, berth_error_t **err)
+{
+    int rc = libcrypto_load(api, err);
+    if (rc == 0 && (needs & NEEDS_ARCHIVE))
+        rc = libarchive_load(api, err);
+    if (rc == 0 && (needs & NEEDS_CURL))
+        rc = libcurl_load(api, err);
+    return rc;
+}
+
 #define DECODE(var, any, desc)                                 \
     do {                                                       \
         if ((var = decode(x->api, any, &(desc), err)) == NULL) \
@@ -103,23 +119,28 @@ dispatch(xjob_t *j, const Google__Protobuf__Any *src, const Google__Protobuf__An
     if (is(src, T_REGISTRY) && is(dst, T_STORE)) {
         DECODE(s, src, containerd__types__transfer__ociregistry__descriptor);
         DECODE(d, dst, containerd__types__transfer__image_store__descriptor);
-        rc = xfer_pull(j, s, d, err);
+        if ((rc = open_libs(x->api, NEEDS_CURL, err)) == 0)
+            rc = xfer_pull(j, s, d, err);
     } else if (is(src, T_STORE) && is(dst, T_REGISTRY)) {
         DECODE(s, src, containerd__types__transfer__image_store__descriptor);
         DECODE(d, dst, containerd__types__transfer__ociregistry__descriptor);
-        rc = xfer_push(j, s, d, err);
+        if ((rc = open_libs(x->api, NEEDS_CURL, err)) == 0)
+            rc = xfer_push(j, s, d, err);
     } else if (is(src, T_STORE) && is(dst, T_EXPORT)) {
         DECODE(s, src, containerd__types__transfer__image_store__descriptor);
         DECODE(d, dst, containerd__types__transfer__image_export_stream__descriptor);
-        rc = xfer_export(j, s, d, err);
+        if ((rc = open_libs(x->api, NEEDS_ARCHIVE, err)) == 0)
+            rc = xfer_export(j, s, d, err);
     } else if (is(src, T_STORE) && is(dst, T_STORE)) {
         DECODE(s, src, containerd__types__transfer__image_store__descriptor);
         DECODE(d, dst, containerd__types__transfer__image_store__descriptor);
-        rc = xfer_tag(j, s, d, err);
+        if ((rc = open_libs(x->api, 0, err)) == 0)
+            rc = xfer_tag(j, s, d, err);
     } else if (is(src, T_IMPORT) && is(dst, T_STORE)) {
         DECODE(s, src, containerd__types__transfer__image_import_stream__descriptor);
         DECODE(d, dst, containerd__types__transfer__image_store__descriptor);
-        rc = xfer_import(j, s, d, err);
+        if ((rc = open_libs(x->api, NEEDS_ARCHIVE, err)) == 0)
+            rc = xfer_import(j, s, d, err);
     } else if (is(src, T_IMPORT) && is(dst, T_EXPORT)) {
         DECODE(s, src, containerd__types__transfer__image_import_stream__descriptor);
         DECODE(d, dst, containerd__types__transfer__image_export_stream__descriptor);
@@ -159,7 +180,8 @@ transfer_call(void *user, const char *ns, const uint8_t *req, size_t req_len, ui
     containerd__services__transfer__v1__transfer_request__free_unpacked(r, NULL);
     /* OpenSSL (under libcurl's TLS) keeps per-thread state on this pool thread, which outlives nothing
      * that frees it: let go of it with the transfer */
-    OPENSSL_thread_stop();
+    if (libcrypto_loaded())
+        libcrypto.OPENSSL_thread_stop();
     if (rc < 0)
         return rc;
     Google__Protobuf__Empty e = GOOGLE__PROTOBUF__EMPTY__INIT;

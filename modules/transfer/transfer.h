@@ -48,7 +48,6 @@ typedef struct xfer_s {
     reg_config_t reg;
     char default_snapshotter[64]; /* "overlayfs" */
     int max_concurrent_unpacks;   /* layers applied at once (1: in order, as containerd) */
-    int curl_ready;               /* module.c called curl_global_init */
 } xfer_t;
 
 /* ---- one transfer (job.c) ----------------------------------------------------------------------------- */

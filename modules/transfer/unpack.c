@@ -14,8 +14,7 @@
 #include <time.h>
 #include <sys/random.h>
 
-#define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_CTX: EVP leaves per-thread state on pool threads */
-#include <openssl/sha.h>
+#include "lib_crypto.h" /* opened on first use; SHA256_CTX: EVP leaves per-thread state on pool threads */
 
 #include "transfer.h"
 
@@ -50,10 +49,10 @@ chain_next(const char *parent, const char *diff, char out[BERTH_DIGEST_MAX])
     unsigned char md[SHA256_DIGEST_LENGTH];
     char buf[2 * BERTH_DIGEST_MAX + 2];
     int n = snprintf(buf, sizeof buf, "%s %s", parent, diff);
-    SHA256_CTX h; /* the low-level API: SHA256() goes through EVP */
-    SHA256_Init(&h);
-    SHA256_Update(&h, buf, (size_t)n);
-    SHA256_Final(md, &h);
+    SHA256_CTX h; /* the low-level API: libcrypto.SHA256() goes through EVP */
+    libcrypto.SHA256_Init(&h);
+    libcrypto.SHA256_Update(&h, buf, (size_t)n);
+    libcrypto.SHA256_Final(md, &h);
     strcpy(out, "sha256:");
     for (unsigned i = 0; i < SHA256_DIGEST_LENGTH; i++)
         sprintf(out + 7 + 2 * i, "%02x", md[i]);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "lib_curl.h"
 #include "registry.h"
 #include "registry_int.h"
 
@@ -175,6 +176,8 @@ Test(challenges, case_spacing_and_garbage)
 Test(retry_after, seconds_and_dates)
 {
     time_t now = 1700000000; /* Tue, 14 Nov 2023 22:13:20 GMT */
+    /* dates are read by curl_getdate: libcurl opens with the first registry client, here by hand */
+    cr_assert_eq(libcurl_load(api, &err), 0, "%s", err ? err->message : "");
     cr_expect_eq(reg_parse_retry_after("3", now), 3000);
     cr_expect_eq(reg_parse_retry_after(" 0 ", now), 0);
     cr_expect_eq(reg_parse_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now), 10000);
