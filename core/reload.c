@@ -271,7 +271,8 @@ decide_one(plan_t *pl, size_t i, result_t *res)
         /* disabled before, failed (its cause may be fixed), or changed: try it; a skip that nothing
          * changed would skip again, and trying it would take its dependents down for nothing; one
          * without a dependency waits for a provider to change (wake_waiting) */
-        int changed = q && (!node_equal(p->ic.pub.config, q->ic.pub.config) || q->module != p->module);
+        int changed =
+            q && (!node_equal(p->ic.pub.config, q->ic.pub.config) || q->module != p->module);
         int worth = p->status == BERTH_ST_DISABLED || p->status == BERTH_ST_ERROR || changed;
         pl->act[i] = q && q->status == BERTH_ST_PENDING && worth ? ACT_ENABLE : ACT_NONE;
         return;

@@ -24,6 +24,8 @@ BR=br$$
 NET=10.231.$(($$ % 200 + 20))
 export BERTH_ADDRESS="$work/state/berthd.sock" BERTH_DATA_ROOT="$work/cli" BERTH_FIFO_DIR="$work/fifo"
 unset BERTH_NAMESPACE CONTAINERD_NAMESPACE
+# its own name: the cgroup is /<namespace>/<name>, shared with any other test's container of that name
+CN=re$$
 C="ctr --address $work/state/berthd.sock"
 EVENTS_PID=""
 
@@ -73,7 +75,7 @@ status_of() {
 still_running() {
     kill -0 "$CPID" 2>/dev/null || fail "$1: the container's process $CPID is gone"
     [ "${2:-}" = alone ] ||
-        $B ps 2>"$work/err" | grep -q " Up .* c1$" || fail "$1: berth ps does not list c1 Up: $($B ps 2>&1)"
+        $B ps 2>"$work/err" | grep -q " Up .* $CN\$" || fail "$1: berth ps does not list $CN Up: $($B ps 2>&1)"
 }
 
 write_config ""
@@ -84,9 +86,9 @@ i=0
 until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 $B import -q "$work/fx/busybox-oci.tar" >/dev/null || fail "import"
-$B run -d --name c1 berth-busybox sleep 1000 >/dev/null || fail "run"
-CPID=$($C -n default tasks ls | awk '$1 == "c1" { print $2 }')
-[ -n "$CPID" ] || fail "no pid for c1"
+$B run -d --name $CN berth-busybox sleep 1000 >/dev/null || fail "run"
+CPID=$($C -n default tasks ls | awk -v n="$CN" '$1 == n { print $2 }')
+[ -n "$CPID" ] || fail "no pid for $CN"
 $C events >"$work/events" 2>&1 &
 EVENTS_PID=$!
 sleep 0.3
@@ -107,7 +109,7 @@ toggle() {
     st=$(status_of "$1" "$2")
     [ "$st" = ok ] || fail "enable $uri: ctr plugins ls says '$st'"
     still_running "with $uri enabled again"
-    [ "$($B exec c1 echo alive 2>&1)" = alive ] || fail "exec after toggling $uri: $($B exec c1 echo alive 2>&1)"
+    [ "$($B exec $CN echo alive 2>&1)" = alive ] || fail "exec after toggling $uri: $($B exec $CN echo alive 2>&1)"
     $B images | grep -q berth-busybox || fail "the image is gone after toggling $uri"
     echo "ok: $uri toggled"
 }
@@ -147,5 +149,5 @@ echo "$out" | grep -qF "$want" || fail "bad config: '$out' does not carry '$want
 still_running "after a refused config"
 echo "ok: a bad config is refused with config check's message"
 
-$B rm -f c1 >/dev/null || fail "rm -f c1"
+$B rm -f $CN >/dev/null || fail "rm -f $CN"
 echo "ok: reload with a running container"

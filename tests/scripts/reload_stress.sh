@@ -22,6 +22,8 @@ BR=bs$$
 NET=10.230.$(($$ % 200 + 20))
 export BERTH_ADDRESS="$work/state/berthd.sock" BERTH_DATA_ROOT="$work/cli" BERTH_FIFO_DIR="$work/fifo"
 unset BERTH_NAMESPACE CONTAINERD_NAMESPACE
+# its own name: the cgroup is /<namespace>/<name>, shared with any other test's container of that name
+CN=rs$$
 C="ctr --address $work/state/berthd.sock"
 CLIENTS=""
 
@@ -67,15 +69,15 @@ i=0
 until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 $B import -q "$work/fx/busybox-oci.tar" >/dev/null || fail "import"
-$B run -d --name c1 berth-busybox sleep 1000 >/dev/null || fail "run"
-CPID=$($C -n default tasks ls | awk '$1 == "c1" { print $2 }')
+$B run -d --name $CN berth-busybox sleep 1000 >/dev/null || fail "run"
+CPID=$($C -n default tasks ls | awk -v n="$CN" '$1 == n { print $2 }')
 
 # clients: each loops over calls into services that come and go; their errors are expected and ignored
 client() {
     while :; do "$@" >/dev/null 2>&1 || true; done
 }
 client $B ps & CLIENTS="$CLIENTS $!"
-client $B exec c1 true & CLIENTS="$CLIENTS $!"
+client $B exec $CN true & CLIENTS="$CLIENTS $!"
 client $C plugins ls & CLIENTS="$CLIENTS $!"
 client sh -c "$C -n default images ls; $C -n default snapshots ls; $B volume ls; $B network ls" &
 CLIENTS="$CLIENTS $!"
@@ -109,6 +111,6 @@ grep -q "0 failed" "$work/log" || fail "no reload ended without failures"
 last=$(grep 'msg="reloaded:' "$work/log" | tail -1)
 echo "$last" | grep -q " 0 failed" || fail "the last reload (all enabled) failed: $last"
 kill -0 "$CPID" 2>/dev/null || fail "the container's process is gone"
-[ "$($B exec c1 echo alive 2>&1)" = alive ] || fail "exec after the reloads: $($B exec c1 echo alive 2>&1)"
-$B rm -f c1 >/dev/null || fail "rm -f c1"
+[ "$($B exec $CN echo alive 2>&1)" = alive ] || fail "exec after the reloads: $($B exec $CN echo alive 2>&1)"
+$B rm -f $CN >/dev/null || fail "rm -f $CN"
 echo "ok: $reloads reloads racing with calls; berthd and the container survived"
