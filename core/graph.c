@@ -26,8 +26,8 @@ requires_all(const berth__plugin_t *p)
     return p->reg.requires && p->reg.requires[0] && strcmp(p->reg.requires[0], "*") == 0;
 }
 
-static int
-depends_on(const berth__plugin_t *a, const berth__plugin_t *b)
+int
+berth__graph_depends(const berth__plugin_t *a, const berth__plugin_t *b)
 {
     if (a == b)
         return 0;
@@ -138,7 +138,7 @@ order(berth__registry_t *reg, int with_running)
     g.placed = berth__xcalloc(g.n + 1, 1);
     for (size_t a = 0; a < g.n; a++)
         for (size_t b = 0; b < g.n; b++)
-            g.edge[a * g.n + b] = (unsigned char)depends_on(g.nodes[a], g.nodes[b]);
+            g.edge[a * g.n + b] = (unsigned char)berth__graph_depends(g.nodes[a], g.nodes[b]);
     free(reg->order);
     reg->order = berth__xcalloc(g.n + 1, sizeof(*reg->order));
     reg->norder = 0;

@@ -117,6 +117,9 @@ char *berth__loader_builtin_dir(void);
 
 /* graph.c: orders pending plugins, marks cycles and static dependency failures. */
 void berth__graph_resolve(berth__registry_t *reg);
+/* Does a come after b: a type it requires ("*": every plugin that does not itself require "*"), or b's URI
+ * in its after list? */
+int berth__graph_depends(const berth__plugin_t *a, const berth__plugin_t *b);
 /* Reload: orders every ok and pending plugin together (running ones keep their relative order). */
 void berth__graph_reorder(berth__registry_t *reg);
 /* Before init: 0 if every requirement of p has an ok (or, statically, pending) provider; else marks p

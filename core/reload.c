@@ -221,21 +221,11 @@ is_module_row(const berth__plugin_t *p)
     return strcmp(p->type, BERTH_MODULE_ROW_TYPE) == 0;
 }
 
-/* Does a depend on b (the graph's rule: a type it requires, "*", or b's URI in its after list)? */
+/* Does a depend on b, by the graph's rule? Module-file rows have no dependencies. */
 static int
 depends(const berth__plugin_t *a, const berth__plugin_t *b)
 {
-    if (a == b || is_module_row(a) || is_module_row(b))
-        return 0;
-    const char *const *req = a->reg.requires;
-    if (req && req[0] && strcmp(req[0], "*") == 0)
-        return 1;
-    if (berth__requires_type(req, b->type))
-        return 1;
-    for (size_t i = 0; a->reg.after && a->reg.after[i]; i++)
-        if (strcmp(a->reg.after[i], b->uri) == 0)
-            return 1;
-    return 0;
+    return !is_module_row(a) && !is_module_row(b) && berth__graph_depends(a, b);
 }
 
 static void
@@ -684,6 +674,7 @@ announce(const result_t *res)
     }
 }
 
+/* A line per plugin, then the summary: the summary is the last line of a reload (tests wait for it). */
 static void
 log_result(const result_t *res)
 {
@@ -691,7 +682,6 @@ log_result(const result_t *res)
         LOG_ERROR("reload refused, nothing changed: config: %s", res->message);
         return;
     }
-    LOG_INFO("%s", res->message);
     char **lists[] = {res->enabled, res->disabled, res->reloaded, res->failed, res->restart_needed};
     const char *names[] = {"enabled", "disabled", "reinitialised", "failed", "needs a restart"};
     for (size_t l = 0; l < 5; l++)
@@ -701,6 +691,7 @@ log_result(const result_t *res)
             else
                 LOG_INFO("reload: %s: %s", names[l], lists[l][i]);
         }
+    LOG_INFO("%s", res->message);
 }
 
 static void

@@ -29,15 +29,7 @@ IMG=berth-busybox
 
 cleanup() {
     status=$?
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for c in $($B ps -a -q 2>/dev/null); do $B rm -f "$c" >/dev/null 2>&1 || true; done
-    fi
-    stop_test_processes
-    kill_test_shims
-    drop_rules "$NET."
-    umount_under "$work"
-    ip link del "$BR" 2>/dev/null || true
-    rm -rf "$work"
+    cli_teardown
     exit $status
 }
 trap cleanup EXIT

@@ -87,13 +87,50 @@ cri_restart() {
     cri_start "$@"
 }
 
-# start_berthd_cli CONFIG: berthd on $work/root and $work/state with CONFIG, logging to $work/log, its PID in
-# $PID; waits until `$B version` answers
+# start_berthd_cli CONFIG [LEVEL]: berthd on $work/root and $work/state with CONFIG, logging (at LEVEL, by
+# default warn) to $work/log, its PID in $PID; waits until `$B version` answers
 start_berthd_cli() {
-    "$BERTHD" --config "$1" --root "$work/root" --state "$work/state" --log-level warn 2>>"$work/log" &
+    "$BERTHD" --config "$1" --root "$work/root" --state "$work/state" --log-level "${2:-warn}" 2>>"$work/log" &
     PID=$!
     i=0
     until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+}
+
+# cli_teardown: the body of the EXIT trap of a script that runs containers with the berth CLI ($B) on its
+# own bridge ($BR, subnet $NET) in $work: its containers removed while berthd runs, its processes stopped,
+# shims killed, rules, mounts, bridge and $work gone. The trap keeps $? in $status first and exits with it.
+cli_teardown() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        for c in $($B ps -a -q 2>/dev/null); do $B rm -f "$c" >/dev/null 2>&1 || true; done
+    fi
+    stop_test_processes
+    kill_test_shims
+    drop_rules "$NET."
+    umount_under "$work"
+    ip link del "$BR" 2>/dev/null || true
+    rm -rf "$work"
+}
+
+# reload_config FILE DISABLED [LINE]: bridge_config's file for $BR/$NET with `disabled: [DISABLED]`, and
+# LINE appended when given
+reload_config() {
+    bridge_config "$1" "$BR" "$NET"
+    sed -i "1a disabled: [$2]" "$1"
+    [ -z "${3:-}" ] || printf '%s\n' "$3" >>"$1"
+}
+
+# reload: SIGHUP to berthd ($PID, logging at info to $work/log), then waits for the outcome of this reload
+# in the log and sets $out to that line. Counts in $reloads (so never call it in a subshell).
+reloads=0
+reload() {
+    reloads=$((reloads + 1))
+    kill -HUP "$PID" || fail "berthd is gone before reload $reloads"
+    i=0
+    until [ "$(grep -c 'msg="reloaded:\|reload refused' "$work/log")" -ge $reloads ]; do
+        kill -0 "$PID" 2>/dev/null || fail "berthd died during reload $reloads"
+        i=$((i + 1)); [ $i -lt 600 ] || fail "reload $reloads never finished"; sleep 0.05
+    done
+    out=$(grep 'msg="reloaded:\|reload refused' "$work/log" | tail -1)
 }
 
 # fail MSG...: says what failed, shows the end of berthd's log ($work/log) and exits 1.

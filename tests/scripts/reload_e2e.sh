@@ -32,38 +32,10 @@ EVENTS_PID=""
 cleanup() {
     status=$?
     [ -z "$EVENTS_PID" ] || kill "$EVENTS_PID" 2>/dev/null || true
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for c in $($B ps -a -q 2>/dev/null); do $B rm -f "$c" >/dev/null 2>&1 || true; done
-    fi
-    stop_test_processes
-    kill_test_shims
-    drop_rules "$NET."
-    umount_under "$work"
-    ip link del "$BR" 2>/dev/null || true
-    rm -rf "$work"
+    cli_teardown
     exit $status
 }
 trap cleanup EXIT
-
-# the config file, with `disabled: [$1]` and, when given, a second line under it
-write_config() {
-    bridge_config "$work/berthd.yaml" "$BR" "$NET"
-    sed -i "1a disabled: [$1]" "$work/berthd.yaml"
-    [ -z "${2:-}" ] || printf '%s\n' "$2" >>"$work/berthd.yaml"
-}
-
-reloads=0
-# reload: SIGHUP, then wait for the outcome in the log; sets $out to that line (not in a subshell: the
-# count of reloads must grow)
-reload() {
-    reloads=$((reloads + 1))
-    kill -HUP "$PID"
-    i=0
-    until [ "$(grep -c 'msg="reloaded:\|reload refused' "$work/log")" -ge $reloads ]; do
-        i=$((i + 1)); [ $i -lt 600 ] || fail "reload $reloads never finished"; sleep 0.05
-    done
-    out=$(grep 'msg="reloaded:\|reload refused' "$work/log" | tail -1)
-}
 
 # status_of TYPE ID: its STATUS column in ctr plugins ls
 status_of() {
@@ -78,12 +50,8 @@ still_running() {
         $B ps 2>"$work/err" | grep -q " Up .* $CN\$" || fail "$1: berth ps does not list $CN Up: $($B ps 2>&1)"
 }
 
-write_config ""
-"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-    2>>"$work/log" &
-PID=$!
-i=0
-until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+reload_config "$work/berthd.yaml" ""
+start_berthd_cli "$work/berthd.yaml" info
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 $B import -q "$work/fx/busybox-oci.tar" >/dev/null || fail "import"
 $B run -d --name $CN berth-busybox sleep 1000 >/dev/null || fail "run"
@@ -96,14 +64,14 @@ sleep 0.3
 # toggle TYPE ID: disabled, then enabled again, with the container running throughout
 toggle() {
     uri="$1.$2"
-    write_config "$uri"
+    reload_config "$work/berthd.yaml" "$uri"
     reload
     echo "$out" | grep -q "msg=\"reloaded: .*[1-9][0-9]* disabled" || fail "disable $uri: $out"
     grep -q "reload: disabled: $uri" "$work/log" || fail "disable $uri: not reported"
     st=$(status_of "$1" "$2")
     [ "$st" = skip ] || fail "disable $uri: ctr plugins ls says '$st'"
     still_running "with $uri disabled" alone
-    write_config ""
+    reload_config "$work/berthd.yaml" ""
     reload
     echo "$out" | grep -q "0 failed" || fail "enable $uri: $out"
     st=$(status_of "$1" "$2")
@@ -129,7 +97,7 @@ echo "ok: an Events stream stayed open through $reloads reloads and heard /berth
 toggle io.containerd.event.v1 exchange
 
 # the metadata store cannot be reloaded: reported, and nothing of it changes
-write_config "" "  io.containerd.metadata.v1.lmdb: {map_size: 2147483648}"
+reload_config "$work/berthd.yaml" "" "  io.containerd.metadata.v1.lmdb: {map_size: 2147483648}"
 "$BERTHD" --config "$work/berthd.yaml" config check >/dev/null 2>&1 || fail "metadata config rejected"
 before=$(grep -c "reload: stopping plugin" "$work/log")
 reload
@@ -139,7 +107,7 @@ grep -q "needs a restart: io.containerd.metadata.v1.lmdb" "$work/log" ||
 echo "ok: metadata change reported as needing a restart, nothing stopped"
 
 # a bad config: the same message as config check, and nothing changes
-write_config "" "bogus_key: 1"
+reload_config "$work/berthd.yaml" "" "bogus_key: 1"
 want=$("$BERTHD" --config "$work/berthd.yaml" config check 2>&1) && fail "config check accepted a bad key"
 want=${want#berthd: }
 before=$(grep -c "reload: stopping plugin" "$work/log")

@@ -31,42 +31,13 @@ cleanup() {
     status=$?
     for p in $CLIENTS; do kill "$p" 2>/dev/null || true; done
     for p in $CLIENTS; do wait "$p" 2>/dev/null || true; done
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        for c in $($B ps -a -q 2>/dev/null); do $B rm -f "$c" >/dev/null 2>&1 || true; done
-    fi
-    stop_test_processes
-    kill_test_shims
-    drop_rules "$NET."
-    umount_under "$work"
-    ip link del "$BR" 2>/dev/null || true
-    rm -rf "$work"
+    cli_teardown
     exit $status
 }
 trap cleanup EXIT
 
-write_config() {
-    bridge_config "$work/berthd.yaml" "$BR" "$NET"
-    sed -i "1a disabled: [$1]" "$work/berthd.yaml"
-    [ -z "${2:-}" ] || printf '%s\n' "$2" >>"$work/berthd.yaml"
-}
-
-reloads=0
-reload() {
-    reloads=$((reloads + 1))
-    kill -HUP "$PID" || fail "berthd is gone before reload $reloads"
-    i=0
-    until [ "$(grep -c 'msg="reloaded:\|reload refused' "$work/log")" -ge $reloads ]; do
-        kill -0 "$PID" 2>/dev/null || fail "berthd died during reload $reloads"
-        i=$((i + 1)); [ $i -lt 600 ] || fail "reload $reloads never finished"; sleep 0.05
-    done
-}
-
-write_config ""
-"$BERTHD" --config "$work/berthd.yaml" --root "$work/root" --state "$work/state" --log-level info \
-    2>>"$work/log" &
-PID=$!
-i=0
-until $B version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start"; sleep 0.05; done
+reload_config "$work/berthd.yaml" ""
+start_berthd_cli "$work/berthd.yaml" info
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
 $B import -q "$work/fx/busybox-oci.tar" >/dev/null || fail "import"
 $B run -d --name $CN berth-busybox sleep 1000 >/dev/null || fail "run"
@@ -94,12 +65,12 @@ r=0
 while [ $r -lt "$ROUNDS" ]; do
     set=$(echo "$sets" | sed -n "$((r % 5 + 1))p")
     if [ $((r % 3)) = 2 ]; then
-        write_config "$set" "  io.containerd.runtime.v2.task: {runc: $(command -v runc)}"
+        reload_config "$work/berthd.yaml" "$set" "  io.containerd.runtime.v2.task: {runc: $(command -v runc)}"
     else
-        write_config "$set"
+        reload_config "$work/berthd.yaml" "$set"
     fi
     reload
-    write_config ""
+    reload_config "$work/berthd.yaml" ""
     reload
     r=$((r + 1))
 done
