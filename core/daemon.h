@@ -15,6 +15,7 @@ typedef struct berth__opts {
     int probe;               /* modules --probe */
     int init;                /* modules --init */
     const char *builtin_dir; /* BERTH_MODULE_DIR override of the built-in module dir (tests) */
+    int daemon;              /* running the daemon: probes' findings are kept in <state> */
 } berth__opts_t;
 
 /* Loads the config and applies --set and flags (flags win). */

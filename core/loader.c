@@ -29,6 +29,12 @@
 static const char core_signature[] = BERTH_BUILD_SIGNATURE;
 
 char *
+berth__module_list_cache(const char *state)
+{
+    return berth__xasprintf("%s/berthd-modules.list", state);
+}
+
+char *
 berth__loader_builtin_dir(void)
 {
     cleanup_free char *exe = berth__exe_dir();
@@ -260,6 +266,104 @@ probe_file(const char *path, const char *name, probe_result_t *res)
     }
 }
 
+/* ---- what probes found, kept across starts -------------------------------------------------------- */
+
+/* Lines "<dev> <ino> <size> <mtime> <path>\t<uri> <uri>...": a file with the same identity lists the same
+ * plugins, so it needs no probe. Written whole to a temporary file and renamed over the old one. */
+typedef struct berth__list_cache {
+    char **lines;
+    int dirty;
+} list_cache_t;
+
+static char *
+cache_key(const char *path, const struct stat *st)
+{
+    return berth__xasprintf("%llu %llu %lld %lld.%09ld %s", (unsigned long long)st->st_dev,
+                            (unsigned long long)st->st_ino, (long long)st->st_size,
+                            (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, path);
+}
+
+static int
+cache_lookup(list_cache_t *c, const char *path, const struct stat *st, probe_result_t *res)
+{
+    if (c == NULL)
+        return 0;
+    cleanup_free char *key = cache_key(path, st);
+    size_t kl = strlen(key);
+    for (size_t i = 0; c->lines && c->lines[i]; i++) {
+        if (strncmp(c->lines[i], key, kl) != 0 || c->lines[i][kl] != '\t')
+            continue;
+        memset(res, 0, sizeof(*res));
+        res->ok = 1;
+        cleanup_free char *uris = berth__xstrdup(c->lines[i] + kl + 1);
+        char *save = NULL;
+        for (char *u = strtok_r(uris, " ", &save); u; u = strtok_r(NULL, " ", &save))
+            if (strchr(u, '.'))
+                berth__strv_push(&res->uris, u);
+        return res->uris != NULL;
+    }
+    return 0;
+}
+
+static void
+cache_remember(list_cache_t *c, const char *path, const struct stat *st, const probe_result_t *res)
+{
+    if (c == NULL || res->uris == NULL)
+        return;
+    char *line = cache_key(path, st);
+    for (size_t i = 0; res->uris[i]; i++) {
+        char *l = berth__xasprintf("%s%c%s", line, i ? ' ' : '\t', res->uris[i]);
+        free(line);
+        line = l;
+    }
+    berth__strv_push(&c->lines, line);
+    free(line);
+    c->dirty = 1;
+}
+
+static void
+cache_load(list_cache_t *c, const char *file)
+{
+    FILE *f = fopen(file, "re");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (f && (n = getline(&line, &cap, f)) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strchr(line, '\t'))
+            berth__strv_push(&c->lines, line);
+    }
+    free(line);
+    if (f)
+        fclose(f);
+}
+
+/* Only the lines of files still there and unchanged are kept. */
+static void
+cache_save(list_cache_t *c, const char *file)
+{
+    if (!c->dirty)
+        return;
+    cleanup_free char *tmp = berth__xasprintf("%s.tmp", file);
+    FILE *f = fopen(tmp, "we");
+    if (f == NULL)
+        return;
+    for (size_t i = 0; c->lines && c->lines[i]; i++) {
+        char *tab = strchr(c->lines[i], '\t'), *path = c->lines[i];
+        for (int sp = 0; sp < 4 && path; sp++)
+            path = strchr(path + 1, ' ');
+        struct stat st;
+        if (path == NULL || tab == NULL)
+            continue;
+        cleanup_free char *p = berth__xstrndup(path + 1, (size_t)(tab - path - 1));
+        cleanup_free char *key = stat(p, &st) == 0 ? cache_key(p, &st) : NULL;
+        if (key && strncmp(c->lines[i], key, strlen(key)) == 0)
+            fprintf(f, "%s\n", c->lines[i]);
+    }
+    if (fclose(f) != 0 || rename(tmp, file) != 0)
+        unlink(tmp);
+}
+
 /* ---- registrations ------------------------------------------------------------------------------- */
 
 static berth__plugin_t *
@@ -438,7 +542,11 @@ load_file(berth__registry_t *reg, const char *path, const struct stat *st,
 
     if (opts->probe || (reg->cfg->disabled && reg->cfg->disabled[0])) {
         probe_result_t res;
-        probe_file(path, mod->name, &res);
+        if (opts->probe || !cache_lookup(opts->cache, path, st, &res)) {
+            probe_file(path, mod->name, &res);
+            if (res.ok && !opts->probe)
+                cache_remember(opts->cache, path, st, &res);
+        }
         if (!res.ok) {
             module_row(reg, mod, BERTH_ST_ABI_ERROR, res.reason);
             return;
@@ -498,9 +606,18 @@ scan_dir(berth__registry_t *reg, const char *dir, const berth__load_opts_t *opts
 int
 berth__loader_scan(berth__registry_t *reg, const berth__load_opts_t *opts)
 {
-    cleanup_free char *builtin = opts->builtin_dir ? NULL : berth__loader_builtin_dir();
-    scan_dir(reg, opts->builtin_dir ? opts->builtin_dir : builtin, opts, 0);
+    list_cache_t cache = {0};
+    berth__load_opts_t o = *opts;
+    if (o.list_cache) {
+        cache_load(&cache, o.list_cache);
+        o.cache = &cache;
+    }
+    cleanup_free char *builtin = o.builtin_dir ? NULL : berth__loader_builtin_dir();
+    scan_dir(reg, o.builtin_dir ? o.builtin_dir : builtin, &o, 0);
     for (size_t i = 0; reg->cfg->module_dirs && reg->cfg->module_dirs[i]; i++)
-        scan_dir(reg, reg->cfg->module_dirs[i], opts, 1);
+        scan_dir(reg, reg->cfg->module_dirs[i], &o, 1);
+    if (o.list_cache)
+        cache_save(&cache, o.list_cache);
+    berth__strv_free(cache.lines);
     return 0;
 }

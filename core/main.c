@@ -148,6 +148,7 @@ main(int argc, char **argv)
                                        .state = o.state,
                                        .address = address_flag};
         if (cmd == NULL) {
+            o.daemon = 1;
             rc = berth__daemon_run(&o);
         } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc && running_flag) {
             rc = berth__cmd_modules_running(&remote);

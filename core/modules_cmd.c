@@ -51,7 +51,8 @@ berth__config_from_opts(berth__config_t *cfg, const berth__opts_t *o, berth_erro
 int
 berth__prepare_registry(berth__registry_t *reg, const berth__opts_t *o, berth_error_t **err)
 {
-    berth__load_opts_t lo = {.builtin_dir = o->builtin_dir, .probe = o->probe};
+    cleanup_free char *cache = o->daemon ? berth__module_list_cache(reg->cfg->state) : NULL;
+    berth__load_opts_t lo = {.builtin_dir = o->builtin_dir, .probe = o->probe, .list_cache = cache};
     berth__loader_scan(reg, &lo);
     const char **uris = berth__registry_uris(reg);
     int rc = berth__config_resolve_plugin_sets(reg->cfg, uris, err);

@@ -110,8 +110,14 @@ typedef struct berth__load_opts {
      * loaded from a copy in copy_dir, since dlopen would hand back the old mapping for the same path */
     const struct berth__registry *reuse;
     const char *copy_dir;
+    /* the daemon: what a probe found in a file is kept in this file, keyed by the file's identity, so a
+     * later start (or reload) with `disabled` set forks no probe for a file it already read */
+    const char *list_cache;
+    struct berth__list_cache *cache; /* the loader's own */
 } berth__load_opts_t;
 int berth__loader_scan(berth__registry_t *reg, const berth__load_opts_t *opts);
+/* Where the daemon keeps what probes found (berth__load_opts_t.list_cache); caller frees. */
+char *berth__module_list_cache(const char *state);
 /* The default built-in module directory for this executable; caller frees. */
 char *berth__loader_builtin_dir(void);
 

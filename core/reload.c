@@ -176,10 +176,12 @@ build_next(berth__registry_t *next, berth__config_t **cfg_out, berth_error_t **e
     if (berth__config_from_opts(cfg, R.opts, err) < 0)
         return -1;
     cleanup_free char *copies = berth__xasprintf("%s/berthd-modules", R.reg->cfg->state);
+    cleanup_free char *cache = berth__module_list_cache(R.reg->cfg->state);
     berth__load_opts_t lo = {.builtin_dir = R.opts->builtin_dir,
                              .probe = R.opts->probe,
                              .reuse = R.reg,
-                             .copy_dir = copies};
+                             .copy_dir = copies,
+                             .list_cache = cache};
     berth__loader_scan(next, &lo);
     const char **uris = berth__registry_uris(next);
     int rc = berth__config_resolve_plugin_sets(cfg, uris, err);

@@ -337,3 +337,33 @@ Test(reload, replaced_module_file_is_loaded_for_the_reinitialised_plugin)
     cr_expect(strstr(t, " fini") == NULL, "%s", t);
     free(t);
 }
+
+Test(reload, probe_findings_are_kept_by_file_identity)
+{
+    /* with `disabled` set, the loader probes each file in a child; the daemon keeps what it found */
+    write_config("\"" SPARE "\"", NULL);
+    start();
+    cr_expect_eq(stop_berthd(daemon_pid, SIGTERM, 30), 0);
+    daemon_pid = 0;
+    char cache[600];
+    snprintf(cache, sizeof(cache), "%s/berthd-modules.list", dirs.state);
+    char *c = read_file(cache);
+    cr_assert(c != NULL, "no %s", cache);
+    cr_expect(strstr(c, "/fx_rl_base.so\t" BASE) != NULL, "%s", c);
+    cr_expect(strstr(c, "/fx_rl_spare.so\t" SPARE) != NULL, "%s", c);
+    free(c);
+    /* a replaced file is a new identity: probed again, and its new build is the one that runs */
+    char v2[600];
+    snprintf(v2, sizeof(v2), "%s/reload-v2", FX_DIR);
+    copy_module(v2, "fx_rl_base_v2.so", "fx_rl_base.so");
+    size_t mark = trace_mark();
+    start();
+    char *t = trace_since(mark);
+    cr_expect(strstr(t, BASE " init greeting=hello version=2") != NULL, "%s", t);
+    cr_expect(strstr(t, SPARE " init") == NULL, "the spare stays disabled:\n%s", t);
+    free(t);
+    c = read_file(cache);
+    cr_expect_eq(count_of(c, "/fx_rl_base.so\t"), 1,
+                 "one line per file, the stale one dropped:\n%s", c);
+    free(c);
+}
