@@ -112,18 +112,28 @@ berth__vlog(const berth_logger_t *lg, int level, const char *fmt, va_list ap)
     char when[40];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 
-    flockfile(stderr);
+    /* the line is built whole and written in one call: stderr is unbuffered, and a line written in pieces
+     * costs a system call per piece and can be read half-written */
+    char *line = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&line, &len);
+    if (out == NULL) {
+        free(msg);
+        return;
+    }
     if (log_format == BERTH_LOG_FORMAT_JOURNALD)
-        fprintf(stderr, "<%d>level=%s", level_syslog[level], level_names[level]);
+        fprintf(out, "<%d>level=%s", level_syslog[level], level_names[level]);
     else
-        fprintf(stderr, "time=\"%s.%06ldZ\" level=%s", when, ts.tv_nsec / 1000, level_names[level]);
+        fprintf(out, "time=\"%s.%06ldZ\" level=%s", when, ts.tv_nsec / 1000, level_names[level]);
     if (lg && lg->tag)
-        fprintf(stderr, " plugin=%s", lg->tag);
-    fputs(" msg=", stderr);
-    put_quoted(stderr, msg, split);
-    fputs(msg + split, stderr);
-    fputc('\n', stderr);
-    funlockfile(stderr);
+        fprintf(out, " plugin=%s", lg->tag);
+    fputs(" msg=", out);
+    put_quoted(out, msg, split);
+    fputs(msg + split, out);
+    fputc('\n', out);
+    if (fclose(out) == 0)
+        fwrite(line, 1, len, stderr);
+    free(line);
     free(msg);
 }
 

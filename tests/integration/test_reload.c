@@ -367,3 +367,45 @@ Test(reload, probe_findings_are_kept_by_file_identity)
                  "one line per file, the stale one dropped:\n%s", c);
     free(c);
 }
+
+Test(reload, module_files_added_and_removed_are_picked_up)
+{
+    char spare[700];
+    snprintf(spare, sizeof(spare), "%s/fx_rl_spare.so", moddir);
+    cr_assert_eq(unlink(spare), 0);
+    FILE *f = fopen(config, "w"); /* no section for the spare: its module is not there yet */
+    cr_assert(f != NULL);
+    fprintf(f, "version: 1\nroot: \"%s\"\nstate: \"%s\"\nmodule_dirs: [\"%s\"]\n", dirs.root,
+            dirs.state, moddir);
+    fprintf(f, "plugins:\n  %s:\n    trace: \"%s\"\n", FOLLOW, trace);
+    fclose(f);
+    start();
+    write_config("", NULL); /* sections for all five, the spare's included */
+    char fx[600];
+    snprintf(fx, sizeof(fx), "%s/reload", FX_DIR);
+    copy_module(fx, "fx_rl_spare.so", "fx_rl_spare.so");
+    size_t mark = trace_mark();
+    char *log = reload();
+    cr_expect(strstr(log, "enabled: " SPARE) != NULL, "a new file's plugin starts:\n%s", log);
+    free(log);
+    char *t = trace_since(mark);
+    cr_expect(strstr(t, SPARE " init") != NULL, "%s", t);
+    free(t);
+
+    cr_assert_eq(unlink(spare), 0);
+    write_config("", NULL);
+    /* its section would now name no known plugin: drop it from the config as an operator would */
+    f = fopen(config, "w");
+    cr_assert(f != NULL);
+    fprintf(f, "version: 1\nroot: \"%s\"\nstate: \"%s\"\nmodule_dirs: [\"%s\"]\n", dirs.root,
+            dirs.state, moddir);
+    fprintf(f, "plugins:\n  %s:\n    trace: \"%s\"\n", FOLLOW, trace);
+    fclose(f);
+    mark = trace_mark();
+    log = reload();
+    cr_expect(strstr(log, "disabled: " SPARE) != NULL, "a removed file's plugin stops:\n%s", log);
+    free(log);
+    t = trace_since(mark);
+    cr_expect(strstr(t, SPARE " fini") != NULL, "%s", t);
+    free(t);
+}
