@@ -201,7 +201,12 @@ ingest_hashed(imp_t *im, struct archive *a, const char *name, int64_t size,
         return rc;
     if ((rc = copy_entry(im, a, w, name, err)) == 0) {
         x->cso->writer_digest(w, digest);
-        rc = x->cso->writer_commit(w, size, "", digest, err);
+        /* the lease names the blob before the commit looks: bytes another import left unheld are then
+         * either collected before (and this commit writes them) or kept by the lease, never lost between
+         * an "already exists" and the record */
+        rc = x->mdo->lease_add_resource(x->md, im->j->ns, im->j->lease, "content", digest, err);
+        if (rc == 0)
+            rc = x->cso->writer_commit(w, size, "", digest, err);
         if (rc == BERTH_EEXIST) {
             x->api->error_free(*err);
             *err = NULL;
@@ -389,7 +394,10 @@ compress_layer(imp_t *im, const blob_t *b, berth_descriptor_t *out, berth_error_
         x->cso->writer_digest(w, out->digest);
         out->size = st.offset;
         char committed[BERTH_DIGEST_MAX];
-        rc = x->cso->writer_commit(w, out->size, out->digest, committed, err);
+        rc = x->mdo->lease_add_resource(x->md, im->j->ns, im->j->lease, "content", out->digest,
+                                        err); /* before the commit looks, as in ingest_hashed */
+        if (rc == 0)
+            rc = x->cso->writer_commit(w, out->size, out->digest, committed, err);
         if (rc == BERTH_EEXIST) {
             x->api->error_free(*err);
             *err = NULL;
