@@ -36,8 +36,8 @@ extern "C" {
 #define BERTH_ABI_MAJOR 1
 /* 2: berth_grpc_stream_api_t.set_part_handler; 3: network.h, volume.h, metadata records, the endpoint
  * and volume hook payloads; 4: berth_network_v1_ops_t.define; 5: reload (berth_plugin_reg_t.on_change,
- * api->reload) */
-#define BERTH_ABI_MINOR 5
+ * api->reload); 6: plugins on demand (BERTH_PLUGIN_ON_DEMAND, berth_plugin_reg_t.start_if, api->demand) */
+#define BERTH_ABI_MINOR 6
 #define BERTH_MODULE_MAGIC 0x48545242u /* "BRTH" little-endian */
 
 /* ---- build signature: everything a version number cannot catch ---------------------------------- */
@@ -82,6 +82,29 @@ typedef struct berth_change_s berth_change_t;
 
 /* Registration flags. */
 #define BERTH_PLUGIN_NO_RELOAD 0x1u /* never toggled at runtime (e.g. the metadata store) */
+#define BERTH_PLUGIN_ON_DEMAND 0x2u /* ABI minor 6: initialised on first use, not at start (below) */
+
+/*
+ * On demand (ABI minor 6). A plugin flagged BERTH_PLUGIN_ON_DEMAND does no work of its own at start: it
+ * only answers calls (its gRPC service, or the ops of its type that other plugins use). The core then
+ * leaves it "deferred" at start, and does not even open its module file when every plugin in it is
+ * deferred and the file carries a manifest (below). It is initialised, with the deferred plugins it
+ * requires first and the other plugins of its module, on first use:
+ *   - a call to its gRPC service (the transport asks through api->demand);
+ *   - a plugin starting (at start or later) that requires its type or names it in `after`, unless that
+ *     plugin follows changes (on_change: it then hears BERTH_CHANGE_ADDED when the provider arrives);
+ *   - api->demand, e.g. Introspection listing plugins with their true status.
+ * A plugin is initialised at start after all when `required` lists it, or when one of its `start_if`
+ * patterns matches a path: there is work waiting for it (a runtime with live tasks, say).
+ * So ON_DEMAND suits a plugin that registers no hooks (they would not run until its first use), keeps no
+ * timers or watches that must run while nobody calls it, and finds at its init whatever happened while
+ * it was deferred (as after a restart).
+ * The manifest: a module built with berth's CMake function (berth_add_module) carries a copy of its
+ * descriptor as text in the ELF section ".berth.manifest", written at build time by
+ * `berthd modules --manifest FILE`; the core reads it with plain file reads, so a deferred module costs
+ * neither mapping nor relocation. A module without one is opened at start as before (its deferred
+ * plugins still wait for their first use to initialise).
+ */
 
 /*
  * Reload (ABI minor 5). On SIGHUP or `berthd reload` the core re-reads the config, validates all of it, and
@@ -120,7 +143,12 @@ typedef struct berth_plugin_reg_s {
     /* ABI minor 5, optional: follow changes at runtime instead of being finished and initialised again
      * with the providers of a type it requires (see berth_change_t). Loop thread. */
     void (*on_change)(void *instance, const berth_change_t *change);
-    void *reserved[4];
+    /* ABI minor 6, optional, for BERTH_PLUGIN_ON_DEMAND plugins: NULL-terminated glob(3) patterns, each
+     * "root:<pattern>" or "state:<pattern>" below the plugin's own root or state directory
+     * ("state:*" + "/" + "*": any entry two levels down). When one matches at start, the plugin is
+     * initialised at start like any other. */
+    const char *const *start_if;
+    void *reserved[3];
 } berth_plugin_reg_t;
 
 /* What the entry function returns. Static data: the loader may call the entry more than once. */
@@ -319,6 +347,15 @@ struct berth_core_api_s {
      * is called once, on the loop thread, with what it did. Loop thread only. */
     int (*reload)(void (*done)(void *user, const berth_reload_result_t *result), void *user,
                   berth_error_t **err);
+
+    /* ABI minor 6. Initialises plugins deferred until first use (BERTH_PLUGIN_ON_DEMAND): with a type and
+     * a key, those of the type whose key matches (for io.containerd.grpc.v1 the key is the full gRPC
+     * service name); with a type and no key, every deferred plugin of the type; with neither, all of
+     * them. The deferred plugins they require come first, and the other plugins of their modules with
+     * them; plugins that follow changes (on_change) hear BERTH_CHANGE_ADDED of each. Returns how many
+     * were initialised (0: nothing deferred matched), or a negative BERTH_E* with *err naming the plugin
+     * when one that matched failed to initialise. Loop thread only. */
+    int (*demand)(const char *type, const char *key, berth_error_t **err);
 };
 
 #define BERTH_API_HAS(api, fn)                                                              \
