@@ -604,6 +604,7 @@ static const berth_plugin_reg_t service_plugin = {
     .init = service_init,
     .fini = free,
     .ops = &containers_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const containers_plugins[] = {&service_plugin, NULL};

@@ -37,6 +37,7 @@ static const berth_plugin_reg_t store_plugin = {
     .init = store_init,
     .fini = store_fini,
     .ops = &cs_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 /* ---- start-up reconciliation ------------------------------------------------------------------------ */
@@ -146,6 +147,7 @@ static const berth_plugin_reg_t service_plugin = {
     .init = service_init,
     .fini = svc_free,
     .ops = &content_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const content_plugins[] = {&store_plugin, &service_plugin, NULL};

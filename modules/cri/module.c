@@ -168,6 +168,12 @@ static const char *const core_after[] = {
     "io.containerd.grpc.v1.transfer",   NULL,
 };
 
+/* On first use (kubelet's first call), but at start while pods exist (<state>/sandboxes/<id> lives from
+ * RunPodSandbox to RemovePodSandbox): their exits and OOM kills are then followed as they happen, not
+ * found at a later init (which would still reconcile them from the runtime, as after a restart, but
+ * without the OOM reason). */
+static const char *const core_start_if[] = {"state:sandboxes/*", NULL};
+
 static const berth_plugin_reg_t core_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
     .type = CRI_CORE_TYPE,
@@ -177,6 +183,8 @@ static const berth_plugin_reg_t core_plugin = {
     .config = core_config,
     .init = core_init,
     .fini = core_fini,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
+    .start_if = core_start_if,
 };
 
 /* ---- the two services ------------------------------------------------------------------------------ */
@@ -277,6 +285,7 @@ static const berth_plugin_reg_t runtime_plugin = {
     .init = service_init,
     .fini = service_fini,
     .ops = &runtime_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t image_plugin = {
@@ -287,6 +296,7 @@ static const berth_plugin_reg_t image_plugin = {
     .init = service_init,
     .fini = service_fini,
     .ops = &image_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const cri_plugins[] = {&core_plugin, &runtime_plugin,

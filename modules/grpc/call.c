@@ -310,6 +310,7 @@ dispatch_unary(stream_t *st)
     /* the handler as the table has it now: a reload may have re-run api.handler-update since the
      * headers came, and a wrapper from then may belong to a plugin that is gone */
     server_t *srv = st->conn->srv;
+    server_rehook(srv);
     const route_t *now = routes_find(srv, st->path);
     service_t *svc = st->routed.svc;
     if (now == NULL || now->svc != svc || svc->removing) {
@@ -403,6 +404,50 @@ unknown_method(stream_t *st)
     call_finish(st, BERTH_ENOTIMPL, msg);
 }
 
+/* A call to a service not in the table: its plugin may wait for its first use (BERTH_PLUGIN_ON_DEMAND).
+ * The core initialises it now (its deferred requirements first); the service arrives in the table as
+ * BERTH_CHANGE_ADDED during api->demand, and api.handler-update runs over it before the call routes, as
+ * after a reload. 0: look the route up again (nothing deferred served it: Unimplemented as ever); -1: the
+ * call is finished (the plugin's init failed, or the server began stopping meanwhile). Loop thread. */
+static int
+demand_service(stream_t *st)
+{
+    server_t *srv = st->conn->srv;
+    const berth_core_api_t *api = srv->api;
+    const char *slash = st->path[0] == '/' ? strrchr(st->path, '/') : NULL;
+    if (slash == NULL || slash == st->path || !BERTH_API_HAS(api, demand))
+        return 0;
+    size_t service_len = (size_t)(slash - st->path - 1);
+    if (service_known(srv, st->path, service_len))
+        return 0; /* served: an unknown method of it */
+    char service[512];
+    if (service_len >= sizeof(service))
+        return 0;
+    memcpy(service, st->path + 1, service_len);
+    service[service_len] = '\0';
+    berth_error_t *err = NULL;
+    int rc = api->demand(BERTH_GRPC_SERVICE_TYPE, service, &err);
+    if (rc < 0) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "service %.200s: %.700s", service,
+                 err && err->message ? err->message : "its plugin did not initialise");
+        api->log(srv->log, BERTH_LOG_ERROR, "%s", msg);
+        if (err)
+            api->error_free(err);
+        call_finish(st, rc, msg);
+        return -1;
+    }
+    if (err)
+        api->error_free(err);
+    if (srv->closing) {
+        call_finish(st, BERTH_EUNAVAILABLE, "server shutting down");
+        return -1;
+    }
+    if (rc > 0)
+        server_rehook(srv);
+    return 0;
+}
+
 static void
 open_stream(stream_t *st, const uint8_t *req, size_t len)
 {
@@ -431,7 +476,12 @@ call_headers_done(stream_t *st)
         call_finish(st, BERTH_EUNAVAILABLE, "server shutting down");
         return;
     }
+    server_rehook(srv); /* services that came since the hooks last ran: wrapped first */
     const route_t *r = st->path ? routes_find(srv, st->path) : NULL;
+    if (r == NULL && st->path != NULL && demand_service(st) == 0)
+        r = routes_find(srv, st->path);
+    if (st->finished)
+        return;
     if (r == NULL) {
         unknown_method(st);
         return;

@@ -6,7 +6,9 @@
  * service: a service being finished answers Unavailable and has its calls ended; one that comes back is
  * routed to its new instance; one that stays away is dropped from the table, so it answers Unimplemented
  * ("unknown service"), as it would had berthd started with that config; and api.handler-update runs
- * again over fresh routes.
+ * again over fresh routes. A service whose plugin waits for its first use (BERTH_PLUGIN_ON_DEMAND) is
+ * not in the table until a call names it: call.c asks the core for it (api->demand), the service arrives
+ * as BERTH_CHANGE_ADDED during that call, and api.handler-update runs over it before the call routes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +183,31 @@ service_removing(server_t *srv, const berth_instance_t *inst)
     calls_end_service(srv, svc);
 }
 
+/* Every route back to its own handler (the wrappers of plugins finished since are gone with them), then
+ * every api.handler-update handler registered now wraps afresh. */
+static void
+rerun_handler_hooks(server_t *srv, const char *after)
+{
+    srv->rehook_pending = 0;
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        route_t *r = &srv->routes[i];
+        r->unary = (berth_rpc_handler_t){r->method->unary, r->instance, r->method->flags};
+    }
+    berth_error_t *err = NULL;
+    if (run_handler_hooks(srv, &err) < 0) {
+        srv->api->log(srv->log, BERTH_LOG_ERROR, "api.handler-update after %s: %s", after,
+                      err ? err->message : "");
+        srv->api->error_free(err);
+    }
+}
+
+void
+server_rehook(server_t *srv)
+{
+    if (srv->rehook_pending && srv->hooks_run && !srv->closing)
+        rerun_handler_hooks(srv, "a plugin's first use");
+}
+
 static void
 service_added(server_t *srv, const berth_instance_t *inst)
 {
@@ -191,6 +218,12 @@ service_added(server_t *srv, const berth_instance_t *inst)
     if (ops != NULL && ops->name != NULL)
         srv->api->log(srv->log, BERTH_LOG_INFO, "service %s: served by %s.%s", ops->name,
                       inst->type, inst->id);
+    if (!srv->hooks_run)
+        return; /* serving has not started: start_serving runs the hooks over it */
+    /* A reload's end (RELOADED) reruns api.handler-update; a plugin initialised on first use
+     * (api->demand) has no such end. The hooks are owed until then: no call routes before they ran
+     * (call.c runs them first), whoever asked for the plugin. */
+    srv->rehook_pending = 1;
 }
 
 static int
@@ -213,24 +246,13 @@ reload_over(server_t *srv, const berth_reload_result_t *result)
             i++;
         }
     }
-    if (result == NULL || result->code != 0 ||
-        (strv_empty(result->enabled) && strv_empty(result->disabled) &&
-         strv_empty(result->reloaded) && strv_empty(result->failed)))
-        return; /* nothing was finished or initialised (or the config was refused): handlers stand */
     if (!srv->hooks_run)
         return; /* serving has not started: start_serving runs the hooks */
-    /* the wrappers of plugins finished by the reload are gone with them: every route back to its own
-     * handler, then every api.handler-update handler registered now wraps afresh */
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        route_t *r = &srv->routes[i];
-        r->unary = (berth_rpc_handler_t){r->method->unary, r->instance, r->method->flags};
-    }
-    berth_error_t *err = NULL;
-    if (run_handler_hooks(srv, &err) < 0) {
-        srv->api->log(srv->log, BERTH_LOG_ERROR, "api.handler-update after the reload: %s",
-                      err ? err->message : "");
-        srv->api->error_free(err);
-    }
+    if (!srv->rehook_pending && (result == NULL || result->code != 0 ||
+                                 (strv_empty(result->enabled) && strv_empty(result->disabled) &&
+                                  strv_empty(result->reloaded) && strv_empty(result->failed))))
+        return; /* nothing was finished or initialised (or the config was refused): handlers stand */
+    rerun_handler_hooks(srv, "the reload");
 }
 
 static void

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * containerd.services.introspection.v1.Introspection: Plugins from the core's live plugin table (so it
- * also shows plugins that failed, with their reason as init_err, the way `ctr plugins ls` expects), and
+ * also shows plugins that failed, with their reason as init_err, the way `ctr plugins ls` expects; plugins
+ * waiting for their first use are initialised first, so their status is known), and
  * Server with a UUID kept under the plugin's root.
  */
 #include <errno.h>
@@ -22,6 +23,7 @@ typedef Containerd__Services__Introspection__V1__Plugin plugin_pb_t;
 
 typedef struct introspection {
     const berth_core_api_t *api;
+    const berth_logger_t *log;
     char uuid[37];
     uint64_t pidns; /* the inode of /proc/self/ns/pid, as containerd's Server answers it */
 } introspection_t;
@@ -30,6 +32,7 @@ typedef struct listing {
     const filters_t *filters;
     const char *want_type, *want_id; /* PluginInfo: the one plugin */
     int failed;
+    int deferred; /* PluginInfo: the plugin waits for its first use */
     plugin_pb_t **plugins;
     size_t n;
 } listing_t;
@@ -109,8 +112,10 @@ collect_plugin(void *user, const berth_plugin_info_t *info)
     if (l->want_type ? strcmp(info->type, l->want_type) != 0 || strcmp(info->id, l->want_id) != 0
                      : !filters_match(l->filters, plugin_field, (void *)info))
         return;
-    if (l->want_type)
+    if (l->want_type) {
         l->failed = strcmp(info->status, "ok") != 0;
+        l->deferred = strcmp(info->status, "deferred") == 0;
+    }
     plugin_pb_t *pb = malloc(sizeof(*pb));
     containerd__services__introspection__v1__plugin__init(pb);
     pb->type = strdup(info->type);
@@ -126,6 +131,23 @@ collect_plugin(void *user, const berth_plugin_info_t *info)
     add_init_err(pb, info);
     l->plugins = realloc(l->plugins, (l->n + 1) * sizeof(*l->plugins));
     l->plugins[l->n++] = pb;
+}
+
+/* `ctr plugins ls` shows each plugin's true status (ok, skip, error), which only its init tells: every
+ * plugin still waiting for its first use (BERTH_PLUGIN_ON_DEMAND) is initialised first. Those that fail
+ * show their error in their rows. `berthd modules --running` shows them as "deferred" instead. Loop
+ * thread (the methods are inline). */
+static void
+demand_all(introspection_t *x)
+{
+    if (!BERTH_API_HAS(x->api, demand))
+        return;
+    berth_error_t *err = NULL;
+    if (x->api->demand(NULL, NULL, &err) < 0)
+        x->api->log(x->log, BERTH_LOG_WARN, "plugins initialised for Plugins: %s",
+                    err && err->message ? err->message : "a plugin failed");
+    if (err)
+        x->api->error_free(err);
 }
 
 static int
@@ -144,6 +166,7 @@ plugins_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t
         containerd__services__introspection__v1__plugins_request__free_unpacked(r, NULL);
         return x->api->error_make(err, BERTH_EINVAL, "%s", msg);
     }
+    demand_all(x);
     listing_t l = {.filters = f};
     x->api->plugins_list(collect_plugin, &l);
     Containerd__Services__Introspection__V1__PluginsResponse out =
@@ -189,6 +212,14 @@ plugin_info_call(void *user, const char *ns, const uint8_t *req, size_t len, uin
         return x->api->error_make(err, BERTH_EINVAL, "request is not a valid PluginInfoRequest");
     listing_t l = {.want_type = type, .want_id = id};
     x->api->plugins_list(collect_plugin, &l);
+    if (l.n > 0 && l.deferred) { /* its true status, as Plugins gives it */
+        for (size_t i = 0; i < l.n; i++)
+            protobuf_c_message_free_unpacked(&l.plugins[i]->base, NULL);
+        free(l.plugins);
+        demand_all(x);
+        l = (listing_t){.want_type = type, .want_id = id};
+        x->api->plugins_list(collect_plugin, &l);
+    }
     if (l.n == 0)
         rc =
             x->api->error_make(err, BERTH_ENOTFOUND, "plugin %s.%s not found: not found", type, id);
@@ -306,6 +337,7 @@ introspection_init(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
 {
     introspection_t *x = calloc(1, sizeof(*x));
     x->api = ic->api;
+    x->log = ic->log;
     if (load_uuid(ic, x, err) < 0) {
         free(x);
         return -1;

@@ -110,6 +110,9 @@ struct server {
     pthread_cond_t work_done;
     int working;
     int hooks_run; /* api.handler-update ran: a reload re-runs it over fresh routes */
+    /* services arrived since api.handler-update last ran (a plugin initialised on first use, or a
+     * reload not over yet): it is owed over them before a call routes, as a reload's end would run it */
+    int rehook_pending;
     /* extra_addresses: more sockets serving the same routes (the CRI's for kubelet, say) */
     struct extra_listener **extra;
     size_t n_extra;
@@ -143,6 +146,10 @@ void service_unref(service_t *svc);
 /* BERTH_CHANGE_REMOVING for one service: Unavailable from now on, its open streams ended (their `closed`
  * run now), its unary calls on the pool waited for. */
 void calls_end_service(server_t *srv, service_t *svc);
+
+/* server.c */
+/* Runs api.handler-update again when services came since it last ran (rehook_pending). Loop thread. */
+void server_rehook(server_t *srv);
 
 /* transport.c */
 /* Binds the socket (mode, owner); server_accept starts taking connections; server_stop ends it all. */

@@ -50,6 +50,7 @@ static const berth_plugin_reg_t images_plugin = {
     .init = images_init,
     .fini = free,
     .ops = &images_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 /* ---- io.containerd.differ.v1.walking ---------------------------------------------------------------- */
@@ -155,6 +156,7 @@ static const berth_plugin_reg_t differ_plugin = {
     .init = differ_init,
     .fini = differ_fini,
     .ops = &differ_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 /* ---- io.containerd.grpc.v1.diff --------------------------------------------------------------------- */
@@ -169,6 +171,7 @@ static const berth_plugin_reg_t diff_plugin = {
     .init = diff_service_init,
     .fini = free,
     .ops = &diff_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const images_plugins[] = {&images_plugin, &differ_plugin,

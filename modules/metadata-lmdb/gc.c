@@ -262,4 +262,5 @@ const berth_plugin_reg_t md_gc_plugin = {
     .init = gc_init,
     .fini = gc_fini,
     .ops = &gc_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };

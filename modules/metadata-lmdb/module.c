@@ -50,7 +50,7 @@ static const berth_plugin_reg_t md_plugin = {
     .init = md_init,
     .fini = md_fini,
     .ops = &md_ops,
-    .flags = BERTH_PLUGIN_NO_RELOAD,
+    .flags = BERTH_PLUGIN_NO_RELOAD | BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const md_plugins[] = {&md_plugin, &md_namespaces_plugin,

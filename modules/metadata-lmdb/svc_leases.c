@@ -309,4 +309,5 @@ const berth_plugin_reg_t md_leases_plugin = {
     .init = leases_init,
     .fini = free,
     .ops = &leases_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };

@@ -267,4 +267,5 @@ const berth_plugin_reg_t md_namespaces_plugin = {
     .init = md_service_init,
     .fini = free,
     .ops = &namespaces_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };

@@ -581,6 +581,7 @@ static const berth_plugin_reg_t net_plugin = {
     .init = net_init,
     .fini = net_fini,
     .ops = &net_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const cni_plugins[] = {&net_plugin, &networks_service_plugin,

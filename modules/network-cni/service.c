@@ -374,4 +374,5 @@ const berth_plugin_reg_t networks_service_plugin = {
     .init = service_init,
     .fini = free,
     .ops = &networks_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };

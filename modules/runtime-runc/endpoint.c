@@ -343,12 +343,30 @@ reconcile_done(uv_work_t *w, int status)
     free(r);
 }
 
+static int
+found_one(void *user, const char *ns, const char *id)
+{
+    (void)ns, (void)id;
+    *(int *)user = 1;
+    return 1; /* one is enough */
+}
+
 void
 endpoint_reconcile(endpoint_ctx_t *e, berth_init_ctx_t *ic, void *rt,
                    const berth_runtime_v1_ops_t *rto)
 {
     if (e->net == NULL)
         return;
+    /* No endpoint recorded (the usual start): nothing to reconcile, and no pool work, which would start
+     * libuv's pool threads for nothing. A look at a directory or two, here on the loop; the pass itself
+     * lists them again under the gate. */
+    int any = 0;
+    berth_error_t *err = NULL;
+    if (e->neto->list(e->net, found_one, &any, &err) == 0 && !any) {
+        e->api->log(e->log, BERTH_LOG_DEBUG, "endpoints: none recorded, nothing to reconcile");
+        return;
+    }
+    e->api->error_free(err);
     reconcile_t *r = calloc(1, sizeof(*r));
     *r = (reconcile_t){.e = e, .rt = rt, .rto = rto, .token = e->api->readiness_register(ic)};
     r->work.data = r;

@@ -1038,6 +1038,10 @@ runtime_fini(void *instance)
         runtime_free(rt);
 }
 
+/* On first use, but at start when <state>/<ns>/<id> bundles are there: tasks that outlived berthd (or
+ * whose exits it has not reported) need their shims watched again, and their exits delivered. */
+static const char *const runtime_start_if[] = {"state:*/*", NULL};
+
 const berth_plugin_reg_t runtime_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
     .type = BERTH_RUNTIME_TYPE,
@@ -1046,4 +1050,6 @@ const berth_plugin_reg_t runtime_plugin = {
     .init = runtime_init,
     .fini = runtime_fini,
     .ops = &runtime_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
+    .start_if = runtime_start_if,
 };

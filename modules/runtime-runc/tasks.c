@@ -798,4 +798,5 @@ const berth_plugin_reg_t tasks_plugin = {
     .init = tasks_init,
     .fini = tasks_fini,
     .ops = &tasks_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };

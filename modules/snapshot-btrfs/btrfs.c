@@ -109,6 +109,7 @@ static const berth_plugin_reg_t btrfs_plugin = {
     .init = btrfs_init,
     .fini = snaptab_plugin_fini,
     .ops = &snaptab_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const btrfs_plugins[] = {&btrfs_plugin, NULL};

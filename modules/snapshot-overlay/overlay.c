@@ -110,6 +110,7 @@ static const berth_plugin_reg_t overlay_plugin = {
     .init = overlay_init,
     .fini = snaptab_plugin_fini,
     .ops = &snaptab_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const overlay_plugins[] = {&overlay_plugin, NULL};

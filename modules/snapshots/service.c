@@ -1139,6 +1139,7 @@ static const berth_plugin_reg_t service_plugin = {
     .init = service_init,
     .fini = service_fini,
     .ops = &snapshots_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const snapshots_plugins[] = {&service_plugin, NULL};

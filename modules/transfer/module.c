@@ -130,6 +130,7 @@ static const berth_plugin_reg_t local_plugin = {
     .config = local_config,
     .init = local_init,
     .fini = local_fini,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 /* ---- io.containerd.grpc.v1.transfer and .streaming ----------------------------------------------------- */
@@ -163,6 +164,7 @@ static const berth_plugin_reg_t transfer_plugin = {
     .requires = svc_requires,
     .init = transfer_svc_init,
     .ops = &transfer_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t streaming_plugin = {
@@ -172,6 +174,7 @@ static const berth_plugin_reg_t streaming_plugin = {
     .requires = svc_requires,
     .init = streaming_svc_init,
     .ops = &streaming_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const transfer_plugins[] = {&local_plugin, &transfer_plugin,

@@ -25,6 +25,7 @@ static const berth_plugin_reg_t vol_plugin = {
     .init = vol_init,
     .fini = vol_fini,
     .ops = &vol_ops,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const char *const service_requires[] = {BERTH_VOLUME_TYPE, NULL};
@@ -39,6 +40,7 @@ static const berth_plugin_reg_t service_plugin = {
     .init = volumes_service_init,
     .fini = free,
     .ops = &volumes_service,
+    .flags = BERTH_PLUGIN_ON_DEMAND,
 };
 
 static const berth_plugin_reg_t *const volumes_plugins[] = {&vol_plugin, &service_plugin, NULL};

@@ -256,6 +256,33 @@ fake_hook_invoke(berth_hook_point_t point, void *payload, berth_error_t **err)
     return h->replace(h, "/test.Svc/Who", &mine);
 }
 
+/* the on-demand test's hook: wraps Who of every test service it finds, the generation in the answer */
+static wrapper_t *lazy_wrappers[32];
+static size_t n_lazy_wrappers;
+
+static int
+fake_hook_invoke_all(berth_hook_point_t point, void *payload, berth_error_t **err)
+{
+    (void)err;
+    if (point != BERTH_HOOK_API_HANDLER_UPDATE)
+        return 0;
+    berth_hook_api_handlers_t *h = payload;
+    int gen = ++hook_runs;
+    static const char *const paths[] = {"/test.Svc/Who", "/test.Lazy/Who", "/test.Late/Who", NULL};
+    for (int i = 0; paths[i] && n_lazy_wrappers < 32; i++) {
+        berth_rpc_handler_t original;
+        if (h->lookup(h, paths[i], &original) != 0)
+            continue;
+        wrapper_t *w = calloc(1, sizeof(*w));
+        w->gen = gen;
+        w->original = original;
+        lazy_wrappers[n_lazy_wrappers++] = w;
+        berth_rpc_handler_t mine = {wrapped_who, w, original.flags};
+        h->replace(h, paths[i], &mine);
+    }
+    return 0;
+}
+
 /* Reload: the request is kept; the script answers it */
 static void (*reload_cb)(void *user, const berth_reload_result_t *result);
 static void *reload_user;
@@ -409,11 +436,102 @@ static const berth_grpc_service_v1_t other_ops = {sizeof(berth_grpc_service_v1_t
 static fake_svc_t svc_a = {.name = "A", .alive = 1}, svc_b = {.name = "B", .alive = 1},
                   other = {.name = "O", .alive = 1};
 
+/* ---- the on-demand stand-in: plugins deferred until first use (api->demand) ------------------------ */
+
+static void *transport;
+static const berth_plugin_reg_t *transport_reg;
+
+static int
+ns_call(void *user, const char *ns, const uint8_t *req, size_t len, uint8_t **resp,
+        size_t *resp_len, berth_error_t **err)
+{
+    (void)user, (void)req, (void)len, (void)err;
+    char out[128];
+    *resp_len = (size_t)snprintf(out, sizeof(out), "ns=%s", ns);
+    *resp = (uint8_t *)strdup(out);
+    return 0;
+}
+
+static const berth_grpc_method_t lazy2_methods[] = {
+    {.name = "Ns",
+     .kind = BERTH_RPC_UNARY,
+     .flags = BERTH_RPC_INLINE | BERTH_RPC_NAMESPACED,
+     .unary = ns_call},
+    {.name = "Watch", .kind = BERTH_RPC_SERVER_STREAM, .open = watch_open, .closed = watch_closed},
+};
+static const berth_grpc_service_v1_t lazy_ops = {sizeof(berth_grpc_service_v1_t), "test.Lazy",
+                                                 svc_methods, 3};
+static const berth_grpc_service_v1_t lazy2_ops = {sizeof(berth_grpc_service_v1_t), "test.Lazy2",
+                                                  lazy2_methods, 2};
+static const berth_grpc_service_v1_t late_ops = {sizeof(berth_grpc_service_v1_t), "test.Late",
+                                                 svc_methods, 3};
+static fake_svc_t lazy = {.name = "L", .alive = 1}, lazy2 = {.name = "L2", .alive = 1},
+                  late = {.name = "T", .alive = 1};
+static berth_instance_t lazy_inst = {BERTH_GRPC_SERVICE_TYPE, "lazy", &lazy, &lazy_ops},
+                        lazy2_inst = {BERTH_GRPC_SERVICE_TYPE, "lazy2", &lazy2, &lazy2_ops},
+                        late_inst = {BERTH_GRPC_SERVICE_TYPE, "late", &late, &late_ops};
+
+/* test.Lazy and test.Lazy2: one module, deferred; test.Broken: its init fails; test.Late: initialised
+ * only by a demand of everything (Introspection's Plugins) */
+static atomic_int demands, demands_all;
+static char last_demand[256];
+static int lazy_deferred = 1, late_deferred = 1;
+
+static void
+announce(berth_instance_t *inst)
+{
+    berth_change_t c = {sizeof(c), BERTH_CHANGE_ADDED, inst, NULL};
+    transport_reg->on_change(transport, &c);
+}
+
+static int
+fake_demand(const char *type, const char *key, berth_error_t **err)
+{
+    demands++;
+    snprintf(last_demand, sizeof(last_demand), "%s %s", type ? type : "-", key ? key : "-");
+    int n = 0;
+    if (type == NULL && key == NULL) {
+        demands_all++;
+        if (late_deferred) {
+            late_deferred = 0;
+            announce(&late_inst);
+            n++;
+        }
+        return n;
+    }
+    if (strcmp(type, BERTH_GRPC_SERVICE_TYPE) != 0)
+        return 0;
+    if (lazy_deferred && (strcmp(key, "test.Lazy") == 0 || strcmp(key, "test.Lazy2") == 0)) {
+        lazy_deferred = 0;
+        announce(&lazy_inst);
+        announce(&lazy2_inst);
+        return 2;
+    }
+    if (strcmp(key, "test.Broken") == 0)
+        return fake_error_make(err, BERTH_EPRECONDITION,
+                               "test.grpc.v1.broken: init: the disk is on fire");
+    return 0;
+}
+
+static void
+fake_plugins_list(void (*cb)(void *user, const berth_plugin_info_t *info), void *user)
+{
+    berth_plugin_info_t row = {.struct_size = sizeof(row),
+                               .type = "test.grpc.v1",
+                               .id = "late",
+                               .file = "late.so",
+                               .status = late_deferred ? "deferred" : "ok",
+                               .reason = late_deferred ? "waits for its first use" : "",
+                               .module_name = "late",
+                               .module_version = "1"};
+    cb(user, &row);
+}
+
 /* ---- grpc.so ---------------------------------------------------------------------------------------- */
 
 static void *handle;
-static const berth_plugin_reg_t *transport_reg, *modules_reg;
-static void *transport, *modules;
+static const berth_plugin_reg_t *modules_reg;
+static void *modules;
 static berth_instance_t modules_inst;
 
 static const berth_plugin_reg_t *
@@ -526,6 +644,16 @@ other_send_and_finish(void *arg)
         return;
     other.sapi->send(other.st, (const uint8_t *)"still-here", 10);
     other.sapi->finish(other.st, 0, NULL);
+}
+
+static void
+lazy2_send_and_finish(void *arg)
+{
+    (void)arg;
+    if (lazy2.st == NULL)
+        return;
+    lazy2.sapi->send(lazy2.st, (const uint8_t *)"lazy-stream", 11);
+    lazy2.sapi->finish(lazy2.st, 0, NULL);
 }
 
 static void *
@@ -699,6 +827,150 @@ Test(grpc_reload, transport_and_modules, .timeout = 90)
     cr_expect_eq(uv_loop_close(&loop), 0);
     for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
         free(wrappers[i]);
+    rmdir(tmpdir);
+    dlclose(handle);
+    cr_assert(failure[0] == '\0', "%s", failure);
+}
+
+/* ---- plugins on demand ---------------------------------------------------------------------------- */
+
+static berth_core_api_t demand_api;
+
+static void *
+demand_script(void *arg)
+{
+    (void)arg;
+    char out[8192];
+    CHECK(wait_for(&ready, 1), "the transport never served");
+    CHECK(hook_runs == 1, "api.handler-update ran %d times at start", (int)hook_runs);
+
+    /* the first call to a deferred service initialises its module, then routes, wrapped by the hooks */
+    grpcc("/test.Lazy/Who", NULL, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "L+w2"), "first Lazy/Who: %s", out);
+    CHECK(demands == 1 && strcmp(last_demand, BERTH_GRPC_SERVICE_TYPE " test.Lazy") == 0,
+          "demands %d, last \"%s\"", (int)demands, last_demand);
+    CHECK(hook_runs == 2, "api.handler-update ran %d times, not 2", (int)hook_runs);
+    grpcc("/test.Lazy/Who", NULL, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "L+w2"), "second Lazy/Who: %s", out);
+    CHECK(demands == 1, "a served service was demanded again");
+    /* pool handlers and streams of it, and of the module's other service */
+    grpcc("/test.Lazy/Slow", NULL, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "slow"), "Lazy/Slow: %s", out);
+    FILE *w = grpcc_start("/test.Lazy2/Watch", NULL);
+    CHECK(wait_for(&lazy2.opened, 1), "the Lazy2 stream did not open");
+    on_loop(lazy2_send_and_finish, NULL);
+    grpcc_end(w, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "lazy-stream"), "Lazy2/Watch: %s", out);
+    /* the namespace checks of a namespaced method */
+    grpcc("/test.Lazy2/Ns", "--ns '' --expect 9", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 9 ") && strstr(out, "namespace is required"),
+          "Lazy2/Ns without a namespace: %s", out);
+    grpcc("/test.Lazy2/Ns", "--ns 'b@d' --expect 3", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 3 "), "Lazy2/Ns with a bad namespace: %s", out);
+    grpcc("/test.Lazy2/Ns", "--ns k8s.io", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "ns=k8s.io"), "Lazy2/Ns: %s", out);
+    CHECK(demands == 1, "Lazy2 was demanded though it came with Lazy");
+
+    /* nothing deferred serves it: Unimplemented, in grpc-go's words, as without deferral */
+    grpcc("/test.Nope/Who", "--expect 12", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 12 ") && strstr(out, "unknown service test.Nope"),
+          "an unknown service: %s", out);
+    CHECK(demands == 2, "an unknown service was not asked for");
+    grpcc("/test.Lazy/Nope", "--expect 12", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 12 ") &&
+              strstr(out, "unknown method Nope for service test.Lazy"),
+          "an unknown method: %s", out);
+    CHECK(demands == 2, "an unknown method of a served service was demanded");
+    grpcc("/nonsense", "--expect 12", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 12 ") && strstr(out, "malformed method name"),
+          "a malformed path: %s", out);
+    CHECK(demands == 2, "a malformed path was demanded");
+
+    /* its init fails: the call fails with that error, naming the plugin */
+    grpcc("/test.Broken/Who", "--expect 9", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 9 ") && strstr(out, "test.Broken") &&
+              strstr(out, "test.grpc.v1.broken: init: the disk is on fire"),
+          "a service whose init fails: %s", out);
+
+    /* Plugins initialises everything deferred first: the true status, never "deferred" */
+    grpcc("/containerd.services.introspection.v1.Introspection/Plugins", NULL, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "late") && !strstr(out, "deferred"),
+          "Plugins: %s", out);
+    CHECK(demands_all == 1, "Plugins did not initialise the deferred plugins");
+    /* the service that came with it is served, wrapped before its first call routes */
+    grpcc("/test.Late/Who", NULL, out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "T+w3"), "Late/Who: %s", out);
+    CHECK(hook_runs == 3, "api.handler-update ran %d times, not 3", (int)hook_runs);
+    grpcc("/test.Lazy/Who", NULL, out, sizeof(out));
+    CHECK(strstr(out, "L+w3"), "Lazy/Who after the rerun: %s", out);
+    return NULL;
+}
+
+static void *
+demand_script_main(void *arg)
+{
+    script_result = demand_script(arg);
+    script_over = 1;
+    uv_async_send(&wake);
+    return NULL;
+}
+
+Test(grpc_demand, deferred_services, .timeout = 90)
+{
+    cr_assert(mkdtemp(tmpdir) != NULL);
+    snprintf(sock_path, sizeof(sock_path), "%s/berthd.sock", tmpdir);
+    demand_api = fake_api;
+    demand_api.demand = fake_demand;
+    demand_api.hook_invoke = fake_hook_invoke_all;
+    demand_api.plugins_list = fake_plugins_list;
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &wake, check_over);
+    handle = dlopen(GRPC_SO, RTLD_NOW | RTLD_LOCAL);
+    cr_assert(handle != NULL, "%s", dlerror());
+    const berth_module_desc_t *(*entry)(void) =
+        (const berth_module_desc_t *(*)(void))dlsym(handle, "berth_module_v1_grpc");
+    cr_assert(entry != NULL);
+    transport_reg = plugin(entry(), BERTH_TRANSPORT_TYPE, "grpc");
+    const berth_plugin_reg_t *intro_reg = plugin(entry(), BERTH_GRPC_SERVICE_TYPE, "introspection");
+    cr_assert(transport_reg && intro_reg);
+
+    berth_error_t *err = NULL;
+    void *intro = NULL;
+    berth_init_ctx_t iic = {.size = sizeof(iic),
+                            .api = &demand_api,
+                            .loop = &loop,
+                            .uri = "io.containerd.grpc.v1.introspection",
+                            .root = tmpdir,
+                            .daemon_state = tmpdir};
+    cr_assert_eq(intro_reg->init(&iic, &intro, &err), 0, "%s", err ? err->message : "");
+    providers[0] = (berth_instance_t){BERTH_GRPC_SERVICE_TYPE, "svc", &svc_a, &svc_ops};
+    providers[1] =
+        (berth_instance_t){BERTH_GRPC_SERVICE_TYPE, "introspection", intro, intro_reg->ops};
+    n_providers = 2;
+    berth_init_ctx_t tic = {.size = sizeof(tic),
+                            .api = &demand_api,
+                            .loop = &loop,
+                            .uri = "io.berth.transport.v1.grpc",
+                            .daemon_state = tmpdir};
+    cr_assert_eq(transport_reg->init(&tic, &transport, &err), 0, "%s", err ? err->message : "");
+
+    pthread_t t;
+    pthread_create(&t, NULL, demand_script_main, NULL);
+    while (!script_over)
+        uv_run(&loop, UV_RUN_ONCE);
+    pthread_join(t, NULL);
+    run_jobs(NULL);
+
+    transport_reg->fini(transport);
+    intro_reg->fini(intro);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_expect_eq(uv_loop_close(&loop), 0);
+    for (size_t i = 0; i < n_lazy_wrappers; i++)
+        free(lazy_wrappers[i]);
+    char uuid[300];
+    snprintf(uuid, sizeof(uuid), "%s/uuid", tmpdir);
+    unlink(uuid);
     rmdir(tmpdir);
     dlclose(handle);
     cr_assert(failure[0] == '\0', "%s", failure);
