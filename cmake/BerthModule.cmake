@@ -19,6 +19,14 @@ function(berth_add_module name)
     # every symbol must resolve without berthd: modules talk to the core through the api table only
     target_link_options(${target} PRIVATE -Wl,-z,defs)
   endif()
+  # its manifest, read by berthd without opening the file (abi/berth/module.h, "On demand")
+  if(TARGET berthd)
+    add_dependencies(${target} berthd)
+    add_custom_command(TARGET ${target} POST_BUILD
+      COMMAND sh ${PROJECT_SOURCE_DIR}/cmake/embed_manifest.sh $<TARGET_FILE:berthd>
+              $<TARGET_FILE:${target}> ${CMAKE_OBJCOPY}
+      VERBATIM)
+  endif()
   if(NOT M_NO_INSTALL)
     install(TARGETS ${target} LIBRARY DESTINATION ${BERTH_INSTALL_MODULEDIR})
   endif()

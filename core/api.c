@@ -126,6 +126,7 @@ const berth_core_api_t berth__core_api = {
     .call_set_lease = api_call_set_lease,
     .call_lease = api_call_lease,
     .reload = berth__reload_request,
+    .demand = berth__demand,
 };
 
 /* ---- the live registry, for plugins_list ---------------------------------------------------------- */

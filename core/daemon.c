@@ -114,6 +114,7 @@ shutdown_daemon(daemon_t *d, int sig)
     sigaction(SIGINT, &sa, NULL);
     berth__notify_stopping();
     berth__reload_shutdown();
+    berth__demand_setup(NULL);
     berth_error_t *err = NULL;
     if (berth__hook_invoke(BERTH_HOOK_DAEMON_PRE_STOP, NULL, &err) < 0) {
         LOG_WARN("%s", berth__error_msg(err));
@@ -211,7 +212,10 @@ run_daemon(daemon_t *d, const berth__opts_t *o)
     }
     d->reg.on_ready = send_ready;
     berth__reload_setup(&d->reg, o);
+    berth__defer_at_start(&d->reg, NULL);
+    berth__demand_setup(&d->reg);
     if (start_plugins(d) != 0) {
+        berth__demand_setup(NULL);
         berth__reload_shutdown();
         d->stopping = 1;
         berth__registry_fini_all(&d->reg);

@@ -29,5 +29,8 @@ int berth__lock_root(const char *root, berth_error_t **err);
 int berth__daemon_run(const berth__opts_t *o);
 int berth__cmd_modules(const berth__opts_t *o);
 int berth__cmd_config(const berth__opts_t *o, const char *what);
+/* `berthd modules --manifest FILE`: the module's manifest on stdout when one of its plugins is
+ * BERTH_PLUGIN_ON_DEMAND, nothing when none is (it is opened at start anyway); 1 when it fails its checks. */
+int berth__cmd_manifest(const char *path);
 
 #endif

@@ -171,7 +171,10 @@ berth__graph_reorder(berth__registry_t *reg)
 static int
 usable(const berth__plugin_t *p, int at_init)
 {
-    return p->status == BERTH_ST_OK || (!at_init && p->status == BERTH_ST_PENDING);
+    /* a deferred provider counts: whoever needs it at its init has it started first (demand.c), and
+     * a plugin that follows changes hears of it when it arrives */
+    return p->status == BERTH_ST_OK || p->status == BERTH_ST_DEFERRED ||
+           (!at_init && p->status == BERTH_ST_PENDING);
 }
 
 static void

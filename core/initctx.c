@@ -238,6 +238,16 @@ berth__init_one(berth__registry_t *reg, berth__plugin_t *p)
     c->pub.log = &p->logger;
     c->plugin = p;
     c->reg = reg;
+    /* a module known by its manifest only is opened by the first of its plugins to start */
+    if (p->module && p->module->handle == NULL && berth__loader_bind(reg, p->module) < 0) {
+        LOG_WARN("failed to load plugin %s: %s", p->uri, p->reason);
+        return;
+    }
+    if (p->reg.init == NULL) { /* bound, yet still a manifest's row: its registration was refused */
+        berth__plugin_set_status(p, BERTH_ST_ABI_ERROR, BERTH_EINVAL, "%s",
+                                 "its module has no registration for it");
+        return;
+    }
     p->init_order = (int)++reg->ninit;
     if (prepare_dirs(reg, p, &err) < 0) {
         berth__plugin_set_status(p, BERTH_ST_ERROR, err->code, "%s", err->message);

@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "manifest.h"
 #include "paths.h"
 #include "registry.h"
 #include "util.h"
@@ -84,6 +85,8 @@ signature_mismatch(const char *mod, char *reason, size_t len)
     return 0;
 }
 
+static int check_desc(const berth_module_desc_t *d, char *reason, size_t len);
+
 /* The ABI checks, in order. Fills *out with the descriptor or reason with why not. */
 static int
 check_module(void *handle, const char *name, const berth_module_desc_t **out, char *reason,
@@ -112,6 +115,20 @@ check_module(void *handle, const char *name, const berth_module_desc_t **out, ch
         snprintf(reason, len, "%s returned no descriptor", sym);
         return -1;
     }
+    if (check_desc(d, reason, len) < 0)
+        return -1;
+    if (d->plugins == NULL) {
+        snprintf(reason, len, "descriptor lists no plugins");
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* What a descriptor (or a manifest's copy of one) must pass before anything else of it is read. */
+static int
+check_desc(const berth_module_desc_t *d, char *reason, size_t len)
+{
     if (d->magic != BERTH_MODULE_MAGIC) {
         snprintf(reason, len, "garbled descriptor: magic 0x%08x, expected 0x%08x", d->magic,
                  BERTH_MODULE_MAGIC);
@@ -139,11 +156,6 @@ check_module(void *handle, const char *name, const berth_module_desc_t **out, ch
     }
     if (signature_mismatch(d->signature, reason, len))
         return -1;
-    if (d->plugins == NULL) {
-        snprintf(reason, len, "descriptor lists no plugins");
-        return -1;
-    }
-    *out = d;
     return 0;
 }
 
@@ -383,6 +395,16 @@ uri_parts(const char *uri)
     return parts;
 }
 
+/* Stands in for a manifest row's init in the checks: the real one comes when the module is opened. */
+static int
+manifest_init_placeholder(berth_init_ctx_t *ic, void **instance, berth_error_t **err)
+{
+    (void)ic;
+    (void)instance;
+    (void)err;
+    return BERTH_EINTERNAL;
+}
+
 static const char *
 registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
 {
@@ -413,9 +435,20 @@ registration_problem(const berth_plugin_reg_t *r, char *buf, size_t len)
     return NULL;
 }
 
+static void add_row(berth__registry_t *reg, berth__module_t *mod, const berth_plugin_reg_t *r,
+                    size_t index, const char *const *key);
+
 static void
 add_registration(berth__registry_t *reg, berth__module_t *mod, const berth_plugin_reg_t *r,
                  size_t index)
+{
+    add_row(reg, mod, r, index, NULL);
+}
+
+/* One row per registration; `key` is set for a manifest's (whose init, fini and ops come when bound). */
+static void
+add_row(berth__registry_t *reg, berth__module_t *mod, const berth_plugin_reg_t *r, size_t index,
+        const char *const *key)
 {
     if (r->struct_size < offsetof(berth_plugin_reg_t, ops)) {
         char reason[MAX_REASON];
@@ -429,7 +462,11 @@ add_registration(berth__registry_t *reg, berth__module_t *mod, const berth_plugi
     berth_plugin_reg_t copy = {0};
     memcpy(&copy, r, r->struct_size < sizeof(copy) ? r->struct_size : sizeof(copy));
     char buf[MAX_REASON];
+    if (key != NULL)
+        copy.init = manifest_init_placeholder;
     const char *problem = registration_problem(&copy, buf, sizeof(buf));
+    if (key != NULL)
+        copy.init = NULL;
     if (problem != NULL && (copy.type == NULL || copy.id == NULL || !copy.type[0] || !copy.id[0])) {
         cleanup_free char *reason = berth__xasprintf("registration %zu: %s", index, problem);
         module_row(reg, mod, BERTH_ST_ABI_ERROR, reason);
@@ -440,6 +477,7 @@ add_registration(berth__registry_t *reg, berth__module_t *mod, const berth_plugi
     free(uri);
     berth__plugin_t *p = berth__registry_add(reg, mod, copy.type, copy.id);
     p->reg = copy;
+    p->key = key ? *key : berth__manifest_key_of(&copy);
     if (problem != NULL)
         berth__plugin_set_status(p, BERTH_ST_ABI_ERROR, BERTH_EINVAL, "%s", problem);
     else if (dup != NULL)
@@ -520,6 +558,115 @@ open_copy(const char *path, const char *name, const char *copy_dir,
     return h;
 }
 
+/* A module carrying a manifest gets its rows from it, unopened: 1. Without one (or with one this berthd
+ * cannot use) it is opened as before: 0. A manifest failing the descriptor checks is a row of its own,
+ * as the descriptor would have been. */
+static int
+load_manifest(berth__registry_t *reg, berth__module_t *mod)
+{
+    cleanup_free char *text = NULL;
+    if (berth__manifest_read(mod->path, &text) <= 0)
+        return 0;
+    const char *why = NULL;
+    berth__manifest_t *m = berth__manifest_parse(text, &why);
+    if (m == NULL) {
+        LOG_WARN("module %s: manifest not used (%s): opening it at start", mod->path, why);
+        return 0;
+    }
+    char reason[MAX_REASON];
+    if (strcmp(m->desc.name, mod->name) != 0) {
+        LOG_WARN("module %s: its manifest is for %s: opening it at start", mod->path, m->desc.name);
+        berth__manifest_free(m);
+        return 0;
+    }
+    if (check_desc(&m->desc, reason, sizeof(reason)) < 0) {
+        module_row(reg, mod, BERTH_ST_ABI_ERROR, reason);
+        berth__manifest_free(m);
+        return 1;
+    }
+    mod->manifest = m;
+    mod->desc = &m->desc;
+    for (size_t i = 0; i < m->nregs; i++)
+        add_row(reg, mod, &m->regs[i], i, (const char *const *)&m->keys[i]);
+    return 1;
+}
+
+/* The registration in an open module's descriptor for row p, or NULL. */
+static const berth_plugin_reg_t *
+registration_of(const berth_module_desc_t *d, const berth__plugin_t *p)
+{
+    for (size_t i = 0; i < MAX_PLUGINS_PER_MODULE && d->plugins[i]; i++) {
+        const berth_plugin_reg_t *r = d->plugins[i];
+        if (r->struct_size >= offsetof(berth_plugin_reg_t, requires) && r->type && r->id &&
+            strcmp(r->type, p->type) == 0 && strcmp(r->id, p->id) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static void
+bind_failed(berth__registry_t *reg, berth__module_t *mod, const char *reason)
+{
+    for (size_t i = 0; i < reg->nplugins; i++) {
+        berth__plugin_t *p = reg->plugins[i];
+        if (p->module == mod && (p->status == BERTH_ST_PENDING || p->status == BERTH_ST_DEFERRED))
+            berth__plugin_set_status(p, BERTH_ST_ABI_ERROR, BERTH_EINVAL, "%s", reason);
+    }
+}
+
+void *
+berth__loader_open_file(const char *path, const berth_module_desc_t **desc, char *reason,
+                        size_t len)
+{
+    cleanup_free char *name = module_name_of(path);
+    return open_module(path, name, desc, reason, len);
+}
+
+int
+berth__loader_bind(berth__registry_t *reg, berth__module_t *mod)
+{
+    if (mod->handle != NULL)
+        return 0;
+    char reason[MAX_REASON];
+    const berth_module_desc_t *d = NULL;
+    mod->handle = open_module(mod->path, mod->name, &d, reason, sizeof(reason));
+    if (mod->handle == NULL) {
+        bind_failed(reg, mod, reason);
+        return -1;
+    }
+    mod->desc = d;
+    LOG_DEBUG("opened module %s on first use", mod->path);
+    for (size_t i = 0; i < reg->nplugins; i++) {
+        berth__plugin_t *p = reg->plugins[i];
+        if (p->module != mod || strcmp(p->type, BERTH_MODULE_ROW_TYPE) == 0)
+            continue;
+        const berth_plugin_reg_t *r = registration_of(d, p);
+        berth_plugin_reg_t copy = {0};
+        if (r != NULL)
+            memcpy(&copy, r, r->struct_size < sizeof(copy) ? r->struct_size : sizeof(copy));
+        char buf[MAX_REASON];
+        const char *problem = r == NULL ? "its manifest lists it, its descriptor does not"
+                              : r->struct_size < offsetof(berth_plugin_reg_t, ops)
+                                  ? "registration struct_size is smaller than ABI 1.0 needs"
+                                  : registration_problem(&copy, buf, sizeof(buf));
+        if (problem != NULL) {
+            if (p->status == BERTH_ST_PENDING || p->status == BERTH_ST_DEFERRED)
+                berth__plugin_set_status(p, BERTH_ST_ABI_ERROR, BERTH_EINVAL, "%s", problem);
+            continue;
+        }
+        p->reg = copy;
+    }
+    return 0;
+}
+
+void
+berth__loader_bind_all(berth__registry_t *reg)
+{
+    for (size_t i = 0; i < reg->nmodules; i++)
+        if (reg->modules[i]->manifest && reg->modules[i]->handle == NULL)
+            berth__loader_bind(reg, reg->modules[i]);
+}
+
 static void
 load_file(berth__registry_t *reg, const char *path, const struct stat *st,
           const berth__load_opts_t *opts)
@@ -539,6 +686,8 @@ load_file(berth__registry_t *reg, const char *path, const struct stat *st,
     mod->size = st->st_size;
     mod->mtime = st->st_mtim;
     add_module(reg, mod);
+    if (!opts->probe && !changed && load_manifest(reg, mod))
+        return;
 
     if (opts->probe || (reg->cfg->disabled && reg->cfg->disabled[0])) {
         probe_result_t res;

@@ -17,6 +17,8 @@ usage(FILE *out)
         "usage: berthd [flags]                      run the daemon\n"
         "       berthd modules [--probe] [--init]   resolve and list every plugin\n"
         "       berthd modules --running            list the running daemon's plugin table\n"
+        "       berthd modules --manifest FILE      print a module's manifest (for its ELF "
+        "section)\n"
         "       berthd reload                       make the running daemon re-read its config\n"
         "       berthd config default|dump|check    print the default or effective config, or "
         "check it\n"
@@ -46,12 +48,14 @@ enum {
     OPT_PROBE,
     OPT_INIT,
     OPT_ADDRESS,
-    OPT_RUNNING
+    OPT_RUNNING,
+    OPT_MANIFEST
 };
 
 /* reload and modules --running: the running daemon's socket, and whether to ask it */
 static const char *address_flag;
 static int running_flag;
+static const char *manifest_flag; /* modules --manifest FILE */
 
 static const struct option long_opts[] = {
     {"config", required_argument, NULL, 'c'},
@@ -64,6 +68,7 @@ static const struct option long_opts[] = {
     {"init", no_argument, NULL, OPT_INIT},
     {"address", required_argument, NULL, OPT_ADDRESS},
     {"running", no_argument, NULL, OPT_RUNNING},
+    {"manifest", required_argument, NULL, OPT_MANIFEST},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'v'},
     {NULL, 0, NULL, 0},
@@ -114,6 +119,9 @@ parse_flags(int argc, char **argv, berth__opts_t *o)
         case OPT_RUNNING:
             running_flag = 1;
             break;
+        case OPT_MANIFEST:
+            manifest_flag = optarg;
+            break;
         case OPT_READY_FD:
             if (parse_fd(optarg, &o->ready_fd) < 0) {
                 fprintf(stderr, "berthd: --ready-fd: `%s` is not a file descriptor number\n",
@@ -150,6 +158,8 @@ main(int argc, char **argv)
         if (cmd == NULL) {
             o.daemon = 1;
             rc = berth__daemon_run(&o);
+        } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc && manifest_flag) {
+            rc = berth__cmd_manifest(manifest_flag);
         } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc && running_flag) {
             rc = berth__cmd_modules_running(&remote);
         } else if (strcmp(cmd, "modules") == 0 && optind + 1 == argc) {

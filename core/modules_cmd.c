@@ -9,6 +9,7 @@
 #include "daemon.h"
 #include "error.h"
 #include "log.h"
+#include "manifest.h"
 #include "paths.h"
 #include "util.h"
 
@@ -54,6 +55,8 @@ berth__prepare_registry(berth__registry_t *reg, const berth__opts_t *o, berth_er
     cleanup_free char *cache = o->daemon ? berth__module_list_cache(reg->cfg->state) : NULL;
     berth__load_opts_t lo = {.builtin_dir = o->builtin_dir, .probe = o->probe, .list_cache = cache};
     berth__loader_scan(reg, &lo);
+    if (!o->daemon) /* the commands show and check every module as its file is now */
+        berth__loader_bind_all(reg);
     const char **uris = berth__registry_uris(reg);
     int rc = berth__config_resolve_plugin_sets(reg->cfg, uris, err);
     if (rc == 0)
@@ -182,6 +185,26 @@ out:
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return rc;
+}
+
+/* ---- berthd modules --manifest ------------------------------------------------------------------ */
+
+int
+berth__cmd_manifest(const char *path)
+{
+    char reason[512];
+    const berth_module_desc_t *d = NULL;
+    if (berth__loader_open_file(path, &d, reason, sizeof(reason)) == NULL) {
+        fprintf(stderr, "berthd: %s: %s\n", path, reason);
+        return 1;
+    }
+    int on_demand = 0;
+    for (size_t i = 0; d->plugins[i]; i++)
+        on_demand |= d->plugins[i]->struct_size >= offsetof(berth_plugin_reg_t, on_change) &&
+                     (d->plugins[i]->flags & BERTH_PLUGIN_ON_DEMAND);
+    if (on_demand)
+        berth__manifest_write(stdout, d);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* ---- berthd config ------------------------------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "manifest.h"
 #include "util.h"
 
 static const char *const status_names[] = {
@@ -17,6 +18,7 @@ static const char *const status_names[] = {
     [BERTH_ST_DISABLED] = "disabled",
     [BERTH_ST_ABI_ERROR] = "abi-error",
     [BERTH_ST_DEP_UNAVAILABLE] = "dep-unavailable",
+    [BERTH_ST_DEFERRED] = "deferred",
 };
 
 const char *
@@ -59,6 +61,7 @@ berth__registry_free(berth__registry_t *reg)
     for (size_t i = 0; i < reg->nmodules; i++) {
         free(reg->modules[i]->path);
         free(reg->modules[i]->name);
+        berth__manifest_free(reg->modules[i]->manifest);
         free(reg->modules[i]);
     }
     free(reg->modules);
@@ -103,7 +106,7 @@ berth__plugin_set_status(berth__plugin_t *p, berth__status_t st, int code, const
     va_end(ap);
     free(p->root_cause);
     p->root_cause = NULL;
-    if (st != BERTH_ST_OK && st != BERTH_ST_PENDING)
+    if (st != BERTH_ST_OK && st != BERTH_ST_PENDING && st != BERTH_ST_DEFERRED)
         p->root_cause = berth__xasprintf("%s: %s: %s", p->uri, status_names[st], p->reason);
 }
 

@@ -24,7 +24,8 @@ typedef enum berth__status {
     BERTH_ST_ERROR,
     BERTH_ST_DISABLED,
     BERTH_ST_ABI_ERROR,
-    BERTH_ST_DEP_UNAVAILABLE
+    BERTH_ST_DEP_UNAVAILABLE,
+    BERTH_ST_DEFERRED /* BERTH_PLUGIN_ON_DEMAND: initialised on its first use (demand.c) */
 } berth__status_t;
 
 /* Type of the rows that stand for a module file that failed before its plugins could be read. */
@@ -34,7 +35,8 @@ typedef struct berth__module {
     char *path;
     char *name;   /* basename without ".so" */
     void *handle; /* dlopen handle; NULL when never opened or closed after failure */
-    const berth_module_desc_t *desc; /* valid while handle is open */
+    const berth_module_desc_t *desc;  /* valid while handle is open, or the manifest's until then */
+    struct berth__manifest *manifest; /* what its ELF section said; NULL when it had none */
     /* the file as it was when scanned: a reload loads a file whose identity changed again */
     dev_t dev;
     ino_t ino;
@@ -53,7 +55,9 @@ typedef struct berth__initctx {
 
 struct berth__plugin {
     berth__module_t *module; /* NULL for rows made by the core itself */
-    berth_plugin_reg_t reg;  /* copy of the module's registration, zero-filled past struct_size */
+    berth_plugin_reg_t reg; /* copy of the module's registration, zero-filled past struct_size; from
+                              * the manifest (no init, fini, ops) until its module is opened */
+    const char *key;        /* what api->demand matches (a gRPC service name), or NULL */
     char *type, *id, *uri;
     berth__status_t status;
     char *reason;     /* why not ok; "" when ok */
@@ -120,6 +124,27 @@ int berth__loader_scan(berth__registry_t *reg, const berth__load_opts_t *opts);
 char *berth__module_list_cache(const char *state);
 /* The default built-in module directory for this executable; caller frees. */
 char *berth__loader_builtin_dir(void);
+
+/* Opens a module the loader only read the manifest of, and binds its rows to the real registrations.
+ * On failure every row of it not yet running gets the reason (abi-error) and -1 is returned. */
+int berth__loader_bind(berth__registry_t *reg, berth__module_t *mod);
+/* Opens one module file and checks its descriptor (no rows made): the handle, or NULL with reason. */
+void *berth__loader_open_file(const char *path, const berth_module_desc_t **desc, char *reason,
+                              size_t len);
+/* Every module still unopened is opened (commands that show or run everything). */
+void berth__loader_bind_all(berth__registry_t *reg);
+
+/* demand.c: plugins on demand (module.h, "On demand").
+ * Marks the pending BERTH_PLUGIN_ON_DEMAND plugins deferred, except those `required` lists, those a
+ * start_if pattern matches, and the providers that a plugin starting (or, in a reload, running in `live`)
+ * needs at its init; then opens the modules that have a plugin to initialise. */
+void berth__defer_at_start(berth__registry_t *reg, const struct berth__registry *live);
+/* api->demand on the daemon's registry (set by the daemon once it has one; NULL at shutdown). */
+void berth__demand_setup(berth__registry_t *reg);
+int berth__demand(const char *type, const char *key, berth_error_t **err);
+/* Tells w (an on_change plugin) of a change. */
+void berth__plugin_tell(berth__plugin_t *w, int what, const berth__plugin_t *provider,
+                        const berth_reload_result_t *result);
 
 /* graph.c: orders pending plugins, marks cycles and static dependency failures. */
 void berth__graph_resolve(berth__registry_t *reg);

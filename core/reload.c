@@ -196,6 +196,7 @@ build_next(berth__registry_t *next, berth__config_t **cfg_out, berth_error_t **e
     if (rc < 0)
         return -1;
     berth__graph_resolve(next);
+    berth__defer_at_start(next, R.reg);
     return berth__registry_check_required(next, err);
 }
 
@@ -207,8 +208,9 @@ typedef struct plan {
     berth__plugin_t **row;     /* the live row (NULL for next-only) */
     berth__plugin_t **counter; /* its row in next (NULL: gone) */
     action_t *act;
-    unsigned char *was_ok; /* running before the reload */
-    char **why;            /* for a disable: the reason its row gets */
+    unsigned char *was_ok;       /* running before the reload */
+    unsigned char *now_deferred; /* enabled by this reload, to start on first use */
+    char **why;                  /* for a disable: the reason its row gets */
 } plan_t;
 
 static berth__plugin_t *
@@ -255,6 +257,8 @@ static void
 decide_one(plan_t *pl, size_t i, result_t *res)
 {
     berth__plugin_t *p = pl->row[i], *q = pl->counter[i];
+    if (q && q->status == BERTH_ST_DEFERRED && (p == NULL || p->status == BERTH_ST_DISABLED))
+        pl->now_deferred[i] = 1;
     if (p == NULL) { /* a row only the new config has: a new file, or a new registration */
         pl->act[i] = q->status == BERTH_ST_PENDING ? ACT_ENABLE : ACT_NONE;
         return;
@@ -265,7 +269,8 @@ decide_one(plan_t *pl, size_t i, result_t *res)
          * without a dependency waits for a provider to change (wake_waiting) */
         int changed =
             q && (!node_equal(p->ic.pub.config, q->ic.pub.config) || q->module != p->module);
-        int worth = p->status == BERTH_ST_DISABLED || p->status == BERTH_ST_ERROR || changed;
+        int worth = p->status == BERTH_ST_DISABLED || p->status == BERTH_ST_ERROR ||
+                    p->status == BERTH_ST_DEFERRED || changed;
         pl->act[i] = q && q->status == BERTH_ST_PENDING && worth ? ACT_ENABLE : ACT_NONE;
         return;
     }
@@ -381,6 +386,7 @@ plan_build(plan_t *pl, berth__registry_t *next, result_t *res)
     pl->counter = berth__xcalloc(cap, sizeof(*pl->counter));
     pl->act = berth__xcalloc(cap, sizeof(*pl->act));
     pl->was_ok = berth__xcalloc(cap, 1);
+    pl->now_deferred = berth__xcalloc(cap, 1);
     pl->why = berth__xcalloc(cap, sizeof(*pl->why));
     for (size_t i = 0; i < reg->nplugins; i++)
         if (!is_module_row(reg->plugins[i]))
@@ -405,22 +411,11 @@ plan_free(plan_t *pl)
     free(pl->counter);
     free(pl->act);
     free(pl->was_ok);
+    free(pl->now_deferred);
     free(pl->why);
 }
 
 /* ---- applying ---------------------------------------------------------------------------------------- */
-
-static void
-tell(berth__plugin_t *w, int what, const berth__plugin_t *provider,
-     const berth_reload_result_t *result)
-{
-    berth_instance_t inst = {0};
-    if (provider)
-        inst =
-            (berth_instance_t){provider->type, provider->id, provider->instance, provider->reg.ops};
-    berth_change_t ch = {sizeof(ch), what, provider ? &inst : NULL, result};
-    w->reg.on_change(w->instance, &ch);
-}
 
 /* on_change plugins that depend on p and keep running hear of it. */
 static void
@@ -434,7 +429,7 @@ tell_followers(berth__registry_t *reg, const plan_t *pl, const berth__plugin_t *
         for (size_t j = 0; j < pl->n && !leaving; j++)
             leaving = pl->row[j] == w && pl->act[j] != ACT_NONE;
         if (!leaving)
-            tell(w, what, p, NULL);
+            berth__plugin_tell(w, what, p, NULL);
     }
 }
 
@@ -546,10 +541,14 @@ merge(berth__registry_t *reg, berth__config_t *cfg, plan_t *pl)
         if (pl->act[i] == ACT_RELOAD || pl->act[i] == ACT_ENABLE) {
             p->module = q->module; /* a replaced file is picked up by what is (re)initialised */
             p->reg = q->reg;
+            p->key = q->key;
             berth__plugin_set_status(p, BERTH_ST_PENDING, 0, "%s", "");
         } else if (pl->act[i] == ACT_DISABLE || p->status != BERTH_ST_OK) {
-            if (p->status != BERTH_ST_OK)
+            if (p->status != BERTH_ST_OK) { /* not running: it follows its file as it is now */
                 p->module = q->module;
+                p->reg = q->reg;
+                p->key = q->key;
+            }
             copy_status(p, q);
             if (pl->act[i] == ACT_DISABLE && pl->why[i])
                 berth__plugin_set_status(p, BERTH_ST_DISABLED, 0, "%s", pl->why[i]);
@@ -604,6 +603,8 @@ list_outcome(const plan_t *pl, result_t *res)
                 berth__strv_push(&res->enabled, p->uri);
             break;
         case ACT_NONE:
+            if (pl->now_deferred[i] && p->status == BERTH_ST_DEFERRED)
+                berth__strv_push(&res->enabled, p->uri);
             break;
         }
         /* a plugin that ran and no longer does, or that was asked to start and did not; one whose
@@ -672,7 +673,7 @@ announce(const result_t *res)
     for (size_t i = 0; i < R.reg->norder; i++) {
         berth__plugin_t *w = R.reg->order[i];
         if (w->status == BERTH_ST_OK && w->reg.on_change)
-            tell(w, BERTH_CHANGE_RELOADED, NULL, &view_);
+            berth__plugin_tell(w, BERTH_CHANGE_RELOADED, NULL, &view_);
     }
 }
 
