@@ -427,6 +427,8 @@ demand_service(stream_t *st)
     service[service_len] = '\0';
     berth_error_t *err = NULL;
     int rc = api->demand(BERTH_GRPC_SERVICE_TYPE, service, &err);
+    api->log(srv->log, BERTH_LOG_DEBUG, "service %s: not served; on first use: %d initialised",
+             service, rc);
     if (rc < 0) {
         char msg[1024];
         snprintf(msg, sizeof(msg), "service %.200s: %.700s", service,

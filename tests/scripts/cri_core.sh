@@ -321,8 +321,9 @@ YAML
 PID=$!
 i=0
 until $CTR version >/dev/null 2>&1; do i=$((i + 1)); [ $i -lt 200 ] || fail "berthd did not start with a bad stream_address"; sleep 0.05; done
-grep -q "streaming server on 192.0.2.1:0: address not available" "$work/badlog" || fail "no clear error for the stream address: $(cat "$work/badlog")"
+# the CRI waits for its first use (BERTH_PLUGIN_ON_DEMAND): its init, and the error, come with the first call
 ! $CRICTL version >/dev/null 2>&1 || fail "the CRI answered without its streaming server"
+grep -q "streaming server on 192.0.2.1:0: address not available" "$work/badlog" || fail "no clear error for the stream address: $(cat "$work/badlog")"
 kill "$PID"
 wait "$PID" || fail "berthd exited with $? on SIGTERM after a failed CRI init"
 PID=""

@@ -7,9 +7,9 @@
 #      leases and namespaces services ok), ctr images ls the images module;
 #   c. an unknown service still answers Unimplemented "unknown service ..." (containerd's words), and an
 #      unknown method of a deferred service initialises it and answers "unknown method ...";
-#   d. a container run with the berth CLI, berthd restarted on the same root and state: the runtime is
-#      initialised at start this time (its start_if matched the live task's bundle) and berth ps lists the
-#      container Up;
+#   d. a container run with the berth CLI, berthd restarted on the same root and state: the runtime and
+#      the Tasks service are initialised at start this time (their start_if matched the live task's
+#      bundle) and berth ps lists the container Up;
 #   e. ctr plugins ls initialises everything deferred first: no row says "deferred", each its true status.
 # usage: ondemand_e2e.sh BERTHD MODULE_DIR SOURCE_DIR BERTH GRPCC
 set -eu
@@ -119,6 +119,8 @@ start_berthd_cli "$work/berthd.yaml" info
 mapped runtime-runc || fail "d: runtime-runc.so not mapped at start with a task running"
 st=$(running_status io.containerd.runtime.v2.task)
 [ "$st" = ok ] || fail "d: the runtime is \"$st\" at start with a task running"
+st=$(running_status io.containerd.grpc.v1.tasks)
+[ "$st" = ok ] || fail "d: the Tasks service is \"$st\" at start with a task running (exits unpublished)"
 ! mapped cri || fail "d: cri.so mapped at start without pods"
 $B ps >"$work/out" 2>&1 || fail "d: berth ps: $(cat "$work/out")"
 grep -q " Up .* $CN\$" "$work/out" || fail "d: berth ps does not list $CN Up after the restart: $(cat "$work/out")"
