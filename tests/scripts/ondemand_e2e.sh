@@ -6,7 +6,8 @@
 #   b. ctr version answers without any of them; ctr namespaces ls initialises the metadata module (its
 #      leases and namespaces services ok), ctr images ls the images module;
 #   c. an unknown service still answers Unimplemented "unknown service ..." (containerd's words), and an
-#      unknown method of a deferred service initialises it and answers "unknown method ...";
+#      unknown method of a deferred service initialises it and answers "unknown method ..."; after a
+#      reload (SIGHUP, nothing changed) a deferred plugin is still deferred and its first use works;
 #   d. a container run with the berth CLI, berthd restarted on the same root and state: the runtime and
 #      the Tasks service are initialised at start this time (their start_if matched the live task's
 #      bundle) and berth ps lists the container Up;
@@ -106,6 +107,14 @@ grep -q "grpc-status 12 .*unknown service no.such.v1.Service" "$work/out" ||
 grep -q "grpc-status 12 .*unknown method Nope for service containerd.services.snapshots.v1.Snapshots" \
     "$work/out" || fail "c: an unknown method of a deferred service: $(cat "$work/out")"
 mapped snapshots || fail "c: a call to the Snapshots service did not map snapshots.so"
+
+# c2. a reload (nothing changed) leaves deferred plugins deferred, and their first use still works
+! mapped containers || fail "c2: containers.so mapped before its first use"
+reload
+st=$(running_status io.containerd.grpc.v1.containers)
+[ "$st" = deferred ] || fail "c2: the Containers service is \"$st\" after a reload, not deferred"
+$C containers ls >"$work/out" 2>&1 || fail "c2: ctr containers ls after a reload: $(cat "$work/out")"
+mapped containers || fail "c2: ctr containers ls after a reload did not map containers.so"
 
 # d. a live task: the runtime starts with berthd again
 sh "$SRC/tests/fixtures/images/build-image.sh" busybox "$work/fx" >/dev/null
