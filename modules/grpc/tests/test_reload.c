@@ -892,11 +892,18 @@ demand_script(void *arg)
               strstr(out, "test.grpc.v1.broken: init: the disk is on fire"),
           "a service whose init fails: %s", out);
 
-    /* Plugins initialises everything deferred first: the true status, never "deferred" */
+    /* PluginInfo of a deferred plugin initialises what is deferred first: its true status
+     * (PluginInfoRequest {type: "test.grpc.v1", id: "late"}) */
+    grpcc("/containerd.services.introspection.v1.Introspection/PluginInfo",
+          "--hex 0a0c746573742e677270632e763112046c617465", out, sizeof(out));
+    CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "late") && !strstr(out, "deferred"),
+          "PluginInfo: %s", out);
+    CHECK(demands_all == 1, "PluginInfo did not initialise the deferred plugins");
+    /* Plugins does so every time (nothing is left here): the true status, never "deferred" */
     grpcc("/containerd.services.introspection.v1.Introspection/Plugins", NULL, out, sizeof(out));
     CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "late") && !strstr(out, "deferred"),
           "Plugins: %s", out);
-    CHECK(demands_all == 1, "Plugins did not initialise the deferred plugins");
+    CHECK(demands_all == 2, "Plugins did not ask for the deferred plugins");
     /* the service that came with it is served, wrapped before its first call routes */
     grpcc("/test.Late/Who", NULL, out, sizeof(out));
     CHECK(strstr(out, "grpc-status 0 ") && strstr(out, "T+w3"), "Late/Who: %s", out);
