@@ -574,7 +574,10 @@ load_manifest(berth__registry_t *reg, berth__module_t *mod)
         return 0;
     }
     char reason[MAX_REASON];
-    if (strcmp(m->desc.name, mod->name) != 0) {
+    char expected[256], named[256]; /* names compare as entry symbols do ('-' and '.' as '_') */
+    entry_symbol(expected, sizeof(expected), mod->name, BERTH_ABI_MAJOR);
+    entry_symbol(named, sizeof(named), m->desc.name, BERTH_ABI_MAJOR);
+    if (strcmp(expected, named) != 0) {
         LOG_WARN("module %s: its manifest is for %s: opening it at start", mod->path, m->desc.name);
         berth__manifest_free(m);
         return 0;
