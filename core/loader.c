@@ -530,11 +530,12 @@ reusable(const berth__load_opts_t *opts, const char *path, const struct stat *st
     *changed = 0;
     for (size_t i = 0; opts->reuse && i < opts->reuse->nmodules; i++) {
         berth__module_t *m = opts->reuse->modules[i];
-        if (m->handle == NULL || strcmp(m->path, path) != 0)
+        if ((m->handle == NULL && m->manifest == NULL) || strcmp(m->path, path) != 0)
             continue;
         if (same_file(m, st))
             return m;
-        *changed = 1;
+        if (m->handle != NULL) /* a file never opened needs no copy: dlopen has no mapping of it */
+            *changed = 1;
     }
     return NULL;
 }
@@ -556,6 +557,14 @@ open_copy(const char *path, const char *name, const char *copy_dir,
     void *h = open_module(copy, name, desc, reason, len);
     unlink(copy); /* the mapping stays */
     return h;
+}
+
+static void
+add_manifest_rows(berth__registry_t *reg, berth__module_t *mod)
+{
+    const berth__manifest_t *m = mod->manifest;
+    for (size_t i = 0; i < m->nregs; i++)
+        add_row(reg, mod, &m->regs[i], i, (const char *const *)&m->keys[i]);
 }
 
 /* A module carrying a manifest gets its rows from it, unopened: 1. Without one (or with one this berthd
@@ -589,8 +598,7 @@ load_manifest(berth__registry_t *reg, berth__module_t *mod)
     }
     mod->manifest = m;
     mod->desc = &m->desc;
-    for (size_t i = 0; i < m->nregs; i++)
-        add_row(reg, mod, &m->regs[i], i, (const char *const *)&m->keys[i]);
+    add_manifest_rows(reg, mod);
     return 1;
 }
 
@@ -678,7 +686,10 @@ load_file(berth__registry_t *reg, const char *path, const struct stat *st,
     berth__module_t *shared = reusable(opts, path, st, &changed);
     if (shared != NULL) {
         add_module(reg, shared);
-        add_registrations(reg, shared);
+        if (shared->handle != NULL)
+            add_registrations(reg, shared);
+        else
+            add_manifest_rows(reg, shared);
         return;
     }
     berth__module_t *mod = berth__xcalloc(1, sizeof(*mod));

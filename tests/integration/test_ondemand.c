@@ -204,3 +204,33 @@ Test(ondemand, a_reload_enables_a_deferred_plugin_and_one_that_needs_it_pulls_it
     free(t);
     cr_expect(!mapped("fx_od_base.so"));
 }
+
+Test(ondemand, a_deferred_plugin_takes_its_new_section_through_reloads_and_starts_with_it)
+{
+    write_config(NULL, NULL, NULL);
+    cr_assert_eq(start(), 0, "%s", read_file(errlog));
+    for (int round = 1; round <= 3; round++) {
+        /* the follower asks for the user plugin on the last round only */
+        write_config(NULL, NULL, round == 3 ? "    demand: test.od.user.v1\n" : NULL);
+        char cmd[1400];
+        snprintf(cmd, sizeof(cmd),
+                 "sed -i 's|^  " BASE ":|  " BASE ":\\n    greeting: round%d|' '%s'", round,
+                 config);
+        cr_assert_eq(system(cmd), 0);
+        cr_assert_eq(kill(daemon_pid, SIGHUP), 0);
+        for (int i = 0; i < 250; i++) {
+            char *log = read_file(errlog);
+            int done = log && count_of(log, "msg=\"reloaded:") >= round;
+            free(log);
+            if (done)
+                break;
+            usleep(20 * 1000);
+        }
+    }
+    /* the follower was reinitialised by the last reload (its section changed) and asked then */
+    char *t = wait_trace("demanded ");
+    cr_expect(strstr(t, BASE " init greeting=round3") != NULL, "%s", t);
+    cr_expect_eq(count_of(t, BASE " init"), 1, "%s", t);
+    free(t);
+    cr_expect(!mapped("fx_od_waiting.so"));
+}
