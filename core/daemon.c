@@ -68,7 +68,9 @@ berth__lock_root(const char *root, berth_error_t **err)
     }
     char pid[32];
     int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) < 0)
+    /* written over, then cut to its length: ext4 flushes a file truncated to zero and written again
+     * (auto_da_alloc), which cost a disk write at every start */
+    if (pwrite(fd, pid, (size_t)len, 0) != len || ftruncate(fd, len) < 0)
         LOG_WARN("write pid to %s: %s", path, strerror(errno));
     return fd;
 }

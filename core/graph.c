@@ -131,8 +131,9 @@ order(berth__registry_t *reg, int with_running)
         if (reg->order[i]->status == BERTH_ST_OK)
             g.nodes[g.n++] = reg->order[i];
     g.nrunning = g.n;
-    for (size_t i = 0; i < reg->nplugins; i++)
-        if (reg->plugins[i]->status == BERTH_ST_PENDING)
+    for (size_t i = 0; i < reg->nplugins; i++) /* deferred ones start later, in this order too */
+        if (reg->plugins[i]->status == BERTH_ST_PENDING ||
+            reg->plugins[i]->status == BERTH_ST_DEFERRED)
             g.nodes[g.n++] = reg->plugins[i];
     g.edge = berth__xcalloc(g.n * g.n + 1, 1);
     g.placed = berth__xcalloc(g.n + 1, 1);

@@ -530,11 +530,12 @@ reusable(const berth__load_opts_t *opts, const char *path, const struct stat *st
     *changed = 0;
     for (size_t i = 0; opts->reuse && i < opts->reuse->nmodules; i++) {
         berth__module_t *m = opts->reuse->modules[i];
-        if (m->handle == NULL || strcmp(m->path, path) != 0)
+        if ((m->handle == NULL && m->manifest == NULL) || strcmp(m->path, path) != 0)
             continue;
         if (same_file(m, st))
             return m;
-        *changed = 1;
+        if (m->handle != NULL) /* a file never opened needs no copy: dlopen has no mapping of it */
+            *changed = 1;
     }
     return NULL;
 }
@@ -558,6 +559,14 @@ open_copy(const char *path, const char *name, const char *copy_dir,
     return h;
 }
 
+static void
+add_manifest_rows(berth__registry_t *reg, berth__module_t *mod)
+{
+    const berth__manifest_t *m = mod->manifest;
+    for (size_t i = 0; i < m->nregs; i++)
+        add_row(reg, mod, &m->regs[i], i, (const char *const *)&m->keys[i]);
+}
+
 /* A module carrying a manifest gets its rows from it, unopened: 1. Without one (or with one this berthd
  * cannot use) it is opened as before: 0. A manifest failing the descriptor checks is a row of its own,
  * as the descriptor would have been. */
@@ -574,7 +583,10 @@ load_manifest(berth__registry_t *reg, berth__module_t *mod)
         return 0;
     }
     char reason[MAX_REASON];
-    if (strcmp(m->desc.name, mod->name) != 0) {
+    char expected[256], named[256]; /* names compare as entry symbols do ('-' and '.' as '_') */
+    entry_symbol(expected, sizeof(expected), mod->name, BERTH_ABI_MAJOR);
+    entry_symbol(named, sizeof(named), m->desc.name, BERTH_ABI_MAJOR);
+    if (strcmp(expected, named) != 0) {
         LOG_WARN("module %s: its manifest is for %s: opening it at start", mod->path, m->desc.name);
         berth__manifest_free(m);
         return 0;
@@ -586,8 +598,7 @@ load_manifest(berth__registry_t *reg, berth__module_t *mod)
     }
     mod->manifest = m;
     mod->desc = &m->desc;
-    for (size_t i = 0; i < m->nregs; i++)
-        add_row(reg, mod, &m->regs[i], i, (const char *const *)&m->keys[i]);
+    add_manifest_rows(reg, mod);
     return 1;
 }
 
@@ -675,7 +686,10 @@ load_file(berth__registry_t *reg, const char *path, const struct stat *st,
     berth__module_t *shared = reusable(opts, path, st, &changed);
     if (shared != NULL) {
         add_module(reg, shared);
-        add_registrations(reg, shared);
+        if (shared->handle != NULL)
+            add_registrations(reg, shared);
+        else
+            add_manifest_rows(reg, shared);
         return;
     }
     berth__module_t *mod = berth__xcalloc(1, sizeof(*mod));

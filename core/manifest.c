@@ -7,6 +7,7 @@
  *   info <version> <license> <origin> <description>
  *   plugin <type> <id> <flags> <key>           then, for that plugin, any of:
  *   requires|after|platforms|start_if <item>...
+ *   follows                                     (it sets on_change)
  *   config <key> <type> <default> <doc>
  *   end
  * Reading it costs a few preads: the ELF header, the section headers, their names, the section itself.
@@ -161,6 +162,8 @@ berth__manifest_write(FILE *out, const berth_module_desc_t *d)
         put_list(out, "after", r.after);
         put_list(out, "platforms", r.platforms);
         put_list(out, "start_if", r.start_if);
+        if (r.on_change != NULL)
+            fputs("follows\n", out);
         for (const berth_config_field_t *f = r.config; f && f->key; f++) {
             fputs("config", out);
             put_field(out, f->key);
@@ -222,11 +225,24 @@ make_list(berth__manifest_t *m, char **fields, size_t n)
     return v;
 }
 
+/* Stands in for the on_change of a plugin the manifest says follows changes, until its module is opened
+ * (the core only tells running plugins, and a running plugin has its real registration). */
+static void
+follows_placeholder(void *instance, const berth_change_t *change)
+{
+    (void)instance;
+    (void)change;
+}
+
 static const char *
 parse_line(berth__manifest_t *m, char *line, berth_config_field_t **cfg, size_t *ncfg)
 {
     char *f[64];
     char *tab = strchr(line, '\t');
+    if (tab == NULL && strcmp(line, "follows") == 0 && m->nregs > 0) {
+        m->regs[m->nregs - 1].on_change = follows_placeholder;
+        return "";
+    }
     if (tab == NULL)
         return strcmp(line, "end") == 0 ? NULL : "a line without fields";
     *tab = '\0';

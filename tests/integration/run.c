@@ -287,3 +287,16 @@ line_with(const char *text, const char *needle)
     size_t len = end ? (size_t)(end - start) : strlen(start);
     return strndup(start, len);
 }
+
+const char *
+missing_in_order(const char *text, const char *const *expected, size_t n)
+{
+    const char *at = text;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = strstr(at, expected[i]);
+        if (p == NULL)
+            return expected[i];
+        at = p + 1;
+    }
+    return NULL;
+}

@@ -3,6 +3,7 @@
 #ifndef BERTH_TEST_RUN_H
 #define BERTH_TEST_RUN_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct run_result {
@@ -42,6 +43,8 @@ pid_t spawn_to_file(const char *const *argv, const char *outfile);
 char *read_file(const char *path);
 /* Number of times needle occurs in hay. */
 int count_of(const char *hay, const char *needle);
+/* The first of `expected` not found in `text` after the one before it, or NULL when all are, in order. */
+const char *missing_in_order(const char *text, const char *const *expected, size_t n);
 /* Line of `text` containing `needle`, copied (caller frees), or NULL. */
 char *line_with(const char *text, const char *needle);
 

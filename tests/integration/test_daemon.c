@@ -35,12 +35,8 @@ TestSuite(daemon, .init = setup, .fini = teardown);
 static void
 expect_in_order(const char *text, const char *const *expected, size_t n)
 {
-    const char *at = text;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = strstr(at, expected[i]);
-        cr_assert(p != NULL, "`%s` missing or out of order in:\n%s", expected[i], text);
-        at = p + 1;
-    }
+    const char *missing = missing_in_order(text, expected, n);
+    cr_assert(missing == NULL, "`%s` missing or out of order in:\n%s", missing, text);
 }
 
 /* argv for a daemon over one fixture scenario whose plugins all write to `trace`. */

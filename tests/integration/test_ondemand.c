@@ -105,15 +105,27 @@ wait_trace(const char *what)
     return NULL;
 }
 
+/* Sends SIGHUP and waits until the log holds the outcome of the n-th reload. */
+static void
+reload(int n)
+{
+    cr_assert_eq(kill(daemon_pid, SIGHUP), 0);
+    for (int i = 0; i < 250; i++) {
+        char *log = read_file(errlog);
+        int done = log && count_of(log, "msg=\"reloaded:") >= n;
+        free(log);
+        if (done)
+            return;
+        usleep(20 * 1000);
+    }
+    cr_assert_fail("reload %d never finished:\n%s", n, read_file(errlog));
+}
+
 static void
 expect_in_order(const char *text, const char *const *expected, size_t n)
 {
-    const char *at = text;
-    for (size_t i = 0; i < n; i++) {
-        const char *p = strstr(at, expected[i]);
-        cr_assert(p != NULL, "`%s` missing or out of order in:\n%s", expected[i], text);
-        at = p + 1;
-    }
+    const char *missing = missing_in_order(text, expected, n);
+    cr_assert(missing == NULL, "`%s` missing or out of order in:\n%s", missing, text);
 }
 
 Test(ondemand, deferred_at_start_unopened_then_initialised_in_order_on_first_use)
@@ -187,15 +199,7 @@ Test(ondemand, a_reload_enables_a_deferred_plugin_and_one_that_needs_it_pulls_it
     write_config(NULL, "\"" BASE "\", \"" USER "\"", NULL);
     cr_assert_eq(start(), 0, "%s", read_file(errlog));
     write_config(NULL, NULL, NULL);
-    cr_assert_eq(kill(daemon_pid, SIGHUP), 0);
-    for (int i = 0; i < 250; i++) {
-        char *log = read_file(errlog);
-        int done = log && strstr(log, "msg=\"reloaded:");
-        free(log);
-        if (done)
-            break;
-        usleep(20 * 1000);
-    }
+    reload(1);
     char *log = read_file(errlog);
     cr_expect(strstr(log, "reloaded: 2 enabled, 0 disabled") != NULL, "%s", log);
     free(log);
@@ -203,4 +207,26 @@ Test(ondemand, a_reload_enables_a_deferred_plugin_and_one_that_needs_it_pulls_it
     cr_expect_eq(count_of(t, " init "), 1, "enabled, still deferred:\n%s", t);
     free(t);
     cr_expect(!mapped("fx_od_base.so"));
+}
+
+Test(ondemand, a_deferred_plugin_takes_its_new_section_through_reloads_and_starts_with_it)
+{
+    write_config(NULL, NULL, NULL);
+    cr_assert_eq(start(), 0, "%s", read_file(errlog));
+    for (int round = 1; round <= 3; round++) {
+        /* the follower asks for the user plugin on the last round only */
+        write_config(NULL, NULL, round == 3 ? "    demand: test.od.user.v1\n" : NULL);
+        char cmd[1400];
+        snprintf(cmd, sizeof(cmd),
+                 "sed -i 's|^  " BASE ":|  " BASE ":\\n    greeting: round%d|' '%s'", round,
+                 config);
+        cr_assert_eq(system(cmd), 0);
+        reload(round);
+    }
+    /* the follower was reinitialised by the last reload (its section changed) and asked then */
+    char *t = wait_trace("demanded ");
+    cr_expect(strstr(t, BASE " init greeting=round3") != NULL, "%s", t);
+    cr_expect_eq(count_of(t, BASE " init"), 1, "%s", t);
+    free(t);
+    cr_expect(!mapped("fx_od_waiting.so"));
 }

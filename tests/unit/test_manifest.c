@@ -37,7 +37,14 @@ static const berth_plugin_reg_t store_reg = {.struct_size = sizeof(berth_plugin_
                                              .flags =
                                                  BERTH_PLUGIN_ON_DEMAND | BERTH_PLUGIN_NO_RELOAD,
                                              .start_if = start_if};
+static void
+follow(void *instance, const berth_change_t *change)
+{
+    (void)instance, (void)change;
+}
+
 static const berth_plugin_reg_t svc_reg = {.struct_size = sizeof(berth_plugin_reg_t),
+                                           .on_change = follow,
                                            .type = BERTH_GRPC_SERVICE_TYPE,
                                            .id = "lazy",
                                            .init = no_init,
@@ -91,6 +98,8 @@ Test(manifest, what_is_written_reads_back_the_same)
     cr_expect_str_eq(r->config[1].default_yaml, "42");
     cr_expect_null(r->config[2].key, "the schema ends with a NULL key");
     cr_expect_null(m->keys[0]);
+    cr_expect_null(m->regs[0].on_change);
+    cr_expect_not_null(m->regs[1].on_change, "a follower is known as one before it is opened");
     cr_expect_str_eq(m->keys[1], "test.v1.Lazy", "a service plugin's key is its service name");
     berth__manifest_free(m);
     free(text);
