@@ -147,6 +147,10 @@ const berth_differ_v1_ops_t differ_ops = {
 
 static const char *const differ_requires[] = {BERTH_METADATA_TYPE, BERTH_CONTENT_TYPE, NULL};
 
+/* On first use, but at start when an apply was interrupted (a kill -9): its layer's mounts on <state>/mnt-*
+ * pin a snapshot and a mount until the differ's init takes them down. */
+static const char *const differ_start_if[] = {"state:mnt-*", NULL};
+
 static const berth_plugin_reg_t differ_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
     .type = BERTH_DIFFER_TYPE,
@@ -157,6 +161,7 @@ static const berth_plugin_reg_t differ_plugin = {
     .fini = differ_fini,
     .ops = &differ_ops,
     .flags = BERTH_PLUGIN_ON_DEMAND,
+    .start_if = differ_start_if,
 };
 
 /* ---- io.containerd.grpc.v1.diff --------------------------------------------------------------------- */

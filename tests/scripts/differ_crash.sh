@@ -47,6 +47,7 @@ sh "$SRC/tests/fixtures/images/build-image.sh" big "$work/fx" 40 >/dev/null
 
 # --- 1. deterministic: leftovers put there by hand while berthd is stopped ---------------------------------
 start
+$CTR images ls >/dev/null || fail "ctr images ls" # the differ waits for its module's first use
 stop
 [ -d "$DIFFER" ] || fail "the differ made no state dir $DIFFER"
 mkdir -p "$DIFFER/mnt-x" "$DIFFER/mnt-y" "$work/bindsrc"
