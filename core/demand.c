@@ -66,17 +66,21 @@ berth__defer_at_start(berth__registry_t *reg, const berth__registry_t *live)
             berth__plugin_set_status(reg->plugins[i], BERTH_ST_DEFERRED, 0, "%s",
                                      "initialised on first use");
     /* what a starting plugin looks up at its init must be there: its deferred providers start too (and
-     * theirs), unless it follows changes and hears of them when they arrive */
+     * theirs), unless it follows changes and hears of them when they arrive; an on-demand plugin that
+     * starts brings the rest of its module, as a demand would */
     for (int grew = 1; grew;) {
         grew = 0;
         for (size_t i = 0; i < reg->nplugins; i++) {
             berth__plugin_t *p = reg->plugins[i];
-            if (!starts(p, live) || p->reg.on_change != NULL)
+            if (!starts(p, live))
                 continue;
+            int whole_module = (p->reg.flags & BERTH_PLUGIN_ON_DEMAND) && p->module != NULL;
             for (size_t j = 0; j < reg->nplugins; j++) {
                 berth__plugin_t *q = reg->plugins[j];
-                if (q->status == BERTH_ST_DEFERRED && !(live && starts(q, live)) &&
-                    berth__graph_depends(p, q)) {
+                if (q->status != BERTH_ST_DEFERRED || (live && starts(q, live)))
+                    continue;
+                if ((whole_module && q->module == p->module) ||
+                    (p->reg.on_change == NULL && berth__graph_depends(p, q))) {
                     berth__plugin_set_status(q, BERTH_ST_PENDING, 0, "%s", "");
                     grew = 1;
                 }
@@ -196,13 +200,16 @@ berth__demand(const char *type, const char *key, berth_error_t **err)
         if (p->status == BERTH_ST_OK) {
             started++;
             tell_added(reg, p);
-        } else if (asked[k] && failed == NULL) {
+        } else if (asked[k] && p->status != BERTH_ST_SKIP && failed == NULL) {
             failed = p;
         }
     }
     reg->fatal = 0; /* readiness was said long ago: a failed init here is reported, not fatal */
-    if (failed != NULL)
-        return berth__error_make(err, BERTH_EUNAVAILABLE, "plugin %s: %s: %s", failed->uri,
+    /* as after a start where it failed: what it would serve is not served (containerd answers a service
+     * whose plugin did not load with Unimplemented); the first asker also learns why. A skip is no
+     * failure: the plugin does not apply here. */
+    if (failed != NULL && started == 0)
+        return berth__error_make(err, BERTH_ENOTIMPL, "plugin %s: %s: %s", failed->uri,
                                  berth__status_name(failed->status), failed->reason);
     return started;
 }

@@ -20,7 +20,8 @@ berth__mkdir_all(const char *path, unsigned mode, berth_error_t **err)
 {
     if (path == NULL || path[0] == '\0')
         return berth__error_make(err, BERTH_EINVAL, "mkdir: empty path");
-    struct stat existing; /* the common case at every start: one call instead of one per component */
+    struct stat
+        existing; /* the common case at every start: one call instead of one per component */
     if (stat(path, &existing) == 0 && S_ISDIR(existing.st_mode))
         return 0;
     cleanup_free char *p = berth__xstrdup(path);

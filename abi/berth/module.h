@@ -82,7 +82,8 @@ typedef struct berth_change_s berth_change_t;
 
 /* Registration flags. */
 #define BERTH_PLUGIN_NO_RELOAD 0x1u /* never toggled at runtime (e.g. the metadata store) */
-#define BERTH_PLUGIN_ON_DEMAND 0x2u /* ABI minor 6: initialised on first use, not at start (below) */
+#define BERTH_PLUGIN_ON_DEMAND \
+    0x2u /* ABI minor 6: initialised on first use, not at start (below) */
 
 /*
  * On demand (ABI minor 6). A plugin flagged BERTH_PLUGIN_ON_DEMAND does no work of its own at start: it
@@ -95,7 +96,8 @@ typedef struct berth_change_s berth_change_t;
  *     plugin follows changes (on_change: it then hears BERTH_CHANGE_ADDED when the provider arrives);
  *   - api->demand, e.g. Introspection listing plugins with their true status.
  * A plugin is initialised at start after all when `required` lists it, or when one of its `start_if`
- * patterns matches a path: there is work waiting for it (a runtime with live tasks, say).
+ * patterns matches a path: there is work waiting for it (a runtime with live tasks, say). Either way the
+ * other on-demand plugins of its module start with it, as on a first use.
  * So ON_DEMAND suits a plugin that registers no hooks (they would not run until its first use), keeps no
  * timers or watches that must run while nobody calls it, and finds at its init whatever happened while
  * it was deferred (as after a restart).
@@ -353,8 +355,9 @@ struct berth_core_api_s {
      * service name); with a type and no key, every deferred plugin of the type; with neither, all of
      * them. The deferred plugins they require come first, and the other plugins of their modules with
      * them; plugins that follow changes (on_change) hear BERTH_CHANGE_ADDED of each. Returns how many
-     * were initialised (0: nothing deferred matched), or a negative BERTH_E* with *err naming the plugin
-     * when one that matched failed to initialise. Loop thread only. */
+     * were initialised (0: nothing deferred matched, or what matched skipped: not applicable here), or
+     * BERTH_ENOTIMPL with *err naming the plugin and why when what matched failed to initialise and
+     * nothing started. Loop thread only. */
     int (*demand)(const char *type, const char *key, berth_error_t **err);
 };
 

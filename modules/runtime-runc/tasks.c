@@ -790,12 +790,10 @@ static const char *const tasks_requires[] = {BERTH_METADATA_TYPE,   BERTH_EVENTS
                                              BERTH_RUNTIME_TYPE,    "?" BERTH_NETWORK_TYPE,
                                              "?" BERTH_VOLUME_TYPE, NULL};
 
-/* With the runtime when it starts at once (its start_if: task bundles in its state dir, <state>/<uri> of
- * each plugin side by side): the exits it finds, of shims gone while berthd was down, are published as
- * /tasks/exit at our init, and the endpoints of gone tasks are torn down (endpoint_reconcile) at start, not
- * at the first Tasks call. */
-static const char *const tasks_start_if[] = {"state:../" BERTH_RUNTIME_TYPE ".task/*/*", NULL};
-
+/* On demand, and with the runtime when that starts at once (its start_if: task bundles in its state dir;
+ * the core starts a module's on-demand plugins together): the exits it finds, of shims gone while berthd
+ * was down, are published as /tasks/exit at our init, and the endpoints of gone tasks are torn down
+ * (endpoint_reconcile) at start, not at the first Tasks call. */
 const berth_plugin_reg_t tasks_plugin = {
     .struct_size = sizeof(berth_plugin_reg_t),
     .type = BERTH_GRPC_SERVICE_TYPE,
@@ -805,5 +803,4 @@ const berth_plugin_reg_t tasks_plugin = {
     .fini = tasks_fini,
     .ops = &tasks_service,
     .flags = BERTH_PLUGIN_ON_DEMAND,
-    .start_if = tasks_start_if,
 };
