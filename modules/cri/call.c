@@ -39,15 +39,15 @@ cri_call(cri_t *c, cri_svc_id_t svc, const char *method, const ProtobufCMessage 
     if (buf == NULL)
         return api->error_make(err, BERTH_ENOMEM, "%s/%s: out of memory", ops->name, method);
     protobuf_c_message_pack(req, buf);
-    /* the lease of the RPC this thread serves (if any) comes back after the call */
-    char saved[256];
-    const char *cur = api->call_lease();
-    snprintf(saved, sizeof(saved), "%s", cur ? cur : "");
+    /* the lease of the RPC this thread serves (if any) comes back after the call: the pointer itself,
+     * which its transport keeps for the whole call (a copy in this frame would dangle once we return,
+     * and the next call here would read it: a CRI init run inside an inline handler did) */
+    const char *saved = api->call_lease();
     api->call_set_lease(lease && *lease ? lease : NULL);
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     int rc = m->unary(c->svc[svc].instance, CRI_NAMESPACE, buf, len, &resp, &resp_len, err);
-    api->call_set_lease(saved[0] ? saved : NULL);
+    api->call_set_lease(saved && saved[0] ? saved : NULL);
     free(buf);
     if (rc < 0) {
         api->free(resp);

@@ -157,14 +157,13 @@ svc_call(xjob_t *j, void *instance, const berth_grpc_service_v1_t *svc, const ch
     size_t len = protobuf_c_message_get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
     protobuf_c_message_pack(req, buf);
-    char saved[256];
-    const char *cur = api->call_lease();
-    snprintf(saved, sizeof(saved), "%s", cur ? cur : "");
+    /* the pointer itself comes back after the call: a copy in this frame would dangle once we return */
+    const char *saved = api->call_lease();
     api->call_set_lease(j->lease);
     uint8_t *out = NULL;
     size_t out_len = 0;
     int rc = m->unary(instance, j->ns, buf, len, &out, &out_len, err);
-    api->call_set_lease(saved[0] ? saved : NULL);
+    api->call_set_lease(saved && saved[0] ? saved : NULL);
     free(buf);
     if (rc < 0) {
         free(out);
